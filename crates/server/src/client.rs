@@ -1,0 +1,50 @@
+//! Per-connection state, owned by the connection's task.
+
+use std::sync::Arc;
+
+use crate::server::ClientHandle;
+
+/// One client connection's state.
+pub struct Client {
+    pub id: u64,
+    /// Selected database.
+    pub db: usize,
+    /// RESP3 after `HELLO 3`.
+    pub resp3: bool,
+    /// False until AUTH succeeds when `requirepass` is set.
+    pub authenticated: bool,
+    /// Close the connection once the pending replies are written (QUIT, CLIENT KILL,
+    /// protocol errors).
+    pub close_after_reply: bool,
+    /// The shared view other connections see (CLIENT LIST / KILL).
+    pub handle: Arc<ClientHandle>,
+}
+
+impl Client {
+    pub fn new(handle: Arc<ClientHandle>, auth_required: bool) -> Self {
+        Self {
+            id: handle.id,
+            db: 0,
+            resp3: false,
+            authenticated: !auth_required,
+            close_after_reply: false,
+            handle,
+        }
+    }
+
+    /// Selects a database, keeping the shared view in sync.
+    pub fn select(&mut self, db: usize) {
+        self.db = db;
+        self.handle
+            .db
+            .store(db as u32, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Switches protocol version, keeping the shared view in sync.
+    pub fn set_resp(&mut self, v: u8) {
+        self.resp3 = v == 3;
+        self.handle
+            .resp
+            .store(v, std::sync::atomic::Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,552 @@
+//! The command table and the dispatcher.
+//!
+//! Each family file (`string.rs`, `generic.rs`, ...) owns its handlers and a `COMMANDS`
+//! slice describing them; [`FAMILIES`] lists the families once. Adding a command touches
+//! only its family file; adding a family adds one line here.
+//!
+//! The dispatcher does everything a handler must not repeat: lookup, arity, authentication,
+//! locking the shards of the command's keys (from its key spec) in a global order, timing and
+//! stats, and turning an `Err` into the error reply. The table also generates `COMMAND`,
+//! `COMMAND INFO`, `COMMAND DOCS`, `COMMAND COUNT` and `COMMAND GETKEYS`.
+
+pub mod args;
+mod connection;
+mod generic;
+mod server;
+mod string;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+
+use parking_lot::MutexGuard;
+use smallvec::SmallVec;
+
+use crate::client::Client;
+use crate::error::{CmdResult, CommandError, E};
+use crate::reply::Out;
+use crate::server::Server;
+use crate::storage::keyspace::shard_of;
+use crate::storage::{Shard, SHARDS};
+
+pub use args::Args;
+
+/// A command handler. `args[0]` is the command name as the client sent it.
+pub type Handler = fn(&mut Ctx, &[&[u8]]) -> CmdResult;
+
+/// Command flags (Redis's `command_flags`).
+pub mod flags {
+    pub const WRITE: u32 = 1;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const BLOCKING: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    pub const SKIP_MONITOR: u32 = 1 << 9;
+    pub const SKIP_SLOWLOG: u32 = 1 << 10;
+    pub const ASKING: u32 = 1 << 11;
+    pub const FAST: u32 = 1 << 12;
+    pub const NO_AUTH: u32 = 1 << 13;
+    pub const MAY_REPLICATE: u32 = 1 << 14;
+    pub const SENTINEL: u32 = 1 << 15;
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 16;
+    pub const NO_MULTI: u32 = 1 << 17;
+    pub const ALLOW_BUSY: u32 = 1 << 18;
+
+    /// Flag names as `COMMAND INFO` prints them.
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (ASKING, "asking"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_MULTI, "no_multi"),
+        (ALLOW_BUSY, "allow_busy"),
+    ];
+}
+
+/// Where a command's keys are, and so which shards it locks.
+#[derive(Clone, Copy, Debug)]
+pub enum Keys {
+    /// No keys, no shard locks (the handler may lock shards one at a time itself).
+    None,
+    /// Keys at `first..=last` stepping `step` (`last` < 0 counts from the end), like Redis's
+    /// legacy (first, last, step) triple.
+    Range(i32, i32, i32),
+    /// Every shard of the current database (KEYS, DBSIZE, FLUSHDB, RANDOMKEY).
+    AllDb,
+    /// Every shard of every database (FLUSHALL, SWAPDB, MOVE, COPY ... DB).
+    AllDbs,
+}
+
+/// One command (or subcommand) in the table.
+pub struct CommandSpec {
+    /// Lowercase name, as `COMMAND` reports it.
+    pub name: &'static str,
+    /// Redis arity: `n` exactly n arguments (name included), `-n` at least n.
+    pub arity: i32,
+    pub flags: u32,
+    pub keys: Keys,
+    pub handler: Handler,
+    pub group: &'static str,
+    pub since: &'static str,
+    pub summary: &'static str,
+    pub complexity: &'static str,
+    /// Argument synopsis (`key value [NX | XX]`), turned into `COMMAND DOCS` arguments.
+    pub syntax: &'static str,
+    pub subcommands: &'static [CommandSpec],
+}
+
+impl CommandSpec {
+    pub const fn new(name: &'static str, arity: i32, flags: u32, keys: Keys, handler: Handler) -> Self {
+        Self {
+            name,
+            arity,
+            flags,
+            keys,
+            handler,
+            group: "generic",
+            since: "1.0.0",
+            summary: "",
+            complexity: "",
+            syntax: "",
+            subcommands: &[],
+        }
+    }
+    pub const fn group(mut self, g: &'static str) -> Self {
+        self.group = g;
+        self
+    }
+    pub const fn since(mut self, v: &'static str) -> Self {
+        self.since = v;
+        self
+    }
+    pub const fn summary(mut self, s: &'static str) -> Self {
+        self.summary = s;
+        self
+    }
+    pub const fn complexity(mut self, s: &'static str) -> Self {
+        self.complexity = s;
+        self
+    }
+    pub const fn syntax(mut self, s: &'static str) -> Self {
+        self.syntax = s;
+        self
+    }
+    pub const fn subcommands(mut self, s: &'static [CommandSpec]) -> Self {
+        self.subcommands = s;
+        self
+    }
+
+    /// Whether `argc` satisfies the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let a = self.arity;
+        if a >= 0 {
+            argc == a as usize
+        } else {
+            argc >= (-a) as usize
+        }
+    }
+
+    /// Positions of the key arguments for this argv.
+    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+        let (first, last, step) = match self.keys {
+            Keys::Range(f, l, s) if f > 0 => {
+                let last = if l < 0 { argc as i32 + l } else { l };
+                (f as usize, last.max(0) as usize, s.max(1) as usize)
+            }
+            _ => (1, 0, 1),
+        };
+        (first..=last.min(argc.saturating_sub(1)))
+            .step_by(step)
+            .filter(move |_| first <= last)
+    }
+}
+
+/// The families, each a module with `pub(super) const COMMANDS: &[CommandSpec]`.
+const FAMILIES: &[&[CommandSpec]] = &[
+    string::COMMANDS,
+    generic::COMMANDS,
+    connection::COMMANDS,
+    server::COMMANDS,
+];
+
+/// A looked-up command: its spec and its stats id.
+pub struct Cmd {
+    pub spec: &'static CommandSpec,
+    pub id: usize,
+    /// For container commands: subcommands by lowercase name.
+    pub subs: HashMap<Vec<u8>, Cmd>,
+    /// `name` or `container|sub`.
+    pub fullname: String,
+}
+
+/// All commands, by lowercase name.
+pub struct CommandTable {
+    pub by_name: HashMap<Vec<u8>, Cmd>,
+    /// Every id's full name, for stats.
+    pub names: Vec<String>,
+}
+
+impl CommandTable {
+    pub fn build() -> Self {
+        let mut by_name = HashMap::new();
+        let mut names = Vec::new();
+        for fam in FAMILIES {
+            for spec in fam.iter() {
+                let id = names.len();
+                names.push(spec.name.to_string());
+                let mut subs = HashMap::new();
+                for sub in spec.subcommands {
+                    let sid = names.len();
+                    let fullname = format!("{}|{}", spec.name, sub.name);
+                    names.push(fullname.clone());
+                    subs.insert(
+                        sub.name.as_bytes().to_vec(),
+                        Cmd {
+                            spec: sub,
+                            id: sid,
+                            subs: HashMap::new(),
+                            fullname,
+                        },
+                    );
+                }
+                by_name.insert(
+                    spec.name.as_bytes().to_vec(),
+                    Cmd {
+                        spec,
+                        id,
+                        subs,
+                        fullname: spec.name.to_string(),
+                    },
+                );
+            }
+        }
+        Self { by_name, names }
+    }
+
+    /// Number of ids (commands plus subcommands) the table assigns.
+    pub fn count_ids() -> usize {
+        FAMILIES
+            .iter()
+            .flat_map(|f| f.iter())
+            .map(|c| 1 + c.subcommands.len())
+            .sum()
+    }
+
+    /// Finds a command by name, case-insensitively, without allocating for short names.
+    pub fn get(&self, name: &[u8]) -> Option<&Cmd> {
+        let mut buf = [0u8; 32];
+        if name.len() <= buf.len() {
+            let lower = &mut buf[..name.len()];
+            lower.copy_from_slice(name);
+            lower.make_ascii_lowercase();
+            self.by_name.get(&lower[..])
+        } else {
+            None
+        }
+    }
+
+    /// Resolves argv to the command (or subcommand) that will run.
+    pub fn resolve<'t>(&'t self, args: &[&[u8]]) -> Result<&'t Cmd, CommandError> {
+        let cmd = self
+            .get(args[0])
+            .ok_or_else(|| CommandError::unknown_command(args))?;
+        if cmd.subs.is_empty() {
+            return Ok(cmd);
+        }
+        if args.len() < 2 {
+            return Err(CommandError::arity(&cmd.fullname));
+        }
+        let sub = args[1].to_ascii_lowercase();
+        cmd.subs
+            .get(&sub)
+            .ok_or_else(|| CommandError::unknown_subcommand(args[0], args[1]))
+    }
+
+    /// Every top-level command.
+    pub fn iter(&self) -> impl Iterator<Item = &Cmd> {
+        self.by_name.values()
+    }
+}
+
+/// Shard locks held for the command being executed, sorted by lock id
+/// (`db * SHARDS + shard`). Always acquired in ascending order, so no deadlock is possible.
+#[derive(Default)]
+pub struct Locks<'a> {
+    held: SmallVec<[(u32, MutexGuard<'a, Shard>); 4]>,
+}
+
+impl<'a> Locks<'a> {
+    fn find(&mut self, id: u32) -> Option<&mut Shard> {
+        let i = self.held.binary_search_by_key(&id, |x| x.0).ok()?;
+        Some(&mut self.held[i].1)
+    }
+
+    /// Locks the given ids (any order, duplicates allowed). Must hold nothing.
+    fn acquire(&mut self, server: &'a Server, ids: &mut [u32]) {
+        debug_assert!(self.held.is_empty());
+        ids.sort_unstable();
+        let mut last = u32::MAX;
+        for &id in ids.iter() {
+            if id == last {
+                continue;
+            }
+            last = id;
+            let (db, sh) = (id as usize / SHARDS, id as usize % SHARDS);
+            self.held
+                .push((id, server.keyspace.dbs[db].shards[sh].lock()));
+        }
+    }
+
+    fn release(&mut self) -> SmallVec<[(u32, MutexGuard<'a, Shard>); 4]> {
+        std::mem::take(&mut self.held)
+    }
+}
+
+/// Everything a handler may touch.
+pub struct Ctx<'a> {
+    pub server: &'a Server,
+    pub client: &'a mut Client,
+    pub out: Out<'a>,
+    /// Unix ms at the start of the command: one consistent "now" per command, as Redis.
+    pub now: u64,
+    locks: Locks<'a>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(server: &'a Server, client: &'a mut Client, out: &'a mut Vec<u8>) -> Self {
+        let resp3 = client.resp3;
+        Self {
+            server,
+            client,
+            out: Out::new(out, resp3),
+            now: crate::clock::now_ms(),
+            locks: Locks::default(),
+        }
+    }
+
+    /// The selected database index.
+    #[inline]
+    pub fn db(&self) -> usize {
+        self.client.db
+    }
+
+    /// The LRU clock for the current command.
+    #[inline]
+    pub fn lru(&self) -> u32 {
+        crate::clock::lru_clock(self.now)
+    }
+
+    /// The shard holding `key` in the current database (locked by the dispatcher from the
+    /// command's key spec), and the key's hash.
+    #[inline]
+    pub fn shard(&mut self, key: &[u8]) -> Result<(&mut Shard, u64), CommandError> {
+        let db = self.client.db;
+        self.shard_in(db, key)
+    }
+
+    /// Like [`Ctx::shard`], also handing out the reply writer (a handler often reads the
+    /// shard while it writes the reply, without copying the value out first).
+    #[inline]
+    pub fn shard_out(&mut self, key: &[u8]) -> Result<(&mut Shard, u64, &mut Out<'a>), CommandError> {
+        let db = self.client.db;
+        let h = self.server.keyspace.hash(key);
+        let id = (db * SHARDS + shard_of(h)) as u32;
+        self.lock_id(id)?;
+        let sh = self.locks.find(id).expect("locked above");
+        Ok((sh, h, &mut self.out))
+    }
+
+    /// Like [`Ctx::shard`] for another database.
+    pub fn shard_in(&mut self, db: usize, key: &[u8]) -> Result<(&mut Shard, u64), CommandError> {
+        let h = self.server.keyspace.hash(key);
+        let id = (db * SHARDS + shard_of(h)) as u32;
+        self.lock_id(id).map(|s| (s, h))
+    }
+
+    /// Shard `idx` of database `db`: the held lock, or a fresh one if the command holds none
+    /// that would have to come after it.
+    pub fn shard_at(&mut self, db: usize, idx: usize) -> Result<&mut Shard, CommandError> {
+        self.lock_id((db * SHARDS + idx) as u32)
+    }
+
+    fn lock_id(&mut self, id: u32) -> Result<&mut Shard, CommandError> {
+        if self.locks.find(id).is_none() {
+            // Taking a lock above every held one keeps the global order.
+            if self.locks.held.last().is_some_and(|x| x.0 > id) {
+                return Err(CommandError::err("internal error: shard lock order"));
+            }
+            let (db, sh) = (id as usize / SHARDS, id as usize % SHARDS);
+            let g = self.server.keyspace.dbs[db].shards[sh].lock();
+            self.locks.held.push((id, g));
+        }
+        Ok(self.locks.find(id).expect("just locked"))
+    }
+
+    /// Releases every shard lock (handlers that walk shards one at a time call this
+    /// between shards).
+    pub fn unlock_all(&mut self) {
+        let released = self.locks.release();
+        self.after_release(released);
+    }
+
+    fn after_release(&mut self, mut released: SmallVec<[(u32, MutexGuard<'a, Shard>); 4]>) {
+        let mut expired = Vec::new();
+        for (id, g) in released.iter_mut() {
+            if !g.expired.is_empty() {
+                expired.push((*id as usize / SHARDS, std::mem::take(&mut g.expired)));
+            }
+        }
+        drop(released);
+        for (db, keys) in expired {
+            self.server.keys_expired(db, keys);
+        }
+    }
+
+    /// Counts a keyspace hit or miss (INFO keyspace_hits / keyspace_misses).
+    #[inline]
+    pub fn hit(&self, hit: bool) {
+        let s = self.server.stats.local();
+        if hit {
+            s.keyspace_hits.fetch_add(1, Relaxed);
+        } else {
+            s.keyspace_misses.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Records that the dataset changed (`dirty` counter for persistence).
+    #[inline]
+    pub fn dirty(&self, n: u64) {
+        if n > 0 {
+            self.server.dirty.fetch_add(n, Relaxed);
+        }
+    }
+
+    fn lock_for(&mut self, spec: &CommandSpec, args: &[&[u8]]) {
+        let server = self.server;
+        let db = self.client.db;
+        match spec.keys {
+            Keys::None => {}
+            Keys::Range(..) => {
+                let mut ids: SmallVec<[u32; 8]> = spec
+                    .key_positions(args.len())
+                    .map(|i| {
+                        let h = server.keyspace.hash(args[i]);
+                        (db * SHARDS + shard_of(h)) as u32
+                    })
+                    .collect();
+                self.locks.acquire(server, &mut ids);
+            }
+            Keys::AllDb => {
+                let mut ids: Vec<u32> = (0..SHARDS).map(|s| (db * SHARDS + s) as u32).collect();
+                self.locks.acquire(server, &mut ids);
+            }
+            Keys::AllDbs => {
+                let n = server.keyspace.dbs.len() * SHARDS;
+                let mut ids: Vec<u32> = (0..n as u32).collect();
+                self.locks.acquire(server, &mut ids);
+            }
+        }
+    }
+}
+
+/// Runs one command: the whole life of a request after parsing.
+pub fn dispatch(cx: &mut Ctx, args: &[&[u8]]) {
+    let server = cx.server;
+    cx.now = crate::clock::now_ms();
+    let cmd = match server.commands.resolve(args) {
+        Ok(c) => c,
+        Err(e) => {
+            reject(cx, None, &e);
+            return;
+        }
+    };
+    let spec = cmd.spec;
+    if !spec.arity_ok(args.len()) {
+        reject(cx, Some(cmd.id), &CommandError::arity(&cmd.fullname));
+        return;
+    }
+    if !cx.client.authenticated && spec.flags & flags::NO_AUTH == 0 {
+        reject(cx, Some(cmd.id), &E(crate::error::NOAUTH));
+        return;
+    }
+    cx.client.handle.last_cmd.store(cmd.id as u32, Relaxed);
+
+    let start = crate::clock::instant();
+    let mark = cx.out.buf.len();
+    cx.lock_for(spec, args);
+    let result = (spec.handler)(cx, args);
+    cx.unlock_all();
+    let usec = start.elapsed().as_micros() as u64;
+
+    let stats = &server.stats;
+    stats.local().commands.fetch_add(1, Relaxed);
+    let cs = stats.cmd(cmd.id);
+    cs.calls.fetch_add(1, Relaxed);
+    cs.usec.fetch_add(usec, Relaxed);
+    if let Err(e) = result {
+        cx.out.buf.truncate(mark);
+        cx.out.error(e.text());
+        cs.failed.fetch_add(1, Relaxed);
+        stats.count_error(e.code());
+    }
+}
+
+/// Replies with an error for a command that was refused before running.
+fn reject(cx: &mut Ctx, id: Option<usize>, e: &CommandError) {
+    cx.out.error(e.text());
+    let stats = &cx.server.stats;
+    if let Some(id) = id {
+        stats.cmd(id).rejected.fetch_add(1, Relaxed);
+    }
+    stats.count_error(e.code());
+}
+
+/// Commands that are always allowed (for the table test below).
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_well_formed() {
+        let mut seen = std::collections::HashSet::new();
+        for fam in FAMILIES {
+            for c in fam.iter() {
+                assert!(seen.insert(c.name), "duplicate command {}", c.name);
+                assert_eq!(c.name, c.name.to_lowercase(), "{} must be lowercase", c.name);
+                assert!(c.arity != 0, "{} arity", c.name);
+                if let Keys::Range(f, l, _) = c.keys {
+                    assert!(f > 0, "{} first key", c.name);
+                    if c.arity > 0 && l > 0 {
+                        assert!(l < c.arity, "{} last key beyond arity", c.name);
+                    }
+                }
+                for s in c.subcommands {
+                    assert!(s.arity != 0, "{}|{} arity", c.name, s.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lookup_is_case_insensitive() {
+        let t = CommandTable::build();
+        assert!(t.get(b"GeT").is_some());
+        assert!(t.get(b"nosuchcommand").is_none());
+        assert!(t.resolve(&[b"config", b"get", b"x"]).is_ok());
+    }
+}

@@ -1,0 +1,542 @@
+//! Configuration: one table of parameters serves the config file, the command line,
+//! `CONFIG GET` and `CONFIG SET`, exactly as redis-server treats them all as config lines.
+//!
+//! Values are kept normalised as strings (what `CONFIG GET` prints) and parsed by typed
+//! accessors; the few that a hot path needs are mirrored into atomics by the server.
+
+use std::collections::BTreeMap;
+
+use crate::util::glob_match;
+
+/// How a parameter's value is validated and normalised.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    /// Integer in `[min, max]`.
+    Int(i64, i64),
+    /// Byte size with optional unit (`1gb`, `100mb`, `64k`), printed as a plain number.
+    Memory,
+    /// `yes` / `no`.
+    Bool,
+    /// One of the listed words.
+    Enum(&'static [&'static str]),
+    /// Any single string.
+    Str,
+    /// Needs its own parser (`save`, `bind`, `replicaof`, `client-output-buffer-limit`).
+    Special,
+}
+
+/// One configuration parameter.
+pub struct Param {
+    pub name: &'static str,
+    pub alias: Option<&'static str>,
+    pub kind: Kind,
+    pub default: &'static str,
+    /// Can be changed with CONFIG SET.
+    pub mutable: bool,
+}
+
+const fn p(name: &'static str, kind: Kind, default: &'static str, mutable: bool) -> Param {
+    Param {
+        name,
+        alias: None,
+        kind,
+        default,
+        mutable,
+    }
+}
+
+const fn pa(
+    name: &'static str,
+    alias: &'static str,
+    kind: Kind,
+    default: &'static str,
+    mutable: bool,
+) -> Param {
+    Param {
+        name,
+        alias: Some(alias),
+        kind,
+        default,
+        mutable,
+    }
+}
+
+const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
+const FSYNC: &[&str] = &["always", "everysec", "no"];
+const POLICIES: &[&str] = &[
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "noeviction",
+];
+const I64MAX: i64 = i64::MAX;
+
+/// Every parameter Kiln knows. Adding one is a line here.
+pub const PARAMS: &[Param] = &[
+    p("port", Kind::Int(0, 65535), "6379", false),
+    p("bind", Kind::Special, "127.0.0.1", false),
+    p("dir", Kind::Str, ".", true),
+    p("dbfilename", Kind::Str, "dump.rdb", true),
+    pa("replicaof", "slaveof", Kind::Special, "", false),
+    p("requirepass", Kind::Str, "", true),
+    p("masterauth", Kind::Str, "", true),
+    p("masteruser", Kind::Str, "", true),
+    p("maxclients", Kind::Int(1, I64MAX), "10000", true),
+    p("databases", Kind::Int(1, 1 << 20), "16", false),
+    p("save", Kind::Special, "3600 1 300 100 60 10000", true),
+    p("appendonly", Kind::Bool, "no", true),
+    p("appendfsync", Kind::Enum(FSYNC), "everysec", true),
+    p("appendfilename", Kind::Str, "appendonly.aof", false),
+    p("appenddirname", Kind::Str, "appendonlydir", false),
+    p("loglevel", Kind::Enum(LOGLEVELS), "notice", true),
+    p("logfile", Kind::Str, "", false),
+    p("daemonize", Kind::Bool, "no", false),
+    p("pidfile", Kind::Str, "", false),
+    p("protected-mode", Kind::Bool, "yes", true),
+    p("io-threads", Kind::Int(1, 128), "1", false),
+    p("threads", Kind::Int(0, 1024), "0", false),
+    p("hz", Kind::Int(1, 500), "10", true),
+    p("timeout", Kind::Int(0, I64MAX), "0", true),
+    p("tcp-keepalive", Kind::Int(0, I64MAX), "300", true),
+    p("tcp-backlog", Kind::Int(0, I64MAX), "511", false),
+    p("proto-max-bulk-len", Kind::Memory, "536870912", true),
+    p("client-query-buffer-limit", Kind::Memory, "1073741824", true),
+    p("maxmemory", Kind::Memory, "0", true),
+    p("maxmemory-policy", Kind::Enum(POLICIES), "noeviction", true),
+    p("maxmemory-samples", Kind::Int(1, 64), "5", true),
+    p("lazyfree-lazy-user-flush", Kind::Bool, "no", true),
+    p("lazyfree-lazy-user-del", Kind::Bool, "no", true),
+    p("lazyfree-lazy-expire", Kind::Bool, "no", true),
+    p("lazyfree-lazy-eviction", Kind::Bool, "no", true),
+    p("lazyfree-lazy-server-del", Kind::Bool, "no", true),
+    p("active-expire-effort", Kind::Int(1, 10), "1", true),
+    p("slowlog-log-slower-than", Kind::Int(-1, I64MAX), "10000", true),
+    p("slowlog-max-len", Kind::Int(0, I64MAX), "128", true),
+    p("latency-monitor-threshold", Kind::Int(0, I64MAX), "0", true),
+    p("notify-keyspace-events", Kind::Str, "", true),
+    pa("replica-read-only", "slave-read-only", Kind::Bool, "yes", true),
+    pa("replica-serve-stale-data", "slave-serve-stale-data", Kind::Bool, "yes", true),
+    p("repl-backlog-size", Kind::Memory, "1048576", true),
+    p("repl-ping-replica-period", Kind::Int(1, I64MAX), "10", true),
+    p("repl-timeout", Kind::Int(1, I64MAX), "60", true),
+    p("repl-diskless-sync", Kind::Bool, "yes", true),
+    p("min-replicas-to-write", Kind::Int(0, I64MAX), "0", true),
+    p("min-replicas-max-lag", Kind::Int(0, I64MAX), "10", true),
+    p("rdbcompression", Kind::Bool, "yes", true),
+    p("rdbchecksum", Kind::Bool, "yes", true),
+    p("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),
+    p("auto-aof-rewrite-percentage", Kind::Int(0, I64MAX), "100", true),
+    p("auto-aof-rewrite-min-size", Kind::Memory, "67108864", true),
+    p("aof-load-truncated", Kind::Bool, "yes", true),
+    p("aof-use-rdb-preamble", Kind::Bool, "yes", true),
+    p("client-output-buffer-limit", Kind::Special, "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60", true),
+    p("list-max-listpack-size", Kind::Int(-5, I64MAX), "-2", true),
+    p("list-compress-depth", Kind::Int(0, I64MAX), "0", true),
+    p("hash-max-listpack-entries", Kind::Int(0, I64MAX), "128", true),
+    p("hash-max-listpack-value", Kind::Int(0, I64MAX), "64", true),
+    p("set-max-intset-entries", Kind::Int(0, I64MAX), "512", true),
+    p("set-max-listpack-entries", Kind::Int(0, I64MAX), "128", true),
+    p("set-max-listpack-value", Kind::Int(0, I64MAX), "64", true),
+    p("zset-max-listpack-entries", Kind::Int(0, I64MAX), "128", true),
+    p("zset-max-listpack-value", Kind::Int(0, I64MAX), "64", true),
+    p("stream-node-max-bytes", Kind::Memory, "4096", true),
+    p("stream-node-max-entries", Kind::Int(0, I64MAX), "100", true),
+    p("lua-time-limit", Kind::Int(0, I64MAX), "5000", true),
+    p("busy-reply-threshold", Kind::Int(0, I64MAX), "5000", true),
+    p("cluster-enabled", Kind::Bool, "no", false),
+    p("no-appendfsync-on-rewrite", Kind::Bool, "no", true),
+];
+
+/// Finds a parameter by name or alias (case-insensitive).
+pub fn param(name: &str) -> Option<&'static Param> {
+    PARAMS.iter().find(|p| {
+        p.name.eq_ignore_ascii_case(name) || p.alias.is_some_and(|a| a.eq_ignore_ascii_case(name))
+    })
+}
+
+/// The configuration in force.
+#[derive(Clone, Debug)]
+pub struct Config {
+    values: BTreeMap<&'static str, String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut values = BTreeMap::new();
+        for p in PARAMS {
+            values.insert(p.name, p.default.to_string());
+        }
+        Self { values }
+    }
+}
+
+/// Parses `1gb`, `100mb`, `64k`, `512` into bytes (Redis's `memtoull`).
+pub fn parse_memory(s: &str) -> Option<u64> {
+    let l = s.to_ascii_lowercase();
+    let split = l.find(|c: char| !c.is_ascii_digit()).unwrap_or(l.len());
+    let (num, unit) = l.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mul)
+}
+
+impl Config {
+    /// The normalised value of a parameter (its canonical name).
+    pub fn get(&self, name: &str) -> &str {
+        param(name)
+            .and_then(|p| self.values.get(p.name))
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+
+    pub fn get_i64(&self, name: &str) -> i64 {
+        self.get(name).parse().unwrap_or(0)
+    }
+
+    pub fn get_u64(&self, name: &str) -> u64 {
+        self.get(name).parse().unwrap_or(0)
+    }
+
+    pub fn get_bool(&self, name: &str) -> bool {
+        self.get(name) == "yes"
+    }
+
+    /// Sets a parameter from its arguments (as they appear after the name on a config line).
+    /// Returns the reason on failure, in Redis's words where it has them.
+    pub fn set(&mut self, name: &str, args: &[String]) -> Result<(), String> {
+        let p = param(name).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
+        let value = normalise(p, args)?;
+        self.values.insert(p.name, value);
+        Ok(())
+    }
+
+    /// `(name, value)` of every parameter matching a glob pattern (CONFIG GET).
+    pub fn matching(&self, pattern: &[u8]) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        for p in PARAMS {
+            let hit = glob_match(pattern, p.name.as_bytes(), true);
+            let alias_hit = p
+                .alias
+                .filter(|a| glob_match(pattern, a.as_bytes(), true));
+            if hit {
+                out.push((p.name, self.values[p.name].clone()));
+            }
+            if let Some(a) = alias_hit {
+                out.push((a, self.values[p.name].clone()));
+            }
+        }
+        out
+    }
+
+    /// Reads a redis.conf-style text (`name arg arg` lines, `#` comments, quotes).
+    pub fn load_text(&mut self, text: &str) -> Result<(), ConfigError> {
+        for (i, line) in text.lines().enumerate() {
+            let trimmed = line.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let words = split_config_line(trimmed).ok_or_else(|| ConfigError {
+                line: i + 1,
+                text: trimmed.to_string(),
+                reason: "Unbalanced quotes in configuration line".into(),
+            })?;
+            let Some((name, args)) = words.split_first() else {
+                continue;
+            };
+            if name.eq_ignore_ascii_case("include") {
+                return Err(ConfigError {
+                    line: i + 1,
+                    text: trimmed.to_string(),
+                    reason: "include is not supported".into(),
+                });
+            }
+            self.set(name, args).map_err(|reason| ConfigError {
+                line: i + 1,
+                text: trimmed.to_string(),
+                reason,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The `save` points as (seconds, changes) pairs.
+    pub fn save_points(&self) -> Vec<(u64, u64)> {
+        let v: Vec<u64> = self
+            .get("save")
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        v.chunks_exact(2).map(|c| (c[0], c[1])).collect()
+    }
+
+    /// The addresses to listen on.
+    pub fn bind_addrs(&self) -> Vec<String> {
+        self.get("bind")
+            .split_whitespace()
+            .map(|s| s.trim_start_matches('-').to_string())
+            .collect()
+    }
+
+    /// `replicaof` as (host, port), if set.
+    pub fn replicaof(&self) -> Option<(String, u16)> {
+        let v = self.get("replicaof");
+        let mut it = v.split_whitespace();
+        let host = it.next()?;
+        let port = it.next()?.parse().ok()?;
+        Some((host.to_string(), port))
+    }
+}
+
+/// A config file or command-line error, reported like redis-server does.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub line: usize,
+    pub text: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "\n*** FATAL CONFIG FILE ERROR (Kiln {}) ***\nReading the configuration file, at line {}\n>>> '{}'\n{}",
+            env!("CARGO_PKG_VERSION"),
+            self.line,
+            self.text,
+            self.reason
+        )
+    }
+}
+
+fn normalise(p: &Param, args: &[String]) -> Result<String, String> {
+    let single = || -> Result<&str, String> {
+        match args {
+            [one] => Ok(one.as_str()),
+            _ => Err("wrong number of arguments".to_string()),
+        }
+    };
+    match p.kind {
+        Kind::Int(min, max) => {
+            let v = single()?;
+            let n: i64 = v
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            if n < min || n > max {
+                return Err(format!("argument must be between {min} and {max} inclusive"));
+            }
+            Ok(n.to_string())
+        }
+        Kind::Memory => {
+            let v = single()?;
+            parse_memory(v)
+                .map(|n| n.to_string())
+                .ok_or_else(|| "argument must be a memory value".to_string())
+        }
+        Kind::Bool => match single()?.to_ascii_lowercase().as_str() {
+            "yes" => Ok("yes".into()),
+            "no" => Ok("no".into()),
+            _ => Err("argument must be 'yes' or 'no'".into()),
+        },
+        Kind::Enum(words) => {
+            let v = single()?.to_ascii_lowercase();
+            if words.contains(&v.as_str()) {
+                Ok(v)
+            } else {
+                Err("argument(s) must be one of the following: ".to_string() + &words.join(", "))
+            }
+        }
+        Kind::Str => Ok(single()?.to_string()),
+        Kind::Special => normalise_special(p.name, args),
+    }
+}
+
+fn normalise_special(name: &str, args: &[String]) -> Result<String, String> {
+    let words: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
+    match name {
+        "save" => {
+            if words.is_empty() || (words.len() == 1 && words[0].is_empty()) {
+                return Ok(String::new());
+            }
+            if words.len() % 2 != 0 {
+                return Err("Invalid save parameters".into());
+            }
+            for w in &words {
+                if w.parse::<u64>().is_err() {
+                    return Err("Invalid save parameters".into());
+                }
+            }
+            Ok(words.join(" "))
+        }
+        "bind" => {
+            if words.is_empty() {
+                return Err("wrong number of arguments".into());
+            }
+            Ok(words.join(" "))
+        }
+        "replicaof" => match words.as_slice() {
+            [no, one] if no.eq_ignore_ascii_case("no") && one.eq_ignore_ascii_case("one") => {
+                Ok(String::new())
+            }
+            [host, port] => {
+                port.parse::<u16>()
+                    .map_err(|_| "Invalid master port".to_string())?;
+                Ok(format!("{host} {port}"))
+            }
+            _ => Err("wrong number of arguments".into()),
+        },
+        "client-output-buffer-limit" => {
+            if words.is_empty() || words.len() % 4 != 0 {
+                return Err("Wrong number of arguments in buffer limit configuration.".into());
+            }
+            let mut classes: BTreeMap<&str, [u64; 3]> = BTreeMap::new();
+            classes.insert("normal", [0, 0, 0]);
+            classes.insert("slave", [268_435_456, 67_108_864, 60]);
+            classes.insert("pubsub", [33_554_432, 8_388_608, 60]);
+            for c in words.chunks(4) {
+                let class = match c[0].to_ascii_lowercase().as_str() {
+                    "normal" => "normal",
+                    "slave" | "replica" => "slave",
+                    "pubsub" => "pubsub",
+                    _ => return Err("Invalid client class specified in buffer limit configuration.".into()),
+                };
+                let hard = parse_memory(c[1]);
+                let soft = parse_memory(c[2]);
+                let secs = c[3].parse::<u64>().ok();
+                match (hard, soft, secs) {
+                    (Some(h), Some(s), Some(t)) => {
+                        classes.insert(class, [h, s, t]);
+                    }
+                    _ => return Err("Error in hard, soft or soft_seconds setting in buffer limit configuration.".into()),
+                }
+            }
+            Ok(["normal", "slave", "pubsub"]
+                .iter()
+                .map(|c| {
+                    let v = classes[c];
+                    format!("{c} {} {} {}", v[0], v[1], v[2])
+                })
+                .collect::<Vec<_>>()
+                .join(" "))
+        }
+        _ => Ok(words.join(" ")),
+    }
+}
+
+/// Splits a config line into words like `sdssplitargs` (quotes and escapes).
+pub fn split_config_line(line: &str) -> Option<Vec<String>> {
+    let bytes = line.as_bytes();
+    let mut ranges = Vec::new();
+    let mut tmp = bytes.to_vec();
+    tmp.extend_from_slice(b"\n");
+    let mut args = Vec::new();
+    match kiln_resp::parse_request(&tmp, &mut ranges, &kiln_resp::Limits::default()) {
+        Ok(kiln_resp::Parsed::Complete { .. }) => {}
+        _ => return None,
+    }
+    for r in ranges {
+        let raw = &tmp[r];
+        let v = kiln_resp::request::unquote_inline_arg(raw).unwrap_or_else(|| raw.to_vec());
+        args.push(String::from_utf8_lossy(&v).into_owned());
+    }
+    Some(args)
+}
+
+/// Turns redis-server style arguments (`[configfile] [--name value ...]`) into config text,
+/// the way redis-server does: each `--name` starts a line, following words are its arguments.
+pub fn args_to_config_text(args: &[String]) -> String {
+    let mut text = String::new();
+    let mut first_option = true;
+    for a in args {
+        if let Some(name) = a.strip_prefix("--") {
+            if !first_option || !text.is_empty() {
+                text.push('\n');
+            }
+            first_option = false;
+            text.push_str(name);
+        } else {
+            text.push(' ');
+            text.push_str(&quote_config_arg(a));
+        }
+    }
+    text.push('\n');
+    text
+}
+
+/// Quotes a word for a config line (empty strings and spaces survive the round trip).
+pub fn quote_config_arg(a: &str) -> String {
+    if !a.is_empty() && !a.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '\\') {
+        return a.to_string();
+    }
+    let mut s = String::from("\"");
+    for c in a.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            '\t' => s.push_str("\\t"),
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_becomes_config_lines() {
+        let args: Vec<String> = ["--port", "7000", "--save", "", "--replicaof", "h 1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut c = Config::default();
+        c.load_text(&args_to_config_text(&args)).unwrap();
+        assert_eq!(c.get("port"), "7000");
+        assert_eq!(c.get("save"), "");
+        assert_eq!(c.replicaof(), Some(("h".into(), 1)));
+    }
+
+    #[test]
+    fn bad_values_are_errors_naming_the_line() {
+        let mut c = Config::default();
+        let e = c.load_text("port 1\nport abc\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.to_string().contains("port abc"));
+        assert!(c.load_text("nosuchoption 1").is_err());
+    }
+
+    #[test]
+    fn memory_units() {
+        assert_eq!(parse_memory("1gb"), Some(1 << 30));
+        assert_eq!(parse_memory("64k"), Some(64_000));
+        assert_eq!(parse_memory("x"), None);
+        let mut c = Config::default();
+        c.set("maxmemory", &["100mb".into()]).unwrap();
+        assert_eq!(c.get("maxmemory"), "104857600");
+    }
+
+    #[test]
+    fn config_get_globs_and_aliases() {
+        let c = Config::default();
+        let m = c.matching(b"*max-*-entries*");
+        assert!(m.iter().any(|(n, _)| *n == "hash-max-listpack-entries"));
+        let m = c.matching(b"slave-read-only");
+        assert_eq!(m, vec![("slave-read-only", "yes".to_string())]);
+    }
+}

@@ -1,0 +1,25 @@
+//! Kiln: a Redis 7 compatible, multi-threaded in-memory data store.
+//!
+//! # Layout
+//!
+//! * [`net`]: listener, worker threads, the per-connection read/execute/write loop.
+//! * [`command`]: the command table, the dispatcher, and one file per command family.
+//! * [`storage`]: the sharded keyspace, compact entries and values, expiry. No RESP here.
+//! * [`reply`]: the RESP2/RESP3 reply writer; [`error`]: every error text.
+//! * [`config`]: parameters for the config file, command line and CONFIG GET/SET.
+//! * [`server`]: process-wide shared state and stats; [`client`]: per-connection state.
+//! * [`cron`]: active expiry and metrics sampling; [`clock`]: the only reader of time.
+//!
+//! `docs/ARCHITECTURE.md` walks through the life of a command.
+
+pub mod client;
+pub mod clock;
+pub mod command;
+pub mod config;
+pub mod cron;
+pub mod error;
+pub mod net;
+pub mod reply;
+pub mod server;
+pub mod storage;
+pub mod util;

@@ -1,0 +1,142 @@
+//! `kiln-server [configfile] [--option value ...]`, like redis-server.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use kiln::config::{args_to_config_text, Config};
+use kiln::server::Server;
+
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+const USAGE: &str = "Usage: ./kiln-server [/path/to/kiln.conf] [options] [-]
+       ./kiln-server - (read config from stdin)
+       ./kiln-server -v or --version
+       ./kiln-server -h or --help
+
+Examples:
+       ./kiln-server (run the server with default conf)
+       ./kiln-server /etc/kiln/6379.conf
+       ./kiln-server --port 7777
+       ./kiln-server --port 7777 --replicaof 127.0.0.1 8888
+       ./kiln-server /etc/mykiln.conf --loglevel verbose --threads 4
+
+Every redis.conf directive Kiln knows can be given as --name value.";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("-v" | "--version") => {
+            println!(
+                "Kiln server v={} bits=64 (Redis 7 compatible)",
+                env!("CARGO_PKG_VERSION")
+            );
+            return ExitCode::SUCCESS;
+        }
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+
+    let mut config = Config::default();
+    let mut rest = &args[..];
+    if let Some(first) = rest.first() {
+        if !first.starts_with("--") {
+            let text = if first == "-" {
+                let mut s = String::new();
+                let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut s);
+                s
+            } else {
+                match std::fs::read_to_string(first) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        eprintln!("Fatal error, can't open config file '{first}': {e}");
+                        return ExitCode::from(1);
+                    }
+                }
+            };
+            if let Err(e) = config.load_text(&text) {
+                eprintln!("{e}");
+                return ExitCode::from(1);
+            }
+            rest = &rest[1..];
+        }
+    }
+    if let Some(bad) = rest.first().filter(|a| !a.starts_with("--")) {
+        eprintln!("Unexpected argument '{bad}': options start with --\n\n{USAGE}");
+        return ExitCode::from(1);
+    }
+    if let Err(e) = config.load_text(&args_to_config_text(rest)) {
+        eprintln!("{e}");
+        return ExitCode::from(1);
+    }
+
+    init_logging(&config);
+
+    let threads = match config.get_u64("threads") {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n as usize,
+    };
+    let server = Arc::new(Server::new(config, threads));
+    let listeners = match kiln::net::bind(&server) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(
+        "Kiln version={}, bits=64, pid={}, just started",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    );
+    tracing::info!(
+        "Server initialized: {} worker threads, port {}",
+        threads,
+        server.port.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    tracing::info!("Ready to accept connections tcp");
+    match kiln::net::serve(server, listeners) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let level = match config.get("loglevel") {
+        "debug" => "debug",
+        "verbose" => "debug",
+        "warning" => "warn",
+        "nothing" => "off",
+        _ => "info",
+    };
+    let filter = tracing_subscriber::EnvFilter::new(format!("kiln={level},kiln_server={level}"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_thread_names(false);
+    let logfile = config.get("logfile").to_string();
+    if logfile.is_empty() {
+        builder.with_writer(std::io::stdout).init();
+    } else {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&logfile)
+        {
+            Ok(f) => builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(f))
+                .init(),
+            Err(e) => {
+                eprintln!("Can't open the log file: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+}

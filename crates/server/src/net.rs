@@ -1,0 +1,316 @@
+//! Listening, worker threads and the per-connection loop.
+//!
+//! Threading: `threads` worker threads each run a single-threaded Tokio runtime. The main
+//! thread accepts connections and hands each to a worker, round robin; a connection then
+//! lives on that one thread, so its reads, command execution and writes never cross threads
+//! (no work stealing, no cross-core wakeups on the hot path). Workers share the keyspace,
+//! whose shards have their own locks (see `storage::keyspace`).
+//!
+//! The connection loop: read what the socket has, parse and execute *every* complete
+//! request in the buffer, then write all replies with one write. Pipelines therefore cost
+//! one read and one write per batch, not per command.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::client::Client;
+use crate::command::{dispatch, Ctx};
+use crate::server::{set_stats_slot, ClientHandle, Server};
+use kiln_resp::{parse_request, Limits, Parsed};
+
+/// Binds the configured addresses. Errors name the address, like redis-server's log line.
+pub fn bind(server: &Server) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let (addrs, port) = {
+        let c = server.config.read();
+        (c.bind_addrs(), c.get_u64("port") as u16)
+    };
+    let mut out = Vec::new();
+    for a in addrs {
+        let host = if a == "*" { "0.0.0.0".to_string() } else { a.clone() };
+        let addr: SocketAddr = format!("{host}:{port}")
+            .parse()
+            .or_else(|_| format!("[{host}]:{port}").parse())
+            .map_err(|e| std::io::Error::other(format!("Invalid bind address '{a}': {e}")))?;
+        let l = std::net::TcpListener::bind(addr).map_err(|e| {
+            std::io::Error::other(format!("Failed listening on port {port} (tcp), aborting: {e}"))
+        })?;
+        l.set_nonblocking(true)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        out.push(l);
+    }
+    if let Some(l) = out.first() {
+        if let Ok(a) = l.local_addr() {
+            server.port.store(a.port(), Relaxed);
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the server until SHUTDOWN or a signal: starts workers, accepts, runs the cron.
+pub fn serve(server: Arc<Server>, listeners: Vec<std::net::TcpListener>) -> std::io::Result<()> {
+    let mut handles = Vec::new();
+    let mut joins = Vec::new();
+    for i in 0..server.threads {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        handles.push(rt.handle().clone());
+        let srv = server.clone();
+        joins.push(
+            std::thread::Builder::new()
+                .name(format!("kiln-worker-{i}"))
+                .spawn(move || {
+                    set_stats_slot(i);
+                    rt.block_on(async {
+                        while !srv.shutting_down.load(Relaxed) {
+                            let n = srv.shutdown.notified();
+                            if srv.shutting_down.load(Relaxed) {
+                                break;
+                            }
+                            n.await;
+                        }
+                    });
+                    // Dropping the runtime drops every connection task: sockets close.
+                    drop(rt);
+                })
+                .map_err(|e| std::io::Error::other(e.to_string()))?,
+        );
+    }
+
+    let main_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    set_stats_slot(server.threads);
+    main_rt.block_on(async {
+        let mut tasks = Vec::new();
+        for l in listeners {
+            let l = TcpListener::from_std(l).map_err(|e| std::io::Error::other(e.to_string()))?;
+            tasks.push(tokio::spawn(accept_loop(server.clone(), l, handles.clone())));
+        }
+        tokio::spawn(crate::cron::run(server.clone()));
+        let srv = server.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::warn!("Received shutdown signal, scheduling shutdown...");
+            srv.request_shutdown();
+        });
+        loop {
+            let n = server.shutdown.notified();
+            if server.shutting_down.load(Relaxed) {
+                break;
+            }
+            n.await;
+        }
+        for t in tasks {
+            t.abort();
+        }
+        Ok::<_, std::io::Error>(())
+    })?;
+    for j in joins {
+        let _ = j.join();
+    }
+    tracing::warn!("Kiln is now ready to exit, bye bye...");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn accept_loop(server: Arc<Server>, listener: TcpListener, workers: Vec<tokio::runtime::Handle>) {
+    let mut next = 0usize;
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("Accepting client connection: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let std_stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
+        let worker = &workers[next % workers.len()];
+        next = next.wrapping_add(1);
+        let srv = server.clone();
+        worker.spawn(async move {
+            let Ok(stream) = TcpStream::from_std(std_stream) else {
+                return;
+            };
+            connection(srv, stream, peer).await;
+        });
+    }
+}
+
+/// How much the read buffer grows at least per read.
+const READ_CHUNK: usize = 16 * 1024;
+
+async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let stats = server.stats.local();
+    stats.connections.fetch_add(1, Relaxed);
+    let now = crate::clock::now_ms();
+    let id = server.next_client_id();
+    let laddr = stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let fd = {
+        use std::os::fd::AsRawFd;
+        stream.as_raw_fd()
+    };
+    let handle = Arc::new(ClientHandle::new(id, peer.to_string(), laddr, fd, now));
+    let admitted = {
+        let mut clients = server.clients.lock();
+        let ok = (clients.len() as u64) < server.hot.maxclients.load(Relaxed);
+        if ok {
+            clients.insert(id, handle.clone());
+        }
+        ok
+    };
+    if !admitted {
+        stats.rejected_connections.fetch_add(1, Relaxed);
+        let _ = stream
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await;
+        return;
+    }
+    let mut client = Client::new(handle.clone(), server.hot.auth_required.load(Relaxed));
+
+    let mut rbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut start = 0usize; // parsed-up-to offset in rbuf
+    let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut ranges = Vec::new();
+
+    loop {
+        // Make room: compact consumed bytes, then ensure spare capacity.
+        if start > 0 {
+            rbuf.drain(..start);
+            start = 0;
+        }
+        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+            rbuf.reserve(READ_CHUNK.max(rbuf.len()));
+        }
+        let n = tokio::select! {
+            r = stream.read_buf(&mut rbuf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
+            _ = handle.kill.notified() => break,
+        };
+        if handle.killed.load(Relaxed) {
+            break;
+        }
+        stats.net_input.fetch_add(n as u64, Relaxed);
+        handle
+            .last_interaction_ms
+            .store(crate::clock::now_ms(), Relaxed);
+
+        // Execute every complete request in the buffer.
+        let limits = Limits {
+            max_bulk_len: server.hot.proto_max_bulk_len.load(Relaxed) as usize,
+            unauthenticated: !client.authenticated,
+            ..Limits::default()
+        };
+        let mut protocol_error = None;
+        {
+            let mut cx = Ctx::new(&server, &mut client, &mut out);
+            let mut argv: Vec<&[u8]> = Vec::new();
+            let mut owned: Vec<Vec<u8>>;
+            loop {
+                let buf = &rbuf[start..];
+                match parse_request(buf, &mut ranges, &Limits {
+                    unauthenticated: !cx.client.authenticated,
+                    ..limits
+                }) {
+                    Ok(Parsed::Complete { consumed }) => {
+                        if !ranges.is_empty() {
+                            argv.clear();
+                            if buf[0] == b'*' {
+                                argv.extend(ranges.iter().map(|r| &buf[r.clone()]));
+                                dispatch(&mut cx, &argv);
+                            } else {
+                                owned = ranges
+                                    .iter()
+                                    .map(|r| {
+                                        let a = &buf[r.clone()];
+                                        kiln_resp::request::unquote_inline_arg(a)
+                                            .unwrap_or_else(|| a.to_vec())
+                                    })
+                                    .collect();
+                                let inline: Vec<&[u8]> = owned.iter().map(|v| &v[..]).collect();
+                                dispatch(&mut cx, &inline);
+                            }
+                        }
+                        start += consumed;
+                        if cx.client.close_after_reply {
+                            break;
+                        }
+                    }
+                    Ok(Parsed::Incomplete { hint }) => {
+                        if let Some(total) = hint {
+                            // A big bulk is on its way: grow once, bounded by what the
+                            // protocol limit allows and doubling what already arrived.
+                            let want = total.min(rbuf.len().saturating_mul(2) + READ_CHUNK);
+                            if want > rbuf.capacity() {
+                                rbuf.reserve(want - rbuf.len());
+                            }
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        protocol_error = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(e) = protocol_error {
+            kiln_resp::encode::error(&mut out, format!("ERR {e}").as_bytes());
+            client.close_after_reply = true;
+            tracing::debug!("Protocol error from client {id}: {e}");
+        }
+        let pending = rbuf.len() - start;
+        handle.query_buf.store(pending as u64, Relaxed);
+        if pending as u64 > server.hot.client_query_buffer_limit.load(Relaxed) {
+            tracing::warn!("Closing client {id} that reached max query buffer length");
+            break;
+        }
+        if !out.is_empty() {
+            stats.net_output.fetch_add(out.len() as u64, Relaxed);
+            if stream.write_all(&out).await.is_err() {
+                break;
+            }
+            out.clear();
+            if out.capacity() > 4 * READ_CHUNK {
+                out.shrink_to(READ_CHUNK);
+            }
+        }
+        if client.close_after_reply {
+            break;
+        }
+        if rbuf.capacity() > 4 * READ_CHUNK && rbuf.len() - start < READ_CHUNK {
+            rbuf.drain(..start);
+            start = 0;
+            rbuf.shrink_to(READ_CHUNK);
+        }
+    }
+    server.clients.lock().remove(&id);
+}

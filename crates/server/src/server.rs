@@ -1,0 +1,341 @@
+//! Process-wide state shared by every connection and background job.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_utils::CachePadded;
+use parking_lot::{Mutex, RwLock};
+
+use crate::command::CommandTable;
+use crate::config::Config;
+use crate::storage::Keyspace;
+
+/// Everything shared across threads.
+pub struct Server {
+    pub config: RwLock<Config>,
+    pub keyspace: Keyspace,
+    pub commands: CommandTable,
+    pub stats: Stats,
+    pub clients: Mutex<BTreeMap<u64, Arc<ClientHandle>>>,
+    next_client_id: AtomicU64,
+    pub started: Instant,
+    pub run_id: String,
+    /// The port actually bound (differs from config when `port 0`).
+    pub port: AtomicU16,
+    /// Mirrors of config values read on hot paths.
+    pub hot: HotConfig,
+    /// Writes since the last successful save (INFO rdb_changes_since_last_save).
+    pub dirty: AtomicU64,
+    /// Set by SHUTDOWN or a signal; the listener exits and workers stop.
+    pub shutdown: tokio::sync::Notify,
+    pub shutting_down: AtomicBool,
+    /// DEBUG SET-ACTIVE-EXPIRE.
+    pub active_expire: AtomicBool,
+    /// Number of worker threads serving connections.
+    pub threads: usize,
+    /// Instantaneous ops/sec samples, computed by the cron.
+    pub inst: Mutex<InstMetrics>,
+}
+
+/// Config values copied into atomics so hot paths never take the config lock.
+#[derive(Default)]
+pub struct HotConfig {
+    pub proto_max_bulk_len: AtomicU64,
+    pub client_query_buffer_limit: AtomicU64,
+    pub maxclients: AtomicU64,
+    pub auth_required: AtomicBool,
+    pub hz: AtomicU32,
+    pub timeout: AtomicU64,
+}
+
+impl Server {
+    pub fn new(config: Config, threads: usize) -> Self {
+        let databases = config.get_u64("databases").max(1) as usize;
+        let s = Self {
+            keyspace: Keyspace::new(databases),
+            commands: CommandTable::build(),
+            stats: Stats::new(threads + 2),
+            clients: Mutex::new(BTreeMap::new()),
+            next_client_id: AtomicU64::new(1),
+            started: crate::clock::instant(),
+            run_id: random_hex(40),
+            port: AtomicU16::new(0),
+            hot: HotConfig::default(),
+            dirty: AtomicU64::new(0),
+            shutdown: tokio::sync::Notify::new(),
+            shutting_down: AtomicBool::new(false),
+            active_expire: AtomicBool::new(true),
+            threads,
+            inst: Mutex::new(InstMetrics::default()),
+            config: RwLock::new(config),
+        };
+        s.refresh_hot_config();
+        s
+    }
+
+    /// Copies hot config values into their atomics (after load and every CONFIG SET).
+    pub fn refresh_hot_config(&self) {
+        let c = self.config.read();
+        self.hot
+            .proto_max_bulk_len
+            .store(c.get_u64("proto-max-bulk-len"), Relaxed);
+        self.hot
+            .client_query_buffer_limit
+            .store(c.get_u64("client-query-buffer-limit"), Relaxed);
+        self.hot.maxclients.store(c.get_u64("maxclients"), Relaxed);
+        self.hot
+            .auth_required
+            .store(!c.get("requirepass").is_empty(), Relaxed);
+        self.hot.hz.store(c.get_u64("hz").max(1) as u32, Relaxed);
+        self.hot.timeout.store(c.get_u64("timeout"), Relaxed);
+    }
+
+    pub fn next_client_id(&self) -> u64 {
+        self.next_client_id.fetch_add(1, Relaxed)
+    }
+
+    /// Starts a shutdown: the listener stops and every worker ends its connections.
+    pub fn request_shutdown(&self) {
+        self.shutting_down.store(true, Relaxed);
+        self.shutdown.notify_waiters();
+    }
+
+    pub fn uptime_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+}
+
+/// Random lowercase hex, for run ids and replication ids.
+pub fn random_hex(n: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..n)
+        .map(|_| char::from(b"0123456789abcdef"[rng.gen_range(0..16)]))
+        .collect()
+}
+
+/// Samples for INFO's `instantaneous_*` fields.
+#[derive(Default)]
+pub struct InstMetrics {
+    pub last_sample_ms: u64,
+    pub last_ops: u64,
+    pub last_in: u64,
+    pub last_out: u64,
+    pub ops_per_sec: u64,
+    pub in_kbps: f64,
+    pub out_kbps: f64,
+}
+
+/// Server-wide counters, one cache-padded slot per thread so that counting never contends:
+/// each thread writes only its own slot, INFO sums them.
+pub struct Stats {
+    slots: Box<[CachePadded<ThreadStats>]>,
+    /// Per-command stats, indexed like `slots`, then by command id.
+    cmds: Box<[Box<[CmdStat]>]>,
+    /// `errorstat_<CODE>` counters.
+    pub errors: Mutex<BTreeMap<String, u64>>,
+}
+
+/// Counters of one thread.
+#[derive(Default)]
+pub struct ThreadStats {
+    pub commands: AtomicU64,
+    pub connections: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub keyspace_hits: AtomicU64,
+    pub keyspace_misses: AtomicU64,
+    pub expired_keys: AtomicU64,
+    pub net_input: AtomicU64,
+    pub net_output: AtomicU64,
+    pub error_replies: AtomicU64,
+}
+
+/// Counters of one command on one thread.
+#[derive(Default)]
+pub struct CmdStat {
+    pub calls: AtomicU64,
+    pub usec: AtomicU64,
+    pub rejected: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+thread_local! {
+    static SLOT: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// Names the calling thread's stats slot (worker threads call this once at start).
+pub fn set_stats_slot(i: usize) {
+    SLOT.with(|s| s.set(i));
+}
+
+impl Stats {
+    fn new(n: usize) -> Self {
+        let ncmds = crate::command::CommandTable::count_ids();
+        Self {
+            slots: (0..n).map(|_| CachePadded::new(ThreadStats::default())).collect(),
+            cmds: (0..n)
+                .map(|_| (0..ncmds).map(|_| CmdStat::default()).collect())
+                .collect(),
+            errors: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    #[inline]
+    fn slot_index(&self) -> usize {
+        let i = SLOT.with(|s| s.get());
+        if i < self.slots.len() {
+            i
+        } else {
+            self.slots.len() - 1
+        }
+    }
+
+    /// This thread's counters.
+    #[inline]
+    pub fn local(&self) -> &ThreadStats {
+        &self.slots[self.slot_index()]
+    }
+
+    /// This thread's counters for command `id`.
+    #[inline]
+    pub fn cmd(&self, id: usize) -> &CmdStat {
+        &self.cmds[self.slot_index()][id]
+    }
+
+    /// Sum of a counter over all threads.
+    pub fn sum(&self, f: impl Fn(&ThreadStats) -> &AtomicU64) -> u64 {
+        self.slots.iter().map(|s| f(s).load(Relaxed)).sum()
+    }
+
+    /// (calls, usec, rejected, failed) of a command summed over threads.
+    pub fn cmd_totals(&self, id: usize) -> (u64, u64, u64, u64) {
+        let mut t = (0, 0, 0, 0);
+        for c in self.cmds.iter() {
+            let s = &c[id];
+            t.0 += s.calls.load(Relaxed);
+            t.1 += s.usec.load(Relaxed);
+            t.2 += s.rejected.load(Relaxed);
+            t.3 += s.failed.load(Relaxed);
+        }
+        t
+    }
+
+    /// CONFIG RESETSTAT.
+    pub fn reset(&self) {
+        for s in self.slots.iter() {
+            for a in [
+                &s.commands,
+                &s.connections,
+                &s.rejected_connections,
+                &s.keyspace_hits,
+                &s.keyspace_misses,
+                &s.expired_keys,
+                &s.net_input,
+                &s.net_output,
+                &s.error_replies,
+            ] {
+                a.store(0, Relaxed);
+            }
+        }
+        for c in self.cmds.iter() {
+            for s in c.iter() {
+                s.calls.store(0, Relaxed);
+                s.usec.store(0, Relaxed);
+                s.rejected.store(0, Relaxed);
+                s.failed.store(0, Relaxed);
+            }
+        }
+        self.errors.lock().clear();
+    }
+
+    /// Counts an error reply by its code.
+    pub fn count_error(&self, code: &str) {
+        self.local().error_replies.fetch_add(1, Relaxed);
+        let mut e = self.errors.lock();
+        if let Some(n) = e.get_mut(code) {
+            *n += 1;
+        } else if e.len() < 128 {
+            // Redis caps distinct error codes too, so a client cannot grow this map.
+            e.insert(code.to_string(), 1);
+        }
+    }
+}
+
+/// The shared, read-mostly view of a connection (CLIENT LIST, CLIENT KILL, INFO clients).
+pub struct ClientHandle {
+    pub id: u64,
+    pub addr: String,
+    pub laddr: String,
+    pub fd: i32,
+    pub created_ms: u64,
+    pub db: AtomicU32,
+    pub last_interaction_ms: AtomicU64,
+    /// Command id of the last command, `u32::MAX` for none.
+    pub last_cmd: AtomicU32,
+    pub resp: AtomicU8,
+    pub multi: AtomicU32,
+    pub query_buf: AtomicU64,
+    pub output_buf: AtomicU64,
+    pub info: Mutex<ClientInfo>,
+    /// Set to ask the connection to close (CLIENT KILL, SHUTDOWN).
+    pub killed: AtomicBool,
+    pub kill: tokio::sync::Notify,
+}
+
+/// The parts of a client's state that change rarely.
+#[derive(Default, Clone)]
+pub struct ClientInfo {
+    pub name: Vec<u8>,
+    pub lib_name: Vec<u8>,
+    pub lib_ver: Vec<u8>,
+    pub flags: String,
+}
+
+impl ClientHandle {
+    pub fn new(id: u64, addr: String, laddr: String, fd: i32, now_ms: u64) -> Self {
+        Self {
+            id,
+            addr,
+            laddr,
+            fd,
+            created_ms: now_ms,
+            db: AtomicU32::new(0),
+            last_interaction_ms: AtomicU64::new(now_ms),
+            last_cmd: AtomicU32::new(u32::MAX),
+            resp: AtomicU8::new(2),
+            multi: AtomicU32::new(0),
+            query_buf: AtomicU64::new(0),
+            output_buf: AtomicU64::new(0),
+            info: Mutex::new(ClientInfo::default()),
+            killed: AtomicBool::new(false),
+            kill: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Asks the connection to close after its current command.
+    pub fn kill(&self) {
+        self.killed.store(true, Relaxed);
+        self.kill.notify_one();
+    }
+}
+
+impl Server {
+    /// Every key deleted because it expired (lazily or by the active cycle) comes through
+    /// here: the one place that counts them and, as features arrive, raises `expired`
+    /// keyspace events and propagates DEL to replicas and the AOF.
+    pub fn keys_expired(&self, _db: usize, keys: Vec<Box<[u8]>>) {
+        if keys.is_empty() {
+            return;
+        }
+        self.stats
+            .local()
+            .expired_keys
+            .fetch_add(keys.len() as u64, Relaxed);
+        self.dirty.fetch_add(keys.len() as u64, Relaxed);
+    }
+}
+
+/// The Redis version Kiln is compatible with, reported where clients read `redis_version`.
+pub const REDIS_VERSION: &str = "7.0.15";

@@ -1,0 +1,476 @@
+//! The keyspace: databases split into shards, each shard a hash table behind its own lock.
+//!
+//! A key's 64-bit hash picks its shard (top [`SHARD_BITS`] bits) and orders it inside the
+//! shard. Commands lock only the shards their keys live in (see `command::locks`), so
+//! commands on different shards run in parallel on different threads, and a multi-key command
+//! locks all of its shards, in ascending order, for its whole duration: it is atomic.
+//!
+//! The same hash doubles as the SCAN cursor: a cursor is a position in hash space, and a SCAN
+//! call returns the keys with the next hashes. Because a key's hash never changes, the
+//! guarantee Redis gives (every key present for the whole scan is returned at least once) holds
+//! however the tables grow or shrink in between.
+
+use crossbeam_utils::CachePadded;
+use hashbrown::HashTable;
+use parking_lot::Mutex;
+use std::hash::BuildHasher;
+
+use super::entry::{Entry, META_EXPIRE};
+
+/// log2 of the number of shards per database.
+pub const SHARD_BITS: u32 = 8;
+/// Shards per database.
+pub const SHARDS: usize = 1 << SHARD_BITS;
+
+/// The hasher every shard uses, seeded randomly once per process (HashDoS resistance) and
+/// then fixed, so hashes (and SCAN cursors) are stable for the life of the process.
+pub type KeyHasher = foldhash::fast::FixedState;
+
+/// Maps a key hash to the hash the table uses. The shard index lives in the top bits of the
+/// key hash, which would otherwise be identical for every key of a shard; the multiply mixes
+/// the random low bits back into the top bits that hashbrown uses for its control bytes.
+#[inline]
+fn table_hash(h: u64) -> u64 {
+    h.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Shard index of a key hash.
+#[inline]
+pub fn shard_of(h: u64) -> usize {
+    (h >> (64 - SHARD_BITS)) as usize
+}
+
+/// All databases.
+pub struct Keyspace {
+    pub dbs: Box<[Db]>,
+    hasher: KeyHasher,
+}
+
+impl Keyspace {
+    pub fn new(databases: usize) -> Self {
+        let hasher = KeyHasher::with_seed(rand::random());
+        Self {
+            dbs: (0..databases).map(|_| Db::new(hasher)).collect(),
+            hasher,
+        }
+    }
+
+    #[inline]
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+}
+
+/// One database: [`SHARDS`] independently locked shards.
+pub struct Db {
+    pub shards: Box<[CachePadded<Mutex<Shard>>]>,
+}
+
+impl Db {
+    fn new(hasher: KeyHasher) -> Self {
+        Self {
+            shards: (0..SHARDS)
+                .map(|_| CachePadded::new(Mutex::new(Shard::new(hasher))))
+                .collect(),
+        }
+    }
+}
+
+struct Expire {
+    key: Box<[u8]>,
+    at: u64,
+}
+
+/// One shard: its keys, and the deadlines of those that have a TTL.
+pub struct Shard {
+    table: HashTable<Entry>,
+    expires: HashTable<Expire>,
+    hasher: KeyHasher,
+    /// Keys this shard deleted because they had expired, since the dispatcher last drained
+    /// it: the dispatcher turns them into `expired` events, DELs for replicas, and stats.
+    pub expired: Vec<Box<[u8]>>,
+    /// When false (a replica), logically expired keys are hidden but not deleted: only the
+    /// primary's DEL removes them.
+    pub delete_expired: bool,
+}
+
+impl Shard {
+    fn new(hasher: KeyHasher) -> Self {
+        Self {
+            table: HashTable::new(),
+            expires: HashTable::new(),
+            hasher,
+            expired: Vec::new(),
+            delete_expired: true,
+        }
+    }
+
+    /// Number of keys, including logically expired ones not yet reclaimed.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Number of keys with a TTL.
+    pub fn expires_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    /// Hash of a key (the same the keyspace computes).
+    #[inline]
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The deadline of `key` in unix ms, if it has one.
+    pub fn expire_of(&self, h: u64, key: &[u8]) -> Option<u64> {
+        self.expires
+            .find(table_hash(h), |x| &*x.key == key)
+            .map(|x| x.at)
+    }
+
+    /// Whether `e` (an entry of this shard) is past its deadline.
+    pub fn is_expired(&self, e: &Entry, now: u64) -> bool {
+        e.has_expire()
+            && self
+                .expire_of(self.hash(e.key()), e.key())
+                .is_some_and(|at| at <= now)
+    }
+
+    /// Looks a key up for a command, deleting it if it has expired (lazy expiry).
+    #[inline]
+    pub fn get(&mut self, h: u64, key: &[u8], now: u64) -> Option<&mut Entry> {
+        let th = table_hash(h);
+        let expired = {
+            let e = self.table.find(th, |e| e.key() == key)?;
+            e.has_expire() && self.expire_of(h, key).is_some_and(|at| at <= now)
+        };
+        if expired {
+            if self.delete_expired {
+                self.remove(h, key);
+                self.expired.push(key.into());
+            }
+            return None;
+        }
+        self.table.find_mut(th, |e| e.key() == key)
+    }
+
+    /// Looks a key up without expiring it (DEBUG, persistence).
+    pub fn peek(&self, h: u64, key: &[u8]) -> Option<&Entry> {
+        self.table.find(table_hash(h), |e| e.key() == key)
+    }
+
+    /// Whether a live key exists.
+    pub fn contains(&mut self, h: u64, key: &[u8], now: u64) -> bool {
+        self.get(h, key, now).is_some()
+    }
+
+    /// Stores `entry`, replacing any value and TTL the key had (Redis `setKey`).
+    pub fn insert(&mut self, h: u64, mut entry: Entry) -> Option<Entry> {
+        let old = self.remove(h, entry.key());
+        entry.set_meta(entry.meta() & !META_EXPIRE);
+        let th = table_hash(h);
+        let hasher = self.hasher;
+        self.table
+            .insert_unique(th, entry, move |e| table_hash(hasher.hash_one(e.key())));
+        old
+    }
+
+    /// Stores `entry`, keeping the TTL the key had (SET KEEPTTL, SETRANGE-style updates).
+    pub fn insert_keep_ttl(&mut self, h: u64, mut entry: Entry) -> Option<Entry> {
+        let th = table_hash(h);
+        if let Some(slot) = self.table.find_mut(th, |e| e.key() == entry.key()) {
+            entry.set_meta((entry.meta() & !META_EXPIRE) | (slot.meta() & META_EXPIRE));
+            return Some(std::mem::replace(slot, entry));
+        }
+        entry.set_meta(entry.meta() & !META_EXPIRE);
+        let hasher = self.hasher;
+        self.table
+            .insert_unique(th, entry, move |e| table_hash(hasher.hash_one(e.key())));
+        None
+    }
+
+    /// Removes a key and its TTL.
+    pub fn remove(&mut self, h: u64, key: &[u8]) -> Option<Entry> {
+        let th = table_hash(h);
+        let e = self
+            .table
+            .find_entry(th, |e| e.key() == key)
+            .ok()?
+            .remove()
+            .0;
+        if e.has_expire() {
+            if let Ok(x) = self.expires.find_entry(th, |x| &*x.key == key) {
+                x.remove();
+            }
+        }
+        self.maybe_shrink();
+        Some(e)
+    }
+
+    fn maybe_shrink(&mut self) {
+        // Give memory back when a table is mostly empty, as Redis's dict resize does.
+        let hasher = self.hasher;
+        let cap = self.table.capacity();
+        if cap > 64 && self.table.len() * 8 < cap {
+            self.table.shrink_to(self.table.len() * 2, move |e| {
+                table_hash(hasher.hash_one(e.key()))
+            });
+        }
+        let cap = self.expires.capacity();
+        if cap > 64 && self.expires.len() * 8 < cap {
+            self.expires
+                .shrink_to(self.expires.len() * 2, move |x| table_hash(hasher.hash_one(&x.key)));
+        }
+    }
+
+    /// Sets the deadline of an existing key. Returns false if the key does not exist.
+    pub fn set_expire(&mut self, h: u64, key: &[u8], at: u64) -> bool {
+        let th = table_hash(h);
+        let Some(e) = self.table.find_mut(th, |e| e.key() == key) else {
+            return false;
+        };
+        if e.has_expire() {
+            if let Some(x) = self.expires.find_mut(th, |x| &*x.key == key) {
+                x.at = at;
+                return true;
+            }
+        }
+        e.set_meta(e.meta() | META_EXPIRE);
+        let hasher = self.hasher;
+        self.expires.insert_unique(
+            th,
+            Expire {
+                key: key.into(),
+                at,
+            },
+            move |x| table_hash(hasher.hash_one(&x.key)),
+        );
+        true
+    }
+
+    /// Removes a key's TTL. Returns whether it had one.
+    pub fn persist(&mut self, h: u64, key: &[u8]) -> bool {
+        let th = table_hash(h);
+        let Some(e) = self.table.find_mut(th, |e| e.key() == key) else {
+            return false;
+        };
+        if !e.has_expire() {
+            return false;
+        }
+        e.set_meta(e.meta() & !META_EXPIRE);
+        if let Ok(x) = self.expires.find_entry(th, |x| &*x.key == key) {
+            x.remove();
+        }
+        true
+    }
+
+    /// Every entry, including logically expired ones (filter with [`Shard::is_expired`]).
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.table.iter()
+    }
+
+    /// Removes every key.
+    pub fn clear(&mut self) {
+        self.table = HashTable::new();
+        self.expires = HashTable::new();
+    }
+
+    /// Moves this shard's contents out, leaving it empty (FLUSHALL ASYNC, SWAPDB).
+    pub fn swap_contents(&mut self, other: &mut Shard) {
+        std::mem::swap(&mut self.table, &mut other.table);
+        std::mem::swap(&mut self.expires, &mut other.expires);
+    }
+
+    /// Active expiry: deletes keys whose deadline is at or before `now`, examining at most
+    /// `budget` keys with a TTL. Deleted keys are appended to `self.expired`.
+    /// Returns (examined, deleted).
+    pub fn expire_cycle(&mut self, now: u64, budget: usize) -> (usize, usize) {
+        if self.expires.is_empty() || !self.delete_expired {
+            return (0, 0);
+        }
+        let mut dead: Vec<Box<[u8]>> = Vec::new();
+        let mut examined = 0;
+        for x in self.expires.iter() {
+            if examined >= budget {
+                break;
+            }
+            examined += 1;
+            if x.at <= now {
+                dead.push(x.key.clone());
+            }
+        }
+        let n = dead.len();
+        for k in dead {
+            let h = self.hash(&k);
+            self.remove(h, &k);
+            self.expired.push(k);
+        }
+        (examined, n)
+    }
+
+    /// Keys with hash >= `from`, in hash order, at most `count` (plus any that tie with the
+    /// last one). Returns the keys (with their hashes) and whether the shard has more.
+    pub fn scan_from(&self, from: u64, count: usize, now: u64) -> (Vec<(u64, Vec<u8>)>, bool) {
+        let mut all: Vec<(u64, &Entry)> = self
+            .table
+            .iter()
+            .filter_map(|e| {
+                let h = self.hash(e.key());
+                (h >= from).then_some((h, e))
+            })
+            .collect();
+        let more = all.len() > count;
+        if more {
+            all.select_nth_unstable_by_key(count - 1, |x| x.0);
+            let last = all[count - 1].0;
+            let (head, tail) = all.split_at_mut(count);
+            let mut keep: Vec<(u64, &Entry)> = head.to_vec();
+            keep.extend(tail.iter().filter(|x| x.0 == last));
+            let rest = tail.iter().any(|x| x.0 != last);
+            keep.sort_unstable_by_key(|x| x.0);
+            let out = keep
+                .into_iter()
+                .filter(|(_, e)| !self.is_expired(e, now))
+                .map(|(h, e)| (h, e.key().to_vec()))
+                .collect();
+            return (out, rest);
+        }
+        all.sort_unstable_by_key(|x| x.0);
+        let out = all
+            .into_iter()
+            .filter(|(_, e)| !self.is_expired(e, now))
+            .map(|(h, e)| (h, e.key().to_vec()))
+            .collect();
+        (out, false)
+    }
+
+    /// A uniformly random live key of this shard, if any (RANDOMKEY).
+    pub fn random_key(&self, now: u64) -> Option<Vec<u8>> {
+        use rand::Rng;
+        let n = self.table.len();
+        if n == 0 {
+            return None;
+        }
+        let mut rng = rand::thread_rng();
+        // A few tries at a uniform pick; then fall back to any live key.
+        for _ in 0..8 {
+            let i = rng.gen_range(0..n);
+            if let Some(e) = self.table.iter().nth(i) {
+                if !self.is_expired(e, now) {
+                    return Some(e.key().to_vec());
+                }
+            }
+        }
+        self.table
+            .iter()
+            .find(|e| !self.is_expired(e, now))
+            .map(|e| e.key().to_vec())
+    }
+
+    /// Approximate heap bytes used by this shard's tables and entries.
+    pub fn memory(&self) -> usize {
+        let t = self.table.capacity() * (std::mem::size_of::<Entry>() + 1);
+        let x = self.expires.capacity() * (std::mem::size_of::<Expire>() + 1);
+        let heap: usize = self.table.iter().map(|e| e.heap_size()).sum();
+        t + x + heap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard() -> Shard {
+        Shard::new(KeyHasher::with_seed(1))
+    }
+
+    #[test]
+    fn insert_get_remove() {
+        let mut s = shard();
+        let h = s.hash(b"a");
+        assert!(s.insert(h, Entry::string(b"a", b"1", 0)).is_none());
+        assert_eq!(s.get(h, b"a", 0).unwrap().as_str().unwrap(), b"1");
+        assert!(s.insert(h, Entry::string(b"a", b"2", 0)).is_some());
+        assert_eq!(s.len(), 1);
+        assert!(s.remove(h, b"a").is_some());
+        assert!(s.get(h, b"a", 0).is_none());
+    }
+
+    #[test]
+    fn lazy_expiry_hides_and_records() {
+        let mut s = shard();
+        let h = s.hash(b"a");
+        s.insert(h, Entry::string(b"a", b"1", 0));
+        assert!(s.set_expire(h, b"a", 100));
+        assert!(s.get(h, b"a", 99).is_some());
+        assert!(s.get(h, b"a", 100).is_none());
+        assert_eq!(s.expired, vec![Box::from(&b"a"[..])]);
+        assert_eq!(s.len(), 0);
+        assert_eq!(s.expires_len(), 0);
+    }
+
+    #[test]
+    fn insert_clears_ttl_but_keep_ttl_keeps_it() {
+        let mut s = shard();
+        let h = s.hash(b"a");
+        s.insert(h, Entry::string(b"a", b"1", 0));
+        s.set_expire(h, b"a", 100);
+        s.insert_keep_ttl(h, Entry::string(b"a", b"2", 0));
+        assert_eq!(s.expire_of(h, b"a"), Some(100));
+        assert!(s.peek(h, b"a").unwrap().has_expire());
+        s.insert(h, Entry::string(b"a", b"3", 0));
+        assert_eq!(s.expire_of(h, b"a"), None);
+        assert!(!s.peek(h, b"a").unwrap().has_expire());
+    }
+
+    #[test]
+    fn expire_cycle_reclaims() {
+        let mut s = shard();
+        for i in 0..100u32 {
+            let k = i.to_string();
+            let h = s.hash(k.as_bytes());
+            s.insert(h, Entry::string(k.as_bytes(), b"v", 0));
+            s.set_expire(h, k.as_bytes(), if i % 2 == 0 { 10 } else { 1000 });
+        }
+        let (_, n) = s.expire_cycle(50, usize::MAX);
+        assert_eq!(n, 50);
+        assert_eq!(s.len(), 50);
+    }
+
+    #[test]
+    fn scan_visits_every_key_once_across_growth() {
+        let mut s = shard();
+        for i in 0..1000u32 {
+            let k = i.to_string();
+            let h = s.hash(k.as_bytes());
+            s.insert(h, Entry::string(k.as_bytes(), b"v", 0));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut from = 0u64;
+        let mut round = 0;
+        loop {
+            let (keys, more) = s.scan_from(from, 10, 0);
+            for (h, k) in &keys {
+                seen.insert(k.clone());
+                from = h + 1;
+            }
+            // Grow the table between calls: the cursor is unaffected.
+            for j in 0..20u32 {
+                let k = format!("new{round}-{j}");
+                let h = s.hash(k.as_bytes());
+                s.insert(h, Entry::string(k.as_bytes(), b"v", 0));
+            }
+            round += 1;
+            if !more {
+                break;
+            }
+        }
+        for i in 0..1000u32 {
+            assert!(seen.contains(i.to_string().as_bytes()));
+        }
+    }
+}
