@@ -18,6 +18,7 @@ pub mod command;
 pub mod config;
 pub mod cron;
 pub mod error;
+pub mod longdouble;
 pub mod net;
 pub mod reply;
 pub mod server;

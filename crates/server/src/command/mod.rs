@@ -10,8 +10,10 @@
 //! `COMMAND INFO`, `COMMAND DOCS`, `COMMAND COUNT` and `COMMAND GETKEYS`.
 
 pub mod args;
+mod client;
 mod connection;
 mod generic;
+mod introspection;
 mod server;
 mod string;
 
@@ -88,8 +90,11 @@ pub enum Keys {
     Range(i32, i32, i32),
     /// Every shard of the current database (KEYS, DBSIZE, FLUSHDB, RANDOMKEY).
     AllDb,
-    /// Every shard of every database (FLUSHALL, SWAPDB, MOVE, COPY ... DB).
+    /// Every shard of every database (FLUSHALL, SWAPDB).
     AllDbs,
+    /// Keys found by a function of the arguments, possibly in other databases (MOVE,
+    /// COPY ... DB): it calls `push(db, key)` for each key; `cur_db` is the selected one.
+    Custom(fn(args: &[&[u8]], cur_db: usize, push: &mut dyn FnMut(usize, &[u8]))),
 }
 
 /// One command (or subcommand) in the table.
@@ -182,6 +187,8 @@ const FAMILIES: &[&[CommandSpec]] = &[
     generic::COMMANDS,
     connection::COMMANDS,
     server::COMMANDS,
+    client::COMMANDS,
+    introspection::COMMANDS,
 ];
 
 /// A looked-up command: its spec and its stats id.
@@ -449,6 +456,17 @@ impl<'a> Ctx<'a> {
                         (db * SHARDS + shard_of(h)) as u32
                     })
                     .collect();
+                self.locks.acquire(server, &mut ids);
+            }
+            Keys::Custom(f) => {
+                let mut ids: SmallVec<[u32; 8]> = SmallVec::new();
+                let ndb = server.keyspace.dbs.len();
+                f(args, db, &mut |d, key| {
+                    if d < ndb {
+                        let h = server.keyspace.hash(key);
+                        ids.push((d * SHARDS + shard_of(h)) as u32);
+                    }
+                });
                 self.locks.acquire(server, &mut ids);
             }
             Keys::AllDb => {

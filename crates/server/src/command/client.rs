@@ -1,0 +1,5 @@
+//! CLIENT subcommands and RESET.
+
+use super::CommandSpec;
+
+pub(super) const COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,5 @@
+//! COMMAND and its subcommands, generated from the command table.
+
+use super::CommandSpec;
+
+pub(super) const COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,382 @@
+//! Test support: start real servers on free ports, talk raw RESP, and run differential
+//! scripts against kiln-server and redis-server.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+/// Set (to anything but "0") to make a missing redis-server a failure instead of a skip.
+pub const REQUIRE_REDIS_ENV: &str = "KILN_REQUIRE_REDIS";
+
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// A free loopback port. Ports are handed out from a per-process range so parallel tests in
+/// one binary never race for the same one, and each is checked free before use.
+pub fn free_port() -> u16 {
+    let base = 20000 + (std::process::id() % 2000) as u16 * 20;
+    loop {
+        let off = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+        let port = if off < 20 {
+            base + off
+        } else {
+            // Fallback: let the kernel choose.
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            return l.local_addr().unwrap().port();
+        };
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A server process (Kiln or Redis) killed on drop.
+pub struct TestServer {
+    pub port: u16,
+    child: Child,
+    pub dir: std::path::PathBuf,
+}
+
+impl TestServer {
+    /// Starts kiln-server with extra redis-server style arguments.
+    pub fn kiln(extra: &[&str]) -> Self {
+        Self::spawn(env!("CARGO_BIN_EXE_kiln-server"), extra)
+    }
+
+    /// Starts redis-server, or returns None (skip) unless `KILN_REQUIRE_REDIS` is set.
+    pub fn redis(extra: &[&str]) -> Option<Self> {
+        let found = Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok();
+        if !found {
+            if std::env::var(REQUIRE_REDIS_ENV).is_ok_and(|v| v != "0") {
+                panic!("redis-server not found and {REQUIRE_REDIS_ENV} is set");
+            }
+            eprintln!("redis-server not found: skipping the differential part of this test");
+            return None;
+        }
+        Some(Self::spawn("redis-server", extra))
+    }
+
+    fn spawn(bin: &str, extra: &[&str]) -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("kiln-test-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let port_s = port.to_string();
+        let dir_s = dir.to_string_lossy().to_string();
+        let mut args: Vec<&str> = vec![
+            "--port",
+            &port_s,
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            &dir_s,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ];
+        args.extend_from_slice(extra);
+        let child = Command::new(bin)
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
+        let s = Self { port, child, dir };
+        s.wait_ready();
+        s
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(mut c) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                if c.write_all(b"PING\r\n").is_ok() {
+                    let mut b = [0u8; 64];
+                    if let Ok(n) = c.read(&mut b) {
+                        // +PONG, or -NOAUTH / -LOADING: either way it is serving.
+                        if n > 0 {
+                            return;
+                        }
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("server on port {} did not start", self.port);
+    }
+
+    /// A `redis` crate connection.
+    pub fn client(&self) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+
+    /// A raw RESP connection.
+    pub fn raw(&self) -> Raw {
+        Raw::connect(self.port)
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for the process to exit on its own (e.g. after SHUTDOWN).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Sends a signal to the server process.
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A raw connection that sends bytes and reads whole RESP replies.
+pub struct Raw {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    pub fn connect(port: u16) -> Self {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Sends a command as a multibulk request.
+    pub fn send_cmd<A: AsRef<[u8]>>(&mut self, args: &[A]) {
+        let mut out = Vec::new();
+        kiln_resp::encode::request(&mut out, args);
+        self.send(&out);
+    }
+
+    /// Reads exactly one reply and returns its raw bytes; None on EOF.
+    pub fn read_reply(&mut self) -> Option<Vec<u8>> {
+        loop {
+            match kiln_resp::decode(&self.buf) {
+                Ok((_, n)) => {
+                    let r = self.buf[..n].to_vec();
+                    self.buf.drain(..n);
+                    return Some(r);
+                }
+                Err(kiln_resp::DecodeError::Incomplete) => {}
+                Err(e) => panic!("bad reply {e}: {:?}", String::from_utf8_lossy(&self.buf)),
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!("read error: {e}"),
+            }
+        }
+    }
+
+    /// Sends a command and returns the raw reply as a string (lossy).
+    pub fn cmd<A: AsRef<[u8]>>(&mut self, args: &[A]) -> String {
+        self.send_cmd(args);
+        String::from_utf8_lossy(&self.read_reply().expect("connection closed")).into_owned()
+    }
+
+    /// Whether the server closed the connection (reads until EOF or timeout).
+    pub fn is_closed(&mut self) -> bool {
+        let _ = self
+            .stream
+            .set_read_timeout(Some(Duration::from_secs(2)));
+        let mut b = [0u8; 1024];
+        loop {
+            match self.stream.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// Splits a script line into arguments like redis-cli (quotes, `\x..` escapes).
+pub fn split_line(line: &str) -> Vec<Vec<u8>> {
+    let mut ranges = Vec::new();
+    let mut tmp = line.as_bytes().to_vec();
+    tmp.extend_from_slice(b"\r\n");
+    match kiln_resp::parse_request(&tmp, &mut ranges, &kiln_resp::Limits::default()) {
+        Ok(kiln_resp::Parsed::Complete { .. }) => {}
+        other => panic!("bad script line {line:?}: {other:?}"),
+    }
+    ranges
+        .iter()
+        .map(|r| {
+            let a = &tmp[r.clone()];
+            kiln_resp::request::unquote_inline_arg(a).unwrap_or_else(|| a.to_vec())
+        })
+        .collect()
+}
+
+/// How a script line's reply is compared.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Compare {
+    Exact,
+    /// `sort:` the reply is an array whose order is unspecified (KEYS, SMEMBERS).
+    Sorted,
+    /// `~` the reply is not compared (TIME, CLIENT ID, HELLO), only that both succeed or
+    /// both fail.
+    Kind,
+}
+
+/// Runs a differential script against Kiln and Redis and panics listing every line whose
+/// replies differ. Without redis-server (and without `KILN_REQUIRE_REDIS`), checks only that
+/// Kiln answers every line.
+///
+/// Script format, one command per line:
+/// * `SET k v` a command, its reply compared byte for byte;
+/// * `sort: KEYS *` an array reply compared after sorting its elements;
+/// * `~ TIME` a reply compared only by kind (both errors or both not);
+/// * `!sleep 120` sleep that many milliseconds;
+/// * `# text` and blank lines are comments.
+///
+/// Each script starts on a fresh server pair with FLUSHALL.
+pub fn run_script(name: &str, script: &str) {
+    run_script_with(name, script, &[]);
+}
+
+/// [`run_script`] with extra server arguments for both servers.
+pub fn run_script_with(name: &str, script: &str, extra: &[&str]) {
+    let kiln = TestServer::kiln(extra);
+    let redis = TestServer::redis(extra);
+    let mut k = kiln.raw();
+    let mut r = redis.as_ref().map(|s| s.raw());
+    let mut failures = Vec::new();
+    for (lineno, line) in script.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(ms) = line.strip_prefix("!sleep ") {
+            std::thread::sleep(Duration::from_millis(ms.trim().parse().unwrap()));
+            continue;
+        }
+        let (mode, cmd) = if let Some(rest) = line.strip_prefix("sort:") {
+            (Compare::Sorted, rest.trim())
+        } else if let Some(rest) = line.strip_prefix('~') {
+            (Compare::Kind, rest.trim())
+        } else {
+            (Compare::Exact, line)
+        };
+        let args = split_line(cmd);
+        k.send_cmd(&args);
+        let kr = k
+            .read_reply()
+            .unwrap_or_else(|| panic!("{name}:{}: kiln closed the connection at {cmd:?}", lineno + 1));
+        let Some(r) = r.as_mut() else {
+            continue;
+        };
+        r.send_cmd(&args);
+        let rr = r
+            .read_reply()
+            .unwrap_or_else(|| panic!("{name}:{}: redis closed the connection at {cmd:?}", lineno + 1));
+        let same = match mode {
+            Compare::Exact => kr == rr,
+            Compare::Sorted => sorted(&kr) == sorted(&rr),
+            Compare::Kind => (kr[0] == b'-') == (rr[0] == b'-'),
+        };
+        if !same {
+            failures.push(format!(
+                "{name}:{}: {cmd}\n    redis: {:?}\n    kiln:  {:?}",
+                lineno + 1,
+                String::from_utf8_lossy(&rr),
+                String::from_utf8_lossy(&kr)
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} differences from redis-server:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn sorted(reply: &[u8]) -> kiln_resp::Value {
+    use kiln_resp::Value;
+    let (v, _) = kiln_resp::decode(reply).unwrap();
+    match v {
+        Value::Array(mut items) => {
+            items.sort_by_key(|a| format!("{a:?}"));
+            Value::Array(items)
+        }
+        Value::Set(mut items) => {
+            items.sort_by_key(|a| format!("{a:?}"));
+            Value::Set(items)
+        }
+        other => other,
+    }
+}
+
+/// Runs every `*.txt` script in `tests/diff/<dir>`.
+pub fn run_script_dir(dir: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/diff").join(dir);
+    let mut entries: Vec<_> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    entries.sort();
+    assert!(!entries.is_empty(), "no scripts in {}", root.display());
+    let mut failures = Vec::new();
+    for p in entries {
+        let text = std::fs::read_to_string(&p).unwrap();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if let Err(e) = std::panic::catch_unwind(|| run_script(&name, &text)) {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failures.push(msg);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
