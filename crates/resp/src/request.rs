@@ -406,8 +406,14 @@ mod tests {
 
     #[test]
     fn empty_and_null_multibulk_are_skipped() {
-        assert_eq!(parse(b"*0\r\n").unwrap().0, Parsed::Complete { consumed: 4 });
-        assert_eq!(parse(b"*-1\r\n").unwrap().0, Parsed::Complete { consumed: 5 });
+        assert_eq!(
+            parse(b"*0\r\n").unwrap().0,
+            Parsed::Complete { consumed: 4 }
+        );
+        assert_eq!(
+            parse(b"*-1\r\n").unwrap().0,
+            Parsed::Complete { consumed: 5 }
+        );
     }
 
     fn encode(args: &[Vec<u8>]) -> Vec<u8> {
@@ -440,14 +446,11 @@ mod tests {
             for p in points {
                 buf.extend_from_slice(&wire[fed..p]);
                 fed = p;
-                loop {
-                    match parse_request(&buf, &mut args, &Limits::default()).unwrap() {
-                        Parsed::Complete { consumed } => {
-                            got.push(args.iter().map(|r| buf[r.clone()].to_vec()).collect::<Vec<_>>());
-                            buf.drain(..consumed);
-                        }
-                        Parsed::Incomplete { .. } => break,
-                    }
+                while let Parsed::Complete { consumed } =
+                    parse_request(&buf, &mut args, &Limits::default()).unwrap()
+                {
+                    got.push(args.iter().map(|r| buf[r.clone()].to_vec()).collect::<Vec<_>>());
+                    buf.drain(..consumed);
                 }
             }
             prop_assert!(buf.is_empty());

@@ -61,8 +61,11 @@ const fn pa(
     }
 }
 
-const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
-const FSYNC: &[&str] = &["always", "everysec", "no"];
+// Listed in Redis 7.0's order: its error text for a bad value enumerates them.
+const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning"];
+const FSYNC: &[&str] = &["everysec", "always", "no"];
+/// `enable-debug-command` and friends: refused, allowed, or allowed from loopback only.
+const ENABLE: &[&str] = &["no", "yes", "local"];
 const POLICIES: &[&str] = &[
     "volatile-lru",
     "volatile-lfu",
@@ -74,6 +77,8 @@ const POLICIES: &[&str] = &[
     "noeviction",
 ];
 const I64MAX: i64 = i64::MAX;
+/// Redis keeps most integer parameters in a C `int`.
+const I32MAX: i64 = i32::MAX as i64;
 
 /// Every parameter Kiln knows. Adding one is a line here.
 pub const PARAMS: &[Param] = &[
@@ -85,7 +90,7 @@ pub const PARAMS: &[Param] = &[
     p("requirepass", Kind::Str, "", true),
     p("masterauth", Kind::Str, "", true),
     p("masteruser", Kind::Str, "", true),
-    p("maxclients", Kind::Int(1, I64MAX), "10000", true),
+    p("maxclients", Kind::Int(1, u32::MAX as i64), "10000", true),
     p("databases", Kind::Int(1, 1 << 20), "16", false),
     p("save", Kind::Special, "3600 1 300 100 60 10000", true),
     p("appendonly", Kind::Bool, "no", true),
@@ -99,15 +104,16 @@ pub const PARAMS: &[Param] = &[
     p("protected-mode", Kind::Bool, "yes", true),
     p("io-threads", Kind::Int(1, 128), "1", false),
     p("threads", Kind::Int(0, 1024), "0", false),
-    p("hz", Kind::Int(1, 500), "10", true),
-    p("timeout", Kind::Int(0, I64MAX), "0", true),
-    p("tcp-keepalive", Kind::Int(0, I64MAX), "300", true),
-    p("tcp-backlog", Kind::Int(0, I64MAX), "511", false),
+    // Any int is accepted; `Config::set` clamps it to 1..=500 as Redis does.
+    p("hz", Kind::Int(0, I32MAX), "10", true),
+    p("timeout", Kind::Int(0, I32MAX), "0", true),
+    p("tcp-keepalive", Kind::Int(0, I32MAX), "300", true),
+    p("tcp-backlog", Kind::Int(0, I32MAX), "511", false),
     p("proto-max-bulk-len", Kind::Memory, "536870912", true),
     p("client-query-buffer-limit", Kind::Memory, "1073741824", true),
     p("maxmemory", Kind::Memory, "0", true),
     p("maxmemory-policy", Kind::Enum(POLICIES), "noeviction", true),
-    p("maxmemory-samples", Kind::Int(1, 64), "5", true),
+    p("maxmemory-samples", Kind::Int(1, I32MAX), "5", true),
     p("lazyfree-lazy-user-flush", Kind::Bool, "no", true),
     p("lazyfree-lazy-user-del", Kind::Bool, "no", true),
     p("lazyfree-lazy-expire", Kind::Bool, "no", true),
@@ -117,39 +123,47 @@ pub const PARAMS: &[Param] = &[
     p("slowlog-log-slower-than", Kind::Int(-1, I64MAX), "10000", true),
     p("slowlog-max-len", Kind::Int(0, I64MAX), "128", true),
     p("latency-monitor-threshold", Kind::Int(0, I64MAX), "0", true),
-    p("notify-keyspace-events", Kind::Str, "", true),
+    p("notify-keyspace-events", Kind::Special, "", true),
     pa("replica-read-only", "slave-read-only", Kind::Bool, "yes", true),
     pa("replica-serve-stale-data", "slave-serve-stale-data", Kind::Bool, "yes", true),
     p("repl-backlog-size", Kind::Memory, "1048576", true),
-    p("repl-ping-replica-period", Kind::Int(1, I64MAX), "10", true),
-    p("repl-timeout", Kind::Int(1, I64MAX), "60", true),
+    p("repl-ping-replica-period", Kind::Int(1, I32MAX), "10", true),
+    p("repl-timeout", Kind::Int(1, I32MAX), "60", true),
     p("repl-diskless-sync", Kind::Bool, "yes", true),
-    p("min-replicas-to-write", Kind::Int(0, I64MAX), "0", true),
-    p("min-replicas-max-lag", Kind::Int(0, I64MAX), "10", true),
+    p("min-replicas-to-write", Kind::Int(0, I32MAX), "0", true),
+    p("min-replicas-max-lag", Kind::Int(0, I32MAX), "10", true),
     p("rdbcompression", Kind::Bool, "yes", true),
     p("rdbchecksum", Kind::Bool, "yes", true),
     p("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),
-    p("auto-aof-rewrite-percentage", Kind::Int(0, I64MAX), "100", true),
+    p("auto-aof-rewrite-percentage", Kind::Int(0, I32MAX), "100", true),
     p("auto-aof-rewrite-min-size", Kind::Memory, "67108864", true),
     p("aof-load-truncated", Kind::Bool, "yes", true),
     p("aof-use-rdb-preamble", Kind::Bool, "yes", true),
     p("client-output-buffer-limit", Kind::Special, "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60", true),
-    p("list-max-listpack-size", Kind::Int(-5, I64MAX), "-2", true),
-    p("list-compress-depth", Kind::Int(0, I64MAX), "0", true),
-    p("hash-max-listpack-entries", Kind::Int(0, I64MAX), "128", true),
-    p("hash-max-listpack-value", Kind::Int(0, I64MAX), "64", true),
+    pa("list-max-listpack-size", "list-max-ziplist-size", Kind::Int(i32::MIN as i64, I32MAX), "-2", true),
+    p("list-compress-depth", Kind::Int(0, I32MAX), "0", true),
+    // 512 is Redis's built-in default (its sample redis.conf says 128).
+    pa("hash-max-listpack-entries", "hash-max-ziplist-entries", Kind::Int(0, I64MAX), "512", true),
+    pa("hash-max-listpack-value", "hash-max-ziplist-value", Kind::Memory, "64", true),
     p("set-max-intset-entries", Kind::Int(0, I64MAX), "512", true),
     p("set-max-listpack-entries", Kind::Int(0, I64MAX), "128", true),
     p("set-max-listpack-value", Kind::Int(0, I64MAX), "64", true),
-    p("zset-max-listpack-entries", Kind::Int(0, I64MAX), "128", true),
-    p("zset-max-listpack-value", Kind::Int(0, I64MAX), "64", true),
+    pa("zset-max-listpack-entries", "zset-max-ziplist-entries", Kind::Int(0, I64MAX), "128", true),
+    pa("zset-max-listpack-value", "zset-max-ziplist-value", Kind::Memory, "64", true),
     p("stream-node-max-bytes", Kind::Memory, "4096", true),
     p("stream-node-max-entries", Kind::Int(0, I64MAX), "100", true),
     p("lua-time-limit", Kind::Int(0, I64MAX), "5000", true),
     p("busy-reply-threshold", Kind::Int(0, I64MAX), "5000", true),
     p("cluster-enabled", Kind::Bool, "no", false),
     p("no-appendfsync-on-rewrite", Kind::Bool, "no", true),
+    p("enable-debug-command", Kind::Enum(ENABLE), "no", false),
+    p("enable-protected-configs", Kind::Enum(ENABLE), "no", false),
+    p("enable-module-command", Kind::Enum(ENABLE), "no", false),
 ];
+
+/// Parameters CONFIG SET refuses unless `enable-protected-configs` allows it (Redis 7's
+/// `PROTECTED_CONFIG`: changing them lets a client write files anywhere).
+pub const PROTECTED: &[&str] = &["dir", "dbfilename"];
 
 /// Finds a parameter by name or alias (case-insensitive).
 pub fn param(name: &str) -> Option<&'static Param> {
@@ -218,7 +232,11 @@ impl Config {
     /// Returns the reason on failure, in Redis's words where it has them.
     pub fn set(&mut self, name: &str, args: &[String]) -> Result<(), String> {
         let p = param(name).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
-        let value = normalise(p, args)?;
+        let mut value = normalise(p, args)?;
+        if p.name == "hz" {
+            // Redis accepts any hz and stores it clamped to what the server loop supports.
+            value = value.parse::<i64>().unwrap_or(10).clamp(1, 500).to_string();
+        }
         self.values.insert(p.name, value);
         Ok(())
     }
@@ -331,9 +349,9 @@ fn normalise(p: &Param, args: &[String]) -> Result<String, String> {
     match p.kind {
         Kind::Int(min, max) => {
             let v = single()?;
-            let n: i64 = v
-                .parse()
-                .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            // Strict like Redis's string2ll: no `+`, no leading zeros or spaces.
+            let n = crate::util::parse_i64(v.as_bytes())
+                .ok_or_else(|| "argument couldn't be parsed into an integer".to_string())?;
             if n < min || n > max {
                 return Err(format!("argument must be between {min} and {max} inclusive"));
             }
@@ -341,9 +359,18 @@ fn normalise(p: &Param, args: &[String]) -> Result<String, String> {
         }
         Kind::Memory => {
             let v = single()?;
-            parse_memory(v)
-                .map(|n| n.to_string())
-                .ok_or_else(|| "argument must be a memory value".to_string())
+            let n = parse_memory(v).ok_or_else(|| "argument must be a memory value".to_string())?;
+            // Redis's bounds: most sizes are a C long; a few have a floor.
+            let (min, max) = match p.name {
+                "proto-max-bulk-len" | "client-query-buffer-limit" => (1 << 20, I64MAX as u64),
+                "repl-backlog-size" => (1, I64MAX as u64),
+                "maxmemory" => (0, u64::MAX),
+                _ => (0, I64MAX as u64),
+            };
+            if n < min || n > max {
+                return Err(format!("argument must be between {min} and {max} inclusive"));
+            }
+            Ok(n.to_string())
         }
         Kind::Bool => match single()?.to_ascii_lowercase().as_str() {
             "yes" => Ok("yes".into()),
@@ -370,7 +397,7 @@ fn normalise_special(name: &str, args: &[String]) -> Result<String, String> {
             if words.is_empty() || (words.len() == 1 && words[0].is_empty()) {
                 return Ok(String::new());
             }
-            if words.len() % 2 != 0 {
+            if !words.len().is_multiple_of(2) {
                 return Err("Invalid save parameters".into());
             }
             for w in &words {
@@ -398,7 +425,7 @@ fn normalise_special(name: &str, args: &[String]) -> Result<String, String> {
             _ => Err("wrong number of arguments".into()),
         },
         "client-output-buffer-limit" => {
-            if words.is_empty() || words.len() % 4 != 0 {
+            if words.is_empty() || !words.len().is_multiple_of(4) {
                 return Err("Wrong number of arguments in buffer limit configuration.".into());
             }
             let mut classes: BTreeMap<&str, [u64; 3]> = BTreeMap::new();
@@ -431,8 +458,40 @@ fn normalise_special(name: &str, args: &[String]) -> Result<String, String> {
                 .collect::<Vec<_>>()
                 .join(" "))
         }
+        "notify-keyspace-events" => notify_flags(&args.join(" ")),
         _ => Ok(words.join(" ")),
     }
+}
+
+/// Event classes in the order Redis prints them; `A` stands for the first ten together.
+const NOTIFY_CLASSES: &str = "g$lshzxetdnKEm";
+const NOTIFY_ALL: &str = "g$lshzxetd";
+
+/// Validates `notify-keyspace-events` and normalises it the way Redis prints it back
+/// (`KEA` becomes `AKE`): each class once, in a fixed order, `A` for all of `g$lshzxetd`.
+fn notify_flags(v: &str) -> Result<String, String> {
+    let mut set = String::new();
+    for c in v.chars() {
+        match c {
+            'A' => set.push_str(NOTIFY_ALL),
+            c if NOTIFY_CLASSES.contains(c) => set.push(c),
+            _ => return Err("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into()),
+        }
+    }
+    let all = NOTIFY_ALL.chars().all(|c| set.contains(c));
+    let mut out = String::new();
+    if all {
+        out.push('A');
+    }
+    for c in NOTIFY_CLASSES.chars() {
+        // With `A`, Redis prints only the classes outside it that are not types (so `n`,
+        // new-key events, is not shown either).
+        let shown = if all { "KEm".contains(c) } else { true };
+        if shown && set.contains(c) {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }
 
 /// Splits a config line into words like `sdssplitargs` (quotes and escapes).

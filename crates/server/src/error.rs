@@ -26,6 +26,46 @@ pub const NOPROTO: &str = "NOPROTO unsupported protocol version";
 pub const CLIENT_NAME: &str =
     "ERR Client names cannot contain spaces, newlines or special characters.";
 pub const NO_SUCH_CLIENT: &str = "ERR No such client";
+/// HELLO before authenticating, without its AUTH option.
+pub const NOAUTH_HELLO: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
+pub const PROTOVER_NOT_INT: &str = "ERR Protocol version is not an integer or out of range";
+pub const INVALID_CLIENT_ID: &str = "ERR Invalid client ID";
+pub const CLIENT_ID_NOT_POSITIVE: &str = "ERR client-id should be greater than 0";
+/// CLIENT KILL MAXAGE (Redis 7.4) with a non-integer.
+pub const MAXAGE_NOT_INT: &str = "ERR maxage is not an integer or out of range";
+/// COMMAND GETKEYS errors.
+pub const GETKEYS_NO_COMMAND: &str = "ERR Invalid command specified";
+pub const GETKEYS_NO_KEYS: &str = "ERR The command has no key arguments";
+pub const GETKEYS_ARITY: &str = "ERR Invalid number of arguments specified for command";
+pub const GETKEYS_INVALID: &str = "ERR Invalid arguments specified for command";
+/// DECRBY with the one decrement that cannot be negated (i64::MIN).
+pub const DECR_OVERFLOW: &str = "ERR decrement would overflow";
+pub const LCS_NOT_STRINGS: &str = "ERR The specified keys must contain string values";
+pub const LCS_IDX_AND_LEN: &str =
+    "ERR If you want both the length and indexes, please just use IDX.";
+pub const LCS_TOO_LONG: &str = "ERR String too long for LCS";
+pub const LCS_TABLE_TOO_BIG: &str =
+    "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len";
+pub const LCS_NO_MEMORY: &str =
+    "ERR Insufficient memory, failed allocating transient memory for LCS";
+pub const INVALID_CURSOR: &str = "ERR invalid cursor";
+/// `getIntFromObjectOrReply` for a valid integer outside the C `int` range (MOVE, COPY DB).
+pub const INT_RANGE: &str =
+    "ERR value is out of range, value must between -2147483648 and 2147483647";
+pub const EXPIRE_NX_AND_OTHERS: &str =
+    "ERR NX and XX, GT or LT options at the same time are not compatible";
+pub const EXPIRE_GT_AND_LT: &str = "ERR GT and LT options at the same time are not compatible";
+pub const LFU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
+pub const LFU_SELECTED: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
+/// SWAPDB with an index that is not an integer in the C `int` range.
+pub const INVALID_FIRST_DB: &str = "ERR invalid first DB index";
+pub const INVALID_SECOND_DB: &str = "ERR invalid second DB index";
+/// `getPositiveLongFromObjectOrReply` (DEBUG POPULATE).
+pub const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
+pub const NO_SHUTDOWN_IN_PROGRESS: &str = "ERR No shutdown in progress.";
+pub const NO_CONFIG_FILE: &str = "ERR The server is running without a config file";
+/// DEBUG while `enable-debug-command` does not allow it for this connection.
+pub const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 
 /// A command failed; the text is what the client receives (without the leading `-`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +122,38 @@ impl CommandError {
             "ERR unknown subcommand '{sub}'. Try {} HELP.",
             crate::util::upper(cmd)
         ))
+    }
+
+    /// `ERR unknown subcommand or wrong number of arguments for 'foo'. Try DEBUG HELP.`, for
+    /// commands that take their subcommand as an argument (DEBUG) rather than from the table.
+    pub fn bad_subcommand(cmd: &[u8], sub: &[u8]) -> Self {
+        // Redis formats the name with `%.128s`: cut at 128 bytes or the first NUL.
+        let sub = &sub[..sub.len().min(128)];
+        let sub = sub.split(|&c| c == 0).next().unwrap_or_default();
+        Self::Owned(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+            String::from_utf8_lossy(sub),
+            crate::util::upper(cmd)
+        ))
+    }
+
+    /// `ERR Unknown option or number of arguments for CONFIG SET - 'x'`
+    pub fn config_set_unknown(name: &str) -> Self {
+        Self::Owned(format!(
+            "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+        ))
+    }
+
+    /// `ERR CONFIG SET failed (possibly related to argument 'x') - <reason>`
+    pub fn config_set_failed(name: &str, reason: &str) -> Self {
+        Self::Owned(format!(
+            "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"
+        ))
+    }
+
+    /// `ERR Rewriting config file: <reason>`
+    pub fn config_rewrite_failed(reason: &str) -> Self {
+        Self::Owned(format!("ERR Rewriting config file: {reason}"))
     }
 
     /// `ERR invalid expire time in 'set' command`

@@ -42,6 +42,8 @@ fn main() -> ExitCode {
 
     let mut config = Config::default();
     let mut rest = &args[..];
+    // The config file, kept for CONFIG REWRITE and INFO (not for stdin, like redis-server).
+    let mut config_path = None;
     if let Some(first) = rest.first() {
         if !first.starts_with("--") {
             let text = if first == "-" {
@@ -50,7 +52,10 @@ fn main() -> ExitCode {
                 s
             } else {
                 match std::fs::read_to_string(first) {
-                    Ok(t) => t,
+                    Ok(t) => {
+                        config_path = std::path::absolute(first).ok();
+                        t
+                    }
                     Err(e) => {
                         eprintln!("Fatal error, can't open config file '{first}': {e}");
                         return ExitCode::from(1);
@@ -80,6 +85,9 @@ fn main() -> ExitCode {
         n => n as usize,
     };
     let server = Arc::new(Server::new(config, threads));
+    if let Some(path) = config_path {
+        let _ = server.config_file.set(path);
+    }
     let listeners = match kiln::net::bind(&server) {
         Ok(l) => l,
         Err(e) => {
@@ -122,7 +130,11 @@ fn init_logging(config: &Config) {
         .with_thread_names(false);
     let logfile = config.get("logfile").to_string();
     if logfile.is_empty() {
-        builder.with_writer(std::io::stdout).init();
+        use std::io::IsTerminal;
+        builder
+            .with_ansi(std::io::stdout().is_terminal())
+            .with_writer(std::io::stdout)
+            .init();
     } else {
         match std::fs::OpenOptions::new()
             .create(true)

@@ -97,14 +97,21 @@ pub fn fmt_i64(n: i64) -> itoa::Buffer {
 /// Glob-style matching with Redis's `stringmatchlen` rules: `*`, `?`, `[abc]`, `[^a-z]`,
 /// `\x` escapes. `nocase` folds ASCII case.
 pub fn glob_match(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
-    glob_inner(pattern, string, nocase, 0)
+    let mut give_up = false;
+    glob_inner(pattern, string, nocase, 0, &mut give_up)
 }
 
-fn glob_inner(mut p: &[u8], mut s: &[u8], nocase: bool, depth: u32) -> bool {
+/// `give_up` is Redis's `skipLongerMatches`: once a `*` has tried every suffix of the string
+/// without success, no earlier `*` can do better, so the whole match fails at once instead
+/// of backtracking exponentially on patterns like `*a*a*a*a*b`.
+fn glob_inner(mut p: &[u8], mut s: &[u8], nocase: bool, depth: u32, give_up: &mut bool) -> bool {
     // Like Redis, bound the recursion that `*` causes on hostile patterns.
     if depth > 1000 {
         return false;
     }
+    // Redis lets trailing `*`s match nothing only once some character was consumed: an empty
+    // string matches only the empty pattern (KEYS * special-cases itself before matching).
+    let started_empty = s.is_empty();
     let eq = |a: u8, b: u8| {
         if nocase {
             a.eq_ignore_ascii_case(&b)
@@ -122,10 +129,14 @@ fn glob_inner(mut p: &[u8], mut s: &[u8], nocase: bool, depth: u32) -> bool {
                     return true;
                 }
                 for i in 0..s.len() {
-                    if glob_inner(&p[1..], &s[i..], nocase, depth + 1) {
+                    if glob_inner(&p[1..], &s[i..], nocase, depth + 1, give_up) {
                         return true;
                     }
+                    if *give_up {
+                        return false;
+                    }
                 }
+                *give_up = true;
                 return false;
             }
             b'?' => {
@@ -200,7 +211,7 @@ fn glob_inner(mut p: &[u8], mut s: &[u8], nocase: bool, depth: u32) -> bool {
         s = &s[1..];
         p = &p[1..];
     }
-    if s.is_empty() {
+    if s.is_empty() && !started_empty {
         while !p.is_empty() && p[0] == b'*' {
             p = &p[1..];
         }
@@ -262,5 +273,10 @@ mod tests {
         assert!(!glob_match(b"a", b"", false));
         assert!(glob_match(b"a*", b"a", false));
         assert!(glob_match(b"", b"", false));
+        assert!(!glob_match(b"*", b"", false));
+        assert!(!glob_match(b"**", b"", false));
+        // Would take ages with plain backtracking.
+        let s = [b'a'; 60];
+        assert!(!glob_match(b"*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", &s, false));
     }
 }

@@ -24,6 +24,7 @@ impl<'a, 'b> Args<'a, 'b> {
     }
 
     /// The next argument, or a syntax error.
+    #[allow(clippy::should_implement_trait)] // fallible, so not an Iterator
     pub fn next(&mut self) -> Result<&'a [u8], CommandError> {
         let a = self.args.get(self.pos).ok_or(E(SYNTAX))?;
         self.pos += 1;

@@ -17,7 +17,7 @@ mod introspection;
 mod server;
 mod string;
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 
 use parking_lot::MutexGuard;
@@ -94,8 +94,11 @@ pub enum Keys {
     AllDbs,
     /// Keys found by a function of the arguments, possibly in other databases (MOVE,
     /// COPY ... DB): it calls `push(db, key)` for each key; `cur_db` is the selected one.
-    Custom(fn(args: &[&[u8]], cur_db: usize, push: &mut dyn FnMut(usize, &[u8]))),
+    Custom(KeyFinder),
 }
+
+/// Finds a command's keys: calls `push(db, key)` for each; `cur_db` is the selected database.
+pub type KeyFinder = fn(args: &[&[u8]], cur_db: usize, push: &mut dyn FnMut(usize, &[u8]));
 
 /// One command (or subcommand) in the table.
 pub struct CommandSpec {
@@ -272,11 +275,10 @@ impl CommandTable {
         let cmd = self
             .get(args[0])
             .ok_or_else(|| CommandError::unknown_command(args))?;
-        if cmd.subs.is_empty() {
+        // A container named alone is the container itself: its arity rejects it (`CONFIG`)
+        // unless it has a meaning of its own (`COMMAND`).
+        if cmd.subs.is_empty() || args.len() < 2 {
             return Ok(cmd);
-        }
-        if args.len() < 2 {
-            return Err(CommandError::arity(&cmd.fullname));
         }
         let sub = args[1].to_ascii_lowercase();
         cmd.subs
@@ -484,6 +486,17 @@ impl<'a> Ctx<'a> {
 
 /// Runs one command: the whole life of a request after parsing.
 pub fn dispatch(cx: &mut Ctx, args: &[&[u8]]) {
+    // CLIENT REPLY OFF / SKIP: the command runs, its reply (error or not) is dropped. Checked
+    // after the command, so CLIENT REPLY ON's own +OK gets through.
+    cx.client.reply_skip = std::mem::take(&mut cx.client.reply_skip_next);
+    let mark = cx.out.buf.len();
+    execute(cx, args);
+    if cx.client.reply_off || cx.client.reply_skip {
+        cx.out.buf.truncate(mark);
+    }
+}
+
+fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     let server = cx.server;
     cx.now = crate::clock::now_ms();
     let cmd = match server.commands.resolve(args) {

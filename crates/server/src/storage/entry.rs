@@ -21,6 +21,14 @@ const EMBSTR_MAX: usize = 44;
 pub const META_EXPIRE: u8 = 1;
 /// String value was modified in place: OBJECT ENCODING reports `raw`.
 pub const META_RAW: u8 = 2;
+/// A small integer that Redis would hold in its own object rather than a shared one (a COPY
+/// duplicates it): OBJECT REFCOUNT reports 1 instead of the shared objects' count. Cleared
+/// whenever the value is replaced.
+pub const META_UNSHARED: u8 = 4;
+/// String value was stored as plain text, never integer-encoded (INCRBYFLOAT's result, which
+/// Redis creates without `tryObjectEncoding`): OBJECT ENCODING reports `embstr`/`raw` even
+/// for an integer-looking value like `11`. Cleared whenever the value is replaced.
+pub const META_NOT_INT: u8 = 8;
 
 /// A key with its value (see the module docs for the layout).
 #[derive(Debug)]
@@ -152,7 +160,7 @@ impl Entry {
 
     /// Replaces the value with a string, keeping key, TTL flag and LRU; clears `raw`.
     pub fn set_str(&mut self, val: &[u8]) {
-        let meta = self.meta() & !META_RAW;
+        let meta = self.meta() & !(META_RAW | META_UNSHARED | META_NOT_INT);
         let lru = self.lru();
         let mut e = Entry::string(self.key(), val, lru);
         e.set_meta(meta);
@@ -161,7 +169,7 @@ impl Entry {
 
     /// Replaces the value, keeping key, TTL flag and LRU.
     pub fn set_value(&mut self, value: Value) {
-        let meta = self.meta() & !META_RAW;
+        let meta = self.meta() & !(META_RAW | META_UNSHARED | META_NOT_INT);
         let lru = self.lru();
         let mut e = Entry::new(self.key(), value, lru);
         e.set_meta(meta);
@@ -171,9 +179,7 @@ impl Entry {
     /// The string value for in-place mutation (APPEND, SETRANGE); marks it `raw`.
     /// Returns `None` if the value is not a string.
     pub fn str_mut(&mut self) -> Option<&mut Vec<u8>> {
-        if self.as_str().is_none() {
-            return None;
-        }
+        self.as_str()?;
         let meta = self.meta();
         self.set_meta(meta | META_RAW);
         match self.value_mut() {
@@ -234,7 +240,10 @@ impl Entry {
             ValueRef::Str(s) => {
                 if self.meta() & META_RAW != 0 {
                     "raw"
-                } else if s.len() <= 20 && crate::util::parse_i64(s).is_some() {
+                } else if self.meta() & META_NOT_INT == 0
+                    && s.len() <= 20
+                    && crate::util::parse_i64(s).is_some()
+                {
                     "int"
                 } else if s.len() <= EMBSTR_MAX {
                     "embstr"

@@ -214,6 +214,12 @@ impl Shard {
     fn maybe_shrink(&mut self) {
         // Give memory back when a table is mostly empty, as Redis's dict resize does.
         let hasher = self.hasher;
+        if self.table.is_empty() && self.table.capacity() > 0 {
+            self.table = HashTable::new();
+        }
+        if self.expires.is_empty() && self.expires.capacity() > 0 {
+            self.expires = HashTable::new();
+        }
         let cap = self.table.capacity();
         if cap > 64 && self.table.len() * 8 < cap {
             self.table.shrink_to(self.table.len() * 2, move |e| {
@@ -285,37 +291,29 @@ impl Shard {
         std::mem::swap(&mut self.expires, &mut other.expires);
     }
 
-    /// Active expiry: deletes keys whose deadline is at or before `now`, examining at most
-    /// `budget` keys with a TTL. Deleted keys are appended to `self.expired`.
-    /// Returns (examined, deleted).
-    pub fn expire_cycle(&mut self, now: u64, budget: usize) -> (usize, usize) {
-        if self.expires.is_empty() || !self.delete_expired {
-            return (0, 0);
-        }
-        let mut dead: Vec<Box<[u8]>> = Vec::new();
-        let mut examined = 0;
-        for x in self.expires.iter() {
-            if examined >= budget {
-                break;
-            }
-            examined += 1;
-            if x.at <= now {
-                dead.push(x.key.clone());
-            }
-        }
-        let n = dead.len();
-        for k in dead {
-            let h = self.hash(&k);
-            self.remove(h, &k);
-            self.expired.push(k);
-        }
-        (examined, n)
+    /// Moves this shard's keys into a new detached shard, leaving this one empty: the
+    /// caller can drop them elsewhere (FLUSHALL ASYNC) or swap them into another shard
+    /// (SWAPDB).
+    pub fn take(&mut self) -> Shard {
+        let mut out = Shard::new(self.hasher);
+        self.swap_contents(&mut out);
+        out
     }
 
-    /// Keys with hash >= `from`, in hash order, at most `count` (plus any that tie with the
-    /// last one). Returns the keys (with their hashes) and whether the shard has more.
-    pub fn scan_from(&self, from: u64, count: usize, now: u64) -> (Vec<(u64, Vec<u8>)>, bool) {
-        let mut all: Vec<(u64, &Entry)> = self
+    /// One SCAN step over this shard: calls `f` for each live key with hash >= `from`, in hash
+    /// order, stopping after `count` keys (plus any that tie with the last hash, so a cursor
+    /// never splits a tie). Keys found logically expired on the way count towards `count`
+    /// and are deleted, as Redis's SCAN does. Returns the hash to resume from, or `None` when
+    /// the rest of the shard was covered.
+    pub fn scan_page(
+        &mut self,
+        from: u64,
+        count: usize,
+        now: u64,
+        mut f: impl FnMut(&Entry),
+    ) -> Option<u64> {
+        let count = count.max(1);
+        let mut page: Vec<(u64, &Entry)> = self
             .table
             .iter()
             .filter_map(|e| {
@@ -323,29 +321,75 @@ impl Shard {
                 (h >= from).then_some((h, e))
             })
             .collect();
-        let more = all.len() > count;
-        if more {
-            all.select_nth_unstable_by_key(count - 1, |x| x.0);
-            let last = all[count - 1].0;
-            let (head, tail) = all.split_at_mut(count);
-            let mut keep: Vec<(u64, &Entry)> = head.to_vec();
-            keep.extend(tail.iter().filter(|x| x.0 == last));
-            let rest = tail.iter().any(|x| x.0 != last);
-            keep.sort_unstable_by_key(|x| x.0);
-            let out = keep
-                .into_iter()
-                .filter(|(_, e)| !self.is_expired(e, now))
-                .map(|(h, e)| (h, e.key().to_vec()))
-                .collect();
-            return (out, rest);
+        let mut resume = None;
+        if page.len() > count {
+            page.select_nth_unstable_by_key(count - 1, |x| x.0);
+            let last = page[count - 1].0;
+            // Everything after `count - 1` hashes >= last: keep the ties, drop the rest.
+            let mut keep = count;
+            for i in count..page.len() {
+                if page[i].0 == last {
+                    page.swap(keep, i);
+                    keep += 1;
+                }
+            }
+            if keep < page.len() {
+                // Some hash is above `last`, so `last + 1` cannot overflow.
+                resume = Some(last + 1);
+            }
+            page.truncate(keep);
         }
-        all.sort_unstable_by_key(|x| x.0);
-        let out = all
-            .into_iter()
-            .filter(|(_, e)| !self.is_expired(e, now))
-            .map(|(h, e)| (h, e.key().to_vec()))
-            .collect();
-        (out, false)
+        page.sort_unstable_by_key(|x| x.0);
+        let mut dead: Vec<Box<[u8]>> = Vec::new();
+        for &(h, e) in &page {
+            if e.has_expire() && self.expire_of(h, e.key()).is_some_and(|at| at <= now) {
+                if self.delete_expired {
+                    dead.push(e.key().into());
+                }
+            } else {
+                f(e);
+            }
+        }
+        drop(page);
+        for k in dead {
+            let h = self.hash(&k);
+            self.remove(h, &k);
+            self.expired.push(k);
+        }
+        resume
+    }
+
+    /// Active expiry step: examines up to `max` keys with a TTL from position `pos` of the
+    /// expires table (its iteration order) and deletes those past their deadline, appending
+    /// them to `self.expired`. Returns (next position, examined, deleted). The caller keeps
+    /// the position per shard, so successive calls sweep the whole table rather than
+    /// re-examining its first keys; a position past the end restarts at 0.
+    pub fn expire_sweep(&mut self, now: u64, pos: usize, max: usize) -> (usize, usize, usize) {
+        if self.expires.is_empty() || !self.delete_expired {
+            return (0, 0, 0);
+        }
+        let start = if pos >= self.expires.len() { 0 } else { pos };
+        let mut dead: Vec<Box<[u8]>> = Vec::new();
+        let mut examined = 0;
+        for x in self.expires.iter().skip(start).take(max) {
+            examined += 1;
+            if x.at <= now {
+                dead.push(x.key.clone());
+            }
+        }
+        let deleted = dead.len();
+        for k in dead {
+            let h = self.hash(&k);
+            self.remove(h, &k);
+            self.expired.push(k);
+        }
+        // Removing entries does not move the others, so the unexamined ones now start
+        // `deleted` places earlier (a shrink rehashes; the sweep then just restarts unevenly).
+        let mut next = start + examined - deleted;
+        if next >= self.expires.len() {
+            next = 0;
+        }
+        (next, examined, deleted)
     }
 
     /// A uniformly random live key of this shard, if any (RANDOMKEY).
@@ -428,20 +472,6 @@ mod tests {
     }
 
     #[test]
-    fn expire_cycle_reclaims() {
-        let mut s = shard();
-        for i in 0..100u32 {
-            let k = i.to_string();
-            let h = s.hash(k.as_bytes());
-            s.insert(h, Entry::string(k.as_bytes(), b"v", 0));
-            s.set_expire(h, k.as_bytes(), if i % 2 == 0 { 10 } else { 1000 });
-        }
-        let (_, n) = s.expire_cycle(50, usize::MAX);
-        assert_eq!(n, 50);
-        assert_eq!(s.len(), 50);
-    }
-
-    #[test]
     fn scan_visits_every_key_once_across_growth() {
         let mut s = shard();
         for i in 0..1000u32 {
@@ -453,11 +483,9 @@ mod tests {
         let mut from = 0u64;
         let mut round = 0;
         loop {
-            let (keys, more) = s.scan_from(from, 10, 0);
-            for (h, k) in &keys {
-                seen.insert(k.clone());
-                from = h + 1;
-            }
+            let resume = s.scan_page(from, 10, 0, |e| {
+                seen.insert(e.key().to_vec());
+            });
             // Grow the table between calls: the cursor is unaffected.
             for j in 0..20u32 {
                 let k = format!("new{round}-{j}");
@@ -465,8 +493,9 @@ mod tests {
                 s.insert(h, Entry::string(k.as_bytes(), b"v", 0));
             }
             round += 1;
-            if !more {
-                break;
+            match resume {
+                Some(next) => from = next,
+                None => break,
             }
         }
         for i in 0..1000u32 {
