@@ -16,6 +16,14 @@ pub struct Client {
     /// Close the connection once the pending replies are written (QUIT, CLIENT KILL,
     /// protocol errors).
     pub close_after_reply: bool,
+    /// CLIENT REPLY OFF: every reply is dropped until CLIENT REPLY ON.
+    pub reply_off: bool,
+    /// CLIENT REPLY SKIP ran: the next command's reply is dropped.
+    pub reply_skip_next: bool,
+    /// The reply of the command now running is dropped (armed from `reply_skip_next`).
+    pub reply_skip: bool,
+    /// CLIENT NO-TOUCH ON: the client's reads leave keys' access time alone.
+    pub no_touch: bool,
     /// The shared view other connections see (CLIENT LIST / KILL).
     pub handle: Arc<ClientHandle>,
 }
@@ -28,6 +36,10 @@ impl Client {
             resp3: false,
             authenticated: !auth_required,
             close_after_reply: false,
+            reply_off: false,
+            reply_skip_next: false,
+            reply_skip: false,
+            no_touch: false,
             handle,
         }
     }

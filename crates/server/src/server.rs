@@ -37,6 +37,18 @@ pub struct Server {
     pub threads: usize,
     /// Instantaneous ops/sec samples, computed by the cron.
     pub inst: Mutex<InstMetrics>,
+    /// Unix ms when the server started (LASTSAVE and `rdb_last_save_time` until there is
+    /// persistence).
+    pub started_ms: u64,
+    /// The replication id (INFO `master_replid`): 40 hex characters, one per server life.
+    pub replid: String,
+    /// Absolute path of the config file the server was started with (CONFIG REWRITE,
+    /// INFO `config_file`); unset without one.
+    pub config_file: std::sync::OnceLock<std::path::PathBuf>,
+    /// Highest `used_memory` seen (INFO `used_memory_peak`).
+    pub mem_peak: AtomicU64,
+    /// `used_memory` right after start (INFO `used_memory_startup`).
+    pub mem_startup: AtomicU64,
 }
 
 /// Config values copied into atomics so hot paths never take the config lock.
@@ -70,9 +82,25 @@ impl Server {
             threads,
             inst: Mutex::new(InstMetrics::default()),
             config: RwLock::new(config),
+            started_ms: crate::clock::now_ms(),
+            replid: random_hex(40),
+            config_file: std::sync::OnceLock::new(),
+            mem_peak: AtomicU64::new(0),
+            mem_startup: AtomicU64::new(0),
         };
         s.refresh_hot_config();
+        s.mem_startup.store(s.used_memory(), Relaxed);
         s
+    }
+
+    /// Bytes the allocator has handed out (INFO `used_memory`, jemalloc's `stats.allocated`),
+    /// read after refreshing jemalloc's statistics; also raises the recorded peak.
+    pub fn used_memory(&self) -> u64 {
+        // jemalloc caches its statistics until the epoch advances.
+        let _ = tikv_jemalloc_ctl::epoch::advance();
+        let used = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
+        self.mem_peak.fetch_max(used, Relaxed);
+        used
     }
 
     /// Copies hot config values into their atomics (after load and every CONFIG SET).
@@ -276,6 +304,10 @@ pub struct ClientHandle {
     pub last_cmd: AtomicU32,
     pub resp: AtomicU8,
     pub multi: AtomicU32,
+    /// Channel, pattern and shard-channel subscription counts (CLIENT LIST sub/psub/ssub).
+    pub sub: AtomicU32,
+    pub psub: AtomicU32,
+    pub ssub: AtomicU32,
     pub query_buf: AtomicU64,
     pub output_buf: AtomicU64,
     pub info: Mutex<ClientInfo>,
@@ -306,6 +338,9 @@ impl ClientHandle {
             last_cmd: AtomicU32::new(u32::MAX),
             resp: AtomicU8::new(2),
             multi: AtomicU32::new(0),
+            sub: AtomicU32::new(0),
+            psub: AtomicU32::new(0),
+            ssub: AtomicU32::new(0),
             query_buf: AtomicU64::new(0),
             output_buf: AtomicU64::new(0),
             info: Mutex::new(ClientInfo::default()),

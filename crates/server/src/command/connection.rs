@@ -1,11 +1,14 @@
 //! Connection commands: PING, ECHO, QUIT, SELECT, AUTH, HELLO.
 
 use super::flags::*;
-use super::{Args, CommandSpec, Ctx, Keys};
-use crate::error::{CmdResult, CommandError, E, AUTH_NOT_CONFIGURED, DB_INDEX, NOPROTO, SYNTAX, WRONGPASS};
+use super::{CommandSpec, Ctx, Keys};
+use crate::error::{
+    CmdResult, CommandError, AUTH_NOT_CONFIGURED, DB_INDEX, E, NOAUTH_HELLO, NOPROTO,
+    PROTOVER_NOT_INT, SYNTAX, WRONGPASS,
+};
 
 pub(super) const COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("ping", -1, FAST | STALE, Keys::None, ping)
+    CommandSpec::new("ping", -1, FAST, Keys::None, ping)
         .group("connection")
         .summary("Returns the server's liveliness response.")
         .complexity("O(1)")
@@ -15,30 +18,48 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
         .summary("Returns the given string.")
         .complexity("O(1)")
         .syntax("message"),
-    CommandSpec::new("quit", -1, ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH, Keys::None, quit)
-        .group("connection")
-        .summary("Closes the connection.")
-        .complexity("O(1)"),
+    CommandSpec::new(
+        "quit",
+        -1,
+        ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH,
+        Keys::None,
+        quit,
+    )
+    .group("connection")
+    .summary("Closes the connection.")
+    .complexity("O(1)"),
     CommandSpec::new("select", 2, LOADING | STALE | FAST, Keys::None, select)
         .group("connection")
         .since("1.0.0")
         .summary("Changes the selected database.")
         .complexity("O(1)")
         .syntax("index"),
-    CommandSpec::new("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | SENTINEL, Keys::None, auth)
-        .group("connection")
-        .summary("Authenticates the connection.")
-        .complexity("O(N) where N is the number of passwords defined for the user")
-        .syntax("[username] password"),
-    CommandSpec::new("hello", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | SENTINEL, Keys::None, hello)
-        .group("connection")
-        .since("6.0.0")
-        .summary("Handshakes with the Redis server.")
-        .complexity("O(1)")
-        .syntax("[protover [AUTH username password] [SETNAME clientname]]"),
+    CommandSpec::new(
+        "auth",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | SENTINEL | ALLOW_BUSY,
+        Keys::None,
+        auth,
+    )
+    .group("connection")
+    .summary("Authenticates the connection.")
+    .complexity("O(N) where N is the number of passwords defined for the user")
+    .syntax("[username] password"),
+    CommandSpec::new(
+        "hello",
+        -1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | SENTINEL | ALLOW_BUSY,
+        Keys::None,
+        hello,
+    )
+    .group("connection")
+    .since("6.0.0")
+    .summary("Handshakes with the Redis server.")
+    .complexity("O(1)")
+    .syntax("[protover [AUTH username password] [SETNAME clientname]]"),
 ];
 
-/// `PING [message]`
+/// `PING [message]`: PONG, or the message as a bulk string. O(1).
 fn ping(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     match args.len() {
         1 => cx.out.simple("PONG"),
@@ -48,20 +69,20 @@ fn ping(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// `ECHO message`
+/// `ECHO message`: the message. O(1).
 fn echo(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     cx.out.bulk(args[1]);
     Ok(())
 }
 
-/// `QUIT`: replies OK, then the connection closes.
+/// `QUIT`: replies OK, then the connection closes. O(1).
 fn quit(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     cx.out.ok();
     cx.client.close_after_reply = true;
     Ok(())
 }
 
-/// `SELECT index`
+/// `SELECT index`: the database the connection's later commands use. O(1).
 fn select(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let idx = super::args::int(args[1])?;
     if idx < 0 || idx as usize >= cx.server.keyspace.dbs.len() {
@@ -72,11 +93,16 @@ fn select(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// Checks credentials against `requirepass` (the default user is the only user).
+/// Checks credentials. The default user is the only user: its password is `requirepass`,
+/// and any password is right when that is empty. A failure leaves the connection as it was
+/// (an authenticated connection stays authenticated), as in Redis.
 fn check_password(cx: &mut Ctx, user: Option<&[u8]>, pass: &[u8]) -> CmdResult {
-    let required = cx.server.config.read().get("requirepass").to_string();
-    let user_ok = user.is_none_or(|u| u == b"default");
-    if user_ok && (required.is_empty() || required.as_bytes() == pass) {
+    let ok = user.is_none_or(|u| u == b"default") && {
+        let config = cx.server.config.read();
+        let required = config.get("requirepass");
+        required.is_empty() || required.as_bytes() == pass
+    };
+    if ok {
         cx.client.authenticated = true;
         Ok(())
     } else {
@@ -84,7 +110,7 @@ fn check_password(cx: &mut Ctx, user: Option<&[u8]>, pass: &[u8]) -> CmdResult {
     }
 }
 
-/// `AUTH [username] password`
+/// `AUTH [username] password`: authenticates the connection. O(1).
 fn auth(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (user, pass) = match args.len() {
         2 => (None, args[1]),
@@ -99,31 +125,29 @@ fn auth(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// `HELLO [protover [AUTH username password] [SETNAME clientname]]`
+/// `HELLO [protover [AUTH username password] [SETNAME clientname]]`: switches protocol,
+/// authenticates and names the connection in one round trip, and describes the server.
+/// Options take effect in order, as in Redis: a name set before a failing option stays
+/// set. O(1).
 fn hello(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let mut a = Args::new(args, 1);
     let mut ver = None;
-    if let Some(v) = a.peek() {
-        a.next()?;
-        let v = crate::util::parse_i64(v).ok_or_else(|| {
-            CommandError::err("Protocol version is not an integer or out of range")
-        })?;
+    if let Some(v) = args.get(1) {
+        let v = crate::util::parse_i64(v).ok_or(E(PROTOVER_NOT_INT))?;
         if !(2..=3).contains(&v) {
             return Err(E(NOPROTO));
         }
         ver = Some(v as u8);
     }
-    let mut name = None;
-    while let Some(opt) = a.peek() {
-        a.next()?;
-        if opt.eq_ignore_ascii_case(b"AUTH") && a.remaining() >= 2 {
-            let user = a.next()?;
-            let pass = a.next()?;
-            check_password(cx, Some(user), pass)?;
-        } else if opt.eq_ignore_ascii_case(b"SETNAME") && a.remaining() >= 1 {
-            let n = a.next()?;
-            super::server::validate_client_name(n)?;
-            name = Some(n.to_vec());
+    let mut i = 2;
+    while i < args.len() {
+        let (opt, more) = (args[i], args.len() - 1 - i);
+        if opt.eq_ignore_ascii_case(b"AUTH") && more >= 2 {
+            check_password(cx, Some(args[i + 1]), args[i + 2])?;
+            i += 3;
+        } else if opt.eq_ignore_ascii_case(b"SETNAME") && more >= 1 {
+            super::server::validate_client_name(args[i + 1])?;
+            cx.client.handle.info.lock().name = args[i + 1].to_vec();
+            i += 2;
         } else {
             return Err(CommandError::Owned(format!(
                 "ERR Syntax error in HELLO option '{}'",
@@ -132,12 +156,7 @@ fn hello(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         }
     }
     if !cx.client.authenticated {
-        return Err(CommandError::Static(
-            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
-        ));
-    }
-    if let Some(n) = name {
-        cx.client.handle.info.lock().name = n;
+        return Err(E(NOAUTH_HELLO));
     }
     if let Some(v) = ver {
         cx.client.set_resp(v);

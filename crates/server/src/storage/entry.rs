@@ -161,6 +161,18 @@ impl Entry {
     /// Replaces the value with a string, keeping key, TTL flag and LRU; clears `raw`.
     pub fn set_str(&mut self, val: &[u8]) {
         let meta = self.meta() & !(META_RAW | META_UNSHARED | META_NOT_INT);
+        // A boxed string that stays too big to inline keeps its allocation (INCR on a
+        // long key, SET over a large value): no new box, no key copy.
+        if let Entry::Boxed(o) = self {
+            if let Value::Str(s) = &mut o.value {
+                if o.key.len() + val.len() > INLINE_CAP {
+                    s.clear();
+                    s.extend_from_slice(val);
+                    o.meta = meta;
+                    return;
+                }
+            }
+        }
         let lru = self.lru();
         let mut e = Entry::string(self.key(), val, lru);
         e.set_meta(meta);

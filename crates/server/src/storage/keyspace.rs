@@ -170,13 +170,22 @@ impl Shard {
 
     /// Stores `entry`, replacing any value and TTL the key had (Redis `setKey`).
     pub fn insert(&mut self, h: u64, mut entry: Entry) -> Option<Entry> {
-        let old = self.remove(h, entry.key());
         entry.set_meta(entry.meta() & !META_EXPIRE);
         let th = table_hash(h);
+        if let Some(slot) = self.table.find_mut(th, |e| e.key() == entry.key()) {
+            // Overwrite in place: one probe, no shrink/grow churn.
+            let old = std::mem::replace(slot, entry);
+            if old.has_expire() {
+                if let Ok(x) = self.expires.find_entry(th, |x| &*x.key == old.key()) {
+                    x.remove();
+                }
+            }
+            return Some(old);
+        }
         let hasher = self.hasher;
         self.table
             .insert_unique(th, entry, move |e| table_hash(hasher.hash_one(e.key())));
-        old
+        None
     }
 
     /// Stores `entry`, keeping the TTL the key had (SET KEEPTTL, SETRANGE-style updates).
