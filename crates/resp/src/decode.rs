@@ -87,7 +87,9 @@ fn int(s: &[u8]) -> Result<i64, DecodeError> {
     std::str::from_utf8(s)
         .ok()
         .and_then(|t| t.parse().ok())
-        .ok_or_else(|| DecodeError::Invalid(format!("bad integer {:?}", String::from_utf8_lossy(s))))
+        .ok_or_else(|| {
+            DecodeError::Invalid(format!("bad integer {:?}", String::from_utf8_lossy(s)))
+        })
 }
 
 fn blob(buf: &[u8], pos: &mut usize, len: i64) -> Result<Vec<u8>, DecodeError> {
@@ -206,9 +208,15 @@ mod tests {
     #[test]
     fn incomplete_and_hostile_input() {
         assert_eq!(decode(b"$5\r\nab").unwrap_err(), DecodeError::Incomplete);
-        assert_eq!(decode(b"*1000000000\r\n").unwrap_err(), DecodeError::Incomplete);
+        assert_eq!(
+            decode(b"*1000000000\r\n").unwrap_err(),
+            DecodeError::Incomplete
+        );
         let deep = "*1\r\n".repeat(1000);
-        assert!(matches!(decode(deep.as_bytes()), Err(DecodeError::Invalid(_))));
+        assert!(matches!(
+            decode(deep.as_bytes()),
+            Err(DecodeError::Invalid(_))
+        ));
     }
 
     proptest! {

@@ -101,7 +101,8 @@ fn parse_len(s: &[u8]) -> Option<i64> {
         b'-' => (true, &s[1..]),
         _ => (false, s),
     };
-    if digits.is_empty() || digits.len() > 19 {
+    // Like Redis's string2ll: no leading zeros ("01"), no "-0".
+    if digits.is_empty() || digits.len() > 19 || (digits[0] == b'0' && (digits.len() > 1 || neg)) {
         return None;
     }
     let mut v: i64 = 0;
@@ -354,7 +355,7 @@ mod tests {
         assert_eq!(
             p,
             Parsed::Incomplete {
-                hint: Some(100_000_000 + 17 + 2)
+                hint: Some(100_000_000 + 16 + 2)
             }
         );
         assert!(args.capacity() < 16);

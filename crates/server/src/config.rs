@@ -110,7 +110,12 @@ pub const PARAMS: &[Param] = &[
     p("tcp-keepalive", Kind::Int(0, I32MAX), "300", true),
     p("tcp-backlog", Kind::Int(0, I32MAX), "511", false),
     p("proto-max-bulk-len", Kind::Memory, "536870912", true),
-    p("client-query-buffer-limit", Kind::Memory, "1073741824", true),
+    p(
+        "client-query-buffer-limit",
+        Kind::Memory,
+        "1073741824",
+        true,
+    ),
     p("maxmemory", Kind::Memory, "0", true),
     p("maxmemory-policy", Kind::Enum(POLICIES), "noeviction", true),
     p("maxmemory-samples", Kind::Int(1, I32MAX), "5", true),
@@ -120,12 +125,29 @@ pub const PARAMS: &[Param] = &[
     p("lazyfree-lazy-eviction", Kind::Bool, "no", true),
     p("lazyfree-lazy-server-del", Kind::Bool, "no", true),
     p("active-expire-effort", Kind::Int(1, 10), "1", true),
-    p("slowlog-log-slower-than", Kind::Int(-1, I64MAX), "10000", true),
+    p(
+        "slowlog-log-slower-than",
+        Kind::Int(-1, I64MAX),
+        "10000",
+        true,
+    ),
     p("slowlog-max-len", Kind::Int(0, I64MAX), "128", true),
     p("latency-monitor-threshold", Kind::Int(0, I64MAX), "0", true),
     p("notify-keyspace-events", Kind::Special, "", true),
-    pa("replica-read-only", "slave-read-only", Kind::Bool, "yes", true),
-    pa("replica-serve-stale-data", "slave-serve-stale-data", Kind::Bool, "yes", true),
+    pa(
+        "replica-read-only",
+        "slave-read-only",
+        Kind::Bool,
+        "yes",
+        true,
+    ),
+    pa(
+        "replica-serve-stale-data",
+        "slave-serve-stale-data",
+        Kind::Bool,
+        "yes",
+        true,
+    ),
     p("repl-backlog-size", Kind::Memory, "1048576", true),
     p("repl-ping-replica-period", Kind::Int(1, I32MAX), "10", true),
     p("repl-timeout", Kind::Int(1, I32MAX), "60", true),
@@ -135,21 +157,66 @@ pub const PARAMS: &[Param] = &[
     p("rdbcompression", Kind::Bool, "yes", true),
     p("rdbchecksum", Kind::Bool, "yes", true),
     p("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),
-    p("auto-aof-rewrite-percentage", Kind::Int(0, I32MAX), "100", true),
+    p(
+        "auto-aof-rewrite-percentage",
+        Kind::Int(0, I32MAX),
+        "100",
+        true,
+    ),
     p("auto-aof-rewrite-min-size", Kind::Memory, "67108864", true),
     p("aof-load-truncated", Kind::Bool, "yes", true),
     p("aof-use-rdb-preamble", Kind::Bool, "yes", true),
-    p("client-output-buffer-limit", Kind::Special, "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60", true),
-    pa("list-max-listpack-size", "list-max-ziplist-size", Kind::Int(i32::MIN as i64, I32MAX), "-2", true),
+    p(
+        "client-output-buffer-limit",
+        Kind::Special,
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        true,
+    ),
+    pa(
+        "list-max-listpack-size",
+        "list-max-ziplist-size",
+        Kind::Int(i32::MIN as i64, I32MAX),
+        "-2",
+        true,
+    ),
     p("list-compress-depth", Kind::Int(0, I32MAX), "0", true),
     // 512 is Redis's built-in default (its sample redis.conf says 128).
-    pa("hash-max-listpack-entries", "hash-max-ziplist-entries", Kind::Int(0, I64MAX), "512", true),
-    pa("hash-max-listpack-value", "hash-max-ziplist-value", Kind::Memory, "64", true),
+    pa(
+        "hash-max-listpack-entries",
+        "hash-max-ziplist-entries",
+        Kind::Int(0, I64MAX),
+        "512",
+        true,
+    ),
+    pa(
+        "hash-max-listpack-value",
+        "hash-max-ziplist-value",
+        Kind::Memory,
+        "64",
+        true,
+    ),
     p("set-max-intset-entries", Kind::Int(0, I64MAX), "512", true),
-    p("set-max-listpack-entries", Kind::Int(0, I64MAX), "128", true),
+    p(
+        "set-max-listpack-entries",
+        Kind::Int(0, I64MAX),
+        "128",
+        true,
+    ),
     p("set-max-listpack-value", Kind::Int(0, I64MAX), "64", true),
-    pa("zset-max-listpack-entries", "zset-max-ziplist-entries", Kind::Int(0, I64MAX), "128", true),
-    pa("zset-max-listpack-value", "zset-max-ziplist-value", Kind::Memory, "64", true),
+    pa(
+        "zset-max-listpack-entries",
+        "zset-max-ziplist-entries",
+        Kind::Int(0, I64MAX),
+        "128",
+        true,
+    ),
+    pa(
+        "zset-max-listpack-value",
+        "zset-max-ziplist-value",
+        Kind::Memory,
+        "64",
+        true,
+    ),
     p("stream-node-max-bytes", Kind::Memory, "4096", true),
     p("stream-node-max-entries", Kind::Int(0, I64MAX), "100", true),
     p("lua-time-limit", Kind::Int(0, I64MAX), "5000", true),
@@ -231,7 +298,8 @@ impl Config {
     /// Sets a parameter from its arguments (as they appear after the name on a config line).
     /// Returns the reason on failure, in Redis's words where it has them.
     pub fn set(&mut self, name: &str, args: &[String]) -> Result<(), String> {
-        let p = param(name).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
+        let p =
+            param(name).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
         let mut value = normalise(p, args)?;
         if p.name == "hz" {
             // Redis accepts any hz and stores it clamped to what the server loop supports.
@@ -246,9 +314,7 @@ impl Config {
         let mut out = Vec::new();
         for p in PARAMS {
             let hit = glob_match(pattern, p.name.as_bytes(), true);
-            let alias_hit = p
-                .alias
-                .filter(|a| glob_match(pattern, a.as_bytes(), true));
+            let alias_hit = p.alias.filter(|a| glob_match(pattern, a.as_bytes(), true));
             if hit {
                 out.push((p.name, self.values[p.name].clone()));
             }
@@ -353,7 +419,9 @@ fn normalise(p: &Param, args: &[String]) -> Result<String, String> {
             let n = crate::util::parse_i64(v.as_bytes())
                 .ok_or_else(|| "argument couldn't be parsed into an integer".to_string())?;
             if n < min || n > max {
-                return Err(format!("argument must be between {min} and {max} inclusive"));
+                return Err(format!(
+                    "argument must be between {min} and {max} inclusive"
+                ));
             }
             Ok(n.to_string())
         }
@@ -368,7 +436,9 @@ fn normalise(p: &Param, args: &[String]) -> Result<String, String> {
                 _ => (0, I64MAX as u64),
             };
             if n < min || n > max {
-                return Err(format!("argument must be between {min} and {max} inclusive"));
+                return Err(format!(
+                    "argument must be between {min} and {max} inclusive"
+                ));
             }
             Ok(n.to_string())
         }
@@ -437,7 +507,11 @@ fn normalise_special(name: &str, args: &[String]) -> Result<String, String> {
                     "normal" => "normal",
                     "slave" | "replica" => "slave",
                     "pubsub" => "pubsub",
-                    _ => return Err("Invalid client class specified in buffer limit configuration.".into()),
+                    _ => {
+                        return Err(
+                            "Invalid client class specified in buffer limit configuration.".into(),
+                        )
+                    }
                 };
                 let hard = parse_memory(c[1]);
                 let soft = parse_memory(c[2]);
@@ -536,7 +610,9 @@ pub fn args_to_config_text(args: &[String]) -> String {
 
 /// Quotes a word for a config line (empty strings and spaces survive the round trip).
 pub fn quote_config_arg(a: &str) -> String {
-    if !a.is_empty() && !a.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '\\') {
+    if !a.is_empty()
+        && !a.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '\\')
+    {
         return a.to_string();
     }
     let mut s = String::from("\"");

@@ -111,6 +111,8 @@ impl ActiveExpire {
 }
 
 fn sample_metrics(server: &Server) {
+    // Reading used memory records the peak (INFO used_memory_peak), as Redis's cron does.
+    server.used_memory();
     let now = crate::clock::now_ms();
     let ops = server.stats.sum(|s| &s.commands);
     let inp = server.stats.sum(|s| &s.net_input);

@@ -206,6 +206,9 @@ mod tests {
             "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
         );
         let e = CommandError::unknown_command(&[b"foo"]);
-        assert_eq!(e.text(), "ERR unknown command 'foo', with args beginning with: ");
+        assert_eq!(
+            e.text(),
+            "ERR unknown command 'foo', with args beginning with: "
+        );
     }
 }

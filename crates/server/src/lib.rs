@@ -17,6 +17,7 @@ pub mod clock;
 pub mod command;
 pub mod config;
 pub mod cron;
+pub mod digest;
 pub mod error;
 pub mod longdouble;
 pub mod net;

@@ -31,13 +31,19 @@ pub fn bind(server: &Server) -> std::io::Result<Vec<std::net::TcpListener>> {
     };
     let mut out = Vec::new();
     for a in addrs {
-        let host = if a == "*" { "0.0.0.0".to_string() } else { a.clone() };
+        let host = if a == "*" {
+            "0.0.0.0".to_string()
+        } else {
+            a.clone()
+        };
         let addr: SocketAddr = format!("{host}:{port}")
             .parse()
             .or_else(|_| format!("[{host}]:{port}").parse())
             .map_err(|e| std::io::Error::other(format!("Invalid bind address '{a}': {e}")))?;
         let l = std::net::TcpListener::bind(addr).map_err(|e| {
-            std::io::Error::other(format!("Failed listening on port {port} (tcp), aborting: {e}"))
+            std::io::Error::other(format!(
+                "Failed listening on port {port} (tcp), aborting: {e}"
+            ))
         })?;
         l.set_nonblocking(true)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -92,7 +98,11 @@ pub fn serve(server: Arc<Server>, listeners: Vec<std::net::TcpListener>) -> std:
         let mut tasks = Vec::new();
         for l in listeners {
             let l = TcpListener::from_std(l).map_err(|e| std::io::Error::other(e.to_string()))?;
-            tasks.push(tokio::spawn(accept_loop(server.clone(), l, handles.clone())));
+            tasks.push(tokio::spawn(accept_loop(
+                server.clone(),
+                l,
+                handles.clone(),
+            )));
         }
         tokio::spawn(crate::cron::run(server.clone()));
         let srv = server.clone();
@@ -132,7 +142,11 @@ async fn wait_for_signal() {
     }
 }
 
-async fn accept_loop(server: Arc<Server>, listener: TcpListener, workers: Vec<tokio::runtime::Handle>) {
+async fn accept_loop(
+    server: Arc<Server>,
+    listener: TcpListener,
+    workers: Vec<tokio::runtime::Handle>,
+) {
     let mut next = 0usize;
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -236,10 +250,14 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
             let mut owned: Vec<Vec<u8>>;
             loop {
                 let buf = &rbuf[start..];
-                match parse_request(buf, &mut ranges, &Limits {
-                    unauthenticated: !cx.client.authenticated,
-                    ..limits
-                }) {
+                match parse_request(
+                    buf,
+                    &mut ranges,
+                    &Limits {
+                        unauthenticated: !cx.client.authenticated,
+                        ..limits
+                    },
+                ) {
                     Ok(Parsed::Complete { consumed }) => {
                         if !ranges.is_empty() {
                             argv.clear();

@@ -202,7 +202,9 @@ impl Stats {
     fn new(n: usize) -> Self {
         let ncmds = crate::command::CommandTable::count_ids();
         Self {
-            slots: (0..n).map(|_| CachePadded::new(ThreadStats::default())).collect(),
+            slots: (0..n)
+                .map(|_| CachePadded::new(ThreadStats::default()))
+                .collect(),
             cmds: (0..n)
                 .map(|_| (0..ncmds).map(|_| CmdStat::default()).collect())
                 .collect(),

@@ -57,7 +57,14 @@ fn config_file_is_read_and_the_command_line_wins() {
     let port = support::free_port();
     let mut child = kiln()
         .arg(&conf)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();

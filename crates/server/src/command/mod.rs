@@ -119,7 +119,13 @@ pub struct CommandSpec {
 }
 
 impl CommandSpec {
-    pub const fn new(name: &'static str, arity: i32, flags: u32, keys: Keys, handler: Handler) -> Self {
+    pub const fn new(
+        name: &'static str,
+        arity: i32,
+        flags: u32,
+        keys: Keys,
+        handler: Handler,
+    ) -> Self {
         Self {
             name,
             arity,
@@ -371,7 +377,10 @@ impl<'a> Ctx<'a> {
     /// Like [`Ctx::shard`], also handing out the reply writer (a handler often reads the
     /// shard while it writes the reply, without copying the value out first).
     #[inline]
-    pub fn shard_out(&mut self, key: &[u8]) -> Result<(&mut Shard, u64, &mut Out<'a>), CommandError> {
+    pub fn shard_out(
+        &mut self,
+        key: &[u8],
+    ) -> Result<(&mut Shard, u64, &mut Out<'a>), CommandError> {
         let db = self.client.db;
         let h = self.server.keyspace.hash(key);
         let id = (db * SHARDS + shard_of(h)) as u32;
@@ -558,7 +567,12 @@ mod tests {
         for fam in FAMILIES {
             for c in fam.iter() {
                 assert!(seen.insert(c.name), "duplicate command {}", c.name);
-                assert_eq!(c.name, c.name.to_lowercase(), "{} must be lowercase", c.name);
+                assert_eq!(
+                    c.name,
+                    c.name.to_lowercase(),
+                    "{} must be lowercase",
+                    c.name
+                );
                 assert!(c.arity != 0, "{} arity", c.name);
                 if let Keys::Range(f, l, _) = c.keys {
                     assert!(f > 0, "{} first key", c.name);

@@ -118,9 +118,9 @@ impl Entry {
     #[inline]
     pub fn as_str(&self) -> Option<&[u8]> {
         match self {
-            Entry::Inline { klen, vlen, buf, .. } => {
-                Some(&buf[*klen as usize..*klen as usize + *vlen as usize])
-            }
+            Entry::Inline {
+                klen, vlen, buf, ..
+            } => Some(&buf[*klen as usize..*klen as usize + *vlen as usize]),
             Entry::Boxed(o) => match &o.value {
                 Value::Str(s) => Some(s),
                 _ => None,
@@ -164,6 +164,7 @@ impl Entry {
         // A boxed string that stays too big to inline keeps its allocation (INCR on a
         // long key, SET over a large value): no new box, no key copy.
         if let Entry::Boxed(o) = self {
+            #[allow(irrefutable_let_patterns)] // until collection types join `Value`
             if let Value::Str(s) = &mut o.value {
                 if o.key.len() + val.len() > INLINE_CAP {
                     s.clear();

@@ -237,8 +237,9 @@ impl Shard {
         }
         let cap = self.expires.capacity();
         if cap > 64 && self.expires.len() * 8 < cap {
-            self.expires
-                .shrink_to(self.expires.len() * 2, move |x| table_hash(hasher.hash_one(&x.key)));
+            self.expires.shrink_to(self.expires.len() * 2, move |x| {
+                table_hash(hasher.hash_one(&x.key))
+            });
         }
     }
 

@@ -223,9 +223,7 @@ impl Raw {
 
     /// Whether the server closed the connection (reads until EOF or timeout).
     pub fn is_closed(&mut self) -> bool {
-        let _ = self
-            .stream
-            .set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = self.stream.set_read_timeout(Some(Duration::from_secs(2)));
         let mut b = [0u8; 1024];
         loop {
             match self.stream.read(&mut b) {
@@ -307,16 +305,22 @@ pub fn run_script_with(name: &str, script: &str, extra: &[&str]) {
         };
         let args = split_line(cmd);
         k.send_cmd(&args);
-        let kr = k
-            .read_reply()
-            .unwrap_or_else(|| panic!("{name}:{}: kiln closed the connection at {cmd:?}", lineno + 1));
+        let kr = k.read_reply().unwrap_or_else(|| {
+            panic!(
+                "{name}:{}: kiln closed the connection at {cmd:?}",
+                lineno + 1
+            )
+        });
         let Some(r) = r.as_mut() else {
             continue;
         };
         r.send_cmd(&args);
-        let rr = r
-            .read_reply()
-            .unwrap_or_else(|| panic!("{name}:{}: redis closed the connection at {cmd:?}", lineno + 1));
+        let rr = r.read_reply().unwrap_or_else(|| {
+            panic!(
+                "{name}:{}: redis closed the connection at {cmd:?}",
+                lineno + 1
+            )
+        });
         let same = match mode {
             Compare::Exact => kr == rr,
             Compare::Sorted => sorted(&kr) == sorted(&rr),
@@ -357,7 +361,9 @@ fn sorted(reply: &[u8]) -> kiln_resp::Value {
 
 /// Runs every `*.txt` script in `tests/diff/<dir>`.
 pub fn run_script_dir(dir: &str) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/diff").join(dir);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/diff")
+        .join(dir);
     let mut entries: Vec<_> = std::fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
         .map(|e| e.unwrap().path())
