@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 use std::hash::BuildHasher;
 
 use super::entry::{Entry, META_EXPIRE};
+use super::table::{table_hash, Table};
 
 /// log2 of the number of shards per database.
 pub const SHARD_BITS: u32 = 8;
@@ -25,14 +26,6 @@ pub const SHARDS: usize = 1 << SHARD_BITS;
 /// The hasher every shard uses, seeded randomly once per process (HashDoS resistance) and
 /// then fixed, so hashes (and SCAN cursors) are stable for the life of the process.
 pub type KeyHasher = foldhash::fast::FixedState;
-
-/// Maps a key hash to the hash the table uses. The shard index lives in the top bits of the
-/// key hash, which would otherwise be identical for every key of a shard; the multiply mixes
-/// the random low bits back into the top bits that hashbrown uses for its control bytes.
-#[inline]
-fn table_hash(h: u64) -> u64 {
-    h.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
 
 /// Shard index of a key hash.
 #[inline]
@@ -83,7 +76,7 @@ struct Expire {
 
 /// One shard: its keys, and the deadlines of those that have a TTL.
 pub struct Shard {
-    table: HashTable<Entry>,
+    table: Table,
     expires: HashTable<Expire>,
     hasher: KeyHasher,
     /// Keys this shard deleted because they had expired, since the dispatcher last drained
@@ -97,7 +90,7 @@ pub struct Shard {
 impl Shard {
     fn new(hasher: KeyHasher) -> Self {
         Self {
-            table: HashTable::new(),
+            table: Table::default(),
             expires: HashTable::new(),
             hasher,
             expired: Vec::new(),
@@ -145,7 +138,7 @@ impl Shard {
     pub fn get(&mut self, h: u64, key: &[u8], now: u64) -> Option<&mut Entry> {
         let th = table_hash(h);
         let expired = {
-            let e = self.table.find(th, |e| e.key() == key)?;
+            let e = self.table.find(th, key)?;
             e.has_expire() && self.expire_of(h, key).is_some_and(|at| at <= now)
         };
         if expired {
@@ -155,12 +148,12 @@ impl Shard {
             }
             return None;
         }
-        self.table.find_mut(th, |e| e.key() == key)
+        self.table.find_mut(th, key)
     }
 
     /// Looks a key up without expiring it (DEBUG, persistence).
     pub fn peek(&self, h: u64, key: &[u8]) -> Option<&Entry> {
-        self.table.find(table_hash(h), |e| e.key() == key)
+        self.table.find(table_hash(h), key)
     }
 
     /// Whether a live key exists.
@@ -172,7 +165,7 @@ impl Shard {
     pub fn insert(&mut self, h: u64, mut entry: Entry) -> Option<Entry> {
         entry.set_meta(entry.meta() & !META_EXPIRE);
         let th = table_hash(h);
-        if let Some(slot) = self.table.find_mut(th, |e| e.key() == entry.key()) {
+        if let Some(slot) = self.table.find_mut(th, entry.key()) {
             // Overwrite in place: one probe, no shrink/grow churn.
             let old = std::mem::replace(slot, entry);
             if old.has_expire() {
@@ -182,35 +175,26 @@ impl Shard {
             }
             return Some(old);
         }
-        let hasher = self.hasher;
-        self.table
-            .insert_unique(th, entry, move |e| table_hash(hasher.hash_one(e.key())));
+        self.table.insert_new(th, entry, self.hasher);
         None
     }
 
     /// Stores `entry`, keeping the TTL the key had (SET KEEPTTL, SETRANGE-style updates).
     pub fn insert_keep_ttl(&mut self, h: u64, mut entry: Entry) -> Option<Entry> {
         let th = table_hash(h);
-        if let Some(slot) = self.table.find_mut(th, |e| e.key() == entry.key()) {
+        if let Some(slot) = self.table.find_mut(th, entry.key()) {
             entry.set_meta((entry.meta() & !META_EXPIRE) | (slot.meta() & META_EXPIRE));
             return Some(std::mem::replace(slot, entry));
         }
         entry.set_meta(entry.meta() & !META_EXPIRE);
-        let hasher = self.hasher;
-        self.table
-            .insert_unique(th, entry, move |e| table_hash(hasher.hash_one(e.key())));
+        self.table.insert_new(th, entry, self.hasher);
         None
     }
 
     /// Removes a key and its TTL.
     pub fn remove(&mut self, h: u64, key: &[u8]) -> Option<Entry> {
         let th = table_hash(h);
-        let e = self
-            .table
-            .find_entry(th, |e| e.key() == key)
-            .ok()?
-            .remove()
-            .0;
+        let e = self.table.remove(th, key, self.hasher)?;
         if e.has_expire() {
             if let Ok(x) = self.expires.find_entry(th, |x| &*x.key == key) {
                 x.remove();
@@ -223,17 +207,9 @@ impl Shard {
     fn maybe_shrink(&mut self) {
         // Give memory back when a table is mostly empty, as Redis's dict resize does.
         let hasher = self.hasher;
-        if self.table.is_empty() && self.table.capacity() > 0 {
-            self.table = HashTable::new();
-        }
+        self.table.maybe_shrink(hasher);
         if self.expires.is_empty() && self.expires.capacity() > 0 {
             self.expires = HashTable::new();
-        }
-        let cap = self.table.capacity();
-        if cap > 64 && self.table.len() * 8 < cap {
-            self.table.shrink_to(self.table.len() * 2, move |e| {
-                table_hash(hasher.hash_one(e.key()))
-            });
         }
         let cap = self.expires.capacity();
         if cap > 64 && self.expires.len() * 8 < cap {
@@ -246,7 +222,7 @@ impl Shard {
     /// Sets the deadline of an existing key. Returns false if the key does not exist.
     pub fn set_expire(&mut self, h: u64, key: &[u8], at: u64) -> bool {
         let th = table_hash(h);
-        let Some(e) = self.table.find_mut(th, |e| e.key() == key) else {
+        let Some(e) = self.table.find_mut(th, key) else {
             return false;
         };
         if e.has_expire() {
@@ -271,7 +247,7 @@ impl Shard {
     /// Removes a key's TTL. Returns whether it had one.
     pub fn persist(&mut self, h: u64, key: &[u8]) -> bool {
         let th = table_hash(h);
-        let Some(e) = self.table.find_mut(th, |e| e.key() == key) else {
+        let Some(e) = self.table.find_mut(th, key) else {
             return false;
         };
         if !e.has_expire() {
@@ -291,7 +267,7 @@ impl Shard {
 
     /// Removes every key.
     pub fn clear(&mut self) {
-        self.table = HashTable::new();
+        self.table = Table::default();
         self.expires = HashTable::new();
     }
 
@@ -410,13 +386,12 @@ impl Shard {
             return None;
         }
         let mut rng = rand::thread_rng();
-        // A few tries at a uniform pick; then fall back to any live key.
+        // A few uniform picks (O(1) each: entries are stored densely); then fall back to
+        // any live key.
         for _ in 0..8 {
-            let i = rng.gen_range(0..n);
-            if let Some(e) = self.table.iter().nth(i) {
-                if !self.is_expired(e, now) {
-                    return Some(e.key().to_vec());
-                }
+            let e = self.table.at(rng.gen_range(0..n));
+            if !self.is_expired(e, now) {
+                return Some(e.key().to_vec());
             }
         }
         self.table
@@ -427,7 +402,7 @@ impl Shard {
 
     /// Approximate heap bytes used by this shard's tables and entries.
     pub fn memory(&self) -> usize {
-        let t = self.table.capacity() * (std::mem::size_of::<Entry>() + 1);
+        let t = self.table.memory();
         let x = self.expires.capacity() * (std::mem::size_of::<Expire>() + 1);
         let heap: usize = self.table.iter().map(|e| e.heap_size()).sum();
         t + x + heap

@@ -3,6 +3,7 @@
 
 pub mod entry;
 pub mod keyspace;
+mod table;
 pub mod value;
 
 pub use entry::Entry;
