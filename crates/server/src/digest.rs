@@ -70,6 +70,36 @@ pub fn mix_value(d: &mut Digest, v: ValueRef<'_>) {
         ValueRef::Str(s) => mix_str(d, s),
         ValueRef::Other(v) => match v {
             Value::Str(s) => mix_str(d, s),
+            Value::List(l) => {
+                mix_type(d, type_id::LIST);
+                for e in l.iter() {
+                    mix_in(d, e);
+                }
+            }
+            Value::Set(s) => {
+                mix_type(d, type_id::SET);
+                for m in s.iter() {
+                    xor_in(d, &m);
+                }
+            }
+            Value::ZSet(z) => {
+                mix_type(d, type_id::ZSET);
+                for (m, score) in z.iter() {
+                    let mut e = [0u8; 20];
+                    mix_in(&mut e, m);
+                    mix_in(&mut e, crate::util::fmt_g17(score).as_bytes());
+                    xor_in(d, &e);
+                }
+            }
+            Value::Hash(h) => {
+                mix_type(d, type_id::HASH);
+                for (f, v) in h.iter() {
+                    let mut e = [0u8; 20];
+                    mix_in(&mut e, f);
+                    mix_in(&mut e, v);
+                    xor_in(d, &e);
+                }
+            }
         },
     }
 }

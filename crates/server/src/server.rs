@@ -60,6 +60,20 @@ pub struct HotConfig {
     pub auth_required: AtomicBool,
     pub hz: AtomicU32,
     pub timeout: AtomicU64,
+    /// Compact-encoding thresholds of the collection types (Redis's *-max-listpack-*).
+    pub encoding: EncodingLimits,
+}
+
+/// When a collection converts from its compact encoding to the full one; read by the
+/// collection families at every write, as Redis does.
+#[derive(Default)]
+pub struct EncodingLimits {
+    pub list_max_listpack_size: std::sync::atomic::AtomicI64,
+    pub hash_max_listpack_entries: AtomicU64,
+    pub hash_max_listpack_value: AtomicU64,
+    pub set_max_intset_entries: AtomicU64,
+    pub zset_max_listpack_entries: AtomicU64,
+    pub zset_max_listpack_value: AtomicU64,
 }
 
 impl Server {
@@ -118,6 +132,19 @@ impl Server {
             .store(!c.get("requirepass").is_empty(), Relaxed);
         self.hot.hz.store(c.get_u64("hz").max(1) as u32, Relaxed);
         self.hot.timeout.store(c.get_u64("timeout"), Relaxed);
+        let e = &self.hot.encoding;
+        e.list_max_listpack_size
+            .store(c.get_i64("list-max-listpack-size"), Relaxed);
+        e.hash_max_listpack_entries
+            .store(c.get_u64("hash-max-listpack-entries"), Relaxed);
+        e.hash_max_listpack_value
+            .store(c.get_u64("hash-max-listpack-value"), Relaxed);
+        e.set_max_intset_entries
+            .store(c.get_u64("set-max-intset-entries"), Relaxed);
+        e.zset_max_listpack_entries
+            .store(c.get_u64("zset-max-listpack-entries"), Relaxed);
+        e.zset_max_listpack_value
+            .store(c.get_u64("zset-max-listpack-value"), Relaxed);
     }
 
     pub fn next_client_id(&self) -> u64 {

@@ -219,6 +219,61 @@ fn glob_inner(mut p: &[u8], mut s: &[u8], nocase: bool, depth: u32, give_up: &mu
     p.is_empty() && s.is_empty()
 }
 
+/// Formats a double like C's `printf("%.17g")`, which Redis 7.0 uses for scores in replies
+/// and digests: 17 significant digits, trailing zeros removed, exponent form below 1e-4 and
+/// from 1e17, `inf` / `-inf`, and `-0` for negative zero.
+pub fn fmt_g17(d: f64) -> String {
+    if d.is_nan() {
+        return "nan".into();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    // Rust rounds `{:e}` exactly (ties to even on the binary value), as glibc's printf does.
+    let s = format!("{d:.16e}");
+    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let neg = mant.starts_with('-');
+    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
+    let mut out = String::new();
+    if neg {
+        out.push('-');
+    }
+    if !(-4..17).contains(&exp) {
+        let trimmed = digits.trim_end_matches('0');
+        out.push_str(&trimmed[..1]);
+        if trimmed.len() > 1 {
+            out.push('.');
+            out.push_str(&trimmed[1..]);
+        }
+        out.push('e');
+        out.push(if exp < 0 { '-' } else { '+' });
+        out.push_str(&format!("{:02}", exp.abs()));
+    } else if exp < 0 {
+        out.push_str("0.");
+        for _ in 0..(-exp - 1) {
+            out.push('0');
+        }
+        out.push_str(digits.trim_end_matches('0'));
+    } else {
+        let int_len = exp as usize + 1;
+        out.push_str(&digits[..int_len]);
+        let frac = digits[int_len..].trim_end_matches('0');
+        if !frac.is_empty() {
+            out.push('.');
+            out.push_str(frac);
+        }
+    }
+    out
+}
+
 /// Uppercases ASCII into a new String (for error messages that echo command names).
 pub fn upper(s: &[u8]) -> String {
     String::from_utf8_lossy(s).to_ascii_uppercase()
@@ -246,6 +301,30 @@ mod tests {
             b"1.0",
         ] {
             assert_eq!(parse_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn fmt_g17_matches_printf() {
+        for (v, s) in [
+            (1.0, "1"),
+            (1.5, "1.5"),
+            (0.1, "0.10000000000000001"),
+            (-2.25, "-2.25"),
+            (1e17, "1e+17"),
+            (1.5e17, "1.5e+17"),
+            (12345678901234567.0, "12345678901234568"),
+            (0.0001, "0.0001"),
+            (0.00001, "1.0000000000000001e-05"),
+            (-0.0, "-0"),
+            (f64::INFINITY, "inf"),
+            (3.0e-300, "3.0000000000000002e-300"),
+            (123.456, "123.456"),
+            (1e16, "10000000000000000"),
+            (9.999999999999998e16, "99999999999999984"),
+            (5e-324, "4.9406564584124654e-324"),
+        ] {
+            assert_eq!(fmt_g17(v), s, "{v}");
         }
     }
 

@@ -13,8 +13,12 @@ pub mod args;
 mod client;
 mod connection;
 mod generic;
+mod hash;
 mod introspection;
+mod list;
 mod server;
+mod set;
+mod sorted_set;
 mod string;
 
 use hashbrown::HashMap;
@@ -198,6 +202,10 @@ const FAMILIES: &[&[CommandSpec]] = &[
     server::COMMANDS,
     client::COMMANDS,
     introspection::COMMANDS,
+    list::COMMANDS,
+    hash::COMMANDS,
+    set::COMMANDS,
+    sorted_set::COMMANDS,
 ];
 
 /// A looked-up command: its spec and its stats id.

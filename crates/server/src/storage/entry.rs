@@ -56,8 +56,6 @@ pub struct Object {
 
 const _: () = assert!(std::mem::size_of::<Entry>() == 32);
 
-// Other value types arrive with the collection families; until then some arms are unreachable.
-#[allow(unreachable_patterns)]
 impl Entry {
     /// A string entry, inline when it fits.
     pub fn string(key: &[u8], val: &[u8], lru: u32) -> Self {
@@ -164,7 +162,6 @@ impl Entry {
         // A boxed string that stays too big to inline keeps its allocation (INCR on a
         // long key, SET over a large value): no new box, no key copy.
         if let Entry::Boxed(o) = self {
-            #[allow(irrefutable_let_patterns)] // until collection types join `Value`
             if let Value::Str(s) = &mut o.value {
                 if o.key.len() + val.len() > INLINE_CAP {
                     s.clear();

@@ -2,10 +2,18 @@
 //! sockets or the async runtime, so the concurrency model above it can change freely.
 
 pub mod entry;
+pub mod hash;
 pub mod keyspace;
+pub mod list;
+pub mod set;
 mod table;
 pub mod value;
+pub mod zset;
 
 pub use entry::Entry;
+pub use hash::Hash;
 pub use keyspace::{Db, Keyspace, Shard, SHARDS};
+pub use list::List;
+pub use set::Set;
 pub use value::Value;
+pub use zset::ZSet;

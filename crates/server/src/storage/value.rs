@@ -1,11 +1,18 @@
 //! Values of every data type. Each type's data structure lives in its own module next to
-//! this one as types are added; `Value` is the closed set the keyspace stores.
+//! this one (`list.rs`, `hash.rs`, `set.rs`, `zset.rs`); `Value` is the closed set the
+//! keyspace stores. Collections are boxed so a `Value` stays small.
+
+use super::{Hash, List, Set, ZSet};
 
 /// A stored value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// A string (also integers: Redis keeps those as strings with the `int` encoding).
     Str(Vec<u8>),
+    List(Box<List>),
+    Hash(Box<Hash>),
+    Set(Box<Set>),
+    ZSet(Box<ZSet>),
 }
 
 impl Value {
@@ -13,6 +20,10 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -21,6 +32,10 @@ impl Value {
         match self {
             Value::Str(s) if s.len() <= 44 => "embstr",
             Value::Str(_) => "raw",
+            Value::List(l) => l.encoding(),
+            Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 
@@ -28,6 +43,21 @@ impl Value {
     pub fn heap_size(&self) -> usize {
         match self {
             Value::Str(s) => s.capacity(),
+            Value::List(l) => std::mem::size_of::<List>() + l.heap_size(),
+            Value::Hash(h) => std::mem::size_of::<Hash>() + h.heap_size(),
+            Value::Set(s) => std::mem::size_of::<Set>() + s.heap_size(),
+            Value::ZSet(z) => std::mem::size_of::<ZSet>() + z.heap_size(),
+        }
+    }
+
+    /// Whether a collection has become empty (Redis deletes such keys).
+    pub fn is_empty_collection(&self) -> bool {
+        match self {
+            Value::Str(_) => false,
+            Value::List(l) => l.is_empty(),
+            Value::Hash(h) => h.is_empty(),
+            Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
         }
     }
 }

@@ -1,0 +1,5 @@
+//! The hash family (HSET, HGET, ...).
+
+use super::CommandSpec;
+
+pub(super) const COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,5 @@
+//! The list family (LPUSH, LRANGE, ...).
+
+use super::CommandSpec;
+
+pub(super) const COMMANDS: &[CommandSpec] = &[];
