@@ -26,6 +26,8 @@ pub struct Client {
     pub no_touch: bool,
     /// The shared view other connections see (CLIENT LIST / KILL).
     pub handle: Arc<ClientHandle>,
+    /// Set by a blocking command that found nothing: the connection waits on it.
+    pub blocked: Option<crate::command::blocking::Blocked>,
 }
 
 impl Client {
@@ -41,6 +43,7 @@ impl Client {
             reply_skip: false,
             no_touch: false,
             handle,
+            blocked: None,
         }
     }
 

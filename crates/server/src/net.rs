@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::client::Client;
+use crate::command::blocking::{self, WaitState};
 use crate::command::{dispatch, Ctx};
 use crate::server::{set_stats_slot, ClientHandle, Server};
 use kiln_resp::{parse_request, Limits, Parsed};
@@ -212,30 +213,36 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
     let mut start = 0usize; // parsed-up-to offset in rbuf
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut ranges = Vec::new();
+    // False right after a blocked command finished: requests already buffered behind it
+    // run before the socket is read again.
+    let mut need_read = true;
 
-    loop {
+    'conn: loop {
         // Make room: compact consumed bytes, then ensure spare capacity.
         if start > 0 {
             rbuf.drain(..start);
             start = 0;
         }
-        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
-            rbuf.reserve(READ_CHUNK.max(rbuf.len()));
+        if need_read {
+            if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+                rbuf.reserve(READ_CHUNK.max(rbuf.len()));
+            }
+            let n = tokio::select! {
+                r = stream.read_buf(&mut rbuf) => match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                },
+                _ = handle.kill.notified() => break,
+            };
+            if handle.killed.load(Relaxed) {
+                break;
+            }
+            stats.net_input.fetch_add(n as u64, Relaxed);
+            handle
+                .last_interaction_ms
+                .store(crate::clock::now_ms(), Relaxed);
         }
-        let n = tokio::select! {
-            r = stream.read_buf(&mut rbuf) => match r {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            },
-            _ = handle.kill.notified() => break,
-        };
-        if handle.killed.load(Relaxed) {
-            break;
-        }
-        stats.net_input.fetch_add(n as u64, Relaxed);
-        handle
-            .last_interaction_ms
-            .store(crate::clock::now_ms(), Relaxed);
+        need_read = true;
 
         // Execute every complete request in the buffer.
         let limits = Limits {
@@ -278,7 +285,7 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
                             }
                         }
                         start += consumed;
-                        if cx.client.close_after_reply {
+                        if cx.client.close_after_reply || cx.client.blocked.is_some() {
                             break;
                         }
                     }
@@ -324,11 +331,73 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
         if client.close_after_reply {
             break;
         }
+        // A blocking command found nothing: wait for data, a timeout, CLIENT UNBLOCK, a
+        // kill or a disconnect. Requests sent meanwhile stay buffered until it is over.
+        while let Some(blocked) = client.blocked.take() {
+            let w = blocked.waiter;
+            let state = loop {
+                let timeout = async {
+                    match blocked.deadline {
+                        Some(d) => tokio::time::sleep_until(d.into()).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+                    rbuf.reserve(READ_CHUNK);
+                }
+                tokio::select! {
+                    _ = w.notify.notified() => {}
+                    _ = timeout => {
+                        w.finish(WaitState::TimedOut);
+                    }
+                    r = stream.read_buf(&mut rbuf) => match r {
+                        Ok(0) | Err(_) => {
+                            blocking::unregister(&server, &w);
+                            break 'conn;
+                        }
+                        Ok(n) => {
+                            stats.net_input.fetch_add(n as u64, Relaxed);
+                        }
+                    },
+                    _ = handle.kill.notified() => {
+                        blocking::unregister(&server, &w);
+                        break 'conn;
+                    }
+                }
+                let st = w.state.lock().clone();
+                if st != WaitState::Waiting {
+                    break st;
+                }
+            };
+            blocking::unregister(&server, &w);
+            match state {
+                WaitState::Served(reply) | WaitState::Unblocked(reply) => out.extend(reply),
+                WaitState::TimedOut => out.extend_from_slice(blocking::timeout_reply(client.resp3)),
+                WaitState::Retry => {
+                    // Could not be served in place: run the command again, normally.
+                    let argv: Vec<&[u8]> = w.argv.iter().map(|a| &a[..]).collect();
+                    let mut cx = Ctx::new(&server, &mut client, &mut out);
+                    dispatch(&mut cx, &argv);
+                }
+                WaitState::Waiting => {}
+            }
+            if !out.is_empty() {
+                stats.net_output.fetch_add(out.len() as u64, Relaxed);
+                if stream.write_all(&out).await.is_err() {
+                    break 'conn;
+                }
+                out.clear();
+            }
+            need_read = false;
+        }
         if rbuf.capacity() > 4 * READ_CHUNK && rbuf.len() - start < READ_CHUNK {
             rbuf.drain(..start);
             start = 0;
             rbuf.shrink_to(READ_CHUNK);
         }
+    }
+    if let Some(b) = client.blocked.take() {
+        blocking::unregister(&server, &b.waiter);
     }
     server.clients.lock().remove(&id);
 }

@@ -35,6 +35,9 @@ pub struct Server {
     pub active_expire: AtomicBool,
     /// Number of worker threads serving connections.
     pub threads: usize,
+    /// Blocked clients by waiter id (see `command::blocking`).
+    pub waiters: Mutex<std::collections::HashMap<u64, Arc<crate::command::blocking::Waiter>>>,
+    pub next_waiter_id: AtomicU64,
     /// Instantaneous ops/sec samples, computed by the cron.
     pub inst: Mutex<InstMetrics>,
     /// Unix ms when the server started (LASTSAVE and `rdb_last_save_time` until there is
@@ -94,6 +97,8 @@ impl Server {
             shutting_down: AtomicBool::new(false),
             active_expire: AtomicBool::new(true),
             threads,
+            waiters: Mutex::new(std::collections::HashMap::new()),
+            next_waiter_id: AtomicU64::new(1),
             inst: Mutex::new(InstMetrics::default()),
             config: RwLock::new(config),
             started_ms: crate::clock::now_ms(),

@@ -99,6 +99,12 @@ const SUBCOMMANDS: &[CommandSpec] = &[
         .summary("Sets the connection name.")
         .complexity("O(1)")
         .syntax("connection-name"),
+    CommandSpec::new("unblock", -3, ADMIN | NOSCRIPT | LOADING | STALE, Keys::None, unblock)
+        .group("connection")
+        .since("5.0.0")
+        .summary("Unblocks a client blocked by a blocking command from a different connection.")
+        .complexity("O(log N) where N is the number of client connections")
+        .syntax("client-id [TIMEOUT | ERROR]"),
 ];
 
 /// Flag letters of a CLIENT LIST `flags=` field, in the order Redis prints them:
@@ -148,6 +154,42 @@ fn setname(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     super::server::validate_client_name(args[2])?;
     cx.client.handle.info.lock().name = args[2].to_vec();
     cx.out.ok();
+    Ok(())
+}
+
+/// `CLIENT UNBLOCK client-id [TIMEOUT | ERROR]`: ends another client's block as if it timed
+/// out, or with an error. Replies 1 if that client was blocked. O(N) in blocked clients.
+fn unblock(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let id = super::args::int(args[2])?;
+    let error = match args.get(3) {
+        None => false,
+        Some(a) if a.eq_ignore_ascii_case(b"TIMEOUT") => false,
+        Some(a) if a.eq_ignore_ascii_case(b"ERROR") => true,
+        Some(_) => {
+            return Err(CommandError::err(
+                "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ))
+        }
+    };
+    if args.len() > 4 {
+        return Err(CommandError::syntax());
+    }
+    let waiter = cx
+        .server
+        .waiters
+        .lock()
+        .values()
+        .find(|w| w.handle.id as i64 == id)
+        .cloned();
+    let done = waiter.is_some_and(|w| {
+        let reply = if error {
+            b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n".to_vec()
+        } else {
+            super::blocking::timeout_reply(w.resp3).to_vec()
+        };
+        w.finish(super::blocking::WaitState::Unblocked(reply))
+    });
+    cx.out.int(i64::from(done));
     Ok(())
 }
 

@@ -10,6 +10,7 @@
 //! `COMMAND INFO`, `COMMAND DOCS`, `COMMAND COUNT` and `COMMAND GETKEYS`.
 
 pub mod args;
+pub mod blocking;
 mod client;
 mod connection;
 mod generic;
@@ -348,6 +349,13 @@ pub struct Ctx<'a> {
     /// Unix ms at the start of the command: one consistent "now" per command, as Redis.
     pub now: u64,
     locks: Locks<'a>,
+    /// Re-running a blocked client's command on its behalf (see `blocking`).
+    serving: bool,
+    /// Set when a re-run command would block again.
+    reblocked: bool,
+    /// The running command's arguments, kept only for BLOCKING commands (a waiter stores
+    /// its command to be re-run).
+    argv: Vec<Vec<u8>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -359,6 +367,9 @@ impl<'a> Ctx<'a> {
             out: Out::new(out, resp3),
             now: crate::clock::now_ms(),
             locks: Locks::default(),
+            serving: false,
+            reblocked: false,
+            argv: Vec::new(),
         }
     }
 
@@ -411,16 +422,58 @@ impl<'a> Ctx<'a> {
     }
 
     fn lock_id(&mut self, id: u32) -> Result<&mut Shard, CommandError> {
-        if self.locks.find(id).is_none() {
-            // Taking a lock above every held one keeps the global order.
-            if self.locks.held.last().is_some_and(|x| x.0 > id) {
-                return Err(CommandError::err("internal error: shard lock order"));
-            }
-            let (db, sh) = (id as usize / SHARDS, id as usize % SHARDS);
-            let g = self.server.keyspace.dbs[db].shards[sh].lock();
-            self.locks.held.push((id, g));
+        if !self.try_lock_id(id) {
+            return Err(CommandError::err("internal error: shard lock order"));
         }
         Ok(self.locks.find(id).expect("just locked"))
+    }
+
+    /// Makes sure shard `id` is held: already held, or locked now if that keeps the global
+    /// order (above every held id), or taken with a try-lock otherwise. False if it is
+    /// busy and could only be waited for at the risk of deadlock.
+    fn try_lock_id(&mut self, id: u32) -> bool {
+        match self.locks.held.binary_search_by_key(&id, |x| x.0) {
+            Ok(_) => true,
+            Err(pos) => {
+                let (db, sh) = (id as usize / SHARDS, id as usize % SHARDS);
+                let m = &self.server.keyspace.dbs[db].shards[sh];
+                let g = if pos == self.locks.held.len() {
+                    m.lock()
+                } else {
+                    match m.try_lock() {
+                        Some(g) => g,
+                        None => return false,
+                    }
+                };
+                self.locks.held.insert(pos, (id, g));
+                true
+            }
+        }
+    }
+
+    /// Takes every shard a waiter's command needs; false if one is busy (see `blocking`).
+    fn lock_for_waiter(&mut self, w: &blocking::Waiter) -> bool {
+        let argv: Vec<&[u8]> = w.argv.iter().map(|a| &a[..]).collect();
+        let Ok(cmd) = self.server.commands.resolve(&argv) else {
+            return false;
+        };
+        let mut ids: SmallVec<[u32; 8]> = SmallVec::new();
+        let ks = &self.server.keyspace;
+        match cmd.spec.keys {
+            Keys::Range(..) => {
+                for i in cmd.spec.key_positions(argv.len()) {
+                    ids.push((w.db * SHARDS + shard_of(ks.hash(argv[i]))) as u32);
+                }
+            }
+            Keys::Custom(f) => f(&argv, w.db, &mut |d, key| {
+                ids.push((d * SHARDS + shard_of(ks.hash(key))) as u32);
+            }),
+            Keys::None => {}
+            Keys::AllDb | Keys::AllDbs => return false,
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter().all(|id| self.try_lock_id(id))
     }
 
     /// Releases every shard lock (handlers that walk shards one at a time call this
@@ -537,7 +590,13 @@ fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     let start = crate::clock::instant();
     let mark = cx.out.buf.len();
     cx.lock_for(spec, args);
+    if spec.flags & flags::BLOCKING != 0 {
+        cx.argv = args.iter().map(|a| a.to_vec()).collect();
+    }
     let result = (spec.handler)(cx, args);
+    if cx.locks.held.iter().any(|(_, g)| g.has_ready()) {
+        blocking::serve_ready(cx);
+    }
     cx.unlock_all();
     let usec = start.elapsed().as_micros() as u64;
 

@@ -10,6 +10,8 @@
 //! guarantee Redis gives (every key present for the whole scan is returned at least once) holds
 //! however the tables grow or shrink in between.
 
+use std::collections::{HashMap, VecDeque};
+
 use crossbeam_utils::CachePadded;
 use hashbrown::HashTable;
 use parking_lot::Mutex;
@@ -85,6 +87,11 @@ pub struct Shard {
     /// When false (a replica), logically expired keys are hidden but not deleted: only the
     /// primary's DEL removes them.
     pub delete_expired: bool,
+    /// Blocked clients (by waiter id) per key of this shard, first come first served.
+    blocked: HashMap<Box<[u8]>, VecDeque<u64>>,
+    /// Keys with waiters that received data during the current command; the dispatcher
+    /// serves their waiters before the command's locks are released.
+    ready: Vec<Box<[u8]>>,
 }
 
 impl Shard {
@@ -95,6 +102,8 @@ impl Shard {
             hasher,
             expired: Vec::new(),
             delete_expired: true,
+            blocked: HashMap::new(),
+            ready: Vec::new(),
         }
     }
 
@@ -165,6 +174,9 @@ impl Shard {
     pub fn insert(&mut self, h: u64, mut entry: Entry) -> Option<Entry> {
         entry.set_meta(entry.meta() & !META_EXPIRE);
         let th = table_hash(h);
+        if !self.blocked.is_empty() {
+            self.signal_ready(entry.key());
+        }
         if let Some(slot) = self.table.find_mut(th, entry.key()) {
             // Overwrite in place: one probe, no shrink/grow churn.
             let old = std::mem::replace(slot, entry);
@@ -174,6 +186,9 @@ impl Shard {
                 }
             }
             return Some(old);
+        }
+        if !self.blocked.is_empty() {
+            self.signal_ready(entry.key());
         }
         self.table.insert_new(th, entry, self.hasher);
         None
@@ -187,6 +202,9 @@ impl Shard {
             return Some(std::mem::replace(slot, entry));
         }
         entry.set_meta(entry.meta() & !META_EXPIRE);
+        if !self.blocked.is_empty() {
+            self.signal_ready(entry.key());
+        }
         self.table.insert_new(th, entry, self.hasher);
         None
     }
@@ -398,6 +416,54 @@ impl Shard {
             .iter()
             .find(|e| !self.is_expired(e, now))
             .map(|e| e.key().to_vec())
+    }
+
+    /// Registers waiter `id` as blocked on `key` (at the back of the queue).
+    pub fn add_waiter(&mut self, key: &[u8], id: u64) {
+        self.blocked.entry(key.into()).or_default().push_back(id);
+    }
+
+    /// Removes waiter `id` from `key`'s queue (served, timed out, or disconnected).
+    pub fn remove_waiter(&mut self, key: &[u8], id: u64) {
+        if let Some(q) = self.blocked.get_mut(key) {
+            q.retain(|&w| w != id);
+            if q.is_empty() {
+                self.blocked.remove(key);
+            }
+        }
+    }
+
+    /// The first waiter on `key`, if any.
+    pub fn first_waiter(&self, key: &[u8]) -> Option<u64> {
+        self.blocked.get(key).and_then(|q| q.front().copied())
+    }
+
+    /// Number of waiters on `key`.
+    pub fn waiters(&self, key: &[u8]) -> usize {
+        self.blocked.get(key).map_or(0, VecDeque::len)
+    }
+
+    /// Marks `key` as having received data, if anyone waits on it. Commands that add
+    /// elements to an existing key call this; creating a key calls it automatically.
+    #[inline]
+    pub fn signal_ready(&mut self, key: &[u8]) {
+        if !self.blocked.is_empty()
+            && self.blocked.contains_key(key)
+            && !self.ready.iter().any(|k| &**k == key)
+        {
+            self.ready.push(key.into());
+        }
+    }
+
+    /// Whether any key of this shard is ready for its waiters.
+    #[inline]
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// Takes the keys signalled ready since the last call.
+    pub fn take_ready(&mut self) -> Vec<Box<[u8]>> {
+        std::mem::take(&mut self.ready)
     }
 
     /// Approximate heap bytes used by this shard's tables and entries.

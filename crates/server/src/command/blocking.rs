@@ -1,0 +1,267 @@
+//! Blocking commands (BLPOP, BLMOVE, BZPOPMIN, ... and later XREAD BLOCK): waiting without a
+//! thread, and handing data to waiters atomically.
+//!
+//! A blocking handler that finds no data calls [`Ctx::block`]: the client becomes a
+//! [`Waiter`], queued on each of its keys in the key's shard (first come, first served), and
+//! its connection task parks on the waiter's `Notify` — a blocked client costs a parked task
+//! and a few bytes, never a thread.
+//!
+//! When a command adds data to a key with waiters, the key's shard records it as *ready*.
+//! Before that command's shard locks are released, the dispatcher ([`serve_ready`]) re-runs
+//! each waiter's own command, with the waiter's database and protocol, inside the same
+//! locks: nobody else can run between the push and the hand-off, so the element goes to the
+//! first waiter, as in Redis. The reply is stored in the waiter and its task is woken to
+//! write it. If the waiter's command needs a shard that cannot be taken without risking a
+//! deadlock, the waiter is woken to retry on its own instead.
+//!
+//! The waiter's task cleans up after itself (its registrations on other keys, the registry
+//! entry) whether it was served, timed out, unblocked (CLIENT UNBLOCK) or disconnected.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::Ctx;
+use crate::client::Client;
+use crate::error::{CmdResult, CommandError, E, TIMEOUT_NEGATIVE, TIMEOUT_NOT_FLOAT};
+use crate::server::{ClientHandle, Server};
+use crate::storage::keyspace::shard_of;
+use crate::storage::SHARDS;
+
+/// Where a blocked client stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WaitState {
+    Waiting,
+    /// Served by another command: the reply to send.
+    Served(Vec<u8>),
+    /// Could not be served in place: re-run the command normally.
+    Retry,
+    /// The timeout passed.
+    TimedOut,
+    /// CLIENT UNBLOCK: the reply to send.
+    Unblocked(Vec<u8>),
+}
+
+/// A blocked client.
+pub struct Waiter {
+    pub id: u64,
+    pub db: usize,
+    pub resp3: bool,
+    /// The keys it waits on.
+    pub keys: Vec<Vec<u8>>,
+    /// Its command, re-run when a key becomes ready.
+    pub argv: Vec<Vec<u8>>,
+    pub handle: Arc<ClientHandle>,
+    pub state: Mutex<WaitState>,
+    pub notify: tokio::sync::Notify,
+}
+
+impl Waiter {
+    /// Moves from Waiting to `next` and wakes the task; false if no longer waiting.
+    pub fn finish(&self, next: WaitState) -> bool {
+        let mut st = self.state.lock();
+        if *st != WaitState::Waiting {
+            return false;
+        }
+        *st = next;
+        drop(st);
+        self.notify.notify_one();
+        true
+    }
+}
+
+/// A client's block, kept on its connection until it is resolved.
+pub struct Blocked {
+    pub waiter: Arc<Waiter>,
+    pub deadline: Option<Instant>,
+}
+
+/// Parses a blocking timeout in seconds (fractions allowed); 0 means forever (`None`).
+pub fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, CommandError> {
+    let secs = crate::util::parse_f64(arg)
+        .filter(|v| v.is_finite())
+        .ok_or(E(TIMEOUT_NOT_FLOAT))?;
+    if secs < 0.0 {
+        return Err(E(TIMEOUT_NEGATIVE));
+    }
+    let ms = (secs * 1000.0).round();
+    if ms >= i64::MAX as f64 {
+        return Err(E(TIMEOUT_NOT_FLOAT));
+    }
+    Ok((ms > 0.0).then(|| Duration::from_millis(ms as u64)))
+}
+
+impl Ctx<'_> {
+    /// Blocks the client on `keys` (see the module docs). The handler returns this result
+    /// and writes nothing else.
+    pub fn block(&mut self, keys: &[&[u8]], timeout: Option<Duration>) -> CmdResult {
+        if self.serving {
+            // Re-run on behalf of a waiter and still nothing to serve: it keeps waiting.
+            self.reblocked = true;
+            return Ok(());
+        }
+        let server = self.server;
+        let id = server.next_waiter_id.fetch_add(1, Relaxed);
+        let db = self.client.db;
+        let waiter = Arc::new(Waiter {
+            id,
+            db,
+            resp3: self.client.resp3,
+            keys: keys.iter().map(|k| k.to_vec()).collect(),
+            argv: self.argv.iter().map(|a| a.to_vec()).collect(),
+            handle: self.client.handle.clone(),
+            state: Mutex::new(WaitState::Waiting),
+            notify: tokio::sync::Notify::new(),
+        });
+        for key in keys {
+            let (sh, _) = self.shard(key)?;
+            sh.add_waiter(key, id);
+        }
+        server.waiters.lock().insert(id, waiter.clone());
+        self.client.blocked = Some(Blocked {
+            waiter,
+            deadline: timeout.map(|t| Instant::now() + t),
+        });
+        Ok(())
+    }
+}
+
+/// Serves waiters of every key that became ready in the shards this command holds. Called by
+/// the dispatcher before it releases the command's locks.
+pub(super) fn serve_ready(cx: &mut Ctx) {
+    // Serving can make more keys ready (BLMOVE pushes into its destination): loop.
+    for _ in 0..1000 {
+        let mut ready: Vec<(usize, Box<[u8]>)> = Vec::new();
+        for (id, g) in cx.locks.held.iter_mut() {
+            if g.has_ready() {
+                let db = *id as usize / SHARDS;
+                ready.extend(g.take_ready().into_iter().map(|k| (db, k)));
+            }
+        }
+        if ready.is_empty() {
+            return;
+        }
+        for (db, key) in ready {
+            serve_key(cx, db, &key);
+        }
+    }
+}
+
+fn serve_key(cx: &mut Ctx, db: usize, key: &[u8]) {
+    let server = cx.server;
+    loop {
+        let Ok((sh, _)) = cx.shard_in(db, key) else {
+            return;
+        };
+        let Some(wid) = sh.first_waiter(key) else {
+            return;
+        };
+        let waiter = server.waiters.lock().get(&wid).cloned();
+        let Some(w) = waiter.filter(|w| *w.state.lock() == WaitState::Waiting) else {
+            // Stale registration (served elsewhere, timed out, gone): drop it.
+            if let Ok((sh, _)) = cx.shard_in(db, key) {
+                sh.remove_waiter(key, wid);
+            }
+            continue;
+        };
+        if !cx.lock_for_waiter(&w) {
+            // Its command needs a shard we cannot take in order: let it retry on its own.
+            if let Ok((sh, _)) = cx.shard_in(db, key) {
+                sh.remove_waiter(key, wid);
+            }
+            w.finish(WaitState::Retry);
+            continue;
+        }
+        match run_as_waiter(cx, &w) {
+            Some(reply) => {
+                if let Ok((sh, _)) = cx.shard_in(db, key) {
+                    sh.remove_waiter(key, wid);
+                }
+                w.finish(WaitState::Served(reply));
+            }
+            // Nothing for the first waiter (the key is empty again, or holds another type):
+            // later waiters would find nothing either.
+            None => return,
+        }
+    }
+}
+
+/// Re-runs the waiter's command as the waiter. Returns its reply, or None if it would
+/// block again (or hit WRONGTYPE, which in Redis 7.0 keeps the client blocked).
+fn run_as_waiter(cx: &mut Ctx, w: &Waiter) -> Option<Vec<u8>> {
+    let server = cx.server;
+    let argv: Vec<&[u8]> = w.argv.iter().map(|a| &a[..]).collect();
+    let cmd = server.commands.resolve(&argv).ok()?;
+    let mut as_waiter = Client::new(w.handle.clone(), false);
+    as_waiter.db = w.db;
+    as_waiter.resp3 = w.resp3;
+    let mut out = Vec::new();
+    std::mem::swap(cx.client, &mut as_waiter);
+    std::mem::swap(cx.out.buf, &mut out);
+    let resp3 = std::mem::replace(&mut cx.out.resp3, w.resp3);
+    let (serving, reblocked) = (cx.serving, cx.reblocked);
+    cx.serving = true;
+    cx.reblocked = false;
+    let saved_argv = std::mem::take(&mut cx.argv);
+    cx.argv = w.argv.clone();
+
+    let result = (cmd.spec.handler)(cx, &argv);
+    let again = cx.reblocked;
+
+    cx.argv = saved_argv;
+    cx.serving = serving;
+    cx.reblocked = reblocked;
+    cx.out.resp3 = resp3;
+    std::mem::swap(cx.out.buf, &mut out);
+    std::mem::swap(cx.client, &mut as_waiter);
+    match result {
+        _ if again => None,
+        Err(e) if e.text() == crate::error::WRONG_TYPE => None,
+        Err(e) => {
+            let mut o = crate::reply::Out::new(&mut out, w.resp3);
+            o.error(e.text());
+            Some(out)
+        }
+        Ok(()) => Some(out),
+    }
+}
+
+/// Removes every registration of a waiter (its task calls this once the block is over).
+pub fn unregister(server: &Server, w: &Waiter) {
+    for key in &w.keys {
+        let h = server.keyspace.hash(key);
+        let mut sh = server.keyspace.dbs[w.db].shards[shard_of(h)].lock();
+        sh.remove_waiter(key, w.id);
+    }
+    server.waiters.lock().remove(&w.id);
+}
+
+/// The reply a blocked command gets on timeout (all of Redis 7.0's key-blocking commands
+/// reply a null array).
+pub fn timeout_reply(resp3: bool) -> &'static [u8] {
+    if resp3 {
+        b"_\r\n"
+    } else {
+        b"*-1\r\n"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_parse_like_redis() {
+        assert_eq!(parse_timeout(b"0").unwrap(), None);
+        assert_eq!(
+            parse_timeout(b"0.1").unwrap(),
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(parse_timeout(b"2").unwrap(), Some(Duration::from_secs(2)));
+        assert_eq!(parse_timeout(b"-1").unwrap_err(), E(TIMEOUT_NEGATIVE));
+        assert_eq!(parse_timeout(b"abc").unwrap_err(), E(TIMEOUT_NOT_FLOAT));
+        assert_eq!(parse_timeout(b"inf").unwrap_err(), E(TIMEOUT_NOT_FLOAT));
+    }
+}
