@@ -227,12 +227,21 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
             if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
                 rbuf.reserve(READ_CHUNK.max(rbuf.len()));
             }
+            // `timeout` (seconds): close clients idle that long, as Redis does.
+            let idle = server.hot.timeout.load(Relaxed);
+            let idle_timer = async move {
+                if idle == 0 {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(Duration::from_secs(idle)).await;
+            };
             let n = tokio::select! {
                 r = stream.read_buf(&mut rbuf) => match r {
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 },
                 _ = handle.kill.notified() => break,
+                _ = idle_timer => break,
             };
             if handle.killed.load(Relaxed) {
                 break;

@@ -106,3 +106,14 @@ fn threads_option_is_accepted() {
     let mut c = s.raw();
     assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
 }
+
+#[test]
+fn idle_clients_are_closed_after_timeout_seconds() {
+    let s = TestServer::kiln(&["--timeout", "1"]);
+    let mut idle = s.raw();
+    assert_eq!(idle.cmd(&["PING"]), "+PONG\r\n");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(idle.is_closed());
+    let mut fresh = s.raw();
+    assert_eq!(fresh.cmd(&["PING"]), "+PONG\r\n");
+}
