@@ -9,14 +9,31 @@ What it does:
   1. builds Kiln (`cargo build --release -p kiln-server`, skip with --no-build);
   2. starts target/release/kiln-server and redis-server on free loopback ports, both with
      `--save '' --appendonly no`;
-  3. runs the same redis-benchmark load against each: SET, GET, INCR and MSET (10 keys),
-     50 clients, random keys (-r 100000), once without pipelining and once with -P 16. Runs
-     alternate between the servers (and the order flips every repetition) so that machine
-     noise hits both alike. Server CPU time per request comes from the utime + stime of the
-     server process (/proc/<pid>/stat) read before and after each run;
+  3. runs the same redis-benchmark load against each, 50 clients, random keys or members
+     (-r 100000), once without pipelining and once with -P 16:
+       strings      SET, GET, INCR and MSET (10 keys) (redis-benchmark's own tests);
+       lists        LPUSH and RPOP (its own tests, on `mylist`), LRANGE 100 (`LRANGE mylist
+                    0 99`, what its lrange_100 test sends after its LPUSHes; the list is
+                    topped up to 600 elements first if the RPOPs drained it);
+       sets/hashes  SADD and HSET (its own tests);
+       sorted sets  ZADD (`ZADD zkey __rand_int__ m:__rand_int__`), ZRANGE 100 (`ZRANGE zkey
+                    0 99` on the zset the ZADDs filled) and ZRANK on a 1,000,000-member zset
+                    (`ZRANK bigz m:__rand_int__`, -r 1000000: every lookup hits), loaded into
+                    both servers beforehand through `redis-cli --pipe`.
+     LRANGE 100 and ZRANGE 100 send a fifth of the requests (their replies are 100 times
+     larger). A row whose command a server rejects (an error reply to a probe before the
+     run) reads n/a for that server. Runs alternate between the servers (and the order flips
+     every repetition) so that machine noise hits both alike. Server CPU time per request
+     comes from the utime + stime of the server process (/proc/<pid>/stat) read before and
+     after each run;
   4. measures memory per key: fresh servers, 1,000,000 keys loaded with DEBUG POPULATE, and
      again with SETs of 16-byte keys and 3-byte values piped through `redis-cli --pipe`;
-     used_memory and used_memory_rss (INFO memory) before and after.
+     used_memory and used_memory_rss (INFO memory) before and after;
+  5. measures memory per member of one big collection: fresh servers, then one hash with
+     1,000,000 fields (`m:<n>` -> `v`), one set and one zset with 1,000,000 members (`m:<n>`;
+     zset scores a fixed pseudo-random permutation of 0..n-1, so ordered structures are
+     built in random order as in real use), each piped through `redis-cli --pipe` into its
+     own fresh pair of servers.
 
 Needs Python 3 (standard library only), cargo, and redis-server, redis-cli and
 redis-benchmark on the PATH (Debian: apt-get install redis-server redis-tools). Every server
@@ -27,6 +44,7 @@ bench/out/ (ignored by git).
 import argparse
 import atexit
 import os
+import random
 import shutil
 import signal
 import socket
@@ -38,8 +56,91 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-TESTS = [("set", "SET"), ("get", "GET"), ("incr", "INCR"), ("mset", "MSET(10)")]
 PIPELINES = [1, 16]
+# Elements of `mylist` before LRANGE 100 (redis-benchmark's lrange_600 size) and their value
+# (its default 3-byte payload).
+LIST_FILL = 600
+LIST_VALUE = b"xxx"
+# The big zset of the ZRANK row: members m:000000000000 .. (redis-benchmark's __rand_int__
+# is 12 zero-padded digits, so every lookup names an existing member).
+BIG_ZSET = "bigz"
+
+
+class Bench:
+    """One throughput row: a redis-benchmark test (`-t name`) or a custom command line.
+
+    `scale` multiplies the request count; `probe` is a command sent (untimed) before each
+    run, whose error reply marks the command unsupported on that server; `setup(server,
+    requests, args)` prepares data (untimed); `keyspace` overrides -r."""
+
+    def __init__(self, label, test=None, command=None, scale=1.0, probe=None, setup=None,
+                 keyspace=None):
+        self.label = label
+        self.test = test
+        self.command = command
+        self.scale = scale
+        self.probe = probe
+        self.setup = setup
+        self.keyspace = keyspace
+
+    def argv(self):
+        return ["-t", self.test] if self.test else list(self.command)
+
+
+def top_up_list(server, want):
+    """RPUSHes to `mylist` until it has at least `want` elements."""
+    have = server.call("LLEN", "mylist")
+    if have < want:
+        push_batched(server, "RPUSH", "mylist", [LIST_VALUE] * (want - have))
+
+
+def list_for_rpop(server, requests, _args):
+    """Every RPOP must pop something (the LPUSH row normally left enough)."""
+    top_up_list(server, requests)
+
+
+def list_for_lrange(server, _requests, _args):
+    """LRANGE 0 99 must return 100 elements (the RPOP row may have drained the list)."""
+    top_up_list(server, LIST_FILL)
+
+
+def top_up_zkey(server, _requests, _args):
+    """`zkey` gets at least 100 members (the ZADD row normally filled it already)."""
+    if server.call("ZCARD", "zkey") < 100:
+        flat = []
+        for i in range(100):
+            flat += [str(i), f"m:{i:012d}"]
+        server.call("ZADD", "zkey", *flat)
+
+
+def check_big_zset(server, _requests, args):
+    n = server.call("ZCARD", BIG_ZSET)
+    if n != args.members:
+        raise RespError(f"{BIG_ZSET} has {n} members, expected {args.members}")
+
+
+def build_tests(args):
+    n = args.members
+    size = f"{n // 1000000}M" if n % 1000000 == 0 else f"{n // 1000}k" if n % 1000 == 0 else n
+    return [
+        Bench("SET", test="set"),
+        Bench("GET", test="get"),
+        Bench("INCR", test="incr"),
+        Bench("MSET(10)", test="mset"),
+        Bench("LPUSH", test="lpush", probe=("LLEN", "mylist")),
+        Bench("RPOP", test="rpop", probe=("LLEN", "mylist"), setup=list_for_rpop),
+        Bench("LRANGE 100", command=("LRANGE", "mylist", "0", "99"), scale=0.2,
+              probe=("LLEN", "mylist"), setup=list_for_lrange),
+        Bench("SADD", test="sadd", probe=("SCARD", "myset")),
+        Bench("HSET", test="hset", probe=("HLEN", "myhash")),
+        Bench("ZADD", command=("ZADD", "zkey", "__rand_int__", "m:__rand_int__"),
+              probe=("ZCARD", "zkey")),
+        Bench("ZRANGE 100", command=("ZRANGE", "zkey", "0", "99"), scale=0.2,
+              probe=("ZCARD", "zkey"), setup=top_up_zkey),
+        Bench(f"ZRANK {size}", command=("ZRANK", BIG_ZSET, "m:__rand_int__"),
+              probe=("ZCARD", BIG_ZSET), setup=check_big_zset, keyspace=n),
+    ]
+
 
 # Every server process started, so that cleanup can stop whatever is still running.
 _servers = []
@@ -238,19 +339,18 @@ class Server:
 # --- throughput ------------------------------------------------------------------------
 
 
-def run_benchmark(server, test, requests, pipeline, clients, keyspace):
+def run_benchmark(server, bench, requests, pipeline, clients, keyspace):
     """One redis-benchmark run: (requests per second, server CPU µs per request)."""
     argv = [
         "redis-benchmark",
         "-h", "127.0.0.1",
         "-p", str(server.port),
-        "-t", test,
         "-n", str(requests),
         "-c", str(clients),
         "-P", str(pipeline),
         "-r", str(keyspace),
         "-q", "--csv",
-    ]
+    ] + bench.argv()
     before = cpu_ticks(server.pid)
     done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
     after = cpu_ticks(server.pid)
@@ -267,38 +367,128 @@ def run_benchmark(server, test, requests, pipeline, clients, keyspace):
     return rps, cpu_us
 
 
+def supports(server, bench):
+    """Whether the server accepts the row's probe command (an error reply means no)."""
+    if bench.probe is None:
+        return True
+    try:
+        server.call(*bench.probe)
+        return True
+    except RespError:
+        return False
+
+
+def write_zadd_pipe(path, key, members, member_fmt, batch=1000):
+    """A RESP file of `ZADD key score member ...` commands (`batch` pairs each) for
+    redis-cli --pipe: members `member_fmt % i` for i in 0..members-1, scores a fixed
+    pseudo-random permutation of the same range."""
+    scores = list(range(members))
+    random.Random(7).shuffle(scores)
+
+    def args(lo, hi):
+        out = []
+        for i in range(lo, hi):
+            out += [b"%d" % scores[i], member_fmt % i]
+        return out
+
+    write_batched_pipe(path, [b"ZADD", key.encode()], members, batch, args)
+
+
+def load_big_zset(servers, args):
+    """Loads BIG_ZSET into every server (untimed setup of the ZRANK row); a server that
+    cannot take it is reported and its ZRANK row reads n/a."""
+    pipe_file = os.path.join(tempfile.mkdtemp(prefix="kiln-bench-pipe-"), "bigz.resp")
+    _tempdirs.append(os.path.dirname(pipe_file))
+    write_zadd_pipe(pipe_file, BIG_ZSET, args.members, b"m:%012d")
+    for server in servers:
+        try:
+            server.call("DEL", BIG_ZSET)
+            load_pipe(server, args.members, pipe_file)
+        except (RespError, OSError) as e:
+            print(f"  loading {BIG_ZSET}: {server.name} failed: {e}", flush=True)
+
+
+def mean_rps(acc):
+    return sum(acc["rps"]) / len(acc["rps"]) if acc["rps"] else None
+
+
+def cpu_per_req(acc):
+    return acc["cpu"] / acc["n"] if acc["n"] else None
+
+
 def throughput(kiln, redis, args):
-    """Rows of (label, kiln rps, redis rps, kiln µs/req, redis µs/req)."""
+    """Rows of (label, kiln rps, redis rps, kiln µs/req, redis µs/req); a cell is None
+    when that server rejects the row's command."""
     rows = []
+    tests = build_tests(args)
+    load_big_zset((kiln, redis), args)
     for pipeline in PIPELINES:
-        requests = args.requests if pipeline == 1 else args.requests * args.pipelined_factor
-        for test, label in TESTS:
+        base = args.requests if pipeline == 1 else args.requests * args.pipelined_factor
+        for bench in tests:
+            requests = max(1, int(base * bench.scale))
+            keyspace = bench.keyspace or args.keyspace
             acc = {s.name: {"rps": [], "cpu": 0.0, "n": 0} for s in (kiln, redis)}
             for rep in range(args.reps):
                 order = (kiln, redis) if rep % 2 == 0 else (redis, kiln)
                 for server in order:
-                    rps, cpu = run_benchmark(
-                        server, test, requests, pipeline, args.clients, args.keyspace
-                    )
                     a = acc[server.name]
+                    if a.get("skip"):
+                        continue
+                    try:
+                        if not supports(server, bench):
+                            raise RespError("command not supported")
+                        if bench.setup:
+                            bench.setup(server, requests, args)
+                    except (RespError, OSError) as e:
+                        print(f"  {bench.label} P{pipeline}: {server.name}: {e}", flush=True)
+                        a["skip"] = True
+                        continue
+                    rps, cpu = run_benchmark(
+                        server, bench, requests, pipeline, args.clients, keyspace
+                    )
                     a["rps"].append(rps)
                     a["cpu"] += cpu * requests
                     a["n"] += requests
             k, r = acc[kiln.name], acc[redis.name]
-            row = (
-                f"{label} P{pipeline}",
-                sum(k["rps"]) / len(k["rps"]),
-                sum(r["rps"]) / len(r["rps"]),
-                k["cpu"] / k["n"],
-                r["cpu"] / r["n"],
-            )
+            row = (f"{bench.label} P{pipeline}", mean_rps(k), mean_rps(r), cpu_per_req(k),
+                   cpu_per_req(r))
             rows.append(row)
-            print(f"  {row[0]:<12} kiln {row[1]:>11,.0f} req/s   redis {row[2]:>11,.0f} req/s",
-                  flush=True)
+            print(f"  {row[0]:<16} kiln {fmt(row[1], '>11,.0f')} req/s   "
+                  f"redis {fmt(row[2], '>11,.0f')} req/s", flush=True)
     return rows
 
 
 # --- memory ----------------------------------------------------------------------------
+
+
+def push_batched(server, command, key, values, batch=1000):
+    """Sends `command key v1 v2 ...` in pipelined batches of `batch` values."""
+    c = Conn(server.port)
+    try:
+        sent = 0
+        for lo in range(0, len(values), batch):
+            args = [command, key] + list(values[lo:lo + batch])
+            out = [b"*%d\r\n" % len(args)]
+            for a in args:
+                a = a if isinstance(a, bytes) else str(a).encode()
+                out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+            c.sock.sendall(b"".join(out))
+            sent += 1
+        for _ in range(sent):
+            c._reply()
+    finally:
+        c.close()
+
+
+def write_batched_pipe(path, head, items, batch, args_of):
+    """A RESP file of `head + args_of(lo, hi)` commands, one per `batch` items."""
+    with open(path, "wb") as f:
+        for lo in range(0, items, batch):
+            args = head + args_of(lo, min(items, lo + batch))
+            out = [b"*%d\r\n" % len(args)]
+            for a in args:
+                out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+            f.write(b"".join(out))
 
 
 def write_set_pipe(path, keys):
@@ -381,6 +571,62 @@ def memory(kiln_bin, kiln_extra, args):
     return rows
 
 
+def collection_variants(members):
+    """(label, key, cardinality command, pipe writer) of the big-collection memory rows."""
+
+    def hash_pipe(path):
+        write_batched_pipe(path, [b"HSET", b"bighash"], members, 1000,
+                           lambda lo, hi: [x for i in range(lo, hi)
+                                           for x in (b"m:%d" % i, b"v")])
+
+    def set_pipe(path):
+        write_batched_pipe(path, [b"SADD", b"bigset"], members, 1000,
+                           lambda lo, hi: [b"m:%d" % i for i in range(lo, hi)])
+
+    def zset_pipe(path):
+        write_zadd_pipe(path, "bigzset", members, b"m:%d")
+
+    return [
+        (f"hash, {members:,} fields m:<n> -> v", "bighash", "HLEN", hash_pipe),
+        (f"set, {members:,} members m:<n>", "bigset", "SCARD", set_pipe),
+        (f"zset, {members:,} members m:<n>", "bigzset", "ZCARD", zset_pipe),
+    ]
+
+
+def memory_collections(kiln_bin, kiln_extra, args):
+    """Rows of (label, kiln used, redis used, kiln rss, redis rss) in bytes per member of
+    one big collection; None when that server could not load it (the reason is printed)."""
+    tmp = tempfile.mkdtemp(prefix="kiln-bench-pipe-")
+    _tempdirs.append(tmp)
+    rows = []
+    for label, key, card, write in collection_variants(args.members):
+        pipe_file = os.path.join(tmp, key + ".resp")
+        write(pipe_file)
+        cells = {}
+        # Fresh servers per collection, for the same reason as in memory().
+        for server in (Server("kiln", kiln_bin, kiln_extra), Server("redis", "redis-server")):
+            server.start()
+            try:
+                used0, rss0 = server.memory()
+                load_pipe(server, args.members, pipe_file)
+                n = server.call(card, key)
+                if n != args.members:
+                    raise RespError(f"{card} is {n} after loading {args.members} members")
+                time.sleep(0.5)
+                used1, rss1 = server.memory()
+                used = None if used0 is None or used1 is None else (used1 - used0) / n
+                cells[server.name] = (used, (rss1 - rss0) / n)
+            except (RespError, OSError) as e:
+                print(f"  {label}: {server.name} failed: {e}", flush=True)
+                cells[server.name] = (None, None)
+            finally:
+                server.stop()
+        os.remove(pipe_file)
+        rows.append((label, cells["kiln"][0], cells["redis"][0], cells["kiln"][1],
+                     cells["redis"][1]))
+    return rows
+
+
 # --- report ----------------------------------------------------------------------------
 
 
@@ -417,6 +663,8 @@ def main():
     p.add_argument("--keyspace", type=int, default=100000, help="redis-benchmark -r")
     p.add_argument("--keys", type=int, help="keys for the memory table (default 1000000, "
                    "--quick 100000)")
+    p.add_argument("--members", type=int, help="members of the big collections (ZRANK row "
+                   "and collection memory table; default 1000000, --quick 100000)")
     p.add_argument("--threads", type=int, default=0,
                    help="kiln-server --threads (default 0: one per core)")
     p.add_argument("--no-build", action="store_true", help="use the existing release binary")
@@ -426,6 +674,7 @@ def main():
     args.requests = args.requests or (10000 if args.quick else 100000)
     args.reps = args.reps or (1 if args.quick else 2)
     args.keys = args.keys or (100000 if args.quick else 1000000)
+    args.members = args.members or (100000 if args.quick else 1000000)
 
     for tool in ("redis-server", "redis-cli", "redis-benchmark"):
         if shutil.which(tool) is None:
@@ -469,8 +718,8 @@ def main():
             "Throughput and server CPU time per request",
             ["test", "kiln req/s", "redis req/s", "kiln/redis",
              "kiln CPU us/req", "redis CPU us/req", "kiln/redis"],
-            [(label, f"{kr:,.0f}", f"{rr:,.0f}", fmt(ratio(kr, rr), ".2f"),
-              f"{kc:.2f}", f"{rc:.2f}", fmt(ratio(kc, rc), ".2f"))
+            [(label, fmt(kr, ",.0f"), fmt(rr, ",.0f"), fmt(ratio(kr, rr), ".2f"),
+              fmt(kc, ".2f"), fmt(rc, ".2f"), fmt(ratio(kc, rc), ".2f"))
              for label, kr, rr, kc, rc in rows],
         ))
         report.append("")
@@ -481,6 +730,18 @@ def main():
         report.append(table(
             "Memory per key (bytes; INFO used_memory and used_memory_rss, after - before)",
             ["load", "kiln used", "redis used", "kiln/redis",
+             "kiln rss", "redis rss", "kiln/redis"],
+            [(label, fmt(ku, ".1f"), fmt(ru, ".1f"), fmt(ratio(ku, ru), ".2f"),
+              fmt(kr, ".1f"), fmt(rr, ".1f"), fmt(ratio(kr, rr), ".2f"))
+             for label, ku, ru, kr, rr in rows],
+        ))
+        report.append("")
+        print("memory of big collections...", flush=True)
+        rows = memory_collections(kiln_bin, kiln_extra, args)
+        report.append(table(
+            "Memory per member of one big collection (bytes; INFO used_memory and "
+            "used_memory_rss, after - before)",
+            ["collection", "kiln used", "redis used", "kiln/redis",
              "kiln rss", "redis rss", "kiln/redis"],
             [(label, fmt(ku, ".1f"), fmt(ru, ".1f"), fmt(ratio(ku, ru), ".2f"),
               fmt(kr, ".1f"), fmt(rr, ".1f"), fmt(ratio(kr, rr), ".2f"))

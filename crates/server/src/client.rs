@@ -1,5 +1,6 @@
 //! Per-connection state, owned by the connection's task.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::server::ClientHandle;
@@ -28,6 +29,16 @@ pub struct Client {
     pub handle: Arc<ClientHandle>,
     /// Set by a blocking command that found nothing: the connection waits on it.
     pub blocked: Option<crate::command::blocking::Blocked>,
+    /// Commands queued since MULTI.
+    pub multi: Option<crate::command::transaction::Multi>,
+    /// Set when a WATCHed key is modified.
+    pub watch_flag: Arc<AtomicBool>,
+    /// WATCHed keys: (db, key, deadline the key had when watched).
+    pub watched: Vec<(usize, Vec<u8>, Option<u64>)>,
+    /// The message queue, once the client subscribed to anything.
+    pub subscriber: Option<Arc<crate::pubsub::Subscriber>>,
+    /// Subscribed channels, patterns and shard channels.
+    pub subscriptions: [hashbrown::HashSet<Vec<u8>>; 3],
 }
 
 impl Client {
@@ -44,7 +55,17 @@ impl Client {
             no_touch: false,
             handle,
             blocked: None,
+            multi: None,
+            watch_flag: Arc::new(AtomicBool::new(false)),
+            watched: Vec::new(),
+            subscriber: None,
+            subscriptions: Default::default(),
         }
+    }
+
+    /// Whether the client has any subscription (RESP2 clients are then in subscribed mode).
+    pub fn subscribed(&self) -> bool {
+        self.subscriptions.iter().any(|s| !s.is_empty())
     }
 
     /// Selects a database, keeping the shared view in sync.
@@ -58,6 +79,9 @@ impl Client {
     /// Switches protocol version, keeping the shared view in sync.
     pub fn set_resp(&mut self, v: u8) {
         self.resp3 = v == 3;
+        if let Some(s) = &self.subscriber {
+            s.resp3.store(v == 3, std::sync::atomic::Ordering::Relaxed);
+        }
         self.handle
             .resp
             .store(v, std::sync::atomic::Ordering::Relaxed);

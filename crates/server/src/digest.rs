@@ -73,7 +73,7 @@ pub fn mix_value(d: &mut Digest, v: ValueRef<'_>) {
             Value::List(l) => {
                 mix_type(d, type_id::LIST);
                 for e in l.iter() {
-                    mix_in(d, e);
+                    mix_in(d, &e);
                 }
             }
             Value::Set(s) => {

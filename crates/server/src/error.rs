@@ -66,6 +66,57 @@ pub const NO_SHUTDOWN_IN_PROGRESS: &str = "ERR No shutdown in progress.";
 pub const NO_CONFIG_FILE: &str = "ERR The server is running without a config file";
 /// DEBUG while `enable-debug-command` does not allow it for this connection.
 pub const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
+/// HINCRBY on a field whose value is not an integer.
+pub const HASH_NOT_INTEGER: &str = "ERR hash value is not an integer";
+/// HINCRBYFLOAT on a field whose value is not a float.
+pub const HASH_NOT_FLOAT: &str = "ERR hash value is not a float";
+/// HINCRBYFLOAT with an infinite increment.
+pub const INCR_NAN_OR_INF: &str = "ERR value is NaN or Infinity";
+/// A count the command cannot honour (HRANDFIELD / ZRANDMEMBER with values, huge counts).
+pub const OUT_OF_RANGE: &str = "ERR value is out of range";
+/// `getRangeLongFromObjectOrReply(-LONG_MAX, LONG_MAX)`: a count of exactly i64::MIN.
+pub const LONG_RANGE: &str =
+    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807";
+/// SINTERCARD (and other numkeys commands) with a count below 1 or not an integer.
+pub const NUMKEYS_NOT_POSITIVE: &str = "ERR numkeys should be greater than 0";
+/// A numkeys count larger than the number of arguments that follow it.
+pub const NUMKEYS_TOO_MANY: &str = "ERR Number of keys can't be greater than number of args";
+/// SINTERCARD LIMIT with a negative or non-integer value.
+pub const LIMIT_NEGATIVE: &str = "ERR LIMIT can't be negative";
+/// LSET beyond the ends of the list.
+pub const INDEX_OUT_OF_RANGE: &str = "ERR index out of range";
+/// LPOS RANK 0.
+pub const LPOS_RANK_ZERO: &str = "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list";
+/// LPOS COUNT below 0 or not an integer.
+pub const LPOS_COUNT_NEGATIVE: &str = "ERR COUNT can't be negative";
+/// LPOS MAXLEN below 0 or not an integer.
+pub const LPOS_MAXLEN_NEGATIVE: &str = "ERR MAXLEN can't be negative";
+/// The COUNT of LMPOP / BLMPOP / ZMPOP / BZMPOP below 1 or not an integer.
+pub const COUNT_NOT_POSITIVE: &str = "ERR count should be greater than 0";
+/// Kiln only: a reply to random draws with repetition (SRANDMEMBER with a negative count)
+/// would pass proto-max-bulk-len bytes; Redis would keep building it.
+pub const REPLY_TOO_BIG: &str =
+    "ERR reply would exceed proto-max-bulk-len bytes, ask for fewer elements";
+/// ZADD with both NX and XX.
+pub const ZADD_NX_XX: &str = "ERR XX and NX options at the same time are not compatible";
+/// ZADD with GT and LT, or either with NX.
+pub const ZADD_GT_LT_NX: &str = "ERR GT, LT, and/or NX options at the same time are not compatible";
+/// ZADD INCR with more than one score-member pair.
+pub const ZADD_INCR_PAIR: &str = "ERR INCR option supports a single increment-element pair";
+/// ZINCRBY / ZADD INCR adding -inf to inf (or the reverse).
+pub const SCORE_NAN: &str = "ERR resulting score is not a number (NaN)";
+/// A score range bound that is not a float (ZRANGEBYSCORE, ZCOUNT, ...).
+pub const MIN_MAX_NOT_FLOAT: &str = "ERR min or max is not a float";
+/// A lex range bound without its `[` / `(` prefix, or not `-` / `+` (ZRANGEBYLEX, ...).
+pub const LEX_RANGE_INVALID: &str = "ERR min or max not valid string range item";
+/// ZRANGE ... LIMIT without BYSCORE or BYLEX.
+pub const LIMIT_NEEDS_BY: &str =
+    "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX";
+/// ZRANGE ... BYLEX WITHSCORES (and ZRANGEBYLEX WITHSCORES).
+pub const WITHSCORES_BYLEX: &str =
+    "ERR syntax error, WITHSCORES not supported in combination with BYLEX";
+/// ZUNIONSTORE & co with a WEIGHTS value that is not a float.
+pub const WEIGHT_NOT_FLOAT: &str = "ERR weight value is not a float";
 
 /// A command failed; the text is what the client receives (without the leading `-`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,6 +21,8 @@ pub mod digest;
 pub mod error;
 pub mod longdouble;
 pub mod net;
+pub mod notify;
+pub mod pubsub;
 pub mod reply;
 pub mod server;
 pub mod storage;

@@ -174,6 +174,19 @@ async fn accept_loop(
     }
 }
 
+/// Writes `out` unless the client is killed meanwhile: a client that stopped reading must not
+/// pin its task in a write forever (CLIENT KILL, pub/sub output limits).
+async fn write_or_killed(stream: &mut TcpStream, out: &[u8], handle: &ClientHandle) -> bool {
+    if handle.killed.load(Relaxed) {
+        return false;
+    }
+    tokio::select! {
+        biased;
+        r = stream.write_all(out) => r.is_ok(),
+        _ = handle.kill.notified() => false,
+    }
+}
+
 /// How much the read buffer grows at least per read.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -227,8 +240,14 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
             if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
                 rbuf.reserve(READ_CHUNK.max(rbuf.len()));
             }
-            // `timeout` (seconds): close clients idle that long, as Redis does.
-            let idle = server.hot.timeout.load(Relaxed);
+            // `timeout` (seconds): close clients idle that long, as Redis does (not
+            // subscribers, which only listen).
+            let sub = client.subscriber.clone();
+            let idle = if sub.is_some() {
+                0
+            } else {
+                server.hot.timeout.load(Relaxed)
+            };
             let idle_timer = async move {
                 if idle == 0 {
                     std::future::pending::<()>().await;
@@ -242,6 +261,29 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
                 },
                 _ = handle.kill.notified() => break,
                 _ = idle_timer => break,
+                _ = async {
+                    match &sub {
+                        Some(s) => s.notify.notified().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    // Published messages: write them and go back to waiting.
+                    if let Some(s) = &sub {
+                        if s.overflowed.load(Relaxed) {
+                            tracing::info!("Client {id} closed for overcoming of output buffer limits.");
+                            break;
+                        }
+                        s.drain_into(&mut out);
+                    }
+                    if !out.is_empty() {
+                        stats.net_output.fetch_add(out.len() as u64, Relaxed);
+                        if !write_or_killed(&mut stream, &out, &handle).await {
+                            break;
+                        }
+                        out.clear();
+                    }
+                    continue 'conn;
+                }
             };
             if handle.killed.load(Relaxed) {
                 break;
@@ -327,9 +369,17 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
             tracing::warn!("Closing client {id} that reached max query buffer length");
             break;
         }
+        // Messages published to this client go out after its command replies (a
+        // subscription's confirmation precedes the channel's first message).
+        if let Some(s) = &client.subscriber {
+            if s.overflowed.load(Relaxed) {
+                break;
+            }
+            s.drain_into(&mut out);
+        }
         if !out.is_empty() {
             stats.net_output.fetch_add(out.len() as u64, Relaxed);
-            if stream.write_all(&out).await.is_err() {
+            if !write_or_killed(&mut stream, &out, &handle).await {
                 break;
             }
             out.clear();
@@ -392,7 +442,7 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
             }
             if !out.is_empty() {
                 stats.net_output.fetch_add(out.len() as u64, Relaxed);
-                if stream.write_all(&out).await.is_err() {
+                if !write_or_killed(&mut stream, &out, &handle).await {
                     break 'conn;
                 }
                 out.clear();
@@ -407,6 +457,11 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
     }
     if let Some(b) = client.blocked.take() {
         blocking::unregister(&server, &b.waiter);
+    }
+    crate::command::pubsub::unsubscribe_all(&server, &mut client);
+    if !client.watched.is_empty() {
+        let mut cx = Ctx::new(&server, &mut client, &mut out);
+        crate::command::transaction::unwatch_all(&mut cx);
     }
     server.clients.lock().remove(&id);
 }

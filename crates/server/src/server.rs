@@ -26,8 +26,8 @@ pub struct Server {
     pub port: AtomicU16,
     /// Mirrors of config values read on hot paths.
     pub hot: HotConfig,
-    /// Writes since the last successful save (INFO rdb_changes_since_last_save).
-    pub dirty: AtomicU64,
+    /// The sum of the per-thread `dirty` counters at the last successful save.
+    pub dirty_at_save: AtomicU64,
     /// Set by SHUTDOWN or a signal; the listener exits and workers stop.
     pub shutdown: tokio::sync::Notify,
     pub shutting_down: AtomicBool,
@@ -35,9 +35,13 @@ pub struct Server {
     pub active_expire: AtomicBool,
     /// Number of worker threads serving connections.
     pub threads: usize,
+    /// Pub/Sub subscriptions.
+    pub pubsub: crate::pubsub::PubSub,
     /// Blocked clients by waiter id (see `command::blocking`).
     pub waiters: Mutex<std::collections::HashMap<u64, Arc<crate::command::blocking::Waiter>>>,
     pub next_waiter_id: AtomicU64,
+    /// Number of WATCH registrations alive: when 0, writes skip the watch bookkeeping.
+    pub watching: std::sync::atomic::AtomicUsize,
     /// Instantaneous ops/sec samples, computed by the cron.
     pub inst: Mutex<InstMetrics>,
     /// Unix ms when the server started (LASTSAVE and `rdb_last_save_time` until there is
@@ -63,6 +67,8 @@ pub struct HotConfig {
     pub auth_required: AtomicBool,
     pub hz: AtomicU32,
     pub timeout: AtomicU64,
+    /// `notify-keyspace-events` as flags (see `notify`).
+    pub notify: AtomicU32,
     /// Compact-encoding thresholds of the collection types (Redis's *-max-listpack-*).
     pub encoding: EncodingLimits,
 }
@@ -92,12 +98,14 @@ impl Server {
             run_id: random_hex(40),
             port: AtomicU16::new(0),
             hot: HotConfig::default(),
-            dirty: AtomicU64::new(0),
+            dirty_at_save: AtomicU64::new(0),
             shutdown: tokio::sync::Notify::new(),
             shutting_down: AtomicBool::new(false),
             active_expire: AtomicBool::new(true),
             threads,
+            pubsub: crate::pubsub::PubSub::new(),
             waiters: Mutex::new(std::collections::HashMap::new()),
+            watching: std::sync::atomic::AtomicUsize::new(0),
             next_waiter_id: AtomicU64::new(1),
             inst: Mutex::new(InstMetrics::default()),
             config: RwLock::new(config),
@@ -137,6 +145,12 @@ impl Server {
             .store(!c.get("requirepass").is_empty(), Relaxed);
         self.hot.hz.store(c.get_u64("hz").max(1) as u32, Relaxed);
         self.hot.timeout.store(c.get_u64("timeout"), Relaxed);
+        self.hot.notify.store(
+            crate::notify::parse(c.get("notify-keyspace-events")),
+            Relaxed,
+        );
+        self.pubsub
+            .set_limits(pubsub_limits(c.get("client-output-buffer-limit")));
         let e = &self.hot.encoding;
         e.list_max_listpack_size
             .store(c.get_i64("list-max-listpack-size"), Relaxed);
@@ -162,9 +176,29 @@ impl Server {
         self.shutdown.notify_waiters();
     }
 
+    /// Changes since the last successful save (INFO rdb_changes_since_last_save).
+    pub fn changes_since_save(&self) -> u64 {
+        self.stats
+            .sum(|s| &s.dirty)
+            .saturating_sub(self.dirty_at_save.load(Relaxed))
+    }
+
     pub fn uptime_secs(&self) -> u64 {
         self.started.elapsed().as_secs()
     }
+}
+
+/// The `pubsub` class of a normalised `client-output-buffer-limit` value.
+fn pubsub_limits(v: &str) -> crate::pubsub::Limits {
+    let w: Vec<&str> = v.split_whitespace().collect();
+    w.chunks(4)
+        .find(|c| c.len() == 4 && c[0] == "pubsub")
+        .map(|c| crate::pubsub::Limits {
+            hard: c[1].parse().unwrap_or(0),
+            soft: c[2].parse().unwrap_or(0),
+            soft_secs: c[3].parse().unwrap_or(0),
+        })
+        .unwrap_or_default()
 }
 
 /// Random lowercase hex, for run ids and replication ids.
@@ -210,6 +244,8 @@ pub struct ThreadStats {
     pub net_input: AtomicU64,
     pub net_output: AtomicU64,
     pub error_replies: AtomicU64,
+    /// Changes to the dataset (Redis's `server.dirty`), counted per thread.
+    pub dirty: AtomicU64,
 }
 
 /// Counters of one command on one thread.
@@ -394,15 +430,31 @@ impl Server {
     /// Every key deleted because it expired (lazily or by the active cycle) comes through
     /// here: the one place that counts them and, as features arrive, raises `expired`
     /// keyspace events and propagates DEL to replicas and the AOF.
-    pub fn keys_expired(&self, _db: usize, keys: Vec<Box<[u8]>>) {
+    pub fn keys_expired(&self, db: usize, keys: Vec<Box<[u8]>>) {
         if keys.is_empty() {
             return;
+        }
+        let flags = self.hot.notify.load(Relaxed);
+        if flags & crate::notify::EXPIRED != 0 {
+            for k in &keys {
+                crate::notify::publish(
+                    &self.pubsub,
+                    flags,
+                    crate::notify::EXPIRED,
+                    "expired",
+                    k,
+                    db,
+                );
+            }
         }
         self.stats
             .local()
             .expired_keys
             .fetch_add(keys.len() as u64, Relaxed);
-        self.dirty.fetch_add(keys.len() as u64, Relaxed);
+        self.stats
+            .local()
+            .dirty
+            .fetch_add(keys.len() as u64, Relaxed);
     }
 }
 

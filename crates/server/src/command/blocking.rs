@@ -79,16 +79,15 @@ pub struct Blocked {
 }
 
 /// Parses a blocking timeout in seconds (fractions allowed); 0 means forever (`None`).
+/// Like Redis 7.0: milliseconds are `ceil(seconds * 1000)`, so a tiny negative value rounds
+/// to 0 (forever), and a value too large for a 64-bit millisecond count wraps negative there,
+/// which is reported as "timeout is negative".
 pub fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, CommandError> {
-    let secs = crate::util::parse_f64(arg)
-        .filter(|v| v.is_finite())
-        .ok_or(E(TIMEOUT_NOT_FLOAT))?;
-    if secs < 0.0 {
+    let secs = crate::util::parse_f64(arg).ok_or(E(TIMEOUT_NOT_FLOAT))?;
+    let ms = (secs * 1000.0).ceil();
+    // 2^63 ms: where Redis's conversion to a 64-bit count overflows.
+    if !(0.0..9.223_372_036_854_776e18).contains(&ms) {
         return Err(E(TIMEOUT_NEGATIVE));
-    }
-    let ms = (secs * 1000.0).round();
-    if ms >= i64::MAX as f64 {
-        return Err(E(TIMEOUT_NOT_FLOAT));
     }
     Ok((ms > 0.0).then(|| Duration::from_millis(ms as u64)))
 }
@@ -97,6 +96,16 @@ impl Ctx<'_> {
     /// Blocks the client on `keys` (see the module docs). The handler returns this result
     /// and writes nothing else.
     pub fn block(&mut self, keys: &[&[u8]], timeout: Option<Duration>) -> CmdResult {
+        if self.in_exec {
+            // Inside MULTI/EXEC nothing blocks: the command answers as its non-blocking form
+            // would with no data (a null for the moves, a null array for the pops).
+            let name = self.argv.first().map(|a| a.to_ascii_lowercase());
+            match name.as_deref() {
+                Some(b"blmove" | b"brpoplpush") => self.out.null(),
+                _ => self.out.null_array(),
+            }
+            return Ok(());
+        }
         if self.serving {
             // Re-run on behalf of a waiter and still nothing to serve: it keeps waiting.
             self.reblocked = true;
@@ -262,6 +271,9 @@ mod tests {
         assert_eq!(parse_timeout(b"2").unwrap(), Some(Duration::from_secs(2)));
         assert_eq!(parse_timeout(b"-1").unwrap_err(), E(TIMEOUT_NEGATIVE));
         assert_eq!(parse_timeout(b"abc").unwrap_err(), E(TIMEOUT_NOT_FLOAT));
-        assert_eq!(parse_timeout(b"inf").unwrap_err(), E(TIMEOUT_NOT_FLOAT));
+        assert_eq!(parse_timeout(b"inf").unwrap_err(), E(TIMEOUT_NEGATIVE));
+        assert_eq!(parse_timeout(b"1e16").unwrap_err(), E(TIMEOUT_NEGATIVE));
+        assert_eq!(parse_timeout(b"-0.0009").unwrap(), None);
+        assert_eq!(parse_timeout(b"nan").unwrap_err(), E(TIMEOUT_NOT_FLOAT));
     }
 }

@@ -557,6 +557,14 @@ fn reset(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
         set_flag(&mut info.flags, 'e', false);
         set_flag(&mut info.flags, 'T', false);
     }
+    cx.client.multi = None;
+    {
+        let mut info = cx.client.handle.info.lock();
+        set_flag(&mut info.flags, 'x', false);
+        set_flag(&mut info.flags, 'd', false);
+    }
+    super::transaction::unwatch_all(cx);
+    super::pubsub::unsubscribe_all(cx.server, cx.client);
     cx.out.resp3 = false;
     cx.out.simple("RESET");
     Ok(())

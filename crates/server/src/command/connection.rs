@@ -61,6 +61,13 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
 
 /// `PING [message]`: PONG, or the message as a bulk string. O(1).
 fn ping(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    if args.len() <= 2 && !cx.client.resp3 && cx.client.subscribed() {
+        // Subscribed RESP2 clients get a pub/sub-shaped pong.
+        cx.out.array(2);
+        cx.out.bulk(b"pong");
+        cx.out.bulk(args.get(1).copied().unwrap_or_default());
+        return Ok(());
+    }
     match args.len() {
         1 => cx.out.simple("PONG"),
         2 => cx.out.bulk(args[1]),

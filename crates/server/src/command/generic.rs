@@ -14,15 +14,17 @@
 
 use super::args::int;
 use super::flags::*;
+use super::server::{free_lazily, LAZYFREE_THRESHOLD};
 use super::{CommandSpec, Ctx, Keys};
 use crate::error::{
     CmdResult, CommandError, DB_INDEX, E, EXPIRE_GT_AND_LT, EXPIRE_NX_AND_OTHERS, INT_RANGE,
     INVALID_CURSOR, LFU_NOT_SELECTED, LFU_SELECTED, NO_SUCH_KEY, SAME_OBJECT, SYNTAX,
 };
+use crate::notify::GENERIC;
 use crate::reply::Out;
 use crate::storage::entry::{ValueRef, META_RAW, META_UNSHARED};
 use crate::storage::keyspace::SHARD_BITS;
-use crate::storage::{Entry, SHARDS};
+use crate::storage::{Entry, Value, SHARDS};
 use crate::util::glob_match;
 
 pub(super) const COMMANDS: &[CommandSpec] = &[
@@ -30,10 +32,10 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
         .summary("Deletes one or more keys.")
         .complexity("O(N) where N is the number of keys that will be removed.")
         .syntax("key [key ...]"),
-    CommandSpec::new("unlink", -2, WRITE | FAST, Keys::Range(1, -1, 1), del)
+    CommandSpec::new("unlink", -2, WRITE | FAST, Keys::Range(1, -1, 1), unlink)
         .since("4.0.0")
-        .summary("Deletes one or more keys; memory is reclaimed like DEL's.")
-        .complexity("O(1) per key, O(N) for the memory of the values it frees.")
+        .summary("Deletes one or more keys; big values are freed on a background thread.")
+        .complexity("O(1) per key; freeing a big value's memory happens on another thread.")
         .syntax("key [key ...]"),
     CommandSpec::new("exists", -2, READONLY | FAST, Keys::Range(1, -1, 1), exists)
         .summary("Determines whether one or more keys exist.")
@@ -190,15 +192,51 @@ const OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
         .complexity("O(1)"),
 ];
 
-/// `DEL key [key ...]` and `UNLINK key [key ...]`: the number of keys removed. O(N) keys.
+/// `DEL key [key ...]`: the number of keys removed. O(N) keys, plus the size of the values
+/// (freed in the background like UNLINK's when `lazyfree-lazy-user-del` is set).
 /// A key past its deadline is deleted but not counted, as in Redis.
 fn del(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    del_generic(cx, args, false)
+}
+
+/// `UNLINK key [key ...]`: DEL, but a big value's memory is freed on the lazy-free thread
+/// instead of under its shard's lock. O(1) per key.
+fn unlink(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    del_generic(cx, args, true)
+}
+
+/// How much work freeing a value takes, as Redis 7.0 estimates it to choose between freeing
+/// in place and in the background: elements of a hashtable or skiplist, nodes of a list
+/// (one per 8 KiB, the default node size), 1 for strings and compact encodings.
+fn free_effort(e: &Entry) -> usize {
+    match e.value() {
+        ValueRef::Str(_) | ValueRef::Other(Value::Str(_)) => 1,
+        ValueRef::Other(Value::List(l)) => 1 + l.heap_size() / 8192,
+        ValueRef::Other(v) if matches!(v.encoding(), "listpack" | "intset") => 1,
+        ValueRef::Other(Value::Hash(h)) => h.len(),
+        ValueRef::Other(Value::Set(s)) => s.len(),
+        ValueRef::Other(Value::ZSet(z)) => z.len(),
+    }
+}
+
+fn del_generic(cx: &mut Ctx, args: &[&[u8]], unlink: bool) -> CmdResult {
     let now = cx.now;
     let mut n = 0;
+    // Read only when a big value shows up: DEL of small keys never takes the config lock.
+    let mut lazy = unlink.then_some(true);
     for key in &args[1..] {
         let (sh, h) = cx.shard(key)?;
         if sh.contains(h, key, now) {
-            sh.remove(h, key);
+            if let Some(e) = sh.remove(h, key) {
+                if free_effort(&e) > LAZYFREE_THRESHOLD
+                    && *lazy.get_or_insert_with(|| {
+                        cx.server.config.read().get_bool("lazyfree-lazy-user-del")
+                    })
+                {
+                    free_lazily(e, 1);
+                }
+            }
+            cx.notify(GENERIC, "del", key);
             n += 1;
         }
     }
@@ -268,7 +306,7 @@ fn keys(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 /// Parses a SCAN cursor as Redis does with `strtoul`: optional sign (a minus wraps around),
 /// decimal digits, nothing after them (bytes after a NUL are ignored, C-string style), no
 /// leading space; an empty cursor is 0.
-fn parse_cursor(a: &[u8]) -> Result<u64, CommandError> {
+pub(super) fn parse_cursor(a: &[u8]) -> Result<u64, CommandError> {
     let a = a.split(|&c| c == 0).next().unwrap_or_default();
     let Some(&first) = a.first() else {
         return Ok(0);
@@ -476,6 +514,8 @@ fn rename_generic(cx: &mut Ctx, args: &[&[u8]], nx: bool) -> CmdResult {
         dsh.set_expire(dh, dst, at);
     }
     cx.dirty(1);
+    cx.notify(GENERIC, "rename_from", src);
+    cx.notify(GENERIC, "rename_to", dst);
     if nx {
         cx.out.int(1);
     } else {
@@ -581,6 +621,7 @@ fn copy(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         dsh.set_expire(dh, dst, at);
     }
     cx.dirty(1);
+    cx.notify_in(dst_db, GENERIC, "copy_to", dst);
     cx.out.int(1);
     Ok(())
 }
@@ -623,6 +664,8 @@ fn move_cmd(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         dsh.set_expire(dh, key, at);
     }
     cx.dirty(1);
+    cx.notify(GENERIC, "move_from", key);
+    cx.notify_in(dst_db, GENERIC, "move_to", key);
     cx.out.int(1);
     Ok(())
 }
@@ -746,14 +789,17 @@ fn expire_generic(
         out.int(0);
         return Ok(());
     }
-    if when <= now as i64 {
+    let event = if when <= now as i64 {
         // Redis deletes the key outright (propagated as a DEL, not counted as expired).
         sh.remove(h, key);
+        "del"
     } else {
         sh.set_expire(h, key, when as u64);
-    }
+        "expire"
+    };
     out.int(1);
     cx.dirty(1);
+    cx.notify(GENERIC, event, key);
     Ok(())
 }
 
@@ -811,6 +857,7 @@ fn persist(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     out.int(i64::from(removed));
     if removed {
         cx.dirty(1);
+        cx.notify(GENERIC, "persist", key);
     }
     Ok(())
 }

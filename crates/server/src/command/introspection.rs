@@ -624,6 +624,22 @@ fn getkeysandflags(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// Positions of the keys a command writes (key specs flagged RW, OW or RM; not the keys it
+/// only reads, like a STORE command's sources): the keys whose WATCHes it invalidates.
+/// `None` when the key specs cannot tell.
+pub(super) fn written_positions(table: &CommandTable, argv: &[&[u8]]) -> Option<Vec<usize>> {
+    let keys = keys_of(table, argv).ok()?;
+    Some(
+        keys.into_iter()
+            .filter(|(_, f)| {
+                f.split_whitespace()
+                    .any(|w| matches!(w, "RW" | "OW" | "RM"))
+            })
+            .map(|(p, _)| p)
+            .collect(),
+    )
+}
+
 /// The key positions in `argv` (a full command) with their access flags, or the error
 /// GETKEYS replies with.
 fn keys_of(

@@ -17,10 +17,12 @@ mod generic;
 mod hash;
 mod introspection;
 mod list;
+pub mod pubsub;
 mod server;
 mod set;
 mod sorted_set;
 mod string;
+pub mod transaction;
 
 use hashbrown::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -207,6 +209,8 @@ const FAMILIES: &[&[CommandSpec]] = &[
     hash::COMMANDS,
     set::COMMANDS,
     sorted_set::COMMANDS,
+    transaction::COMMANDS,
+    pubsub::COMMANDS,
 ];
 
 /// A looked-up command: its spec and its stats id.
@@ -356,6 +360,10 @@ pub struct Ctx<'a> {
     /// The running command's arguments, kept only for BLOCKING commands (a waiter stores
     /// its command to be re-run).
     argv: Vec<Vec<u8>>,
+    /// Running the queued commands of an EXEC: locks are held by EXEC, nothing blocks.
+    in_exec: bool,
+    /// Changes the running command made (`Ctx::dirty`).
+    cmd_dirty: std::cell::Cell<u64>,
 }
 
 impl<'a> Ctx<'a> {
@@ -370,6 +378,8 @@ impl<'a> Ctx<'a> {
             serving: false,
             reblocked: false,
             argv: Vec::new(),
+            in_exec: false,
+            cmd_dirty: std::cell::Cell::new(0),
         }
     }
 
@@ -377,6 +387,13 @@ impl<'a> Ctx<'a> {
     #[inline]
     pub fn db(&self) -> usize {
         self.client.db
+    }
+
+    /// Whether the command runs inside EXEC, where nothing may block (BLMOVE then replies
+    /// nil rather than the null array [`Ctx::block`] gives).
+    #[inline]
+    pub fn in_exec(&self) -> bool {
+        self.in_exec
     }
 
     /// The LRU clock for the current command.
@@ -507,11 +524,78 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Records that the dataset changed (`dirty` counter for persistence).
+    /// Raises a keyspace notification (`class` from `crate::notify`, Redis's event name)
+    /// for `key` in the current database. One atomic load when notifications are off.
+    #[inline]
+    pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
+        let flags = self.server.hot.notify.load(Relaxed);
+        if flags & class != 0 {
+            crate::notify::publish(
+                &self.server.pubsub,
+                flags,
+                class,
+                event,
+                key,
+                self.client.db,
+            );
+        }
+    }
+
+    /// Like [`Ctx::notify`] for a key in another database (MOVE, COPY ... DB).
+    pub fn notify_in(&self, db: usize, class: u32, event: &str, key: &[u8]) {
+        let flags = self.server.hot.notify.load(Relaxed);
+        if flags & class != 0 {
+            crate::notify::publish(&self.server.pubsub, flags, class, event, key, db);
+        }
+    }
+
+    /// Records that the command changed the dataset (n changes): feeds the persistence
+    /// `dirty` counter and invalidates WATCHes of the command's keys.
     #[inline]
     pub fn dirty(&self, n: u64) {
-        if n > 0 {
-            self.server.dirty.fetch_add(n, Relaxed);
+        self.cmd_dirty.set(self.cmd_dirty.get() + n);
+    }
+
+    /// After a write command changed something: count it, and mark the transactions that
+    /// watch its keys dirty (Redis's signalModifiedKey).
+    fn after_write(&mut self, spec: &CommandSpec, args: &[&[u8]]) {
+        let n = self.cmd_dirty.replace(0);
+        if n == 0 {
+            return;
+        }
+        self.server.stats.local().dirty.fetch_add(n, Relaxed);
+        if spec.flags & flags::WRITE == 0 || self.server.watching.load(Relaxed) == 0 {
+            return;
+        }
+        let db = self.client.db;
+        // Only the keys the command writes (not a STORE command's sources), per its key
+        // specs; every key when the specs cannot tell.
+        let written = introspection::written_positions(&self.server.commands, args);
+        let is_written = |i: usize| written.as_ref().is_none_or(|w| w.contains(&i));
+        let mut keys: SmallVec<[(usize, &[u8]); 4]> = SmallVec::new();
+        match spec.keys {
+            Keys::Range(..) => keys.extend(
+                spec.key_positions(args.len())
+                    .filter(|&i| is_written(i))
+                    .map(|i| (db, args[i])),
+            ),
+            Keys::Custom(f) => f(args, db, &mut |d, k| {
+                // Keys borrowed from `args` (every finder returns argument slices).
+                if let Some(i) = args.iter().position(|a| a.as_ptr() == k.as_ptr()) {
+                    if is_written(i) {
+                        keys.push((d, args[i]));
+                    }
+                }
+            }),
+            // Whole-database writes (FLUSHDB, SWAPDB) mark their shards' watchers themselves.
+            Keys::AllDb | Keys::AllDbs | Keys::None => {}
+        }
+        for (d, key) in keys {
+            if d < self.server.keyspace.dbs.len() {
+                if let Ok((sh, _)) = self.shard_in(d, key) {
+                    sh.touch_watched(key);
+                }
+            }
         }
     }
 
@@ -566,38 +650,82 @@ pub fn dispatch(cx: &mut Ctx, args: &[&[u8]]) {
     }
 }
 
-fn execute(cx: &mut Ctx, args: &[&[u8]]) {
+pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     let server = cx.server;
     cx.now = crate::clock::now_ms();
     let cmd = match server.commands.resolve(args) {
         Ok(c) => c,
         Err(e) => {
+            flag_multi(cx);
             reject(cx, None, &e);
             return;
         }
     };
     let spec = cmd.spec;
     if !spec.arity_ok(args.len()) {
+        flag_multi(cx);
         reject(cx, Some(cmd.id), &CommandError::arity(&cmd.fullname));
         return;
     }
     if !cx.client.authenticated && spec.flags & flags::NO_AUTH == 0 {
+        flag_multi(cx);
         reject(cx, Some(cmd.id), &E(crate::error::NOAUTH));
         return;
+    }
+    if !cx.client.resp3 && cx.client.subscribed() && !cx.in_exec {
+        let top = cx.server.commands.get(args[0]).map_or("", |c| c.spec.name);
+        if !pubsub::allowed_when_subscribed(top) {
+            flag_multi(cx);
+            reject(
+                cx,
+                Some(cmd.id),
+                &CommandError::Owned(format!(
+                    "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                    cmd.fullname
+                )),
+            );
+            return;
+        }
+    }
+    if cx.client.multi.is_some() && !cx.in_exec {
+        let top = cx.server.commands.get(args[0]).map_or("", |c| c.spec.name);
+        if !transaction::runs_inside_multi(top) {
+            if spec.flags & flags::NO_MULTI != 0 {
+                flag_multi(cx);
+                reject(
+                    cx,
+                    Some(cmd.id),
+                    &CommandError::err("Command not allowed inside a transaction"),
+                );
+                return;
+            }
+            if let Some(m) = cx.client.multi.as_mut() {
+                m.queue.push(args.iter().map(|a| a.to_vec()).collect());
+                cx.client.handle.multi.store(m.queue.len() as u32, Relaxed);
+            }
+            cx.out.simple("QUEUED");
+            return;
+        }
     }
     cx.client.handle.last_cmd.store(cmd.id as u32, Relaxed);
 
     let start = crate::clock::instant();
     let mark = cx.out.buf.len();
-    cx.lock_for(spec, args);
+    if !cx.in_exec {
+        cx.lock_for(spec, args);
+    }
     if spec.flags & flags::BLOCKING != 0 {
         cx.argv = args.iter().map(|a| a.to_vec()).collect();
     }
+    cx.cmd_dirty.set(0);
     let result = (spec.handler)(cx, args);
-    if cx.locks.held.iter().any(|(_, g)| g.has_ready()) {
-        blocking::serve_ready(cx);
+    cx.after_write(spec, args);
+    if !cx.in_exec {
+        if cx.locks.held.iter().any(|(_, g)| g.has_ready()) {
+            blocking::serve_ready(cx);
+        }
+        cx.unlock_all();
     }
-    cx.unlock_all();
     let usec = start.elapsed().as_micros() as u64;
 
     let stats = &server.stats;
@@ -610,6 +738,15 @@ fn execute(cx: &mut Ctx, args: &[&[u8]]) {
         cx.out.error(e.text());
         cs.failed.fetch_add(1, Relaxed);
         stats.count_error(e.code());
+    }
+}
+
+/// A command refused while queuing a transaction makes its EXEC fail.
+fn flag_multi(cx: &mut Ctx) {
+    if !cx.in_exec {
+        if let Some(m) = cx.client.multi.as_mut() {
+            m.error = true;
+        }
     }
 }
 

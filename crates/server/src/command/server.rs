@@ -517,7 +517,7 @@ fn info_persistence(cx: &mut Ctx, s: &mut String) {
         s,
         "rdb_changes_since_last_save",
         "{}",
-        server.dirty.load(Relaxed)
+        server.changes_since_save()
     );
     field!(s, "rdb_bgsave_in_progress", "0");
     field!(s, "rdb_last_save_time", "{}", server.started_ms / 1000);
@@ -584,9 +584,20 @@ fn info_stats(cx: &mut Ctx, s: &mut String) {
     field!(s, "current_eviction_exceeded_time", "0");
     field!(s, "keyspace_hits", "{}", st.sum(|t| &t.keyspace_hits));
     field!(s, "keyspace_misses", "{}", st.sum(|t| &t.keyspace_misses));
-    field!(s, "pubsub_channels", "0");
-    field!(s, "pubsub_patterns", "0");
-    field!(s, "pubsubshard_channels", "0");
+    let ps = &cx.server.pubsub;
+    field!(
+        s,
+        "pubsub_channels",
+        "{}",
+        ps.channel_names(false, None).len()
+    );
+    field!(s, "pubsub_patterns", "{}", ps.numpat());
+    field!(
+        s,
+        "pubsubshard_channels",
+        "{}",
+        ps.channel_names(true, None).len()
+    );
     field!(s, "latest_fork_usec", "0");
     field!(s, "total_forks", "0");
     field!(s, "migrate_cached_sockets", "0");
@@ -959,7 +970,41 @@ fn dbsize(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
 
 /// Below this many keys, freeing in the background costs more than it saves (Redis's
 /// `LAZYFREE_THRESHOLD`).
-const LAZYFREE_THRESHOLD: usize = 64;
+pub(crate) const LAZYFREE_THRESHOLD: usize = 64;
+
+/// Something dropped on the lazy-free thread, and how many objects it counts for.
+type Garbage = (Box<dyn Send>, u64);
+
+/// Drops `garbage` (worth `objects` in INFO's `lazyfree_pending_objects` /
+/// `lazyfreed_objects`) on a long-lived background thread, so that freeing a big value
+/// (UNLINK) does not hold its shard's lock; drops it right here if that thread cannot be
+/// started.
+pub(crate) fn free_lazily<T: Send + 'static>(garbage: T, objects: u64) {
+    static QUEUE: std::sync::OnceLock<Option<std::sync::mpsc::Sender<Garbage>>> =
+        std::sync::OnceLock::new();
+    let queue = QUEUE.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Garbage>();
+        std::thread::Builder::new()
+            .name("kiln-lazyfree".into())
+            .spawn(move || {
+                for (g, n) in rx {
+                    drop(g);
+                    LAZYFREE_PENDING.fetch_sub(n, Relaxed);
+                    LAZYFREED.fetch_add(n, Relaxed);
+                }
+            })
+            .ok()
+            .map(|_| tx)
+    });
+    if let Some(tx) = queue {
+        LAZYFREE_PENDING.fetch_add(objects, Relaxed);
+        if let Err(e) = tx.send((Box::new(garbage), objects)) {
+            // The thread is gone: the value comes back in the error and is dropped here.
+            LAZYFREE_PENDING.fetch_sub(objects, Relaxed);
+            drop(e);
+        }
+    }
+}
 
 /// The `[ASYNC | SYNC]` argument of FLUSHDB/FLUSHALL: whether to free in the background.
 fn flush_async(cx: &Ctx, args: &[&[u8]]) -> Result<bool, CommandError> {
@@ -1248,7 +1293,11 @@ const LISTPACK_EMPTY: usize = 7;
 /// How Redis 7.0 writes a sorted-set score into a listpack: integral values of moderate
 /// size (under 2^52) as integers, the rest like `%.17g`.
 fn listpack_score(score: f64) -> String {
-    if score.is_finite() && score != 0.0 && score.fract() == 0.0 && score.abs() < 4_503_599_627_370_496.0 {
+    if score.is_finite()
+        && score != 0.0
+        && score.fract() == 0.0
+        && score.abs() < 4_503_599_627_370_496.0
+    {
         (score as i64).to_string()
     } else {
         crate::util::fmt_g17(score)
@@ -1282,7 +1331,7 @@ fn quicklist_nodes(l: &crate::storage::List, fill: i64) -> Vec<usize> {
             nodes.push(sz);
             (sz, count) = (LISTPACK_EMPTY, 0);
         }
-        sz += listpack_entry_len(e);
+        sz += listpack_entry_len(&e);
         count += 1;
     }
     if count > 0 {
@@ -1351,7 +1400,10 @@ fn collection_serialized_len(v: &Value, list_fill: i64) -> usize {
         ),
         // Skiplist members are saved with their scores as 8-byte binary doubles.
         Value::ZSet(z) => {
-            rdb_len_size(z.len()) + z.iter().map(|(m, _)| serialized_len(m, false) + 8).sum::<usize>()
+            rdb_len_size(z.len())
+                + z.iter()
+                    .map(|(m, _)| serialized_len(m, false) + 8)
+                    .sum::<usize>()
         }
     }
 }
@@ -1366,7 +1418,10 @@ fn debug_object(cx: &mut Ctx, key: &[u8]) -> CmdResult {
     };
     let (list_fill, list_compress) = {
         let c = cx.server.config.read();
-        (c.get_i64("list-max-listpack-size"), c.get_u64("list-compress-depth"))
+        (
+            c.get_i64("list-max-listpack-size"),
+            c.get_u64("list-compress-depth"),
+        )
     };
     let now = cx.now;
     let (sh, h, out) = cx.shard_out(key)?;

@@ -23,6 +23,7 @@ use crate::error::{
     STRING_TOO_LONG, SYNTAX,
 };
 use crate::longdouble::LongDouble;
+use crate::notify::{GENERIC, STRING};
 use crate::server::Server;
 use crate::storage::entry::{INLINE_CAP, META_NOT_INT, META_RAW};
 use crate::storage::{Entry, Shard, Value};
@@ -447,6 +448,10 @@ fn set_generic(
     }
     if !skip {
         cx.dirty(1);
+        cx.notify(STRING, "set", key);
+        if let Ttl::At(_) = ttl {
+            cx.notify(GENERIC, "expire", key);
+        }
     }
     Ok(())
 }
@@ -500,6 +505,7 @@ fn getdel(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     };
     if found {
         cx.dirty(1);
+        cx.notify(GENERIC, "del", key);
     }
     Ok(())
 }
@@ -519,14 +525,19 @@ fn getex(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let v = e.as_str().ok_or_else(CommandError::wrong_type)?;
     let ttl = o.ttl("getex", now)?;
     out.bulk(v);
-    let changed = match ttl {
-        Ttl::At(at) if at <= now => sh.remove(h, key).is_some(),
-        Ttl::At(at) => sh.set_expire(h, key, at),
-        Ttl::Persist => sh.persist(h, key),
-        Ttl::None | Ttl::Keep => false,
+    let event = match ttl {
+        Ttl::At(at) if at <= now => sh.remove(h, key).map(|_| "del"),
+        // Redis raises `expire` even when the deadline is unchanged.
+        Ttl::At(at) => {
+            sh.set_expire(h, key, at);
+            Some("expire")
+        }
+        Ttl::Persist => sh.persist(h, key).then_some("persist"),
+        Ttl::None | Ttl::Keep => None,
     };
-    if changed {
+    if let Some(event) = event {
         cx.dirty(1);
+        cx.notify(GENERIC, event, key);
     }
     Ok(())
 }
@@ -554,6 +565,7 @@ fn store_pairs(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     for pair in args[1..].chunks_exact(2) {
         let (sh, h) = cx.shard(pair[0])?;
         sh.insert(h, Entry::string(pair[0], pair[1], lru));
+        cx.notify(STRING, "set", pair[0]);
     }
     cx.dirty((args.len() as u64 - 1) / 2);
     Ok(())
@@ -609,6 +621,7 @@ fn append(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     };
     out.int(len as i64);
     cx.dirty(1);
+    cx.notify(STRING, "append", key);
     Ok(())
 }
 
@@ -703,6 +716,7 @@ fn setrange(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     };
     out.int(len as i64);
     cx.dirty(1);
+    cx.notify(STRING, "setrange", key);
     Ok(())
 }
 
@@ -731,6 +745,7 @@ fn incr_by(cx: &mut Ctx, key: &[u8], by: i64) -> CmdResult {
     };
     out.int(n);
     cx.dirty(1);
+    cx.notify(STRING, "incrby", key);
     Ok(())
 }
 
@@ -794,6 +809,7 @@ fn incrbyfloat(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     out.bulk(&text);
     cx.dirty(1);
+    cx.notify(STRING, "incrbyfloat", key);
     Ok(())
 }
 

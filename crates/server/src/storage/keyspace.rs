@@ -11,6 +11,8 @@
 //! however the tables grow or shrink in between.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 use hashbrown::HashTable;
@@ -92,6 +94,8 @@ pub struct Shard {
     /// Keys with waiters that received data during the current command; the dispatcher
     /// serves their waiters before the command's locks are released.
     ready: Vec<Box<[u8]>>,
+    /// WATCHed keys of this shard: each watcher's "transaction is dirty" flag.
+    watched: HashMap<Box<[u8]>, Vec<Arc<AtomicBool>>>,
 }
 
 impl Shard {
@@ -104,6 +108,7 @@ impl Shard {
             delete_expired: true,
             blocked: HashMap::new(),
             ready: Vec::new(),
+            watched: HashMap::new(),
         }
     }
 
@@ -153,6 +158,7 @@ impl Shard {
         if expired {
             if self.delete_expired {
                 self.remove(h, key);
+                self.touch_watched(key);
                 self.expired.push(key.into());
             }
             return None;
@@ -285,12 +291,15 @@ impl Shard {
 
     /// Removes every key.
     pub fn clear(&mut self) {
+        self.touch_all_watched();
         self.table = Table::default();
         self.expires = HashTable::new();
     }
 
     /// Moves this shard's contents out, leaving it empty (FLUSHALL ASYNC, SWAPDB).
     pub fn swap_contents(&mut self, other: &mut Shard) {
+        self.touch_all_watched();
+        other.touch_all_watched();
         std::mem::swap(&mut self.table, &mut other.table);
         std::mem::swap(&mut self.expires, &mut other.expires);
     }
@@ -358,6 +367,7 @@ impl Shard {
         for k in dead {
             let h = self.hash(&k);
             self.remove(h, &k);
+            self.touch_watched(&k);
             self.expired.push(k);
         }
         resume
@@ -385,6 +395,7 @@ impl Shard {
         for k in dead {
             let h = self.hash(&k);
             self.remove(h, &k);
+            self.touch_watched(&k);
             self.expired.push(k);
         }
         // Removing entries does not move the others, so the unexamined ones now start
@@ -464,6 +475,47 @@ impl Shard {
     /// Takes the keys signalled ready since the last call.
     pub fn take_ready(&mut self) -> Vec<Box<[u8]>> {
         std::mem::take(&mut self.ready)
+    }
+
+    /// Registers a WATCH of `key`: `flag` is set when the key is modified.
+    pub fn watch(&mut self, key: &[u8], flag: &Arc<AtomicBool>) {
+        let v = self.watched.entry(key.into()).or_default();
+        if !v.iter().any(|f| Arc::ptr_eq(f, flag)) {
+            v.push(flag.clone());
+        }
+    }
+
+    /// Removes a WATCH registration.
+    pub fn unwatch(&mut self, key: &[u8], flag: &Arc<AtomicBool>) {
+        if let Some(v) = self.watched.get_mut(key) {
+            v.retain(|f| !Arc::ptr_eq(f, flag));
+            if v.is_empty() {
+                self.watched.remove(key);
+            }
+        }
+    }
+
+    /// Marks every transaction watching `key` as dirty (the key was modified). O(watchers
+    /// of the key); nothing at all when no key of the shard is watched.
+    #[inline]
+    pub fn touch_watched(&mut self, key: &[u8]) {
+        if self.watched.is_empty() {
+            return;
+        }
+        if let Some(v) = self.watched.get(key) {
+            for f in v {
+                f.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Marks every watcher of this shard dirty (FLUSHDB, FLUSHALL, SWAPDB).
+    pub fn touch_all_watched(&mut self) {
+        for v in self.watched.values() {
+            for f in v {
+                f.store(true, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Approximate heap bytes used by this shard's tables and entries.

@@ -273,6 +273,7 @@ enum Compare {
 /// * `sort: KEYS *` an array reply compared after sorting its elements;
 /// * `~ TIME` a reply compared only by kind (both errors or both not);
 /// * `!sleep 120` sleep that many milliseconds;
+/// * `[2] SUBSCRIBE a b` a command that produces several replies, all compared;
 /// * `# text` and blank lines are comments.
 ///
 /// Each script starts on a fresh server pair with FLUSHALL.
@@ -296,6 +297,11 @@ pub fn run_script_with(name: &str, script: &str, extra: &[&str]) {
             std::thread::sleep(Duration::from_millis(ms.trim().parse().unwrap()));
             continue;
         }
+        // `[N] CMD`: the command produces N replies (SUBSCRIBE a b), each compared.
+        let (replies, line) = match line.strip_prefix('[').and_then(|r| r.split_once(']')) {
+            Some((n, rest)) if n.parse::<usize>().is_ok() => (n.parse().unwrap(), rest.trim()),
+            _ => (1, line),
+        };
         let (mode, cmd) = if let Some(rest) = line.strip_prefix("sort:") {
             (Compare::Sorted, rest.trim())
         } else if let Some(rest) = line.strip_prefix('~') {
@@ -304,23 +310,25 @@ pub fn run_script_with(name: &str, script: &str, extra: &[&str]) {
             (Compare::Exact, line)
         };
         let args = split_line(cmd);
+        let read_all = |c: &mut Raw, who: &str| -> Vec<u8> {
+            let mut all = Vec::new();
+            for _ in 0..replies {
+                all.extend(c.read_reply().unwrap_or_else(|| {
+                    panic!(
+                        "{name}:{}: {who} closed the connection at {cmd:?}",
+                        lineno + 1
+                    )
+                }));
+            }
+            all
+        };
         k.send_cmd(&args);
-        let kr = k.read_reply().unwrap_or_else(|| {
-            panic!(
-                "{name}:{}: kiln closed the connection at {cmd:?}",
-                lineno + 1
-            )
-        });
+        let kr = read_all(&mut k, "kiln");
         let Some(r) = r.as_mut() else {
             continue;
         };
         r.send_cmd(&args);
-        let rr = r.read_reply().unwrap_or_else(|| {
-            panic!(
-                "{name}:{}: redis closed the connection at {cmd:?}",
-                lineno + 1
-            )
-        });
+        let rr = read_all(r, "redis");
         let same = match mode {
             Compare::Exact => kr == rr,
             Compare::Sorted => sorted(&kr) == sorted(&rr),

@@ -1,0 +1,289 @@
+//! Transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+//!
+//! While a client is in MULTI the dispatcher queues its commands (after the checks Redis
+//! does at queue time; a failed check makes EXEC abort). EXEC takes, in the global order,
+//! the locks of every shard any queued command (and any watched key) lives in, checks the
+//! watched keys, and runs the queue inside those locks: no other client can observe a state
+//! between two commands of the transaction, on any thread. Waiters blocked on keys the
+//! transaction filled are served at the end, still inside the locks.
+//!
+//! WATCH registers a per-client "dirty" flag on each watched key in its shard; any write to
+//! the key (or its expiry, FLUSHDB, FLUSHALL, SWAPDB) sets the flag. Cost: O(watched keys).
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use smallvec::SmallVec;
+
+use super::flags::*;
+use super::{CommandSpec, Ctx, Keys};
+use crate::error::{CmdResult, CommandError, E};
+use crate::storage::keyspace::shard_of;
+use crate::storage::SHARDS;
+
+pub(super) const COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new(
+        "multi",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        Keys::None,
+        multi,
+    )
+    .group("transactions")
+    .since("1.2.0")
+    .summary("Starts a transaction.")
+    .complexity("O(1)"),
+    CommandSpec::new(
+        "exec",
+        1,
+        NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG,
+        Keys::None,
+        exec,
+    )
+    .group("transactions")
+    .since("1.2.0")
+    .summary("Executes all commands in a transaction.")
+    .complexity("Depends on commands in the transaction"),
+    CommandSpec::new(
+        "discard",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        Keys::None,
+        discard,
+    )
+    .group("transactions")
+    .since("2.0.0")
+    .summary("Discards a transaction.")
+    .complexity("O(N), when N is the number of queued commands"),
+    CommandSpec::new(
+        "watch",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        Keys::Range(1, -1, 1),
+        watch,
+    )
+    .group("transactions")
+    .since("2.2.0")
+    .summary("Monitors changes to keys to determine the execution of a transaction.")
+    .complexity("O(1) for every key.")
+    .syntax("key [key ...]"),
+    CommandSpec::new(
+        "unwatch",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        Keys::None,
+        unwatch,
+    )
+    .group("transactions")
+    .since("2.2.0")
+    .summary("Forgets about watched keys of a transaction.")
+    .complexity("O(1)"),
+];
+
+/// A transaction being queued.
+#[derive(Default)]
+pub struct Multi {
+    pub queue: Vec<Vec<Vec<u8>>>,
+    /// A command was refused while queuing: EXEC aborts.
+    pub error: bool,
+}
+
+/// Commands that run immediately inside MULTI instead of being queued.
+pub(super) fn runs_inside_multi(name: &str) -> bool {
+    matches!(
+        name,
+        "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+    )
+}
+
+/// `MULTI`
+fn multi(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
+    if cx.client.multi.is_some() {
+        return Err(CommandError::err("MULTI calls can not be nested"));
+    }
+    cx.client.multi = Some(Multi::default());
+    cx.client.handle.multi.store(0, Relaxed);
+    super::client::set_flag(&mut cx.client.handle.info.lock().flags, 'x', true);
+    cx.out.ok();
+    Ok(())
+}
+
+/// `DISCARD`
+fn discard(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
+    if cx.client.multi.is_none() {
+        return Err(CommandError::err("DISCARD without MULTI"));
+    }
+    end_multi(cx);
+    unwatch_all(cx);
+    cx.out.ok();
+    Ok(())
+}
+
+fn end_multi(cx: &mut Ctx) -> Option<Multi> {
+    let m = cx.client.multi.take();
+    {
+        let mut info = cx.client.handle.info.lock();
+        super::client::set_flag(&mut info.flags, 'x', false);
+        super::client::set_flag(&mut info.flags, 'd', false);
+    }
+    cx.client.handle.multi.store(0, Relaxed);
+    m
+}
+
+/// `WATCH key [key ...]`
+fn watch(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    if cx.client.multi.is_some() {
+        return Err(CommandError::err("WATCH inside MULTI is not allowed"));
+    }
+    let db = cx.db();
+    let flag = cx.client.watch_flag.clone();
+    for key in &args[1..] {
+        if cx
+            .client
+            .watched
+            .iter()
+            .any(|(d, k, _)| *d == db && k == key)
+        {
+            continue;
+        }
+        let (sh, h) = cx.shard(key)?;
+        let deadline = sh.peek(h, key).and_then(|_| sh.expire_of(h, key));
+        sh.watch(key, &flag);
+        cx.client.watched.push((db, key.to_vec(), deadline));
+        cx.server.watching.fetch_add(1, Relaxed);
+    }
+    cx.out.ok();
+    Ok(())
+}
+
+/// `UNWATCH`
+fn unwatch(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
+    unwatch_all(cx);
+    cx.out.ok();
+    Ok(())
+}
+
+/// Drops every WATCH of the client (EXEC, DISCARD, UNWATCH, RESET, disconnect).
+pub fn unwatch_all(cx: &mut Ctx) {
+    let watched = std::mem::take(&mut cx.client.watched);
+    if watched.is_empty() {
+        cx.client.watch_flag.store(false, Relaxed);
+        return;
+    }
+    let flag = cx.client.watch_flag.clone();
+    let ks = &cx.server.keyspace;
+    for (db, key, _) in &watched {
+        let idx = shard_of(ks.hash(key));
+        // Inside EXEC every watched key's shard is held; otherwise nothing is, and taking
+        // one lock at a time cannot deadlock.
+        match cx.locks.find((db * SHARDS + idx) as u32) {
+            Some(sh) => sh.unwatch(key, &flag),
+            None => ks.dbs[*db].shards[idx].lock().unwatch(key, &flag),
+        }
+    }
+    cx.server.watching.fetch_sub(watched.len(), Relaxed);
+    flag.store(false, Relaxed);
+}
+
+/// Lock ids of everything a transaction touches: its queued commands' keys (following
+/// SELECTs in the queue) and its watched keys. `None` means "lock everything".
+fn lock_plan(cx: &Ctx, queue: &[Vec<Vec<u8>>]) -> Option<Vec<u32>> {
+    let ks = &cx.server.keyspace;
+    let mut db = cx.client.db;
+    let mut ids = Vec::new();
+    for (d, key, _) in &cx.client.watched {
+        ids.push((d * SHARDS + shard_of(ks.hash(key))) as u32);
+    }
+    for argv in queue {
+        let args: SmallVec<[&[u8]; 8]> = argv.iter().map(|a| &a[..]).collect();
+        let Ok(cmd) = cx.server.commands.resolve(&args) else {
+            continue;
+        };
+        match cmd.spec.keys {
+            Keys::Range(..) => {
+                for i in cmd.spec.key_positions(args.len()) {
+                    ids.push((db * SHARDS + shard_of(ks.hash(args[i]))) as u32);
+                }
+            }
+            Keys::Custom(f) => f(&args, db, &mut |d, key| {
+                if d < ks.dbs.len() {
+                    ids.push((d * SHARDS + shard_of(ks.hash(key))) as u32);
+                }
+            }),
+            Keys::AllDb => ids.extend((0..SHARDS).map(|s| (db * SHARDS + s) as u32)),
+            Keys::AllDbs => return None,
+            Keys::None => match cmd.spec.name {
+                // Commands that reach the keyspace without naming keys.
+                "scan" => ids.extend((0..SHARDS).map(|s| (db * SHARDS + s) as u32)),
+                "select" => {
+                    match crate::util::parse_i64(args.get(1).copied().unwrap_or_default()) {
+                        Some(n) if n >= 0 && (n as usize) < ks.dbs.len() => db = n as usize,
+                        _ => {}
+                    }
+                }
+                _ => {}
+            },
+        }
+    }
+    Some(ids)
+}
+
+/// `EXEC`
+fn exec(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
+    let Some(m) = end_multi(cx) else {
+        return Err(CommandError::err("EXEC without MULTI"));
+    };
+    if m.error {
+        unwatch_all(cx);
+        return Err(E(
+            "EXECABORT Transaction discarded because of previous errors.",
+        ));
+    }
+    let mut ids = match lock_plan(cx, &m.queue) {
+        Some(ids) => ids,
+        None => (0..(cx.server.keyspace.dbs.len() * SHARDS) as u32).collect(),
+    };
+    let server = cx.server;
+    cx.locks.acquire(server, &mut ids);
+
+    // A watched key that was modified, or that has expired since WATCH, aborts.
+    let now = cx.now;
+    let mut dirty = cx.client.watch_flag.load(Relaxed);
+    if !dirty {
+        for (db, key, deadline) in cx.client.watched.clone() {
+            if let Ok((sh, h)) = cx.shard_in(db, &key) {
+                let live = sh.expire_of(h, &key);
+                if deadline.is_some_and(|d| d <= now) || live.is_some_and(|d| d <= now) {
+                    dirty = true;
+                    break;
+                }
+            }
+        }
+    }
+    unwatch_all(cx);
+    if dirty {
+        cx.out.null_array();
+        return Ok(());
+    }
+
+    cx.out.array(m.queue.len());
+    cx.in_exec = true;
+    for argv in &m.queue {
+        let args: SmallVec<[&[u8]; 8]> = argv.iter().map(|a| &a[..]).collect();
+        super::execute(cx, &args);
+    }
+    cx.in_exec = false;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_commands_run_inside_multi() {
+        for c in ["exec", "discard", "multi", "watch", "quit", "reset"] {
+            assert!(runs_inside_multi(c));
+        }
+        assert!(!runs_inside_multi("set"));
+    }
+}

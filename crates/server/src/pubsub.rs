@@ -1,0 +1,417 @@
+//! Pub/Sub: the registry of subscriptions and per-connection message queues.
+//!
+//! PUBLISH encodes a message once per protocol version (and once per matching pattern) and
+//! pushes a reference-counted copy onto each subscriber's queue, so fanning out to 10,000
+//! subscribers costs one small push each, not an allocation and an encoding each. The
+//! subscriber's connection task drains its queue into its socket. A publisher's messages
+//! reach each subscriber in the order they were published, whichever threads are involved.
+//!
+//! A subscriber that does not read cannot grow memory without bound: its queued bytes are
+//! checked against `client-output-buffer-limit pubsub <hard> <soft> <seconds>` on every
+//! push, and past the limit it is disconnected.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::util::glob_match;
+
+/// An encoded message, shared by every subscriber that receives it.
+pub type Frame = Arc<[u8]>;
+
+/// The message queue of one subscribed connection.
+pub struct Subscriber {
+    pub client_id: u64,
+    pub resp3: AtomicBool,
+    queue: Mutex<VecDeque<Frame>>,
+    queued_bytes: AtomicU64,
+    /// When the queue first went over the soft limit (unix ms), 0 if it is under.
+    soft_since: AtomicU64,
+    /// Set when the subscriber went over its output limit: the connection closes.
+    pub overflowed: AtomicBool,
+    pub notify: tokio::sync::Notify,
+    /// The connection, closed when the subscriber overflows (even mid-write).
+    handle: Option<Arc<crate::server::ClientHandle>>,
+}
+
+impl Subscriber {
+    pub fn new(client_id: u64, resp3: bool) -> Self {
+        Self::for_client(client_id, resp3, None)
+    }
+
+    pub fn for_client(
+        client_id: u64,
+        resp3: bool,
+        handle: Option<Arc<crate::server::ClientHandle>>,
+    ) -> Self {
+        Self {
+            handle,
+            client_id,
+            resp3: AtomicBool::new(resp3),
+            queue: Mutex::new(VecDeque::new()),
+            queued_bytes: AtomicU64::new(0),
+            soft_since: AtomicU64::new(0),
+            overflowed: AtomicBool::new(false),
+            notify: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Queues a message; false if the subscriber is being disconnected for overflowing.
+    fn push(&self, f: Frame, limits: &Limits) -> bool {
+        if self.overflowed.load(Relaxed) {
+            return false;
+        }
+        let len = f.len() as u64;
+        self.queue.lock().push_back(f);
+        let queued = self.queued_bytes.fetch_add(len, Relaxed) + len;
+        if limits.hard > 0 && queued > limits.hard {
+            self.overflow();
+            return false;
+        } else if limits.soft > 0 && queued > limits.soft {
+            let now = crate::clock::now_ms();
+            let since = self.soft_since.load(Relaxed);
+            if since == 0 {
+                self.soft_since.store(now, Relaxed);
+            } else if now.saturating_sub(since) >= limits.soft_secs * 1000 {
+                self.overflow();
+                return false;
+            }
+        }
+        self.notify.notify_one();
+        true
+    }
+
+    fn overflow(&self) {
+        self.overflowed.store(true, Relaxed);
+        let mut q = self.queue.lock();
+        q.clear();
+        self.queued_bytes.store(0, Relaxed);
+        drop(q);
+        self.notify.notify_one();
+        if let Some(h) = &self.handle {
+            h.kill();
+        }
+    }
+
+    /// Moves every queued message into `out`.
+    pub fn drain_into(&self, out: &mut Vec<u8>) {
+        let mut q = self.queue.lock();
+        let mut n = 0;
+        for f in q.drain(..) {
+            n += f.len() as u64;
+            out.extend_from_slice(&f);
+        }
+        drop(q);
+        if n > 0 {
+            self.queued_bytes.fetch_sub(n, Relaxed);
+            self.soft_since.store(0, Relaxed);
+        }
+    }
+
+    /// Bytes waiting to be written (CLIENT LIST omem).
+    pub fn queued(&self) -> u64 {
+        self.queued_bytes.load(Relaxed)
+    }
+}
+
+/// `client-output-buffer-limit pubsub` in bytes and seconds (0 = no limit).
+#[derive(Clone, Copy, Default)]
+pub struct Limits {
+    pub hard: u64,
+    pub soft: u64,
+    pub soft_secs: u64,
+}
+
+type Subs = HashMap<u64, Arc<Subscriber>>;
+
+const SHARDS: usize = 16;
+
+/// One namespace of channels (plain or sharded), split in independently locked parts.
+struct Channels {
+    parts: Vec<Mutex<HashMap<Vec<u8>, Subs>>>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Channels {
+    fn new() -> Self {
+        Self {
+            parts: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: foldhash::fast::FixedState::with_seed(0x6b696c6e),
+        }
+    }
+
+    fn part(&self, ch: &[u8]) -> &Mutex<HashMap<Vec<u8>, Subs>> {
+        &self.parts[self.hasher.hash_one(ch) as usize % SHARDS]
+    }
+
+    fn add(&self, ch: &[u8], sub: &Arc<Subscriber>) -> bool {
+        self.part(ch)
+            .lock()
+            .entry(ch.to_vec())
+            .or_default()
+            .insert(sub.client_id, sub.clone())
+            .is_none()
+    }
+
+    fn remove(&self, ch: &[u8], id: u64) -> bool {
+        let mut p = self.part(ch).lock();
+        let Some(s) = p.get_mut(ch) else {
+            return false;
+        };
+        let had = s.remove(&id).is_some();
+        if s.is_empty() {
+            p.remove(ch);
+        }
+        had
+    }
+
+    fn subscribers(&self, ch: &[u8]) -> Vec<Arc<Subscriber>> {
+        self.part(ch)
+            .lock()
+            .get(ch)
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn count(&self, ch: &[u8]) -> usize {
+        self.part(ch).lock().get(ch).map_or(0, HashMap::len)
+    }
+
+    fn names(&self, pattern: Option<&[u8]>) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for p in &self.parts {
+            for name in p.lock().keys() {
+                if pattern.is_none_or(|pat| glob_match(pat, name, false)) {
+                    out.push(name.clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Every subscription of the server.
+pub struct PubSub {
+    channels: Channels,
+    shard_channels: Channels,
+    patterns: RwLock<HashMap<Vec<u8>, Subs>>,
+    limits: RwLock<Limits>,
+}
+
+impl Default for PubSub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Which namespace a subscription is in.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Channel,
+    Pattern,
+    Shard,
+}
+
+impl PubSub {
+    pub fn new() -> Self {
+        Self {
+            channels: Channels::new(),
+            shard_channels: Channels::new(),
+            patterns: RwLock::new(HashMap::new()),
+            limits: RwLock::new(Limits::default()),
+        }
+    }
+
+    pub fn set_limits(&self, l: Limits) {
+        *self.limits.write() = l;
+    }
+
+    /// Adds a subscription; false if it already existed.
+    pub fn subscribe(&self, kind: Kind, name: &[u8], sub: &Arc<Subscriber>) -> bool {
+        match kind {
+            Kind::Channel => self.channels.add(name, sub),
+            Kind::Shard => self.shard_channels.add(name, sub),
+            Kind::Pattern => self
+                .patterns
+                .write()
+                .entry(name.to_vec())
+                .or_default()
+                .insert(sub.client_id, sub.clone())
+                .is_none(),
+        }
+    }
+
+    /// Removes a subscription; false if it did not exist.
+    pub fn unsubscribe(&self, kind: Kind, name: &[u8], client_id: u64) -> bool {
+        match kind {
+            Kind::Channel => self.channels.remove(name, client_id),
+            Kind::Shard => self.shard_channels.remove(name, client_id),
+            Kind::Pattern => {
+                let mut p = self.patterns.write();
+                let Some(s) = p.get_mut(name) else {
+                    return false;
+                };
+                let had = s.remove(&client_id).is_some();
+                if s.is_empty() {
+                    p.remove(name);
+                }
+                had
+            }
+        }
+    }
+
+    /// PUBLISH / SPUBLISH: delivers to every subscriber, returns how many received it.
+    pub fn publish(&self, shard: bool, channel: &[u8], message: &[u8]) -> usize {
+        let limits = *self.limits.read();
+        let mut frames = Frames::new(
+            if shard { "smessage" } else { "message" },
+            None,
+            channel,
+            message,
+        );
+        let subs = if shard {
+            self.shard_channels.subscribers(channel)
+        } else {
+            self.channels.subscribers(channel)
+        };
+        let mut n = 0;
+        for s in &subs {
+            n += usize::from(s.push(frames.get(s.resp3.load(Relaxed)), &limits));
+        }
+        if !shard {
+            let patterns = self.patterns.read();
+            for (pat, subs) in patterns.iter() {
+                if subs.is_empty() || !glob_match(pat, channel, false) {
+                    continue;
+                }
+                let mut frames = Frames::new("pmessage", Some(pat), channel, message);
+                for s in subs.values() {
+                    n += usize::from(s.push(frames.get(s.resp3.load(Relaxed)), &limits));
+                }
+            }
+        }
+        n
+    }
+
+    /// PUBSUB CHANNELS / SHARDCHANNELS.
+    pub fn channel_names(&self, shard: bool, pattern: Option<&[u8]>) -> Vec<Vec<u8>> {
+        if shard {
+            self.shard_channels.names(pattern)
+        } else {
+            self.channels.names(pattern)
+        }
+    }
+
+    /// PUBSUB NUMSUB / SHARDNUMSUB for one channel.
+    pub fn numsub(&self, shard: bool, channel: &[u8]) -> usize {
+        if shard {
+            self.shard_channels.count(channel)
+        } else {
+            self.channels.count(channel)
+        }
+    }
+
+    /// PUBSUB NUMPAT: distinct patterns subscribed to.
+    pub fn numpat(&self) -> usize {
+        self.patterns.read().len()
+    }
+}
+
+/// A message encoded lazily, once per protocol version.
+struct Frames<'a> {
+    kind: &'static str,
+    pattern: Option<&'a [u8]>,
+    channel: &'a [u8],
+    message: &'a [u8],
+    resp2: Option<Frame>,
+    resp3: Option<Frame>,
+}
+
+impl<'a> Frames<'a> {
+    fn new(
+        kind: &'static str,
+        pattern: Option<&'a [u8]>,
+        channel: &'a [u8],
+        message: &'a [u8],
+    ) -> Self {
+        Self {
+            kind,
+            pattern,
+            channel,
+            message,
+            resp2: None,
+            resp3: None,
+        }
+    }
+
+    fn get(&mut self, resp3: bool) -> Frame {
+        let slot = if resp3 {
+            &mut self.resp3
+        } else {
+            &mut self.resp2
+        };
+        if let Some(f) = slot {
+            return f.clone();
+        }
+        let mut out = Vec::with_capacity(32 + self.channel.len() + self.message.len());
+        let n = if self.pattern.is_some() { 4 } else { 3 };
+        kiln_resp::encode::header(&mut out, if resp3 { b'>' } else { b'*' }, n);
+        kiln_resp::encode::bulk(&mut out, self.kind.as_bytes());
+        if let Some(p) = self.pattern {
+            kiln_resp::encode::bulk(&mut out, p);
+        }
+        kiln_resp::encode::bulk(&mut out, self.channel);
+        kiln_resp::encode::bulk(&mut out, self.message);
+        let f: Frame = out.into();
+        *slot = Some(f.clone());
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_reaches_channel_and_pattern_subscribers_once_each() {
+        let ps = PubSub::new();
+        let a = Arc::new(Subscriber::new(1, false));
+        let b = Arc::new(Subscriber::new(2, true));
+        assert!(ps.subscribe(Kind::Channel, b"news", &a));
+        assert!(!ps.subscribe(Kind::Channel, b"news", &a));
+        assert!(ps.subscribe(Kind::Pattern, b"n*", &b));
+        assert_eq!(ps.publish(false, b"news", b"hi"), 2);
+        let mut out = Vec::new();
+        a.drain_into(&mut out);
+        assert_eq!(out, b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n");
+        out.clear();
+        b.drain_into(&mut out);
+        assert_eq!(
+            out,
+            b">4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
+        );
+        assert!(ps.unsubscribe(Kind::Channel, b"news", 1));
+        assert_eq!(ps.publish(false, b"news", b"hi"), 1);
+        assert_eq!(ps.numpat(), 1);
+    }
+
+    #[test]
+    fn a_subscriber_over_the_hard_limit_overflows() {
+        let ps = PubSub::new();
+        ps.set_limits(Limits {
+            hard: 100,
+            soft: 0,
+            soft_secs: 0,
+        });
+        let a = Arc::new(Subscriber::new(1, false));
+        ps.subscribe(Kind::Channel, b"c", &a);
+        for _ in 0..10 {
+            ps.publish(false, b"c", b"0123456789");
+        }
+        assert!(a.overflowed.load(Relaxed));
+        assert_eq!(a.queued(), 0);
+    }
+}
