@@ -46,11 +46,13 @@ import atexit
 import os
 import random
 import shutil
+import selectors
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -74,7 +76,9 @@ class Bench:
     requests, args)` prepares data (untimed); `keyspace` overrides -r."""
 
     def __init__(self, label, test=None, command=None, scale=1.0, probe=None, setup=None,
-                 keyspace=None):
+                 keyspace=None, teardown=None, runner=None):
+        self.teardown = teardown
+        self.runner = runner
         self.label = label
         self.test = test
         self.command = command
@@ -119,6 +123,102 @@ def check_big_zset(server, _requests, args):
         raise RespError(f"{BIG_ZSET} has {n} members, expected {args.members}")
 
 
+# --- pub/sub and transaction rows ---------------------------------------------------------
+
+# Subscriber connections per server port, drained by a background thread.
+_subscribers = {}
+
+
+def _drain(socks, stop):
+    sel = selectors.DefaultSelector()
+    for s in socks:
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+    while not stop.is_set():
+        for key, _ in sel.select(timeout=0.1):
+            try:
+                if not key.fileobj.recv(1 << 20):
+                    sel.unregister(key.fileobj)
+            except (BlockingIOError, OSError):
+                pass
+    sel.close()
+
+
+def subscribers(n):
+    """Setup of a PUBLISH row: `n` connections SUBSCRIBEd to `chan`, read continuously."""
+
+    def setup(server, _requests, _args):
+        stop_subscribers(server)
+        socks = []
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", server.port))
+            s.sendall(b"*2\r\n$9\r\nSUBSCRIBE\r\n$4\r\nchan\r\n")
+            s.recv(64)
+            socks.append(s)
+        stop = threading.Event()
+        t = threading.Thread(target=_drain, args=(socks, stop), daemon=True)
+        t.start()
+        _subscribers[server.port] = (socks, stop, t)
+
+    return setup
+
+
+def stop_subscribers(server, *_):
+    entry = _subscribers.pop(server.port, None)
+    if entry:
+        socks, stop, t = entry
+        stop.set()
+        t.join()
+        for s in socks:
+            s.close()
+
+
+def run_transactions(server, requests, pipeline, clients):
+    """MULTI / INCR / EXEC from `clients` connections, `pipeline` transactions in flight per
+    connection (redis-benchmark cannot send transactions): (tx per second, CPU µs per tx)."""
+    tx = b"*1\r\n$5\r\nMULTI\r\n*2\r\n$4\r\nINCR\r\n$7\r\ncounter\r\n*1\r\n$4\r\nEXEC\r\n"
+    per_conn = max(1, requests // clients)
+    conns = []
+    for _ in range(clients):
+        s = socket.create_connection(("127.0.0.1", server.port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conns.append(s)
+    sel = selectors.DefaultSelector()
+    state = {}
+    before = cpu_ticks(server.pid)
+    start = time.monotonic()
+    for s in conns:
+        batch = min(pipeline, per_conn)
+        s.sendall(tx * batch)
+        # [sent, done, CRLFs still expected for the batch in flight]
+        state[s] = [batch, 0, 4 * batch]
+        sel.register(s, selectors.EVENT_READ)
+    live = len(conns)
+    while live:
+        for key, _ in sel.select():
+            s = key.fileobj
+            st = state[s]
+            data = s.recv(1 << 16)
+            st[2] -= data.count(b"\r\n")
+            if st[2] > 0:
+                continue
+            st[1] = st[0]
+            if st[1] >= per_conn:
+                sel.unregister(s)
+                live -= 1
+                continue
+            batch = min(pipeline, per_conn - st[1])
+            st[0] += batch
+            st[2] = 4 * batch
+            s.sendall(tx * batch)
+    elapsed = time.monotonic() - start
+    after = cpu_ticks(server.pid)
+    for s in conns:
+        s.close()
+    done = per_conn * clients
+    return done / elapsed, (after - before) / CLK_TCK * 1e6 / done
+
+
 def build_tests(args):
     n = args.members
     size = f"{n // 1000000}M" if n % 1000000 == 0 else f"{n // 1000}k" if n % 1000 == 0 else n
@@ -139,6 +239,11 @@ def build_tests(args):
               probe=("ZCARD", "zkey"), setup=top_up_zkey),
         Bench(f"ZRANK {size}", command=("ZRANK", BIG_ZSET, "m:__rand_int__"),
               probe=("ZCARD", BIG_ZSET), setup=check_big_zset, keyspace=n),
+        Bench("PUBLISH 1 sub", command=("PUBLISH", "chan", "hello-world"),
+              probe=("PUBSUB", "NUMPAT"), setup=subscribers(1), teardown=stop_subscribers),
+        Bench("PUBLISH 100 subs", command=("PUBLISH", "chan", "hello-world"), scale=0.2,
+              probe=("PUBSUB", "NUMPAT"), setup=subscribers(100), teardown=stop_subscribers),
+        Bench("MULTI/INCR/EXEC", scale=0.2, runner=run_transactions),
     ]
 
 
@@ -443,9 +548,14 @@ def throughput(kiln, redis, args):
                         print(f"  {bench.label} P{pipeline}: {server.name}: {e}", flush=True)
                         a["skip"] = True
                         continue
-                    rps, cpu = run_benchmark(
-                        server, bench, requests, pipeline, args.clients, keyspace
-                    )
+                    if bench.runner:
+                        rps, cpu = bench.runner(server, requests, pipeline, args.clients)
+                    else:
+                        rps, cpu = run_benchmark(
+                            server, bench, requests, pipeline, args.clients, keyspace
+                        )
+                    if bench.teardown:
+                        bench.teardown(server)
                     a["rps"].append(rps)
                     a["cpu"] += cpu * requests
                     a["n"] += requests
