@@ -1399,7 +1399,8 @@ fn pop_generic(
             sh.remove(h, key);
         }
         cx.dirty(n as u64);
-        notify_removal(cx, if max { "zpopmax" } else { "zpopmin" }, key, true, deleted);
+        let event = if max { "zpopmax" } else { "zpopmin" };
+        notify_removal(cx, event, key, true, deleted);
         return Ok(());
     }
     if shape.nil_when_empty {
