@@ -74,6 +74,47 @@ impl<'a, 'b> Args<'a, 'b> {
     }
 }
 
+/// The options of SCAN, HSCAN, SSCAN and ZSCAN: `[MATCH pattern] [COUNT count]`, plus
+/// `[TYPE type]` for SCAN.
+pub struct ScanOptions<'a> {
+    pub count: usize,
+    /// `None` also for `*`, which matches everything.
+    pub pattern: Option<&'a [u8]>,
+    pub type_name: Option<&'a [u8]>,
+}
+
+/// Parses scan options from argument `from` on, with Redis's errors.
+pub fn scan_options<'a>(
+    args: &[&'a [u8]],
+    from: usize,
+    allow_type: bool,
+) -> Result<ScanOptions<'a>, CommandError> {
+    let mut o = ScanOptions {
+        count: 10,
+        pattern: None,
+        type_name: None,
+    };
+    let mut i = from;
+    while i < args.len() {
+        let (opt, has_value) = (args[i], args.len() - i >= 2);
+        if opt.eq_ignore_ascii_case(b"count") && has_value {
+            let c = int(args[i + 1])?;
+            if c < 1 {
+                return Err(E(SYNTAX));
+            }
+            o.count = usize::try_from(c).unwrap_or(usize::MAX);
+        } else if opt.eq_ignore_ascii_case(b"match") && has_value {
+            o.pattern = Some(args[i + 1]).filter(|p| *p != b"*");
+        } else if allow_type && opt.eq_ignore_ascii_case(b"type") && has_value {
+            o.type_name = Some(args[i + 1]);
+        } else {
+            return Err(E(SYNTAX));
+        }
+        i += 2;
+    }
+    Ok(o)
+}
+
 /// Parses an integer argument with Redis's error.
 #[inline]
 pub fn int(a: &[u8]) -> Result<i64, CommandError> {

@@ -344,27 +344,9 @@ pub(super) fn parse_cursor(a: &[u8]) -> Result<u64, CommandError> {
 /// filter keys after they are selected, as in Redis, so a page may be empty.
 fn scan(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let cursor = parse_cursor(args[1])?;
-    let mut count: usize = 10;
-    let mut pattern: Option<&[u8]> = None;
-    let mut type_name: Option<&[u8]> = None;
-    let mut i = 2;
-    while i < args.len() {
-        let (opt, has_value) = (args[i], args.len() - i >= 2);
-        if opt.eq_ignore_ascii_case(b"count") && has_value {
-            let c = int(args[i + 1])?;
-            if c < 1 {
-                return Err(E(SYNTAX));
-            }
-            count = usize::try_from(c).unwrap_or(usize::MAX);
-        } else if opt.eq_ignore_ascii_case(b"match") && has_value {
-            pattern = Some(args[i + 1]).filter(|p| *p != b"*");
-        } else if opt.eq_ignore_ascii_case(b"type") && has_value {
-            type_name = Some(args[i + 1]);
-        } else {
-            return Err(E(SYNTAX));
-        }
-        i += 2;
-    }
+    let opts = super::args::scan_options(args, 2, true)?;
+    let (count, pattern) = (opts.count, opts.pattern);
+    let type_name = opts.type_name;
 
     let (db, now) = (cx.db(), cx.now);
     let shard_start = |idx: usize| (idx as u64) << (64 - SHARD_BITS);

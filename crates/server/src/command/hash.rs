@@ -614,24 +614,8 @@ fn hscan(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         return Ok(());
     };
     // Options are checked only for an existing hash, as in Redis.
-    let mut count: usize = 10;
-    let mut pattern: Option<&[u8]> = None;
-    let mut i = 3;
-    while i < args.len() {
-        let (opt, has_value) = (args[i], args.len() - i >= 2);
-        if opt.eq_ignore_ascii_case(b"count") && has_value {
-            let c = int(args[i + 1])?;
-            if c < 1 {
-                return Err(E(SYNTAX));
-            }
-            count = usize::try_from(c).unwrap_or(usize::MAX);
-        } else if opt.eq_ignore_ascii_case(b"match") && has_value {
-            pattern = Some(args[i + 1]).filter(|p| *p != b"*");
-        } else {
-            return Err(E(SYNTAX));
-        }
-        i += 2;
-    }
+    let opts = super::args::scan_options(args, 3, false)?;
+    let (count, pattern) = (opts.count, opts.pattern);
     let mut page: Vec<(&[u8], &[u8])> = Vec::new();
     let next = hash.scan(cursor, count, |f, v| {
         if pattern.is_none_or(|p| glob_match(p, f, false)) {

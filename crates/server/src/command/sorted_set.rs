@@ -1998,24 +1998,8 @@ fn zscan(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         return Ok(());
     };
     // Options come after the key checks, as in Redis.
-    let mut count = 10usize;
-    let mut pattern: Option<&[u8]> = None;
-    let mut i = 3;
-    while i < args.len() {
-        let has_value = args.len() - i >= 2;
-        if args[i].eq_ignore_ascii_case(b"count") && has_value {
-            let c = int(args[i + 1])?;
-            if c < 1 {
-                return Err(E(SYNTAX));
-            }
-            count = usize::try_from(c).unwrap_or(usize::MAX);
-        } else if args[i].eq_ignore_ascii_case(b"match") && has_value {
-            pattern = Some(args[i + 1]).filter(|p| *p != b"*");
-        } else {
-            return Err(E(SYNTAX));
-        }
-        i += 2;
-    }
+    let opts = super::args::scan_options(args, 3, false)?;
+    let (count, pattern) = (opts.count, opts.pattern);
     let mut body = Vec::new();
     let mut page = Out::new(&mut body, out.resp3);
     let mut n = 0;
