@@ -91,6 +91,10 @@ pub fn mix_value(d: &mut Digest, v: ValueRef<'_>) {
                     xor_in(d, &e);
                 }
             }
+            Value::Stream(s) => {
+                mix_type(d, type_id::STREAM);
+                s.digest_into(d);
+            }
             Value::Hash(h) => {
                 mix_type(d, type_id::HASH);
                 for (f, v) in h.iter() {

@@ -216,6 +216,7 @@ fn free_effort(e: &Entry) -> usize {
         ValueRef::Other(Value::Hash(h)) => h.len(),
         ValueRef::Other(Value::Set(s)) => s.len(),
         ValueRef::Other(Value::ZSet(z)) => z.len(),
+        ValueRef::Other(Value::Stream(s)) => 1 + s.heap_size() / 4096,
     }
 }
 

@@ -21,6 +21,7 @@ pub mod pubsub;
 mod server;
 mod set;
 mod sorted_set;
+mod stream;
 mod string;
 pub mod transaction;
 
@@ -211,6 +212,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     sorted_set::COMMANDS,
     transaction::COMMANDS,
     pubsub::COMMANDS,
+    stream::COMMANDS,
 ];
 
 /// A looked-up command: its spec and its stats id.

@@ -1405,6 +1405,8 @@ fn collection_serialized_len(v: &Value, list_fill: i64) -> usize {
                     .map(|(m, _)| serialized_len(m, false) + 8)
                     .sum::<usize>()
         }
+        // Approximated by the in-memory size until streams model their RDB layout.
+        Value::Stream(s) => s.heap_size(),
     }
 }
 

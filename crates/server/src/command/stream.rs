@@ -1,0 +1,5 @@
+//! The stream family (XADD, XRANGE, XREAD, consumer groups, ...).
+
+use super::CommandSpec;
+
+pub(super) const COMMANDS: &[CommandSpec] = &[];
