@@ -289,9 +289,7 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
                 break;
             }
             stats.net_input.fetch_add(n as u64, Relaxed);
-            handle
-                .last_interaction_ms
-                .store(crate::clock::now_ms(), Relaxed);
+            // (last_interaction_ms is stamped by Ctx::new, which reads the clock anyway.)
         }
         need_read = true;
 

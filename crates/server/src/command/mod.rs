@@ -366,16 +366,28 @@ pub struct Ctx<'a> {
     in_exec: bool,
     /// Changes the running command made (`Ctx::dirty`).
     cmd_dirty: std::cell::Cell<u64>,
+    /// Wall clock (unix ms) and monotonic clock read together when the context was made:
+    /// each command's "now" is derived from the monotonic reading it takes anyway for its
+    /// duration, so a command costs one clock read, not three (clock reads showed up at ~10%
+    /// of the CPU of a pipelined INCR load).
+    base: (u64, std::time::Instant),
+    /// When the previous command ended (or the context was made): the next one's start.
+    mark: std::time::Instant,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(server: &'a Server, client: &'a mut Client, out: &'a mut Vec<u8>) -> Self {
         let resp3 = client.resp3;
+        let base_ms = crate::clock::now_ms();
+        let base_instant = crate::clock::instant();
+        client.handle.last_interaction_ms.store(base_ms, Relaxed);
         Self {
             server,
             client,
             out: Out::new(out, resp3),
-            now: crate::clock::now_ms(),
+            now: base_ms,
+            base: (base_ms, base_instant),
+            mark: base_instant,
             locks: Locks::default(),
             serving: false,
             reblocked: false,
@@ -654,7 +666,8 @@ pub fn dispatch(cx: &mut Ctx, args: &[&[u8]]) {
 
 pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     let server = cx.server;
-    cx.now = crate::clock::now_ms();
+    let start = cx.mark;
+    cx.now = cx.base.0 + start.saturating_duration_since(cx.base.1).as_millis() as u64;
     let cmd = match server.commands.resolve(args) {
         Ok(c) => c,
         Err(e) => {
@@ -711,7 +724,6 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     }
     cx.client.handle.last_cmd.store(cmd.id as u32, Relaxed);
 
-    let start = crate::clock::instant();
     let mark = cx.out.buf.len();
     if !cx.in_exec {
         cx.lock_for(spec, args);
@@ -728,7 +740,9 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
         }
         cx.unlock_all();
     }
-    let usec = start.elapsed().as_micros() as u64;
+    let end = crate::clock::instant();
+    cx.mark = end;
+    let usec = end.saturating_duration_since(start).as_micros() as u64;
 
     let stats = &server.stats;
     stats.local().commands.fetch_add(1, Relaxed);
