@@ -167,3 +167,32 @@ fn disconnecting_with_watches_leaves_no_trace() {
     assert_eq!(b.cmd(&["GET", "k1"]), "+QUEUED\r\n");
     assert_eq!(b.cmd(&["EXEC"]), "*1\r\n$1\r\nv\r\n");
 }
+
+/// A push inside MULTI/EXEC wakes a blocked client, which gets the element atomically at
+/// the end of the transaction.
+#[test]
+fn a_push_inside_exec_wakes_a_blocked_client() {
+    let s = TestServer::kiln(&["--threads", "2"]);
+    let port = s.port;
+    let waiter = thread::spawn(move || {
+        let mut c = support::Raw::connect(port);
+        c.cmd(&["BLPOP", "q", "0"])
+    });
+    // Let the waiter block first.
+    let mut probe = s.raw();
+    for _ in 0..200 {
+        if probe.cmd(&["INFO", "clients"]).contains("blocked_clients:1") {
+            break;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["RPUSH", "q", "a", "b"]), "+QUEUED\r\n");
+    assert_eq!(c.cmd(&["LLEN", "q"]), "+QUEUED\r\n");
+    // Inside the transaction the list still holds both elements: the waiter is served
+    // only when EXEC is over.
+    assert_eq!(c.cmd(&["EXEC"]), "*2\r\n:2\r\n:2\r\n");
+    assert_eq!(waiter.join().unwrap(), "*2\r\n$1\r\nq\r\n$1\r\na\r\n");
+    assert_eq!(c.cmd(&["LRANGE", "q", "0", "-1"]), "*1\r\n$1\r\nb\r\n");
+}
