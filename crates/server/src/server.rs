@@ -348,6 +348,17 @@ impl Stats {
         self.errors.lock().clear();
     }
 
+    /// Counts a read lookup of a key (INFO keyspace_hits / keyspace_misses).
+    #[inline]
+    pub fn lookup(&self, hit: bool) {
+        let s = self.local();
+        if hit {
+            s.keyspace_hits.fetch_add(1, Relaxed);
+        } else {
+            s.keyspace_misses.fetch_add(1, Relaxed);
+        }
+    }
+
     /// Counts an error reply by its code.
     pub fn count_error(&self, code: &str) {
         self.local().error_replies.fetch_add(1, Relaxed);

@@ -205,17 +205,13 @@ fn read<'s>(
     lru: u32,
 ) -> Result<Option<&'s Hash>, CommandError> {
     let e = sh.get(h, key, now);
-    let stats = server.stats.local();
+    server.stats.lookup(e.is_some());
     match e {
         Some(e) => {
-            stats.keyspace_hits.fetch_add(1, Relaxed);
             e.touch(lru);
             as_hash(e).map(Some)
         }
-        None => {
-            stats.keyspace_misses.fetch_add(1, Relaxed);
-            Ok(None)
-        }
+        None => Ok(None),
     }
 }
 

@@ -12,8 +12,6 @@
 //! (see `blocking`); a blocking handler is a plain handler that calls [`Ctx::block`] when all
 //! its keys are empty, and is re-run as is for the waiter once one gets data.
 
-use std::sync::atomic::Ordering::Relaxed;
-
 use super::args::int;
 use super::blocking::parse_timeout;
 use super::flags::*;
@@ -194,13 +192,7 @@ fn lookup_read<'s>(
     lru: u32,
 ) -> Result<Option<&'s mut List>, CommandError> {
     let e = sh.get(h, key, now);
-    let stats = server.stats.local();
-    let counter = if e.is_some() {
-        &stats.keyspace_hits
-    } else {
-        &stats.keyspace_misses
-    };
-    counter.fetch_add(1, Relaxed);
+    server.stats.lookup(e.is_some());
     let Some(e) = e else {
         return Ok(None);
     };

@@ -530,12 +530,7 @@ impl<'a> Ctx<'a> {
     /// Counts a keyspace hit or miss (INFO keyspace_hits / keyspace_misses).
     #[inline]
     pub fn hit(&self, hit: bool) {
-        let s = self.server.stats.local();
-        if hit {
-            s.keyspace_hits.fetch_add(1, Relaxed);
-        } else {
-            s.keyspace_misses.fetch_add(1, Relaxed);
-        }
+        self.server.stats.lookup(hit);
     }
 
     /// Raises a keyspace notification (`class` from `crate::notify`, Redis's event name)

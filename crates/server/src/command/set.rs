@@ -190,13 +190,7 @@ fn lookup<'s>(sh: &'s mut Shard, h: u64, key: &[u8], now: u64, lru: u32) -> Opti
 
 /// Counts a keyspace hit or miss (what `lookupKeyRead` adds to [`lookup`]).
 fn count_hit(server: &Server, hit: bool) {
-    let s = server.stats.local();
-    let c = if hit {
-        &s.keyspace_hits
-    } else {
-        &s.keyspace_misses
-    };
-    c.fetch_add(1, Relaxed);
+    server.stats.lookup(hit);
 }
 
 /// [`lookup`] for a command that reads the value: also counts a hit or miss.

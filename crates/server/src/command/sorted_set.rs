@@ -690,13 +690,7 @@ fn read_zset<'s>(
     lru: u32,
 ) -> Result<Option<&'s ZSet>, CommandError> {
     let e = sh.get(h, key, now);
-    let stats = server.stats.local();
-    let counter = if e.is_some() {
-        &stats.keyspace_hits
-    } else {
-        &stats.keyspace_misses
-    };
-    counter.fetch_add(1, Relaxed);
+    server.stats.lookup(e.is_some());
     match e {
         Some(e) => {
             e.touch(lru);
@@ -1718,13 +1712,7 @@ fn input<'s>(
 ) -> Result<Option<&'s Value>, CommandError> {
     let e = sh.get(h, key, now);
     if let Some(server) = count {
-        let stats = server.stats.local();
-        let counter = if e.is_some() {
-            &stats.keyspace_hits
-        } else {
-            &stats.keyspace_misses
-        };
-        counter.fetch_add(1, Relaxed);
+        server.stats.lookup(e.is_some());
     }
     let Some(e) = e else {
         return Ok(None);

@@ -200,13 +200,7 @@ fn lookup_read<'s>(
     lru: u32,
 ) -> Option<&'s mut Entry> {
     let e = lookup(sh, h, key, now, lru);
-    let stats = server.stats.local();
-    let counter = if e.is_some() {
-        &stats.keyspace_hits
-    } else {
-        &stats.keyspace_misses
-    };
-    counter.fetch_add(1, Relaxed);
+    server.stats.lookup(e.is_some());
     e
 }
 
