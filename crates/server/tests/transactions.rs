@@ -181,7 +181,10 @@ fn a_push_inside_exec_wakes_a_blocked_client() {
     // Let the waiter block first.
     let mut probe = s.raw();
     for _ in 0..200 {
-        if probe.cmd(&["INFO", "clients"]).contains("blocked_clients:1") {
+        if probe
+            .cmd(&["INFO", "clients"])
+            .contains("blocked_clients:1")
+        {
             break;
         }
         thread::sleep(Duration::from_millis(10));
