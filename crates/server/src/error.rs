@@ -118,6 +118,86 @@ pub const WITHSCORES_BYLEX: &str =
 /// ZUNIONSTORE & co with a WEIGHTS value that is not a float.
 pub const WEIGHT_NOT_FLOAT: &str = "ERR weight value is not a float";
 
+// Streams.
+/// A stream ID argument that does not parse.
+pub const STREAM_ID_INVALID: &str = "ERR Invalid stream ID specified as stream command argument";
+/// XADD with the explicit ID 0-0.
+pub const XADD_ID_ZERO: &str = "ERR The ID specified in XADD must be greater than 0-0";
+/// XADD with an ID not above the stream's last one.
+pub const XADD_ID_SMALL: &str =
+    "ERR The ID specified in XADD is equal or smaller than the target stream top item";
+/// XADD on a stream whose last ID is the maximum.
+pub const XADD_EXHAUSTED: &str =
+    "ERR The stream has exhausted the last possible ID, unable to add more items";
+/// XADD / XTRIM with both MAXLEN and MINID.
+pub const XTRIM_BOTH: &str =
+    "ERR syntax error, MAXLEN and MINID options at the same time are not compatible";
+/// XADD / XTRIM with a negative MAXLEN.
+pub const XTRIM_MAXLEN_NEGATIVE: &str = "ERR The MAXLEN argument must be >= 0.";
+/// XADD / XTRIM with a negative LIMIT.
+pub const XTRIM_LIMIT_NEGATIVE: &str = "ERR The LIMIT argument must be >= 0.";
+/// LIMIT without MAXLEN or MINID.
+pub const XTRIM_LIMIT_NO_STRATEGY: &str =
+    "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy";
+/// LIMIT with an exact (`=`) trim.
+pub const XTRIM_LIMIT_EXACT: &str =
+    "ERR syntax error, LIMIT cannot be used without the special ~ option";
+/// XTRIM without MAXLEN or MINID.
+pub const XTRIM_NO_STRATEGY: &str =
+    "ERR syntax error, XTRIM must be called with a trimming strategy";
+/// XRANGE with an exclusive start that cannot be incremented.
+pub const XRANGE_BAD_START: &str = "ERR invalid start ID for the interval";
+/// XRANGE with an exclusive end that cannot be decremented.
+pub const XRANGE_BAD_END: &str = "ERR invalid end ID for the interval";
+/// XSETID below the stream's last entry.
+pub const XSETID_SMALL: &str =
+    "ERR The ID specified in XSETID is smaller than the target stream top item";
+/// XSETID with ENTRIESADDED below the stream's length.
+pub const XSETID_ENTRIES_SMALL: &str =
+    "ERR The entries_added specified in XSETID is smaller than the target stream length";
+/// XSETID with a negative ENTRIESADDED.
+pub const XSETID_ENTRIES_NEGATIVE: &str = "ERR entries_added must be positive";
+/// XSETID with MAXDELETEDID above the new last ID.
+pub const XSETID_MAXDEL_BIG: &str =
+    "ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id";
+/// XREAD BLOCK with a non-integer timeout.
+pub const TIMEOUT_NOT_INTEGER: &str = "ERR timeout is not an integer or out of range";
+/// XREAD GROUP.
+pub const XREAD_GROUP: &str =
+    "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.";
+/// XREAD NOACK.
+pub const XREAD_NOACK: &str =
+    "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.";
+/// XGROUP on a missing key (without MKSTREAM).
+pub const XGROUP_NO_KEY: &str = "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.";
+/// XGROUP CREATE of an existing group.
+pub const BUSYGROUP: &str = "BUSYGROUP Consumer Group name already exists";
+/// XGROUP CREATE / SETID with ENTRIESREAD below -1.
+pub const ENTRIESREAD_INVALID: &str = "ERR value for ENTRIESREAD must be positive or -1";
+/// XREADGROUP with `$`.
+pub const XREADGROUP_DOLLAR: &str = "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.";
+/// XREAD with `>`.
+pub const XREAD_GT: &str = "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.";
+/// XREADGROUP without GROUP.
+pub const XREADGROUP_NO_GROUP: &str = "ERR Missing GROUP option for XREADGROUP";
+/// XREADGROUP with an odd number of arguments after STREAMS.
+pub const XREADGROUP_UNBALANCED: &str = "ERR Unbalanced XREADGROUP list of streams: for each stream key an ID or '>' must be specified.";
+/// XCLAIM's min-idle-time that is not an integer.
+pub const XCLAIM_MIN_IDLE: &str = "ERR Invalid min-idle-time argument for XCLAIM";
+/// XCLAIM IDLE that is not an integer.
+pub const XCLAIM_IDLE: &str = "ERR Invalid IDLE option argument for XCLAIM";
+/// XCLAIM TIME that is not an integer.
+pub const XCLAIM_TIME: &str = "ERR Invalid TIME option argument for XCLAIM";
+/// XCLAIM RETRYCOUNT that is not an integer.
+pub const XCLAIM_RETRYCOUNT: &str = "ERR Invalid RETRYCOUNT option argument for XCLAIM";
+/// XAUTOCLAIM's min-idle-time that is not an integer.
+pub const XAUTOCLAIM_MIN_IDLE: &str = "ERR Invalid min-idle-time argument for XAUTOCLAIM";
+/// XAUTOCLAIM COUNT below 1.
+pub const XAUTOCLAIM_COUNT: &str = "ERR COUNT must be > 0";
+/// XREAD with an odd number of arguments after STREAMS.
+pub const XREAD_UNBALANCED: &str =
+    "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.";
+
 /// A command failed; the text is what the client receives (without the leading `-`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandError {

@@ -96,6 +96,17 @@ impl Ctx<'_> {
     /// Blocks the client on `keys` (see the module docs). The handler returns this result
     /// and writes nothing else.
     pub fn block(&mut self, keys: &[&[u8]], timeout: Option<Duration>) -> CmdResult {
+        self.block_with_argv(keys, timeout, None)
+    }
+
+    /// Like [`Ctx::block`], re-running `argv` instead of the command as sent (XREAD with `$`
+    /// stores the IDs the streams had when it blocked).
+    pub fn block_with_argv(
+        &mut self,
+        keys: &[&[u8]],
+        timeout: Option<Duration>,
+        argv: impl Into<Option<Vec<Vec<u8>>>>,
+    ) -> CmdResult {
         if self.in_exec {
             // Inside MULTI/EXEC nothing blocks: the command answers as its non-blocking form
             // would with no data (a null for the moves, a null array for the pops).
@@ -119,7 +130,9 @@ impl Ctx<'_> {
             db,
             resp3: self.client.resp3,
             keys: keys.iter().map(|k| k.to_vec()).collect(),
-            argv: self.argv.iter().map(|a| a.to_vec()).collect(),
+            argv: argv
+                .into()
+                .unwrap_or_else(|| self.argv.iter().map(|a| a.to_vec()).collect()),
             handle: self.client.handle.clone(),
             state: Mutex::new(WaitState::Waiting),
             notify: tokio::sync::Notify::new(),
