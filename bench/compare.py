@@ -244,7 +244,71 @@ def build_tests(args):
         Bench("PUBLISH 100 subs", command=("PUBLISH", "chan", "hello-world"), scale=0.2,
               probe=("PUBSUB", "NUMPAT"), setup=subscribers(100), teardown=stop_subscribers),
         Bench("MULTI/INCR/EXEC", scale=0.2, runner=run_transactions),
+        Bench("XADD *", command=("XADD", "mystream", "*", "f", "v"), probe=("XLEN", "mystream")),
+        Bench("XRANGE 100", command=("XRANGE", "mystream", "-", "+", "COUNT", "100"),
+              scale=0.2, probe=("XLEN", "mystream"), setup=top_up_stream),
+        Bench("XREADGROUP+XACK", scale=0.2, probe=("XLEN", "mystream"),
+              setup=stream_group, runner=run_consumers),
     ]
+
+
+def top_up_stream(server, _requests, _args):
+    """`mystream` gets at least 100 entries (the XADD row normally filled it already)."""
+    have = server.call("XLEN", "mystream")
+    for _ in range(have, 100):
+        server.call("XADD", "mystream", "*", "f", "v")
+
+
+def stream_group(server, requests, _args):
+    """A fresh stream with `requests` entries and a consumer group at its start."""
+    server.call("DEL", "jobs")
+    c = Conn(server.port)
+    batch = []
+    for i in range(requests):
+        batch.append(("XADD", "jobs", "*", "f", str(i)))
+        if len(batch) == 1000:
+            c.pipeline(batch)
+            batch = []
+    if batch:
+        c.pipeline(batch)
+    c.close()
+    server.call("XGROUP", "CREATE", "jobs", "g", "0")
+
+
+def run_consumers(server, requests, pipeline, clients):
+    """Consumers in one group, each looping XREADGROUP COUNT `pipeline` then XACK of what
+    it got, until the group has delivered `requests` entries: (entries per second, server
+    CPU µs per entry)."""
+    conns = [(Conn(server.port), "c%d" % i) for i in range(clients)]
+    done = 0
+    before = cpu_ticks(server.pid)
+    start = time.monotonic()
+    active = list(conns)
+    while active and done < requests:
+        still = []
+        for c, name in active:
+            ids = stream_ids(c.cmd("XREADGROUP", "GROUP", "g", name, "COUNT", pipeline,
+                                   "STREAMS", "jobs", ">"))
+            if not ids:
+                continue
+            c.cmd("XACK", "jobs", "g", *ids)
+            done += len(ids)
+            still.append((c, name))
+        active = still
+    elapsed = time.monotonic() - start
+    after = cpu_ticks(server.pid)
+    for c, _ in conns:
+        c.close()
+    done = max(done, 1)
+    return done / elapsed, (after - before) / CLK_TCK * 1e6 / done
+
+
+def stream_ids(reply):
+    """The entry IDs of an XREADGROUP reply ([[key, [[id, fields], ...]]] or None)."""
+    if not reply:
+        return []
+    entries = reply[0][1]
+    return [e[0] for e in entries]
 
 
 # Every server process started, so that cleanup can stop whatever is still running.
@@ -340,6 +404,17 @@ class Conn:
         if kind == b"_":
             return None
         raise RespError(f"unexpected reply {line!r}")
+
+    def pipeline(self, commands):
+        """Sends every command, then reads all their replies."""
+        out = []
+        for args in commands:
+            out.append(b"*%d\r\n" % len(args))
+            for a in args:
+                a = a if isinstance(a, bytes) else str(a).encode()
+                out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        self.sock.sendall(b"".join(out))
+        return [self._reply() for _ in commands]
 
     def cmd(self, *args):
         out = [b"*%d\r\n" % len(args)]
@@ -696,10 +771,24 @@ def collection_variants(members):
     def zset_pipe(path):
         write_zadd_pipe(path, "bigzset", members, b"m:%d")
 
+    def stream_pipe(path):
+        # One XADD per entry (XADD takes one entry), explicit IDs so both servers hold the
+        # same data: entry i is "<i+1>-0 f <i>".
+        with open(path, "wb") as f:
+            for lo in range(0, members, 1000):
+                out = []
+                for i in range(lo, min(members, lo + 1000)):
+                    v = b"%d" % i
+                    idv = b"%d-0" % (i + 1)
+                    out.append(b"*5\r\n$4\r\nXADD\r\n$9\r\nbigstream\r\n$%d\r\n%s\r\n"
+                               b"$1\r\nf\r\n$%d\r\n%s\r\n" % (len(idv), idv, len(v), v))
+                f.write(b"".join(out))
+
     return [
         (f"hash, {members:,} fields m:<n> -> v", "bighash", "HLEN", hash_pipe),
         (f"set, {members:,} members m:<n>", "bigset", "SCARD", set_pipe),
         (f"zset, {members:,} members m:<n>", "bigzset", "ZCARD", zset_pipe),
+        (f"stream, {members:,} entries f <n>", "bigstream", "XLEN", stream_pipe),
     ]
 
 
