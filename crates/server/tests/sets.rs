@@ -446,40 +446,6 @@ fn set_replies_have_the_resp3_set_type() {
     assert!(matches!(v, Value::Array(ref a) if a.len() == 1), "{v:?}");
 }
 
-/// The `(event, key)` pairs a `PSUBSCRIBE __keyevent@0__:*` connection receives while the
-/// commands run, up to an SADD to the key `end`.
-fn keyevents(s: &TestServer, cmds: &[&[&str]]) -> Vec<(String, String)> {
-    let mut sub = s.raw();
-    sub.cmd(&["PSUBSCRIBE", "__keyevent@0__:*"]);
-    let mut c = s.raw();
-    c.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
-    for cmd in cmds {
-        c.cmd(cmd);
-    }
-    c.cmd(&["SADD", "end", "x"]);
-    let mut events = Vec::new();
-    loop {
-        let reply = sub.read_reply().unwrap();
-        let (v, _) = kiln_resp::decode(&reply).unwrap();
-        let kiln_resp::Value::Array(parts) = v else {
-            panic!("not a message: {v:?}");
-        };
-        let text: Vec<String> = parts
-            .iter()
-            .map(|p| match p {
-                kiln_resp::Value::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
-                other => format!("{other:?}"),
-            })
-            .collect();
-        let event = text[2].trim_start_matches("__keyevent@0__:").to_string();
-        let key = text[3].clone();
-        if key == "end" {
-            return events;
-        }
-        events.push((event, key));
-    }
-}
-
 #[test]
 fn set_commands_emit_the_keyspace_events_of_redis() {
     let cmds: &[&[&str]] = &[
@@ -542,8 +508,8 @@ fn set_commands_emit_the_keyspace_events_of_redis() {
     .map(|(e, k)| (e.to_string(), k.to_string()))
     .collect();
     let kiln = TestServer::kiln(&[]);
-    assert_eq!(keyevents(&kiln, cmds), expected);
+    assert_eq!(support::keyevents(&kiln, cmds), expected);
     if let Some(redis) = TestServer::redis(&[]) {
-        assert_eq!(keyevents(&redis, cmds), expected);
+        assert_eq!(support::keyevents(&redis, cmds), expected);
     }
 }

@@ -394,3 +394,37 @@ pub fn run_script_dir(dir: &str) {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// The `(event, key)` pairs a `PSUBSCRIBE __keyevent@0__:*` connection receives while the
+/// commands run, up to a SET of the key `end` (the sentinel).
+pub fn keyevents(s: &TestServer, cmds: &[&[&str]]) -> Vec<(String, String)> {
+    let mut sub = s.raw();
+    sub.cmd(&["PSUBSCRIBE", "__keyevent@0__:*"]);
+    let mut c = s.raw();
+    c.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+    for cmd in cmds {
+        c.cmd(cmd);
+    }
+    c.cmd(&["SET", "end", "x"]);
+    let mut events = Vec::new();
+    loop {
+        let reply = sub.read_reply().unwrap();
+        let (v, _) = kiln_resp::decode(&reply).unwrap();
+        let kiln_resp::Value::Array(parts) = v else {
+            panic!("not a message: {v:?}");
+        };
+        let text: Vec<String> = parts
+            .iter()
+            .map(|p| match p {
+                kiln_resp::Value::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        let event = text[2].trim_start_matches("__keyevent@0__:").to_string();
+        let key = text[3].clone();
+        if key == "end" {
+            return events;
+        }
+        events.push((event, key));
+    }
+}
