@@ -204,13 +204,8 @@ fn read<'s>(
     now: u64,
     lru: u32,
 ) -> Result<Option<&'s Hash>, CommandError> {
-    let e = sh.get(h, key, now);
-    server.stats.lookup(e.is_some());
-    match e {
-        Some(e) => {
-            e.touch(lru);
-            as_hash(e).map(Some)
-        }
+    match super::lookup_read(server, sh, h, key, now, lru) {
+        Some(e) => as_hash(e).map(Some),
         None => Ok(None),
     }
 }

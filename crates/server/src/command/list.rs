@@ -191,13 +191,10 @@ fn lookup_read<'s>(
     now: u64,
     lru: u32,
 ) -> Result<Option<&'s mut List>, CommandError> {
-    let e = sh.get(h, key, now);
-    server.stats.lookup(e.is_some());
-    let Some(e) = e else {
-        return Ok(None);
-    };
-    e.touch(lru);
-    as_list(e).map(Some)
+    match super::lookup_read(server, sh, h, key, now, lru) {
+        Some(e) => as_list(e).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// An integer within `min..=max`, or the error `msg` (Redis's `getRangeLongFromObjectOrReply`

@@ -752,6 +752,36 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     }
 }
 
+/// Looks a key up as Redis's `lookupKey` does for every command: a key past its deadline is
+/// deleted and reported missing, and a live one records the access on its LRU clock.
+pub(super) fn lookup<'s>(
+    sh: &'s mut Shard,
+    h: u64,
+    key: &[u8],
+    now: u64,
+    lru: u32,
+) -> Option<&'s mut crate::storage::Entry> {
+    let e = sh.get(h, key, now)?;
+    e.touch(lru);
+    Some(e)
+}
+
+/// [`lookup`] for a command that reads the value (Redis's `lookupKeyRead`): also counts a
+/// keyspace hit or miss, a hit even when the command then fails on the key's type. The one
+/// place read lookups go through (keyspace `keymiss` events belong here).
+pub(super) fn lookup_read<'s>(
+    server: &Server,
+    sh: &'s mut Shard,
+    h: u64,
+    key: &[u8],
+    now: u64,
+    lru: u32,
+) -> Option<&'s mut crate::storage::Entry> {
+    let e = lookup(sh, h, key, now, lru);
+    server.stats.lookup(e.is_some());
+    e
+}
+
 /// A command refused while queuing a transaction makes its EXEC fail.
 fn flag_multi(cx: &mut Ctx) {
     if !cx.in_exec {

@@ -20,6 +20,7 @@ use rand::Rng;
 use super::args::int;
 use super::flags::*;
 use super::generic::parse_cursor;
+use super::{lookup, lookup_read};
 use super::{CommandSpec, Ctx, Keys, Locks};
 use crate::error::{
     CmdResult, CommandError, E, LIMIT_NEGATIVE, LONG_RANGE, NOT_POSITIVE, NUMKEYS_NOT_POSITIVE,
@@ -31,7 +32,7 @@ use crate::server::Server;
 use crate::storage::entry::ValueRef;
 use crate::storage::keyspace::shard_of;
 use crate::storage::set::{Elem, Set};
-use crate::storage::{Entry, Shard, Value, SHARDS};
+use crate::storage::{Entry, Value, SHARDS};
 use crate::util::{glob_match, parse_i64};
 
 pub(super) const COMMANDS: &[CommandSpec] = &[
@@ -178,33 +179,6 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
 /// `set-max-intset-entries`, read at every write as Redis does.
 fn max_intset(server: &Server) -> usize {
     usize::try_from(server.hot.encoding.set_max_intset_entries.load(Relaxed)).unwrap_or(usize::MAX)
-}
-
-/// Looks a key up as Redis's `lookupKey` does: an expired key is deleted and reported
-/// missing; a live one records the access on its LRU clock.
-fn lookup<'s>(sh: &'s mut Shard, h: u64, key: &[u8], now: u64, lru: u32) -> Option<&'s mut Entry> {
-    let e = sh.get(h, key, now)?;
-    e.touch(lru);
-    Some(e)
-}
-
-/// Counts a keyspace hit or miss (what `lookupKeyRead` adds to [`lookup`]).
-fn count_hit(server: &Server, hit: bool) {
-    server.stats.lookup(hit);
-}
-
-/// [`lookup`] for a command that reads the value: also counts a hit or miss.
-fn lookup_read<'s>(
-    server: &Server,
-    sh: &'s mut Shard,
-    h: u64,
-    key: &[u8],
-    now: u64,
-    lru: u32,
-) -> Option<&'s mut Entry> {
-    let e = lookup(sh, h, key, now, lru);
-    count_hit(server, e.is_some());
-    e
 }
 
 fn is_set(e: &Entry) -> bool {

@@ -689,13 +689,8 @@ fn read_zset<'s>(
     now: u64,
     lru: u32,
 ) -> Result<Option<&'s ZSet>, CommandError> {
-    let e = sh.get(h, key, now);
-    server.stats.lookup(e.is_some());
-    match e {
-        Some(e) => {
-            e.touch(lru);
-            as_zset(e).map(Some)
-        }
+    match super::lookup_read(server, sh, h, key, now, lru) {
+        Some(e) => as_zset(e).map(Some),
         None => Ok(None),
     }
 }

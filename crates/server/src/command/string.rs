@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::args::int;
 use super::flags::*;
+use super::{lookup, lookup_read};
 use super::{CommandSpec, Ctx, Keys};
 use crate::error::{
     CmdResult, CommandError, DECR_OVERFLOW, E, LCS_IDX_AND_LEN, LCS_NOT_STRINGS, LCS_NO_MEMORY,
@@ -24,9 +25,8 @@ use crate::error::{
 };
 use crate::longdouble::LongDouble;
 use crate::notify::{GENERIC, STRING};
-use crate::server::Server;
 use crate::storage::entry::{INLINE_CAP, META_NOT_INT, META_RAW};
-use crate::storage::{Entry, Shard, Value};
+use crate::storage::{Entry, Value};
 use crate::util::parse_i64;
 
 pub(super) const COMMANDS: &[CommandSpec] = &[
@@ -179,29 +179,6 @@ fn grow_zeroed(s: &mut Vec<u8>, len: usize) {
     if len > s.len() {
         s.resize(len, 0);
     }
-}
-
-/// Looks a key up as Redis's `lookupKey` does for every command: a key past its deadline is
-/// deleted and reported missing, and a live one records the access on its LRU clock.
-fn lookup<'s>(sh: &'s mut Shard, h: u64, key: &[u8], now: u64, lru: u32) -> Option<&'s mut Entry> {
-    let e = sh.get(h, key, now)?;
-    e.touch(lru);
-    Some(e)
-}
-
-/// [`lookup`] for a command that reads the value (Redis's `lookupKeyRead`): also counts a
-/// keyspace hit or miss, even when the command then fails on the key's type.
-fn lookup_read<'s>(
-    server: &Server,
-    sh: &'s mut Shard,
-    h: u64,
-    key: &[u8],
-    now: u64,
-    lru: u32,
-) -> Option<&'s mut Entry> {
-    let e = lookup(sh, h, key, now, lru);
-    server.stats.lookup(e.is_some());
-    e
 }
 
 /// Rewrites the string in `e` as `new_len` bytes (at least its current length): the old
