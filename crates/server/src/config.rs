@@ -316,10 +316,10 @@ impl Config {
             let hit = glob_match(pattern, p.name.as_bytes(), true);
             let alias_hit = p.alias.filter(|a| glob_match(pattern, a.as_bytes(), true));
             if hit {
-                out.push((p.name, self.values[p.name].clone()));
+                out.push((p.name, shown(p.name, &self.values[p.name])));
             }
             if let Some(a) = alias_hit {
-                out.push((a, self.values[p.name].clone()));
+                out.push((a, shown(p.name, &self.values[p.name])));
             }
         }
         out
@@ -558,14 +558,24 @@ fn notify_flags(v: &str) -> Result<String, String> {
         out.push('A');
     }
     for c in NOTIFY_CLASSES.chars() {
-        // With `A`, Redis prints only the classes outside it that are not types (so `n`,
-        // new-key events, is not shown either).
-        let shown = if all { "KEm".contains(c) } else { true };
+        // With `A`, only the classes outside it follow. `n` (new-key events) is kept in the
+        // stored value but hidden from CONFIG GET, as Redis prints it (see `shown`).
+        let shown = if all { "nKEm".contains(c) } else { true };
         if shown && set.contains(c) {
             out.push(c);
         }
     }
     Ok(out)
+}
+
+/// A stored value as CONFIG GET prints it: Redis does not show `n` in a
+/// `notify-keyspace-events` value that has `A`, though the class stays enabled.
+fn shown(name: &str, value: &str) -> String {
+    if name == "notify-keyspace-events" && value.starts_with('A') {
+        value.replace('n', "")
+    } else {
+        value.to_owned()
+    }
 }
 
 /// Splits a config line into words like `sdssplitargs` (quotes and escapes).

@@ -62,6 +62,12 @@ pub fn parse(v: &str) -> u32 {
     f
 }
 
+/// Whether events of `class` would be published under `flags`.
+#[inline]
+pub fn wanted(flags: u32, class: u32) -> bool {
+    flags & class != 0 && flags & (KEYSPACE | KEYEVENT) != 0
+}
+
 /// Publishes one event if its class is enabled in `flags`.
 pub fn publish(
     pubsub: &crate::pubsub::PubSub,
@@ -71,7 +77,7 @@ pub fn publish(
     key: &[u8],
     db: usize,
 ) {
-    if flags & class == 0 || flags & (KEYSPACE | KEYEVENT) == 0 {
+    if !wanted(flags, class) {
         return;
     }
     if flags & KEYSPACE != 0 {

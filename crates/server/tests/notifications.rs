@@ -89,6 +89,11 @@ fn events(server: &TestServer, script: &str) -> Vec<String> {
 /// Runs a script against Kiln and (when available) Redis; panics when the event sequences
 /// differ. Returns Kiln's events.
 fn compare(name: &str, script: &str) -> Vec<String> {
+    check(name, script).unwrap_or_else(|report| panic!("{report}"))
+}
+
+/// [`compare`], returning a report of the first differences instead of panicking.
+fn check(name: &str, script: &str) -> Result<Vec<String>, String> {
     let args = script_args(script);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let kiln = TestServer::kiln(&args);
@@ -96,16 +101,17 @@ fn compare(name: &str, script: &str) -> Vec<String> {
     if let Some(redis) = TestServer::redis(&args) {
         let want = events(&redis, script);
         if got != want {
-            let mut report = format!("{name}: events differ\n");
-            for i in 0..got.len().max(want.len()) {
+            let first = (0..).find(|&i| got.get(i) != want.get(i)).unwrap();
+            let mut report = format!("{name}: events differ from event {first} on\n");
+            for i in first.saturating_sub(3)..got.len().max(want.len()).min(first + 12) {
                 let (k, r) = (got.get(i), want.get(i));
                 let mark = if k == r { " " } else { "!" };
                 report += &format!("{mark} redis: {r:?}\n  kiln:  {k:?}\n");
             }
-            panic!("{report}");
+            return Err(report);
         }
     }
-    got
+    Ok(got)
 }
 
 #[test]
@@ -204,4 +210,38 @@ fn string_counters_all_raise_incrby() {
             "__keyevent@0__:incrbyfloat n",
         ]
     );
+}
+
+/// Every differential script of every command family, run with every event class enabled
+/// (`KEAnm`: also `new` and `keymiss`), raises exactly Redis's events.
+#[test]
+fn every_family_script_raises_redis_events_with_every_class_enabled() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/diff");
+    let mut paths = Vec::new();
+    for dir in std::fs::read_dir(root).unwrap() {
+        let dir = dir.unwrap().path();
+        if !dir.is_dir() || dir.ends_with("notifications") {
+            continue;
+        }
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let p = f.unwrap().path();
+            if p.extension().is_some_and(|x| x == "txt") {
+                paths.push(p);
+            }
+        }
+    }
+    paths.sort();
+    assert!(!paths.is_empty());
+    let mut failures = Vec::new();
+    for p in paths {
+        let script = std::fs::read_to_string(&p).unwrap();
+        if script.contains("#! args:") {
+            continue;
+        }
+        let script = format!("#! args: --notify-keyspace-events KEAnm\n{script}");
+        if let Err(report) = check(&p.display().to_string(), &script) {
+            failures.push(report);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -237,7 +237,7 @@ fn span(start: i64, stop: i64, len: usize) -> (usize, usize) {
 
 /// Records `n` elements popped from `key` (dirty counter, `lpop`/`rpop` event) and, if that
 /// emptied it, its deletion (`del` event), as Redis's `listElementsRemoved`.
-fn popped_event(cx: &Ctx, key: &[u8], front: bool, n: usize, emptied: bool) {
+fn popped_event(cx: &mut Ctx, key: &[u8], front: bool, n: usize, emptied: bool) {
     cx.dirty(n as u64);
     cx.notify(LIST, if front { "lpop" } else { "rpop" }, key);
     if emptied {

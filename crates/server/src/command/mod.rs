@@ -329,6 +329,7 @@ impl<'a> Locks<'a> {
     /// Locks the given ids (any order, duplicates allowed). Must hold nothing.
     fn acquire(&mut self, server: &'a Server, ids: &mut [u32]) {
         debug_assert!(self.held.is_empty());
+        let track_new = tracks_new(server);
         ids.sort_unstable();
         let mut last = u32::MAX;
         for &id in ids.iter() {
@@ -337,8 +338,11 @@ impl<'a> Locks<'a> {
             }
             last = id;
             let (db, sh) = (id as usize / SHARDS, id as usize % SHARDS);
-            self.held
-                .push((id, server.keyspace.dbs[db].shards[sh].lock()));
+            let mut g = server.keyspace.dbs[db].shards[sh].lock();
+            if track_new {
+                g.track_new = true;
+            }
+            self.held.push((id, g));
         }
     }
 
@@ -468,7 +472,7 @@ impl<'a> Ctx<'a> {
             Err(pos) => {
                 let (db, sh) = (id as usize / SHARDS, id as usize % SHARDS);
                 let m = &self.server.keyspace.dbs[db].shards[sh];
-                let g = if pos == self.locks.held.len() {
+                let mut g = if pos == self.locks.held.len() {
                     m.lock()
                 } else {
                     match m.try_lock() {
@@ -476,6 +480,9 @@ impl<'a> Ctx<'a> {
                         None => return false,
                     }
                 };
+                if tracks_new(self.server) {
+                    g.track_new = true;
+                }
                 self.locks.held.insert(pos, (id, g));
                 true
             }
@@ -510,6 +517,7 @@ impl<'a> Ctx<'a> {
     /// Releases every shard lock (handlers that walk shards one at a time call this
     /// between shards).
     pub fn unlock_all(&mut self) {
+        self.flush_new();
         let released = self.locks.release();
         self.after_release(released);
     }
@@ -517,6 +525,7 @@ impl<'a> Ctx<'a> {
     fn after_release(&mut self, mut released: SmallVec<[(u32, MutexGuard<'a, Shard>); 4]>) {
         let mut expired = Vec::new();
         for (id, g) in released.iter_mut() {
+            g.track_new = false;
             if !g.expired.is_empty() {
                 expired.push((*id as usize / SHARDS, std::mem::take(&mut g.expired)));
             }
@@ -536,8 +545,11 @@ impl<'a> Ctx<'a> {
     /// Raises a keyspace notification (`class` from `crate::notify`, Redis's event name)
     /// for `key` in the current database. One atomic load when notifications are off.
     #[inline]
-    pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
+    pub fn notify(&mut self, class: u32, event: &str, key: &[u8]) {
         let flags = self.server.hot.notify.load(Relaxed);
+        if flags & crate::notify::NEW != 0 {
+            self.flush_new();
+        }
         if flags & class != 0 {
             crate::notify::publish(
                 &self.server.pubsub,
@@ -551,10 +563,36 @@ impl<'a> Ctx<'a> {
     }
 
     /// Like [`Ctx::notify`] for a key in another database (MOVE, COPY ... DB).
-    pub fn notify_in(&self, db: usize, class: u32, event: &str, key: &[u8]) {
+    pub fn notify_in(&mut self, db: usize, class: u32, event: &str, key: &[u8]) {
         let flags = self.server.hot.notify.load(Relaxed);
+        if flags & crate::notify::NEW != 0 {
+            self.flush_new();
+        }
         if flags & class != 0 {
             crate::notify::publish(&self.server.pubsub, flags, class, event, key, db);
+        }
+    }
+
+    /// Raises the `new` events of keys the held shards created since the last call. Redis
+    /// raises `new` when a key is added, which precedes the event of the command adding it,
+    /// so this runs before every other event and when the command's locks are released.
+    fn flush_new(&mut self) {
+        let flags = self.server.hot.notify.load(Relaxed);
+        for (_, g) in self.locks.held.iter_mut() {
+            if g.created.is_empty() {
+                continue;
+            }
+            let db = g.db;
+            for key in std::mem::take(&mut g.created) {
+                crate::notify::publish(
+                    &self.server.pubsub,
+                    flags,
+                    crate::notify::NEW,
+                    "new",
+                    &key,
+                    db,
+                );
+            }
         }
     }
 
@@ -777,9 +815,37 @@ pub(super) fn lookup_read<'s>(
     now: u64,
     lru: u32,
 ) -> Option<&'s mut crate::storage::Entry> {
+    let db = sh.db;
     let e = lookup(sh, h, key, now, lru);
     server.stats.lookup(e.is_some());
+    if e.is_none() {
+        key_miss(server, db, key);
+    }
     e
+}
+
+/// Whether shards locked now should record the keys they create (`new` events enabled).
+#[inline]
+fn tracks_new(server: &Server) -> bool {
+    let flags = server.hot.notify.load(Relaxed);
+    crate::notify::wanted(flags, crate::notify::NEW)
+}
+
+/// Raises the `keymiss` event of a read lookup that found nothing (Redis's
+/// `lookupKeyRead` does, for every command reading a key).
+#[inline]
+pub(super) fn key_miss(server: &Server, db: usize, key: &[u8]) {
+    let flags = server.hot.notify.load(Relaxed);
+    if flags & crate::notify::KEY_MISS != 0 {
+        crate::notify::publish(
+            &server.pubsub,
+            flags,
+            crate::notify::KEY_MISS,
+            "keymiss",
+            key,
+            db,
+        );
+    }
 }
 
 /// A command refused while queuing a transaction makes its EXEC fail.

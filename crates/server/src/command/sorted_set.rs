@@ -728,7 +728,7 @@ fn store(sh: &mut Shard, h: u64, key: &[u8], z: ZSet, lru: u32) -> bool {
 
 /// The event of a *STORE command: its own name when it stored `n` > 0 members, `del` when
 /// an empty result deleted an existing destination, nothing otherwise.
-fn notify_store(cx: &Ctx, event: &str, dst: &[u8], n: usize, changed: bool) {
+fn notify_store(cx: &mut Ctx, event: &str, dst: &[u8], n: usize, changed: bool) {
     if n > 0 {
         cx.notify(ZSET, event, dst);
     } else if changed {
@@ -1241,7 +1241,7 @@ fn zrangestore(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 /// The events of a removal: `event` when something was removed, then `del` when the key
 /// went away with its last member.
-fn notify_removal(cx: &Ctx, event: &str, key: &[u8], removed: bool, deleted: bool) {
+fn notify_removal(cx: &mut Ctx, event: &str, key: &[u8], removed: bool, deleted: bool) {
     if removed {
         cx.notify(ZSET, event, key);
         if deleted {

@@ -47,7 +47,7 @@ impl Keyspace {
     pub fn new(databases: usize) -> Self {
         let hasher = KeyHasher::with_seed(rand::random());
         Self {
-            dbs: (0..databases).map(|_| Db::new(hasher)).collect(),
+            dbs: (0..databases).map(|i| Db::new(hasher, i)).collect(),
             hasher,
         }
     }
@@ -64,10 +64,10 @@ pub struct Db {
 }
 
 impl Db {
-    fn new(hasher: KeyHasher) -> Self {
+    fn new(hasher: KeyHasher, index: usize) -> Self {
         Self {
             shards: (0..SHARDS)
-                .map(|_| CachePadded::new(Mutex::new(Shard::new(hasher))))
+                .map(|_| CachePadded::new(Mutex::new(Shard::new(hasher, index))))
                 .collect(),
         }
     }
@@ -96,10 +96,18 @@ pub struct Shard {
     ready: Vec<Box<[u8]>>,
     /// WATCHed keys of this shard: each watcher's "transaction is dirty" flag.
     watched: HashMap<Box<[u8]>, Vec<Arc<AtomicBool>>>,
+    /// The database this shard belongs to (keyspace events name it).
+    pub db: usize,
+    /// Record keys this shard creates in `created` (set by the dispatcher while it holds the
+    /// shard and `new` keyspace events are enabled).
+    pub track_new: bool,
+    /// Keys created while `track_new` was set: the dispatcher turns them into `new` events,
+    /// which Redis raises when the key is added, before the command's own event.
+    pub created: Vec<Box<[u8]>>,
 }
 
 impl Shard {
-    fn new(hasher: KeyHasher) -> Self {
+    fn new(hasher: KeyHasher, db: usize) -> Self {
         Self {
             table: Table::default(),
             expires: HashTable::new(),
@@ -109,6 +117,9 @@ impl Shard {
             blocked: HashMap::new(),
             ready: Vec::new(),
             watched: HashMap::new(),
+            db,
+            track_new: false,
+            created: Vec::new(),
         }
     }
 
@@ -193,8 +204,8 @@ impl Shard {
             }
             return Some(old);
         }
-        if !self.blocked.is_empty() {
-            self.signal_ready(entry.key());
+        if self.track_new {
+            self.created.push(entry.key().into());
         }
         self.table.insert_new(th, entry, self.hasher);
         None
@@ -210,6 +221,9 @@ impl Shard {
         entry.set_meta(entry.meta() & !META_EXPIRE);
         if !self.blocked.is_empty() {
             self.signal_ready(entry.key());
+        }
+        if self.track_new {
+            self.created.push(entry.key().into());
         }
         self.table.insert_new(th, entry, self.hasher);
         None
@@ -308,7 +322,7 @@ impl Shard {
     /// caller can drop them elsewhere (FLUSHALL ASYNC) or swap them into another shard
     /// (SWAPDB).
     pub fn take(&mut self) -> Shard {
-        let mut out = Shard::new(self.hasher);
+        let mut out = Shard::new(self.hasher, self.db);
         self.swap_contents(&mut out);
         out
     }
@@ -532,7 +546,7 @@ mod tests {
     use super::*;
 
     fn shard() -> Shard {
-        Shard::new(KeyHasher::with_seed(1))
+        Shard::new(KeyHasher::with_seed(1), 0)
     }
 
     #[test]
