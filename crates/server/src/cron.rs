@@ -90,6 +90,10 @@ impl ActiveExpire {
                     shard.expire_sweep(now, self.pos[id], KEYS_PER_STEP);
                 self.pos[id] = next;
                 let keys = std::mem::take(&mut shard.expired);
+                shard.expired_fed = 0;
+                // Replicas and the AOF learn of the deletions while the shard is still held,
+                // so no later write to these keys can be fed before them.
+                server.propagate_deletions(db, &keys);
                 drop(shard);
                 server.keys_expired(db, keys);
                 stats.examined += examined;

@@ -19,6 +19,7 @@ pub mod config;
 pub mod cron;
 pub mod digest;
 pub mod error;
+pub mod feed;
 pub mod longdouble;
 pub mod net;
 pub mod notify;

@@ -37,6 +37,8 @@ pub struct Server {
     pub threads: usize,
     /// Pub/Sub subscriptions.
     pub pubsub: crate::pubsub::PubSub,
+    /// Every change to the dataset, for the AOF and replicas (see `feed`).
+    pub feed: crate::feed::Feed,
     /// Blocked clients by waiter id (see `command::blocking`).
     pub waiters: Mutex<std::collections::HashMap<u64, Arc<crate::command::blocking::Waiter>>>,
     pub next_waiter_id: AtomicU64,
@@ -104,6 +106,7 @@ impl Server {
             active_expire: AtomicBool::new(true),
             threads,
             pubsub: crate::pubsub::PubSub::new(),
+            feed: crate::feed::Feed::new(),
             waiters: Mutex::new(std::collections::HashMap::new()),
             watching: std::sync::atomic::AtomicUsize::new(0),
             next_waiter_id: AtomicU64::new(1),
@@ -441,6 +444,19 @@ impl Server {
     /// Every key deleted because it expired (lazily or by the active cycle) comes through
     /// here: the one place that counts them and, as features arrive, raises `expired`
     /// keyspace events and propagates DEL to replicas and the AOF.
+    /// Feeds DELs for keys deleted outside any command (active expiry): the caller holds
+    /// their shard's lock.
+    pub fn propagate_deletions(&self, db: usize, keys: &[Box<[u8]>]) {
+        if keys.is_empty() || !self.feed.is_active() {
+            return;
+        }
+        let cmds: Vec<(usize, Vec<Vec<u8>>)> = keys
+            .iter()
+            .map(|k| (db, vec![b"DEL".to_vec(), k.to_vec()]))
+            .collect();
+        self.feed.append(&cmds, false);
+    }
+
     pub fn keys_expired(&self, db: usize, keys: Vec<Box<[u8]>>) {
         if keys.is_empty() {
             return;

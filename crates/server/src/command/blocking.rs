@@ -229,8 +229,16 @@ fn run_as_waiter(cx: &mut Ctx, w: &Waiter) -> Option<Vec<u8>> {
     let saved_argv = std::mem::take(&mut cx.argv);
     cx.argv = w.argv.clone();
 
+    let dirty_before = cx.cmd_dirty.replace(0);
     let result = (cmd.spec.handler)(cx, &argv);
     let again = cx.reblocked;
+    // Served: its effects follow the pusher's in the feed, under the same locks.
+    let dirty = cx.cmd_dirty.replace(dirty_before) > 0;
+    if again {
+        cx.effects = None;
+    } else {
+        cx.propagate_effects(&argv, dirty);
+    }
 
     cx.argv = saved_argv;
     cx.serving = serving;

@@ -377,6 +377,12 @@ pub struct Ctx<'a> {
     base: (u64, std::time::Instant),
     /// When the previous command ended (or the context was made): the next one's start.
     mark: std::time::Instant,
+    /// What the running command asked to propagate instead of its own arguments
+    /// (`Ctx::propagate`); `None`: its arguments, if it changed anything.
+    effects: Option<Vec<Vec<Vec<u8>>>>,
+    /// While EXEC runs: the effects of its commands, appended to the feed at the end as one
+    /// MULTI ... EXEC.
+    batch: Option<Vec<(usize, Vec<Vec<u8>>)>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -398,6 +404,8 @@ impl<'a> Ctx<'a> {
             argv: Vec::new(),
             in_exec: false,
             cmd_dirty: std::cell::Cell::new(0),
+            effects: None,
+            batch: None,
         }
     }
 
@@ -518,6 +526,7 @@ impl<'a> Ctx<'a> {
     /// between shards).
     pub fn unlock_all(&mut self) {
         self.flush_new();
+        self.feed_expired();
         let released = self.locks.release();
         self.after_release(released);
     }
@@ -526,8 +535,15 @@ impl<'a> Ctx<'a> {
         let mut expired = Vec::new();
         for (id, g) in released.iter_mut() {
             g.track_new = false;
-            if !g.expired.is_empty() {
-                expired.push((*id as usize / SHARDS, std::mem::take(&mut g.expired)));
+            g.expired_fed = 0;
+            // Keys whose `expired` event went out already (see `tell_expired`) are done.
+            let told = std::mem::take(&mut g.expired_told);
+            if g.expired.len() > told {
+                let mut keys = std::mem::take(&mut g.expired);
+                keys.drain(..told);
+                expired.push((*id as usize / SHARDS, keys));
+            } else {
+                g.expired.clear();
             }
         }
         drop(released);
@@ -547,7 +563,7 @@ impl<'a> Ctx<'a> {
     #[inline]
     pub fn notify(&mut self, class: u32, event: &str, key: &[u8]) {
         let flags = self.server.hot.notify.load(Relaxed);
-        if flags & crate::notify::NEW != 0 {
+        if flags & (crate::notify::NEW | crate::notify::EXPIRED) != 0 {
             self.flush_new();
         }
         if flags & class != 0 {
@@ -565,7 +581,7 @@ impl<'a> Ctx<'a> {
     /// Like [`Ctx::notify`] for a key in another database (MOVE, COPY ... DB).
     pub fn notify_in(&mut self, db: usize, class: u32, event: &str, key: &[u8]) {
         let flags = self.server.hot.notify.load(Relaxed);
-        if flags & crate::notify::NEW != 0 {
+        if flags & (crate::notify::NEW | crate::notify::EXPIRED) != 0 {
             self.flush_new();
         }
         if flags & class != 0 {
@@ -573,12 +589,97 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Propagates the running command as `argv` instead of its own arguments (Redis's
+    /// effects replication: relative TTLs become absolute, SPOP becomes SREM, ...). Call it
+    /// once per effect; a command that calls it with nothing to say propagates nothing
+    /// ([`Ctx::propagate_nothing`]). Cheap to skip: see [`Ctx::propagating`].
+    pub fn propagate(&mut self, argv: &[&[u8]]) {
+        if self.propagating() {
+            self.effects
+                .get_or_insert_with(Vec::new)
+                .push(argv.iter().map(|a| a.to_vec()).collect());
+        }
+    }
+
+    /// Propagates nothing for the running command, even though it changed the dataset.
+    pub fn propagate_nothing(&mut self) {
+        self.effects.get_or_insert_with(Vec::new);
+    }
+
+    /// Whether writes are being propagated at all (the AOF or replicas are on): handlers
+    /// build rewritten effects only then.
+    #[inline]
+    pub fn propagating(&self) -> bool {
+        self.server.feed.is_active()
+    }
+
+    /// Propagates the DELs of keys the held shards expired and that were not propagated
+    /// yet, before their locks go (Redis propagates a lazily expired key as a DEL).
+    fn feed_expired(&mut self) {
+        let mut cmds = Vec::new();
+        self.feed_expired_into(&mut cmds);
+        if cmds.is_empty() || !self.server.feed.is_active() {
+            return;
+        }
+        match self.batch.as_mut() {
+            Some(batch) => batch.extend(cmds),
+            None => self.server.feed.append(&cmds, cmds.len() > 1),
+        }
+    }
+
+    /// Appends what the command that just ran changed to the write feed, while its shard
+    /// locks are still held (so the feed's order is the order changes took effect): DELs
+    /// of keys it found expired, then its effects, or its arguments if it changed something.
+    fn propagate_effects(&mut self, args: &[&[u8]], dirty: bool) {
+        let effects = self.effects.take();
+        if !self.server.feed.is_active() {
+            return;
+        }
+        let db = self.client.db;
+        let mut cmds = Vec::new();
+        self.feed_expired_into(&mut cmds);
+        match effects {
+            Some(list) => cmds.extend(list.into_iter().map(|argv| (db, argv))),
+            None if dirty => {
+                if cmds.is_empty() && self.batch.is_none() {
+                    // The hot path: one command, encoded straight from its arguments.
+                    self.server.feed.append_one(db, args);
+                    return;
+                }
+                cmds.push((db, args.iter().map(|a| a.to_vec()).collect()));
+            }
+            None => {}
+        }
+        match self.batch.as_mut() {
+            Some(batch) => batch.extend(cmds),
+            None => self.server.feed.append(&cmds, cmds.len() > 1),
+        }
+    }
+
+    /// [`Ctx::feed_expired`] collecting into `out` whatever the batch state.
+    fn feed_expired_into(&mut self, out: &mut Vec<(usize, Vec<Vec<u8>>)>) {
+        for (_, g) in self.locks.held.iter_mut() {
+            if g.expired_fed < g.expired.len() {
+                let db = g.db;
+                out.extend(
+                    g.expired[g.expired_fed..]
+                        .iter()
+                        .map(|k| (db, vec![b"DEL".to_vec(), k.to_vec()])),
+                );
+                g.expired_fed = g.expired.len();
+            }
+        }
+    }
+
     /// Raises the `new` events of keys the held shards created since the last call. Redis
     /// raises `new` when a key is added, which precedes the event of the command adding it,
     /// so this runs before every other event and when the command's locks are released.
+    /// The `expired` events of keys a lookup expired lazily go first: Redis raises them
+    /// during the lookup, before the command adds anything.
     fn flush_new(&mut self) {
         let flags = self.server.hot.notify.load(Relaxed);
         for (_, g) in self.locks.held.iter_mut() {
+            tell_expired(self.server, g);
             if g.created.is_empty() {
                 continue;
             }
@@ -766,6 +867,7 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     }
     cx.cmd_dirty.set(0);
     let result = (spec.handler)(cx, args);
+    cx.propagate_effects(args, cx.cmd_dirty.get() > 0);
     cx.after_write(spec, args);
     if !cx.in_exec {
         if cx.locks.held.iter().any(|(_, g)| g.has_ready()) {
@@ -815,13 +917,42 @@ pub(super) fn lookup_read<'s>(
     now: u64,
     lru: u32,
 ) -> Option<&'s mut crate::storage::Entry> {
-    let db = sh.db;
-    let e = lookup(sh, h, key, now, lru);
-    server.stats.lookup(e.is_some());
-    if e.is_none() {
-        key_miss(server, db, key);
+    if server.hot.notify.load(Relaxed) & crate::notify::KEY_MISS == 0 {
+        let e = lookup(sh, h, key, now, lru);
+        server.stats.lookup(e.is_some());
+        return e;
     }
-    e
+    // With `keymiss` events on, a miss must reach the shard again (to raise the `expired`
+    // event of a key this lookup expired first), which a borrow returned on a hit forbids:
+    // look a hit up twice instead.
+    if lookup(sh, h, key, now, lru).is_none() {
+        server.stats.lookup(false);
+        tell_expired(server, sh);
+        key_miss(server, sh.db, key);
+        return None;
+    }
+    server.stats.lookup(true);
+    sh.get(h, key, now)
+}
+
+/// Counts a read lookup made without [`lookup_read`] (EXISTS, TYPE and the TTL family leave
+/// the LRU clock alone) and, on a miss, raises `keymiss` as [`lookup_read`] does.
+pub(super) fn count_read(server: &Server, sh: &mut Shard, key: &[u8], found: bool) {
+    server.stats.lookup(found);
+    if !found && server.hot.notify.load(Relaxed) & crate::notify::KEY_MISS != 0 {
+        tell_expired(server, sh);
+        key_miss(server, sh.db, key);
+    }
+}
+
+/// Raises the `expired` events of the keys `sh` expired lazily since the last call, at the
+/// point Redis raises them (during the lookup), rather than when the command's locks go;
+/// stats count them now too. Their DELs still reach the write feed in the usual way.
+pub(super) fn tell_expired(server: &Server, sh: &mut Shard) {
+    if sh.expired.len() > sh.expired_told {
+        server.keys_expired(sh.db, sh.expired[sh.expired_told..].to_vec());
+        sh.expired_told = sh.expired.len();
+    }
 }
 
 /// Whether shards locked now should record the keys they create (`new` events enabled).

@@ -267,11 +267,17 @@ fn exec(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
 
     cx.out.array(m.queue.len());
     cx.in_exec = true;
+    // The transaction's effects reach the feed together, as MULTI ... EXEC when there is
+    // more than one, before EXEC releases its locks.
+    cx.batch = Some(Vec::new());
     for argv in &m.queue {
         let args: SmallVec<[&[u8]; 8]> = argv.iter().map(|a| &a[..]).collect();
         super::execute(cx, &args);
     }
     cx.in_exec = false;
+    if let Some(batch) = cx.batch.take() {
+        cx.server.feed.append(&batch, batch.len() > 1);
+    }
     Ok(())
 }
 

@@ -86,6 +86,11 @@ pub struct Shard {
     /// Keys this shard deleted because they had expired, since the dispatcher last drained
     /// it: the dispatcher turns them into `expired` events, DELs for replicas, and stats.
     pub expired: Vec<Box<[u8]>>,
+    /// How many of `expired` were already appended to the write feed as DELs.
+    pub expired_fed: usize,
+    /// How many of `expired` already had their `expired` event raised (the dispatcher raises
+    /// them before a command's next event or `keymiss`, as Redis does, not at release).
+    pub expired_told: usize,
     /// When false (a replica), logically expired keys are hidden but not deleted: only the
     /// primary's DEL removes them.
     pub delete_expired: bool,
@@ -113,6 +118,8 @@ impl Shard {
             expires: HashTable::new(),
             hasher,
             expired: Vec::new(),
+            expired_fed: 0,
+            expired_told: 0,
             delete_expired: true,
             blocked: HashMap::new(),
             ready: Vec::new(),
