@@ -4,6 +4,8 @@
 Usage:
     python3 bench/compare.py            # full run: a few minutes on 2 cores
     python3 bench/compare.py --quick    # smoke run: well under a minute
+    python3 bench/compare.py --aof      # only the append-only file rows
+    python3 bench/compare.py --replication   # only the replication rows
 
 What it does:
   1. builds Kiln (`cargo build --release -p kiln-server`, skip with --no-build);
@@ -29,11 +31,25 @@ What it does:
   4. measures memory per key: fresh servers, 1,000,000 keys loaded with DEBUG POPULATE, and
      again with SETs of 16-byte keys and 3-byte values piped through `redis-cli --pipe`;
      used_memory and used_memory_rss (INFO memory) before and after;
-  5. measures memory per member of one big collection: fresh servers, then one hash with
+  5. measures write throughput with the append-only file on: fresh servers started with
+     `--appendonly yes --appendfsync everysec`, then `always`, each running redis-benchmark's
+     SET without pipelining and with -P 16 (`always` rows send half the requests: every
+     reply waits for an fsync). Skip with --skip-aof, or run only these rows with --aof;
+  6. measures memory per member of one big collection: fresh servers, then one hash with
      1,000,000 fields (`m:<n>` -> `v`), one set and one zset with 1,000,000 members (`m:<n>`;
      zset scores a fixed pseudo-random permutation of 0..n-1, so ordered structures are
      built in random order as in real use), each piped through `redis-cli --pipe` into its
      own fresh pair of servers.
+
+  7. with --replication (and only then): replication, Kiln to Kiln against Redis to Redis.
+     Full sync time: a primary loaded with DEBUG POPULATE --keys, then a replica started
+     with --replicaof; the time from its start until its link is up with every key loaded
+     (Redis primaries run with repl-diskless-sync-delay 0, so neither side waits for more
+     replicas). Primary write throughput with two replicas attached: redis-benchmark's SET
+     without pipelining and with -P 16 on the primary. Replication lag under load: while
+     the -P 16 SET load runs, the primary's master_repl_offset minus each replica's
+     slave_repl_offset is sampled every 50 ms (mean and max, bytes), then the time until
+     both replicas caught up once the load stopped.
 
 Needs Python 3 (standard library only), cargo, and redis-server, redis-cli and
 redis-benchmark on the PATH (Debian: apt-get install redis-server redis-tools). Every server
@@ -643,6 +659,150 @@ def throughput(kiln, redis, args):
     return rows
 
 
+def aof_throughput(kiln_bin, kiln_extra, args):
+    """Rows like throughput()'s for SET with the AOF on, per fsync policy: fresh servers
+    per policy (each writes its own AOF in its own temporary directory)."""
+    rows = []
+    bench = Bench("SET", test="set")
+    for policy in ("everysec", "always"):
+        extra = ["--appendonly", "yes", "--appendfsync", policy]
+        kiln = Server("kiln", kiln_bin, kiln_extra + extra).start()
+        redis = Server("redis", "redis-server", extra).start()
+        try:
+            for pipeline in PIPELINES:
+                base = args.requests if pipeline == 1 else args.requests * args.pipelined_factor
+                requests = max(1, base // 2 if policy == "always" else base)
+                acc = {s.name: {"rps": [], "cpu": 0.0, "n": 0} for s in (kiln, redis)}
+                for rep in range(args.reps):
+                    order = (kiln, redis) if rep % 2 == 0 else (redis, kiln)
+                    for server in order:
+                        rps, cpu = run_benchmark(
+                            server, bench, requests, pipeline, args.clients, args.keyspace
+                        )
+                        a = acc[server.name]
+                        a["rps"].append(rps)
+                        a["cpu"] += cpu * requests
+                        a["n"] += requests
+                k, r = acc[kiln.name], acc[redis.name]
+                row = (f"SET P{pipeline} AOF {policy}", mean_rps(k), mean_rps(r),
+                       cpu_per_req(k), cpu_per_req(r))
+                rows.append(row)
+                print(f"  {row[0]:<22} kiln {fmt(row[1], '>11,.0f')} req/s   "
+                      f"redis {fmt(row[2], '>11,.0f')} req/s", flush=True)
+        finally:
+            kiln.stop()
+            redis.stop()
+    return rows
+
+
+# --- replication ---------------------------------------------------------------------
+
+
+def info_fields(server, section):
+    """INFO `section` as a dict."""
+    fields = {}
+    for line in server.call("INFO", section).splitlines():
+        k, sep, v = line.partition(":")
+        if sep:
+            fields[k] = v.strip()
+    return fields
+
+
+def wait_linked(replica, keys, timeout=900):
+    """Waits until a replica's link is up, no sync is in progress and it holds `keys` keys."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            f = info_fields(replica, "replication")
+            if (f.get("master_link_status") == "up"
+                    and f.get("master_sync_in_progress") == "0"
+                    and replica.call("DBSIZE") == keys):
+                return
+        except (RespError, OSError):
+            pass
+        time.sleep(0.01)
+    raise SystemExit(f"{replica.name} did not finish its sync")
+
+
+def replica_of(name, binary, extra, primary):
+    return Server(name, binary, extra + ["--replicaof", f"127.0.0.1 {primary.port}"])
+
+
+def replication(kiln_bin, kiln_extra, args):
+    """Rows of (label, kiln value, redis value, unit) for full sync time, write throughput
+    with two replicas, and replication lag under load."""
+    flavours = {
+        "kiln": (kiln_bin, list(kiln_extra)),
+        "redis": ("redis-server", ["--repl-diskless-sync-delay", "0"]),
+    }
+    sync_secs, rps, lag = {}, {}, {}
+    for name, (binary, extra) in flavours.items():
+        primary = Server(name, binary, extra)
+        start_with_debug(primary)
+        replicas = []
+        try:
+            primary.call("DEBUG", "POPULATE", args.keys)
+            t0 = time.time()
+            first = replica_of(f"{name}-replica", binary, extra, primary).start()
+            replicas.append(first)
+            wait_linked(first, args.keys)
+            sync_secs[name] = time.time() - t0
+            print(f"  full sync of {args.keys} keys, {name}: {sync_secs[name]:.2f} s",
+                  flush=True)
+            second = replica_of(f"{name}-replica2", binary, extra, primary).start()
+            replicas.append(second)
+            wait_linked(second, args.keys)
+            for pipeline in PIPELINES:
+                base = args.requests if pipeline == 1 else args.requests * args.pipelined_factor
+                sampled = []
+                stop = threading.Event()
+
+                def sample():
+                    while not stop.is_set():
+                        try:
+                            off = int(info_fields(primary, "replication")["master_repl_offset"])
+                            for r in replicas:
+                                got = int(info_fields(r, "replication")["slave_repl_offset"])
+                                sampled.append(max(0, off - got))
+                        except (RespError, OSError, KeyError, ValueError):
+                            pass
+                        stop.wait(0.05)
+
+                sampler = threading.Thread(target=sample, daemon=True)
+                sampler.start()
+                r, _cpu = run_benchmark(primary, Bench("SET", test="set"), base, pipeline,
+                                        args.clients, args.keyspace)
+                stop.set()
+                sampler.join()
+                rps[(name, pipeline)] = r
+                # Catch-up: until both replicas reached the primary's offset.
+                t1 = time.time()
+                target_off = int(info_fields(primary, "replication")["master_repl_offset"])
+                while any(int(info_fields(x, "replication")["slave_repl_offset"]) < target_off
+                          for x in replicas):
+                    time.sleep(0.005)
+                catch_up = time.time() - t1
+                if pipeline == PIPELINES[-1]:
+                    mean = sum(sampled) / len(sampled) if sampled else 0.0
+                    lag[name] = (mean, max(sampled, default=0), catch_up)
+                print(f"  SET P{pipeline} with two replicas, {name}: {r:,.0f} req/s",
+                      flush=True)
+        finally:
+            for r in replicas:
+                r.stop()
+            primary.stop()
+    rows = [(f"full sync of {args.keys} keys (s)", sync_secs.get("kiln"),
+             sync_secs.get("redis"))]
+    for pipeline in PIPELINES:
+        rows.append((f"SET P{pipeline}, 2 replicas (req/s)", rps.get(("kiln", pipeline)),
+                     rps.get(("redis", pipeline))))
+    labels = ("lag under SET P16, mean (bytes)", "lag under SET P16, max (bytes)",
+              "catch-up after the load (s)")
+    for i, label in enumerate(labels):
+        rows.append((label, lag.get("kiln", (None,) * 3)[i], lag.get("redis", (None,) * 3)[i]))
+    return rows
+
+
 # --- memory ----------------------------------------------------------------------------
 
 
@@ -869,7 +1029,19 @@ def main():
     p.add_argument("--no-build", action="store_true", help="use the existing release binary")
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--skip-throughput", action="store_true")
+    p.add_argument("--skip-aof", action="store_true", help="skip the append-only file rows")
+    p.add_argument("--aof", action="store_true",
+                   help="run only the append-only file rows (SET with appendfsync everysec "
+                   "and always)")
+    p.add_argument("--replication", action="store_true",
+                   help="run only the replication rows (full sync time of --keys keys, SET "
+                   "throughput with two replicas, replication lag under load)")
     args = p.parse_args()
+    if args.aof:
+        args.skip_throughput = args.skip_memory = True
+        args.skip_aof = False
+    if args.replication:
+        args.skip_throughput = args.skip_memory = args.skip_aof = True
     args.requests = args.requests or (10000 if args.quick else 100000)
     args.reps = args.reps or (1 if args.quick else 2)
     args.keys = args.keys or (100000 if args.quick else 1000000)
@@ -920,6 +1092,30 @@ def main():
             [(label, fmt(kr, ",.0f"), fmt(rr, ",.0f"), fmt(ratio(kr, rr), ".2f"),
               fmt(kc, ".2f"), fmt(rc, ".2f"), fmt(ratio(kc, rc), ".2f"))
              for label, kr, rr, kc, rc in rows],
+        ))
+        report.append("")
+
+    if not args.skip_aof:
+        print("throughput with the AOF on...", flush=True)
+        rows = aof_throughput(kiln_bin, kiln_extra, args)
+        report.append(table(
+            "Write throughput with the append-only file on (fresh servers per policy)",
+            ["test", "kiln req/s", "redis req/s", "kiln/redis",
+             "kiln CPU us/req", "redis CPU us/req", "kiln/redis"],
+            [(label, fmt(kr, ",.0f"), fmt(rr, ",.0f"), fmt(ratio(kr, rr), ".2f"),
+              fmt(kc, ".2f"), fmt(rc, ".2f"), fmt(ratio(kc, rc), ".2f"))
+             for label, kr, rr, kc, rc in rows],
+        ))
+        report.append("")
+
+    if args.replication:
+        print("replication...", flush=True)
+        rows = replication(kiln_bin, kiln_extra, args)
+        report.append(table(
+            "Replication: Kiln to Kiln vs Redis to Redis",
+            ["measure", "kiln", "redis", "kiln/redis"],
+            [(label, fmt(k, ",.2f"), fmt(r, ",.2f"), fmt(ratio(k, r), ".2f"))
+             for label, k, r in rows],
         ))
         report.append("")
 

@@ -39,6 +39,9 @@ pub struct Client {
     pub subscriber: Option<Arc<crate::pubsub::Subscriber>>,
     /// Subscribed channels, patterns and shard channels.
     pub subscriptions: [hashbrown::HashSet<Vec<u8>>; 3],
+    /// Replication: the primary's link, the offset WAIT waits for, what a replica
+    /// announced before PSYNC (see `repl`).
+    pub repl: crate::repl::ClientRepl,
 }
 
 impl Client {
@@ -60,6 +63,7 @@ impl Client {
             watched: Vec::new(),
             subscriber: None,
             subscriptions: Default::default(),
+            repl: Default::default(),
         }
     }
 

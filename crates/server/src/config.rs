@@ -76,6 +76,8 @@ const POLICIES: &[&str] = &[
     "allkeys-random",
     "noeviction",
 ];
+/// `repl-diskless-load`: how a replica loads the primary's snapshot.
+const DISKLESS_LOAD: &[&str] = &["disabled", "on-empty-db", "swapdb"];
 const I64MAX: i64 = i64::MAX;
 /// Redis keeps most integer parameters in a C `int`.
 const I32MAX: i64 = i32::MAX as i64;
@@ -149,11 +151,80 @@ pub const PARAMS: &[Param] = &[
         true,
     ),
     p("repl-backlog-size", Kind::Memory, "1048576", true),
-    p("repl-ping-replica-period", Kind::Int(1, I32MAX), "10", true),
+    p("repl-backlog-ttl", Kind::Int(0, I64MAX), "3600", true),
+    pa(
+        "repl-ping-replica-period",
+        "repl-ping-slave-period",
+        Kind::Int(1, I32MAX),
+        "10",
+        true,
+    ),
     p("repl-timeout", Kind::Int(1, I32MAX), "60", true),
     p("repl-diskless-sync", Kind::Bool, "yes", true),
-    p("min-replicas-to-write", Kind::Int(0, I32MAX), "0", true),
-    p("min-replicas-max-lag", Kind::Int(0, I32MAX), "10", true),
+    p("repl-diskless-sync-delay", Kind::Int(0, I32MAX), "5", true),
+    p(
+        "repl-diskless-sync-max-replicas",
+        Kind::Int(0, I32MAX),
+        "0",
+        true,
+    ),
+    p(
+        "repl-diskless-load",
+        Kind::Enum(DISKLESS_LOAD),
+        "disabled",
+        true,
+    ),
+    p("repl-disable-tcp-nodelay", Kind::Bool, "no", true),
+    pa(
+        "min-replicas-to-write",
+        "min-slaves-to-write",
+        Kind::Int(0, I32MAX),
+        "0",
+        true,
+    ),
+    pa(
+        "min-replicas-max-lag",
+        "min-slaves-max-lag",
+        Kind::Int(0, I32MAX),
+        "10",
+        true,
+    ),
+    pa(
+        "replica-announce-ip",
+        "slave-announce-ip",
+        Kind::Str,
+        "",
+        true,
+    ),
+    pa(
+        "replica-announce-port",
+        "slave-announce-port",
+        Kind::Int(0, 65535),
+        "0",
+        true,
+    ),
+    p("replica-announced", Kind::Bool, "yes", true),
+    pa(
+        "replica-priority",
+        "slave-priority",
+        Kind::Int(0, I32MAX),
+        "100",
+        true,
+    ),
+    pa(
+        "replica-lazy-flush",
+        "slave-lazy-flush",
+        Kind::Bool,
+        "no",
+        true,
+    ),
+    pa(
+        "replica-ignore-maxmemory",
+        "slave-ignore-maxmemory",
+        Kind::Bool,
+        "yes",
+        true,
+    ),
     p("rdbcompression", Kind::Bool, "yes", true),
     p("rdbchecksum", Kind::Bool, "yes", true),
     p("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),

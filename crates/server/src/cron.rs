@@ -39,6 +39,7 @@ pub async fn run(server: Arc<Server>) {
             expiry.cycle(&server, period * EXPIRE_TIME_PERCENT / 100);
         }
         sample_metrics(&server);
+        crate::persist::cron(&server);
     }
 }
 

@@ -9,6 +9,8 @@ use std::fmt;
 pub const WRONG_TYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+/// Redis's bare `-ERR` (a failed SAVE).
+pub const ERR_PLAIN: &str = "ERR";
 pub const SYNTAX: &str = "ERR syntax error";
 pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
 pub const NO_SUCH_KEY: &str = "ERR no such key";
@@ -197,6 +199,45 @@ pub const XAUTOCLAIM_COUNT: &str = "ERR COUNT must be > 0";
 /// XREAD with an odd number of arguments after STREAMS.
 pub const XREAD_UNBALANCED: &str =
     "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.";
+
+// DUMP / RESTORE.
+/// RESTORE onto an existing key without REPLACE.
+pub const BUSYKEY: &str = "BUSYKEY Target key name already exists.";
+/// RESTORE with a negative TTL.
+pub const RESTORE_TTL_NEGATIVE: &str = "ERR Invalid TTL value, must be >= 0";
+/// RESTORE IDLETIME below 0.
+pub const RESTORE_IDLETIME: &str = "ERR Invalid IDLETIME value, must be >= 0";
+/// RESTORE FREQ outside 0..=255.
+pub const RESTORE_FREQ: &str = "ERR Invalid FREQ value, must be >= 0 and <= 255";
+/// A RESTORE payload too short, from a newer RDB version, or with a wrong CRC.
+pub const DUMP_PAYLOAD: &str = "ERR DUMP payload version or checksum are wrong";
+/// A RESTORE payload whose value does not decode.
+pub const BAD_DATA_FORMAT: &str = "ERR Bad data format";
+
+// Replication.
+/// A write on a read-only replica.
+pub const READONLY_REPLICA: &str = "READONLY You can't write against a read only replica.";
+/// A write on a primary with fewer good replicas than `min-replicas-to-write`.
+pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
+/// A command needing fresh data on a replica whose link is down, with
+/// `replica-serve-stale-data no`.
+pub const MASTERDOWN: &str =
+    "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
+/// PSYNC / SYNC to a replica that is not connected to its own primary.
+pub const NOMASTERLINK: &str = "NOMASTERLINK Can't SYNC while not connected with my master";
+/// WAIT on a replica.
+pub const WAIT_ON_REPLICA: &str = "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.";
+/// REPLICAOF / PSYNC from a connection that is already a replica.
+pub const CLIENT_IS_REPLICA: &str = "ERR Command is not valid when client is a replica.";
+/// REPLICAOF with a port outside 0..=65535.
+pub const INVALID_MASTER_PORT: &str = "ERR Invalid master port";
+
+// The append-only file.
+/// BGREWRITEAOF while a rewrite is being written.
+pub const AOF_REWRITE_IN_PROGRESS: &str =
+    "ERR Background append only file rewriting already in progress";
+/// BGREWRITEAOF that could not start (the reason is in the log).
+pub const AOF_REWRITE_FAILED: &str = "ERR Can't execute an AOF background rewriting. Please check the server logs for more information.";
 
 /// A command failed; the text is what the client receives (without the leading `-`).
 #[derive(Debug, Clone, PartialEq, Eq)]

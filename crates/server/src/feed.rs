@@ -75,7 +75,10 @@ impl Log {
                 }
             };
             let n = room.min(bytes.len());
-            self.chunks.back_mut().unwrap().extend_from_slice(&bytes[..n]);
+            self.chunks
+                .back_mut()
+                .unwrap()
+                .extend_from_slice(&bytes[..n]);
             bytes = &bytes[n..];
         }
     }

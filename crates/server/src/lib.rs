@@ -12,6 +12,7 @@
 //!
 //! `docs/ARCHITECTURE.md` walks through the life of a command.
 
+pub mod aof;
 pub mod client;
 pub mod clock;
 pub mod command;
@@ -23,8 +24,12 @@ pub mod feed;
 pub mod longdouble;
 pub mod net;
 pub mod notify;
+pub mod persist;
 pub mod pubsub;
+pub mod rdb;
+pub mod repl;
 pub mod reply;
 pub mod server;
+pub mod snapshot;
 pub mod storage;
 pub mod util;

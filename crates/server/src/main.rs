@@ -1,7 +1,6 @@
 //! `kiln-server [configfile] [--option value ...]`, like redis-server.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use kiln::config::{args_to_config_text, Config};
 use kiln::server::Server;
@@ -84,7 +83,7 @@ fn main() -> ExitCode {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n as usize,
     };
-    let server = Arc::new(Server::new(config, threads));
+    let server = Server::new_shared(config, threads);
     if let Some(path) = config_path {
         let _ = server.config_file.set(path);
     }
@@ -105,9 +104,35 @@ fn main() -> ExitCode {
         threads,
         server.port.load(std::sync::atomic::Ordering::Relaxed)
     );
+    // The dataset is loaded before the first client is served; a file that cannot be
+    // loaded stops the server, as it stops redis-server.
+    // With `appendonly yes` the AOF is the dataset (it wins over the RDB file, as in
+    // Redis, even when it does not exist yet); otherwise the RDB file is.
+    match kiln::aof::startup(&server) {
+        Ok(true) => {}
+        Ok(false) => {
+            if let Err(e) = kiln::rdb::load_at_startup(&server) {
+                tracing::error!("Fatal error loading the DB: {e}. Exiting.");
+                return ExitCode::from(1);
+            }
+        }
+        Err(e) => {
+            tracing::error!("Fatal error loading the AOF: {e}. Exiting.");
+            return ExitCode::from(1);
+        }
+    }
     tracing::info!("Ready to accept connections tcp");
-    match kiln::net::serve(server, listeners) {
-        Ok(()) => ExitCode::SUCCESS,
+    match kiln::net::serve(server.clone(), listeners) {
+        Ok(()) => {
+            // Everything the AOF was given is written and fsynced before exiting.
+            kiln::aof::shutdown(&server);
+            // SIGTERM / SIGINT (SHUTDOWN saved already, or was told not to).
+            if !kiln::persist::save_on_exit(&server) {
+                return ExitCode::from(1);
+            }
+            tracing::warn!("Kiln is now ready to exit, bye bye...");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             tracing::error!("{e}");
             ExitCode::from(1)

@@ -106,6 +106,7 @@ pub fn serve(server: Arc<Server>, listeners: Vec<std::net::TcpListener>) -> std:
             )));
         }
         tokio::spawn(crate::cron::run(server.clone()));
+        crate::repl::start(&server);
         let srv = server.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
@@ -127,7 +128,6 @@ pub fn serve(server: Arc<Server>, listeners: Vec<std::net::TcpListener>) -> std:
     for j in joins {
         let _ = j.join();
     }
-    tracing::warn!("Kiln is now ready to exit, bye bye...");
     Ok(())
 }
 
@@ -185,6 +185,14 @@ async fn write_or_killed(stream: &mut TcpStream, out: &[u8], handle: &ClientHand
         r = stream.write_all(out) => r.is_ok(),
         _ = handle.kill.notified() => false,
     }
+}
+
+/// Waits until everything appended to the AOF so far is written and fsynced (group commit:
+/// the AOF writer thread's one fsync releases every connection waiting for it, and this
+/// worker keeps serving its other connections meanwhile).
+async fn wait_aof_synced(server: &Server) {
+    let (epoch, offset) = server.aof.sync_point(server);
+    server.aof.wait_synced(epoch, offset).await;
 }
 
 /// How much the read buffer grows at least per read.
@@ -300,6 +308,9 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
             ..Limits::default()
         };
         let mut protocol_error = None;
+        // Changes made by this batch (the counter is this worker thread's own, and nothing
+        // else runs on the thread while the batch executes).
+        let dirty_before = stats.dirty.load(Relaxed);
         {
             let mut cx = Ctx::new(&server, &mut client, &mut out);
             let mut argv: Vec<&[u8]> = Vec::new();
@@ -334,7 +345,10 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
                             }
                         }
                         start += consumed;
-                        if cx.client.close_after_reply || cx.client.blocked.is_some() {
+                        if cx.client.close_after_reply
+                            || cx.client.blocked.is_some()
+                            || cx.client.repl.action.is_some()
+                        {
                             break;
                         }
                     }
@@ -367,6 +381,10 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
             tracing::warn!("Closing client {id} that reached max query buffer length");
             break;
         }
+        // `appendfsync always`: replies to writes go out once the AOF holds them on disk.
+        if server.aof.fsync_always() && stats.dirty.load(Relaxed) != dirty_before {
+            wait_aof_synced(&server).await;
+        }
         // Messages published to this client go out after its command replies (a
         // subscription's confirmation precedes the channel's first message).
         if let Some(s) = &client.subscriber {
@@ -387,6 +405,24 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
         }
         if client.close_after_reply {
             break;
+        }
+        // WAIT waits here; PSYNC / SYNC turn the connection into a replica link.
+        if let Some(action) = client.repl.action.take() {
+            if !crate::repl::primary::run_action(
+                &server,
+                &mut stream,
+                &handle,
+                &mut client,
+                action,
+                &mut rbuf,
+                start,
+            )
+            .await
+            {
+                break;
+            }
+            need_read = false;
+            continue;
         }
         // A blocking command found nothing: wait for data, a timeout, CLIENT UNBLOCK, a
         // kill or a disconnect. Requests sent meanwhile stay buffered until it is over.
@@ -437,6 +473,11 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
                     dispatch(&mut cx, &argv);
                 }
                 WaitState::Waiting => {}
+            }
+            // The command that served this client wrote (a pop): its effect must be durable
+            // before the reply under `appendfsync always`.
+            if server.aof.fsync_always() {
+                wait_aof_synced(&server).await;
             }
             if !out.is_empty() {
                 stats.net_output.fetch_add(out.len() as u64, Relaxed);

@@ -39,6 +39,17 @@ pub struct Server {
     pub pubsub: crate::pubsub::PubSub,
     /// Every change to the dataset, for the AOF and replicas (see `feed`).
     pub feed: crate::feed::Feed,
+    /// Replication state: role, ids, replicas, the primary link (see `repl`).
+    pub repl: crate::repl::Repl,
+    /// The snapshot in progress, if any (see `snapshot`).
+    pub snapshot: crate::snapshot::Status,
+    /// The append-only file (see `aof`).
+    pub aof: crate::aof::Aof,
+    /// RDB save bookkeeping (see `persist`).
+    pub rdb_state: crate::persist::RdbState,
+    /// This server's own `Arc` (set by [`Server::new_shared`]), for work that outlives a
+    /// command (a background save).
+    me: std::sync::OnceLock<std::sync::Weak<Server>>,
     /// Blocked clients by waiter id (see `command::blocking`).
     pub waiters: Mutex<std::collections::HashMap<u64, Arc<crate::command::blocking::Waiter>>>,
     pub next_waiter_id: AtomicU64,
@@ -107,6 +118,11 @@ impl Server {
             threads,
             pubsub: crate::pubsub::PubSub::new(),
             feed: crate::feed::Feed::new(),
+            repl: crate::repl::Repl::new(),
+            snapshot: crate::snapshot::Status::default(),
+            aof: crate::aof::Aof::new(),
+            rdb_state: crate::persist::RdbState::new(crate::clock::now_ms()),
+            me: std::sync::OnceLock::new(),
             waiters: Mutex::new(std::collections::HashMap::new()),
             watching: std::sync::atomic::AtomicUsize::new(0),
             next_waiter_id: AtomicU64::new(1),
@@ -121,6 +137,21 @@ impl Server {
         s.refresh_hot_config();
         s.mem_startup.store(s.used_memory(), Relaxed);
         s
+    }
+
+    /// A server shared by `Arc`, which knows its own `Arc` ([`Server::arc`]).
+    pub fn new_shared(config: Config, threads: usize) -> Arc<Self> {
+        let s = Arc::new(Self::new(config, threads));
+        let _ = s.me.set(Arc::downgrade(&s));
+        s
+    }
+
+    /// This server's `Arc`. Panics for a server not made by [`Server::new_shared`].
+    pub fn arc(&self) -> Arc<Server> {
+        self.me
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .expect("server made by Server::new_shared")
     }
 
     /// Bytes the allocator has handed out (INFO `used_memory`, jemalloc's `stats.allocated`),
@@ -154,6 +185,7 @@ impl Server {
         );
         self.pubsub
             .set_limits(pubsub_limits(c.get("client-output-buffer-limit")));
+        self.repl.refresh_config(&c);
         let e = &self.hot.encoding;
         e.list_max_listpack_size
             .store(c.get_i64("list-max-listpack-size"), Relaxed);

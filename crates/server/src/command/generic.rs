@@ -15,7 +15,7 @@
 use super::args::int;
 use super::flags::*;
 use super::server::{free_lazily, LAZYFREE_THRESHOLD};
-use super::{CommandSpec, Ctx, Keys};
+use super::{count_read, key_miss, lookup_read, tell_expired_to, CommandSpec, Ctx, Keys};
 use crate::error::{
     CmdResult, CommandError, DB_INDEX, E, EXPIRE_GT_AND_LT, EXPIRE_NX_AND_OTHERS, INT_RANGE,
     INVALID_CURSOR, LFU_NOT_SELECTED, LFU_SELECTED, NO_SUCH_KEY, SAME_OBJECT, SYNTAX,
@@ -250,10 +250,11 @@ fn del_generic(cx: &mut Ctx, args: &[&[u8]], unlink: bool) -> CmdResult {
 fn exists(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let now = cx.now;
     let mut n = 0;
+    let server = cx.server;
     for key in &args[1..] {
         let (sh, h) = cx.shard(key)?;
         let found = sh.contains(h, key, now);
-        cx.hit(found);
+        count_read(server, sh, key, found);
         n += i64::from(found);
     }
     cx.out.int(n);
@@ -263,7 +264,7 @@ fn exists(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 /// `TYPE key`: the value's type name, or `none`. O(1).
 fn type_cmd(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let key = args[1];
-    let now = cx.now;
+    let (now, server) = (cx.now, cx.server);
     let (sh, h, out) = cx.shard_out(key)?;
     let found = match sh.get(h, key, now) {
         Some(e) => {
@@ -275,7 +276,7 @@ fn type_cmd(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             false
         }
     };
-    cx.hit(found);
+    count_read(server, sh, key, found);
     Ok(())
 }
 
@@ -349,7 +350,7 @@ fn scan(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (count, pattern) = (opts.count, opts.pattern);
     let type_name = opts.type_name;
 
-    let (db, now) = (cx.db(), cx.now);
+    let (db, now, server) = (cx.db(), cx.now, cx.server);
     let shard_start = |idx: usize| (idx as u64) << (64 - SHARD_BITS);
     let mut idx = (cursor >> (64 - SHARD_BITS)) as usize;
     let mut from = cursor;
@@ -358,15 +359,31 @@ fn scan(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (mut n, mut selected) = (0usize, 0usize);
     let next = loop {
         let sh = cx.shard_at(db, idx)?;
+        let expired_before = sh.expired.len();
         let resume = sh.scan_page(from, count - selected, now, |e| {
             selected += 1;
+            let matched = pattern.is_none_or(|p| glob_match(p, e.key(), false));
+            // Redis checks the type of a matching key with a read lookup: a keyspace hit.
+            if matched && type_name.is_some() {
+                server.stats.lookup(true);
+            }
             let type_ok =
                 type_name.is_none_or(|t| t.eq_ignore_ascii_case(e.type_name().as_bytes()));
-            if type_ok && pattern.is_none_or(|p| glob_match(p, e.key(), false)) {
+            if type_ok && matched {
                 page.bulk(e.key());
                 n += 1;
             }
         });
+        if type_name.is_some() {
+            // That lookup is what expires a matching key, so it also raises `keymiss`.
+            for i in expired_before..sh.expired.len() {
+                if pattern.is_none_or(|p| glob_match(p, &sh.expired[i], false)) {
+                    tell_expired_to(server, sh, i + 1);
+                    server.stats.lookup(false);
+                    key_miss(server, db, &sh.expired[i]);
+                }
+            }
+        }
         // One shard at a time: other clients get the shard back before the next one.
         cx.unlock_all();
         if let Some(pos) = resume {
@@ -492,6 +509,11 @@ fn rename_generic(cx: &mut Ctx, args: &[&[u8]], nx: bool) -> CmdResult {
     let at = sh.expire_of(h, src);
     let e = sh.remove(h, src).ok_or(E(NO_SUCH_KEY))?;
     let (dsh, dh) = cx.shard(dst)?;
+    // Redis deletes an existing destination (one past its deadline expires first) and adds
+    // the value anew: a `new` key event.
+    if dsh.contains(dh, dst, now) {
+        dsh.remove(dh, dst);
+    }
     dsh.insert(dh, rekey(e, dst));
     if let Some(at) = at {
         dsh.set_expire(dh, dst, at);
@@ -579,20 +601,21 @@ fn copy(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if dst_db == cur && src == dst {
         return Err(E(SAME_OBJECT));
     }
-    let (now, lru) = (cx.now, cx.lru());
+    let (now, lru, server) = (cx.now, cx.lru(), cx.server);
     let (sh, h) = cx.shard(src)?;
-    let Some(e) = sh.get(h, src, now) else {
-        cx.hit(false);
+    if lookup_read(server, sh, h, src, now, lru).is_none() {
         cx.out.int(0);
         return Ok(());
-    };
-    e.touch(lru);
+    }
     let at = sh.expire_of(h, src);
-    cx.hit(true);
     let (dsh, dh) = cx.shard_in(dst_db, dst)?;
-    if dsh.contains(dh, dst, now) && !replace {
-        cx.out.int(0);
-        return Ok(());
+    if dsh.contains(dh, dst, now) {
+        if !replace {
+            cx.out.int(0);
+            return Ok(());
+        }
+        // Redis deletes the old destination and adds the copy: a `new` key event.
+        dsh.remove(dh, dst);
     }
     // Only now duplicate the value (it may be big): the source is still there, under the
     // same locks.
@@ -655,18 +678,11 @@ fn move_cmd(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 /// `TOUCH key [key ...]`: records an access to each key; how many exist. O(N) keys.
 fn touch(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let (now, lru) = (cx.now, cx.lru());
+    let (now, lru, server) = (cx.now, cx.lru(), cx.server);
     let mut n = 0;
     for key in &args[1..] {
         let (sh, h) = cx.shard(key)?;
-        let found = match sh.get(h, key, now) {
-            Some(e) => {
-                e.touch(lru);
-                true
-            }
-            None => false,
-        };
-        cx.hit(found);
+        let found = lookup_read(server, sh, h, key, now, lru).is_some();
         n += i64::from(found);
     }
     cx.out.int(n);
@@ -782,6 +798,20 @@ fn expire_generic(
     };
     out.int(1);
     cx.dirty(1);
+    // Replicas get the effect: the deletion, or the deadline as PEXPIREAT (the options
+    // kept), as Redis 7.0 rewrites it; PEXPIREAT itself goes as sent.
+    if cx.propagating() {
+        if event == "del" {
+            let lazy = cx.server.config.read().get_bool("lazyfree-lazy-expire");
+            let cmd: &[u8] = if lazy { b"UNLINK" } else { b"DEL" };
+            cx.propagate(&[cmd, key]);
+        } else if name != "pexpireat" {
+            let at = itoa::Buffer::new().format(when).as_bytes().to_vec();
+            let mut argv: Vec<&[u8]> = vec![b"PEXPIREAT", key, &at];
+            argv.extend_from_slice(&args[3..]);
+            cx.propagate(&argv);
+        }
+    }
     cx.notify(GENERIC, event, key);
     Ok(())
 }
@@ -809,9 +839,10 @@ fn pexpiretime(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 /// TTL, PTTL, EXPIRETIME and PEXPIRETIME. Seconds are rounded to the nearest, as Redis does.
 fn ttl_generic(cx: &mut Ctx, args: &[&[u8]], ms: bool, absolute: bool) -> CmdResult {
     let key = args[1];
-    let now = cx.now;
+    let (now, server) = (cx.now, cx.server);
     let (sh, h, out) = cx.shard_out(key)?;
     let found = sh.get(h, key, now).is_some();
+    count_read(server, sh, key, found);
     if !found {
         out.int(-2);
     } else if let Some(at) = sh.expire_of(h, key) {
@@ -822,7 +853,6 @@ fn ttl_generic(cx: &mut Ctx, args: &[&[u8]], ms: bool, absolute: bool) -> CmdRes
     } else {
         out.int(-1);
     }
-    cx.hit(found);
     Ok(())
 }
 

@@ -379,6 +379,8 @@ fn hincrbyfloat(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     })?;
     cx.out.bulk(&text);
     cx.dirty(1);
+    // Replicas get the result, not the increment (float formatting must not differ).
+    cx.propagate(&[b"HSET", args[1], field, &text]);
     cx.notify(HASH, "hincrbyfloat", args[1]);
     Ok(())
 }

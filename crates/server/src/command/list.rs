@@ -430,6 +430,10 @@ fn mpop_serve(
         if emptied {
             sh.remove(h, key);
         }
+        // Replicas get LPOP / RPOP with the number actually popped, as Redis 7.0 sends it.
+        let n_s = itoa::Buffer::new().format(n).as_bytes().to_vec();
+        let pop: &[u8] = if front { b"LPOP" } else { b"RPOP" };
+        cx.propagate(&[pop, key, &n_s]);
         popped_event(cx, key, front, n, emptied);
         return Ok(true);
     }
@@ -820,6 +824,9 @@ fn bpop(cx: &mut Ctx, args: &[&[u8]], front: bool) -> CmdResult {
         if emptied {
             sh.remove(h, key);
         }
+        // Replicas get the non-blocking form.
+        let pop: &[u8] = if front { b"LPOP" } else { b"RPOP" };
+        cx.propagate(&[pop, key]);
         popped_event(cx, key, front, 1, emptied);
         return Ok(());
     }
@@ -832,6 +839,8 @@ fn blmove(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (from, to) = (side(args[3])?, side(args[4])?);
     let timeout = parse_timeout(args[5])?;
     if move_elem(cx, args[1], args[2], from, to)? {
+        // Replicas get the non-blocking form.
+        cx.propagate(&[b"LMOVE", args[1], args[2], args[3], args[4]]);
         return Ok(());
     }
     block_move(cx, args[1], timeout)
@@ -851,6 +860,8 @@ fn block_move(cx: &mut Ctx, src: &[u8], timeout: Option<std::time::Duration>) ->
 fn brpoplpush(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let timeout = parse_timeout(args[3])?;
     if move_elem(cx, args[1], args[2], false, true)? {
+        // Replicas get the non-blocking form.
+        cx.propagate(&[b"RPOPLPUSH", args[1], args[2]]);
         return Ok(());
     }
     block_move(cx, args[1], timeout)

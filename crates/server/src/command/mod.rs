@@ -9,15 +9,18 @@
 //! stats, and turning an `Err` into the error reply. The table also generates `COMMAND`,
 //! `COMMAND INFO`, `COMMAND DOCS`, `COMMAND COUNT` and `COMMAND GETKEYS`.
 
+mod aof;
 pub mod args;
 pub mod blocking;
 mod client;
 mod connection;
+mod dump;
 mod generic;
 mod hash;
 mod introspection;
 mod list;
 pub mod pubsub;
+mod replication;
 mod server;
 mod set;
 mod sorted_set;
@@ -64,6 +67,7 @@ pub mod flags {
     pub const NO_MANDATORY_KEYS: u32 = 1 << 16;
     pub const NO_MULTI: u32 = 1 << 17;
     pub const ALLOW_BUSY: u32 = 1 << 18;
+    pub const NO_ASYNC_LOADING: u32 = 1 << 19;
 
     /// Flag names as `COMMAND INFO` prints them.
     pub const NAMES: &[(u32, &str)] = &[
@@ -83,6 +87,7 @@ pub mod flags {
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
     ];
@@ -213,6 +218,9 @@ const FAMILIES: &[&[CommandSpec]] = &[
     transaction::COMMANDS,
     pubsub::COMMANDS,
     stream::COMMANDS,
+    dump::COMMANDS,
+    aof::COMMANDS,
+    replication::COMMANDS,
 ];
 
 /// A looked-up command: its spec and its stats id.
@@ -327,7 +335,7 @@ impl<'a> Locks<'a> {
     }
 
     /// Locks the given ids (any order, duplicates allowed). Must hold nothing.
-    fn acquire(&mut self, server: &'a Server, ids: &mut [u32]) {
+    fn acquire(&mut self, server: &'a Server, ids: &mut [u32], writing: bool) {
         debug_assert!(self.held.is_empty());
         let track_new = tracks_new(server);
         ids.sort_unstable();
@@ -342,6 +350,7 @@ impl<'a> Locks<'a> {
             if track_new {
                 g.track_new = true;
             }
+            g.cow = writing;
             self.held.push((id, g));
         }
     }
@@ -383,6 +392,11 @@ pub struct Ctx<'a> {
     /// While EXEC runs: the effects of its commands, appended to the feed at the end as one
     /// MULTI ... EXEC.
     batch: Option<Vec<(usize, Vec<Vec<u8>>)>>,
+    /// The running command may modify what it looks up (a WRITE command, or EXEC): shards
+    /// then save keys a pending snapshot still needs before handing them out.
+    writing: bool,
+    /// Replaying a file (AOF loading): see [`Ctx::set_replaying`].
+    replaying: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -406,7 +420,17 @@ impl<'a> Ctx<'a> {
             cmd_dirty: std::cell::Cell::new(0),
             effects: None,
             batch: None,
+            writing: false,
+            replaying: false,
         }
+    }
+
+    /// Marks the context as replaying an append-only file: no key counts as expired (each
+    /// command's `now` is 0 for expiry decisions), as Redis treats no key as expired while
+    /// loading, because a later command of the file may still extend or remove a deadline
+    /// that has passed since. Access times (LRU) still use the real clock.
+    pub fn set_replaying(&mut self) {
+        self.replaying = true;
     }
 
     /// The selected database index.
@@ -425,7 +449,11 @@ impl<'a> Ctx<'a> {
     /// The LRU clock for the current command.
     #[inline]
     pub fn lru(&self) -> u32 {
-        crate::clock::lru_clock(self.now)
+        crate::clock::lru_clock(if self.replaying {
+            self.base.0
+        } else {
+            self.now
+        })
     }
 
     /// The shard holding `key` in the current database (locked by the dispatcher from the
@@ -491,6 +519,7 @@ impl<'a> Ctx<'a> {
                 if tracks_new(self.server) {
                     g.track_new = true;
                 }
+                g.cow = self.writing;
                 self.locks.held.insert(pos, (id, g));
                 true
             }
@@ -535,6 +564,7 @@ impl<'a> Ctx<'a> {
         let mut expired = Vec::new();
         for (id, g) in released.iter_mut() {
             g.track_new = false;
+            g.cow = false;
             g.expired_fed = 0;
             // Keys whose `expired` event went out already (see `tell_expired`) are done.
             let told = std::mem::take(&mut g.expired_told);
@@ -760,7 +790,7 @@ impl<'a> Ctx<'a> {
                         (db * SHARDS + shard_of(h)) as u32
                     })
                     .collect();
-                self.locks.acquire(server, &mut ids);
+                self.locks.acquire(server, &mut ids, self.writing);
             }
             Keys::Custom(f) => {
                 let mut ids: SmallVec<[u32; 8]> = SmallVec::new();
@@ -771,16 +801,16 @@ impl<'a> Ctx<'a> {
                         ids.push((d * SHARDS + shard_of(h)) as u32);
                     }
                 });
-                self.locks.acquire(server, &mut ids);
+                self.locks.acquire(server, &mut ids, self.writing);
             }
             Keys::AllDb => {
                 let mut ids: Vec<u32> = (0..SHARDS).map(|s| (db * SHARDS + s) as u32).collect();
-                self.locks.acquire(server, &mut ids);
+                self.locks.acquire(server, &mut ids, self.writing);
             }
             Keys::AllDbs => {
                 let n = server.keyspace.dbs.len() * SHARDS;
                 let mut ids: Vec<u32> = (0..n as u32).collect();
-                self.locks.acquire(server, &mut ids);
+                self.locks.acquire(server, &mut ids, self.writing);
             }
         }
     }
@@ -802,6 +832,9 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     let server = cx.server;
     let start = cx.mark;
     cx.now = cx.base.0 + start.saturating_duration_since(cx.base.1).as_millis() as u64;
+    if cx.replaying {
+        cx.now = 0;
+    }
     let cmd = match server.commands.resolve(args) {
         Ok(c) => c,
         Err(e) => {
@@ -820,6 +853,14 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
         flag_multi(cx);
         reject(cx, Some(cmd.id), &E(crate::error::NOAUTH));
         return;
+    }
+    // Replication's write gate: READONLY on a replica, NOREPLICAS, MASTERDOWN.
+    if !cx.in_exec {
+        if let Some(e) = server.repl.gate(cx.client, spec.flags) {
+            flag_multi(cx);
+            reject(cx, Some(cmd.id), &E(e));
+            return;
+        }
     }
     if !cx.client.resp3 && cx.client.subscribed() && !cx.in_exec {
         let top = cx.server.commands.get(args[0]).map_or("", |c| c.spec.name);
@@ -860,6 +901,7 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
 
     let mark = cx.out.buf.len();
     if !cx.in_exec {
+        cx.writing = spec.flags & flags::WRITE != 0;
         cx.lock_for(spec, args);
     }
     if spec.flags & flags::BLOCKING != 0 {
@@ -868,6 +910,10 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     cx.cmd_dirty.set(0);
     let result = (spec.handler)(cx, args);
     cx.propagate_effects(args, cx.cmd_dirty.get() > 0);
+    if !cx.in_exec && server.feed.is_active() && (cx.cmd_dirty.get() > 0 || spec.name == "exec") {
+        // WAIT waits for the offset right after the client's last write.
+        cx.client.repl.woff = server.feed.repl_offset();
+    }
     cx.after_write(spec, args);
     if !cx.in_exec {
         if cx.locks.held.iter().any(|(_, g)| g.has_ready()) {
@@ -949,9 +995,16 @@ pub(super) fn count_read(server: &Server, sh: &mut Shard, key: &[u8], found: boo
 /// point Redis raises them (during the lookup), rather than when the command's locks go;
 /// stats count them now too. Their DELs still reach the write feed in the usual way.
 pub(super) fn tell_expired(server: &Server, sh: &mut Shard) {
-    if sh.expired.len() > sh.expired_told {
-        server.keys_expired(sh.db, sh.expired[sh.expired_told..].to_vec());
-        sh.expired_told = sh.expired.len();
+    tell_expired_to(server, sh, sh.expired.len());
+}
+
+/// [`tell_expired`] for the first `end` keys of `sh.expired` only (SCAN raises each key's
+/// `keymiss` right after its `expired`).
+pub(super) fn tell_expired_to(server: &Server, sh: &mut Shard, end: usize) {
+    let end = end.min(sh.expired.len());
+    if end > sh.expired_told {
+        server.keys_expired(sh.db, sh.expired[sh.expired_told..end].to_vec());
+        sh.expired_told = end;
     }
 }
 

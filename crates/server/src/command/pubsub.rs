@@ -266,13 +266,24 @@ fn sunsubscribe(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 /// `PUBLISH channel message`: the number of clients that received it.
 fn publish(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let n = cx.server.pubsub.publish(false, args[1], args[2]);
+    replicate_message(cx, args);
     cx.out.int(n as i64);
     Ok(())
+}
+
+/// Messages reach the replicas' subscribers too: Redis replicates PUBLISH and SPUBLISH
+/// (outside cluster mode) to replicas, never to the AOF. A replica relays its primary's.
+fn replicate_message(cx: &Ctx, args: &[&[u8]]) {
+    let server = cx.server;
+    if server.feed.is_active() && !server.repl.is_replica() && server.feed.repl_enabled() {
+        server.feed.append_repl_only(args);
+    }
 }
 
 /// `SPUBLISH shardchannel message`
 fn spublish(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let n = cx.server.pubsub.publish(true, args[1], args[2]);
+    replicate_message(cx, args);
     cx.out.int(n as i64);
     Ok(())
 }

@@ -122,6 +122,15 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
         .group("server")
         .summary("Get the UNIX time stamp of the last successful save to disk")
         .complexity("O(1)"),
+    CommandSpec::new("save", 1, ADMIN | NOSCRIPT | NO_MULTI, Keys::None, save)
+        .group("server")
+        .summary("Synchronously save the dataset to disk")
+        .complexity("O(N) where N is the total number of keys in all databases"),
+    CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT, Keys::None, bgsave)
+        .group("server")
+        .summary("Asynchronously save the dataset to disk")
+        .complexity("O(1)")
+        .syntax("[SCHEDULE]"),
     CommandSpec::new(
         "shutdown",
         -1,
@@ -501,45 +510,91 @@ fn info_memory(cx: &mut Ctx, s: &mut String) {
     field!(s, "lazyfreed_objects", "{}", LAZYFREED.load(Relaxed));
 }
 
-/// Kiln has no persistence yet: nothing is ever loading or saving, and the last "save" is
-/// the moment the server started with an empty dataset.
+/// INFO persistence. `current_cow_*` / `rdb_last_cow_size` report the bytes a running
+/// snapshot holds for keys changed before it saved them (Kiln's counterpart of fork
+/// copy-on-write).
 fn info_persistence(cx: &mut Ctx, s: &mut String) {
     let server = cx.server;
+    let st = &server.rdb_state;
+    let snap = &server.snapshot;
+    let now = crate::clock::now_ms();
+    let bg_started = st.bgsave_started_ms.load(Relaxed);
+    let in_progress = snap.in_progress.load(Relaxed);
     field!(s, "loading", "0");
     field!(s, "async_loading", "0");
-    field!(s, "current_cow_peak", "0");
-    field!(s, "current_cow_size", "0");
+    field!(
+        s,
+        "current_cow_peak",
+        "{}",
+        if in_progress { snap.side_peak() } else { 0 }
+    );
+    field!(
+        s,
+        "current_cow_size",
+        "{}",
+        if in_progress { snap.side_peak() } else { 0 }
+    );
     field!(s, "current_cow_size_age", "0");
     field!(s, "current_fork_perc", "0.00");
-    field!(s, "current_save_keys_processed", "0");
-    field!(s, "current_save_keys_total", "0");
+    let (done, total) = if in_progress {
+        (snap.keys_done.load(Relaxed), snap.keys_total.load(Relaxed))
+    } else {
+        (0, 0)
+    };
+    field!(s, "current_save_keys_processed", "{done}");
+    field!(s, "current_save_keys_total", "{total}");
     field!(
         s,
         "rdb_changes_since_last_save",
         "{}",
         server.changes_since_save()
     );
-    field!(s, "rdb_bgsave_in_progress", "0");
-    field!(s, "rdb_last_save_time", "{}", server.started_ms / 1000);
-    field!(s, "rdb_last_bgsave_status", "ok");
-    field!(s, "rdb_last_bgsave_time_sec", "-1");
-    field!(s, "rdb_current_bgsave_time_sec", "-1");
-    field!(s, "rdb_saves", "0");
-    field!(s, "rdb_last_cow_size", "0");
-    field!(s, "rdb_last_load_keys_expired", "0");
-    field!(s, "rdb_last_load_keys_loaded", "0");
-    field!(s, "aof_enabled", "0");
-    field!(s, "aof_rewrite_in_progress", "0");
-    field!(s, "aof_rewrite_scheduled", "0");
-    field!(s, "aof_last_rewrite_time_sec", "-1");
-    field!(s, "aof_current_rewrite_time_sec", "-1");
-    field!(s, "aof_last_bgrewrite_status", "ok");
-    field!(s, "aof_rewrites", "0");
-    field!(s, "aof_rewrites_consecutive_failures", "0");
-    field!(s, "aof_last_write_status", "ok");
-    field!(s, "aof_last_cow_size", "0");
-    field!(s, "module_fork_in_progress", "0");
-    field!(s, "module_fork_last_cow_size", "0");
+    field!(s, "rdb_bgsave_in_progress", "{}", u8::from(bg_started != 0));
+    field!(
+        s,
+        "rdb_last_save_time",
+        "{}",
+        st.last_save_ms.load(Relaxed) / 1000
+    );
+    field!(
+        s,
+        "rdb_last_bgsave_status",
+        "{}",
+        if st.last_ok.load(Relaxed) {
+            "ok"
+        } else {
+            "err"
+        }
+    );
+    field!(
+        s,
+        "rdb_last_bgsave_time_sec",
+        "{}",
+        st.last_bgsave_secs.load(Relaxed)
+    );
+    let current = if bg_started != 0 {
+        (now.saturating_sub(bg_started) / 1000) as i64
+    } else {
+        -1
+    };
+    field!(s, "rdb_current_bgsave_time_sec", "{current}");
+    field!(s, "rdb_saves", "{}", st.saves.load(Relaxed));
+    field!(s, "rdb_last_cow_size", "{}", st.last_cow.load(Relaxed));
+    field!(
+        s,
+        "rdb_last_load_keys_expired",
+        "{}",
+        st.last_load_expired.load(Relaxed)
+    );
+    field!(
+        s,
+        "rdb_last_load_keys_loaded",
+        "{}",
+        st.last_load_loaded.load(Relaxed)
+    );
+    // The AOF fields to the end of the section (module_fork_* included: Redis prints
+    // them between the AOF's fields and its sizes).
+    crate::aof::info(server, s);
 }
 
 fn info_stats(cx: &mut Ctx, s: &mut String) {
@@ -559,8 +614,19 @@ fn info_stats(cx: &mut Ctx, s: &mut String) {
     field!(s, "instantaneous_ops_per_sec", "{ops}");
     field!(s, "total_net_input_bytes", "{}", st.sum(|t| &t.net_input));
     field!(s, "total_net_output_bytes", "{}", st.sum(|t| &t.net_output));
-    field!(s, "total_net_repl_input_bytes", "0");
-    field!(s, "total_net_repl_output_bytes", "0");
+    let repl = &server.repl;
+    field!(
+        s,
+        "total_net_repl_input_bytes",
+        "{}",
+        repl.net_repl_in.load(Relaxed)
+    );
+    field!(
+        s,
+        "total_net_repl_output_bytes",
+        "{}",
+        repl.net_repl_out.load(Relaxed)
+    );
     field!(s, "instantaneous_input_kbps", "{in_kbps:.2}");
     field!(s, "instantaneous_output_kbps", "{out_kbps:.2}");
     field!(s, "instantaneous_input_repl_kbps", "0.00");
@@ -571,9 +637,19 @@ fn info_stats(cx: &mut Ctx, s: &mut String) {
         "{}",
         st.sum(|t| &t.rejected_connections)
     );
-    field!(s, "sync_full", "0");
-    field!(s, "sync_partial_ok", "0");
-    field!(s, "sync_partial_err", "0");
+    field!(s, "sync_full", "{}", repl.sync_full.load(Relaxed));
+    field!(
+        s,
+        "sync_partial_ok",
+        "{}",
+        repl.sync_partial_ok.load(Relaxed)
+    );
+    field!(
+        s,
+        "sync_partial_err",
+        "{}",
+        repl.sync_partial_err.load(Relaxed)
+    );
     field!(s, "expired_keys", "{}", st.sum(|t| &t.expired_keys));
     field!(s, "expired_stale_perc", "0.00");
     field!(s, "expired_time_cap_reached_count", "0");
@@ -619,23 +695,7 @@ fn info_stats(cx: &mut Ctx, s: &mut String) {
 }
 
 fn info_replication(cx: &mut Ctx, s: &mut String) {
-    let server = cx.server;
-    let backlog = server.config.read().get_u64("repl-backlog-size");
-    field!(s, "role", "master");
-    field!(s, "connected_slaves", "0");
-    field!(s, "master_failover_state", "no-failover");
-    field!(s, "master_replid", "{}", server.replid);
-    field!(
-        s,
-        "master_replid2",
-        "0000000000000000000000000000000000000000"
-    );
-    field!(s, "master_repl_offset", "0");
-    field!(s, "second_repl_offset", "-1");
-    field!(s, "repl_backlog_active", "0");
-    field!(s, "repl_backlog_size", "{backlog}");
-    field!(s, "repl_backlog_first_byte_offset", "0");
-    field!(s, "repl_backlog_histlen", "0");
+    crate::repl::info(cx.server, s);
 }
 
 fn info_cpu(_cx: &mut Ctx, s: &mut String) {
@@ -821,6 +881,9 @@ fn config_set(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     *cfg = new;
     drop(cfg);
     cx.server.refresh_hot_config();
+    // Turning the AOF on or off, and its fsync policy, take effect now.
+    crate::aof::config_changed(cx.server, cx.in_exec())
+        .map_err(|reason| CommandError::config_set_failed("appendonly", &reason))?;
     cx.out.ok();
     Ok(())
 }
@@ -1119,11 +1182,60 @@ fn time(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// `LASTSAVE`: unix time of the last successful save. Without persistence that is when the
-/// server started (with an empty dataset). O(1).
+/// `LASTSAVE`: unix time of the last successful save (start-up counts as one). O(1).
 fn lastsave(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
-    cx.out.int((cx.server.started_ms / 1000) as i64);
+    let ms = cx.server.rdb_state.last_save_ms.load(Relaxed);
+    cx.out.int((ms / 1000) as i64);
     Ok(())
+}
+
+/// `SAVE`: writes the dataset to `dir`/`dbfilename` and replies when it is on disk. Unlike
+/// Redis, other clients keep being served meanwhile (the snapshot is point-in-time). O(N).
+fn save(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
+    match crate::persist::save(&cx.server.arc()) {
+        Ok(()) => {
+            cx.out.ok();
+            Ok(())
+        }
+        Err(crate::persist::SaveError::Busy) => {
+            Err(CommandError::err("Background save already in progress"))
+        }
+        Err(crate::persist::SaveError::Io(e)) => {
+            tracing::warn!("Failed opening the RDB file for saving: {e}");
+            Err(E(crate::error::ERR_PLAIN))
+        }
+    }
+}
+
+/// `BGSAVE [SCHEDULE]`: takes a point-in-time snapshot now and writes it in the
+/// background. O(1) to start.
+fn bgsave(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let schedule = match args.get(1) {
+        None => false,
+        Some(a) if a.eq_ignore_ascii_case(b"schedule") && args.len() == 2 => true,
+        Some(_) => return Err(E(SYNTAX)),
+    };
+    let server = cx.server.arc();
+    if server.snapshot.in_progress.load(Relaxed) {
+        if schedule {
+            server.rdb_state.scheduled.store(true, Relaxed);
+            cx.out.simple("Background saving scheduled");
+            return Ok(());
+        }
+        return Err(CommandError::err("Background save already in progress"));
+    }
+    match crate::persist::bgsave(&server) {
+        Ok(()) => {
+            cx.out.simple("Background saving started");
+            Ok(())
+        }
+        Err(_) if schedule => {
+            server.rdb_state.scheduled.store(true, Relaxed);
+            cx.out.simple("Background saving scheduled");
+            Ok(())
+        }
+        Err(_) => Err(CommandError::err("Background save already in progress")),
+    }
 }
 
 /// `SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]`: stops the server; the client gets no
@@ -1147,9 +1259,21 @@ fn shutdown(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         // A shutdown starts and completes within this command: none is ever pending.
         return Err(E(NO_SHUTDOWN_IN_PROGRESS));
     }
-    // NOW and FORCE matter for waiting on replicas and failed saves, neither of which
-    // exists yet; SAVE has nothing to write until persistence arrives.
+    let force = args[1..].iter().any(|a| a.eq_ignore_ascii_case(b"force"));
     tracing::warn!("User requested shutdown...");
+    let server = cx.server.arc();
+    let st = &server.rdb_state;
+    if nosave {
+        st.nosave_on_exit.store(true, Relaxed);
+    } else {
+        st.force_save_on_exit.store(save, Relaxed);
+        // Save now, so a failed save keeps the server up (unless FORCE) as in Redis.
+        if !crate::persist::save_on_exit(&server) && !force {
+            st.force_save_on_exit.store(false, Relaxed);
+            return Err(CommandError::err("Errors trying to SHUTDOWN. Check logs."));
+        }
+        st.nosave_on_exit.store(true, Relaxed);
+    }
     cx.server.request_shutdown();
     cx.client.close_after_reply = true;
     Ok(())
@@ -1191,12 +1315,67 @@ fn debug(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             cx.out.ok();
             Ok(())
         }
+        (b"reload", _) => debug_reload(cx, &args[2..]),
         (b"set-active-expire", 3) => {
             cx.server.active_expire.store(atoi(args[2]) != 0, Relaxed);
             cx.out.ok();
             Ok(())
         }
         _ => Err(CommandError::bad_subcommand(args[0], args[1])),
+    }
+}
+
+/// `DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]`: saves the dataset, empties it and loads the
+/// file back (a round trip through the RDB format, for tests). Not atomic with respect to
+/// other clients' writes, which Redis's single thread makes it.
+fn debug_reload(cx: &mut Ctx, opts: &[&[u8]]) -> CmdResult {
+    let (mut merge, mut flush, mut save) = (false, true, true);
+    for o in opts {
+        match &o.to_ascii_lowercase()[..] {
+            b"merge" => merge = true,
+            b"noflush" => flush = false,
+            b"nosave" => save = false,
+            _ => {
+                return Err(CommandError::err(
+                    "DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+                ))
+            }
+        }
+    }
+    let server = cx.server.arc();
+    if save {
+        if let Err(e) = crate::persist::save(&server) {
+            tracing::warn!("DEBUG RELOAD save failed: {e:?}");
+            return Err(CommandError::err("Error trying to save the DB"));
+        }
+    }
+    if flush {
+        for db in server.keyspace.dbs.iter() {
+            for sh in db.shards.iter() {
+                sh.lock().clear();
+            }
+        }
+    }
+    let path = crate::persist::rdb_path(&server);
+    let opts = crate::rdb::LoadOptions {
+        replace_existing: merge,
+        ..crate::rdb::LoadOptions::default()
+    };
+    let loaded = std::fs::File::open(&path)
+        .map_err(|e| crate::rdb::RdbError::io(0, &e))
+        .and_then(|f| crate::rdb::load(&server, std::io::BufReader::new(f), opts));
+    match loaded {
+        Ok(_) => {
+            tracing::info!("DB reloaded by DEBUG RELOAD");
+            cx.out.ok();
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!("DEBUG RELOAD load failed: {e}");
+            Err(CommandError::err(
+                "Error trying to load the RDB dump, check server logs.",
+            ))
+        }
     }
 }
 

@@ -387,7 +387,7 @@ fn spop(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         return spop_count(cx, args);
     }
     let key = args[1];
-    let (now, lru) = (cx.now, cx.lru());
+    let (now, lru, prop) = (cx.now, cx.lru(), cx.propagating());
     let (sh, h, out) = cx.shard_out(key)?;
     let Some(e) = lookup(sh, h, key, now, lru) else {
         out.null();
@@ -401,12 +401,17 @@ fn spop(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     let p = rand::thread_rng().gen_range(0..set.len());
     bulk_elem(out, set.get(p));
+    // Replicas must remove the same member: SPOP is propagated as SREM.
+    let popped = prop.then(|| set.get(p).to_vec());
     set.remove_at(p);
     let deleted = set.is_empty();
     if deleted {
         sh.remove(h, key);
     }
     cx.dirty(1);
+    if let Some(m) = popped {
+        cx.propagate(&[b"SREM", key, &m]);
+    }
     cx.notify(SET_EVENTS, "spop", key);
     if deleted {
         cx.notify(GENERIC, "del", key);
@@ -427,6 +432,7 @@ fn spop_count(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         _ => return Err(E(NOT_POSITIVE)),
     };
     let (now, lru, max) = (cx.now, cx.lru(), max_intset(cx.server));
+    let prop = cx.propagating();
     let (sh, h, out) = cx.shard_out(key)?;
     let Some(e) = lookup(sh, h, key, now, lru) else {
         out.set(0);
@@ -447,6 +453,7 @@ fn spop_count(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         }
         sh.remove(h, key);
         cx.dirty(size as u64 + 1);
+        cx.propagate(&[b"DEL", key]);
         cx.notify(SET_EVENTS, "spop", key);
         cx.notify(GENERIC, "del", key);
         return Ok(());
@@ -455,6 +462,14 @@ fn spop_count(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let remaining = size - count;
     let rebuild = remaining * SPOP_MOVE_STRATEGY_MUL <= count;
     let mut rng = rand::thread_rng();
+    // Replicas must remove the same members: one SREM each (in MULTI ... EXEC), as Redis
+    // 7.0 propagates SPOP with a count.
+    let mut popped: Vec<Vec<u8>> = Vec::new();
+    let mut keep = |e: Elem| {
+        if prop {
+            popped.push(e.to_vec());
+        }
+    };
     out.set(count);
     if set.is_intset() {
         // One pass over the array instead of `count` removals from the middle of it.
@@ -468,10 +483,12 @@ fn spop_count(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             // out: the popped members in ascending order.
             for (p, _) in doomed.iter().enumerate().filter(|x| *x.1) {
                 bulk_elem(out, set.get(p));
+                keep(set.get(p));
             }
         } else {
             for &p in &picks {
                 bulk_elem(out, set.get(p));
+                keep(set.get(p));
             }
         }
         set.remove_marked(&doomed);
@@ -479,6 +496,7 @@ fn spop_count(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         for _ in 0..count {
             let p = rng.gen_range(0..set.len());
             bulk_elem(out, set.get(p));
+            keep(set.get(p));
             set.remove_at(p);
         }
         if rebuild {
@@ -486,6 +504,11 @@ fn spop_count(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         }
     }
     cx.dirty(count as u64 + 1);
+    if prop {
+        for m in &popped {
+            cx.propagate(&[b"SREM", key, m]);
+        }
+    }
     cx.notify(SET_EVENTS, "spop", key);
     Ok(())
 }
@@ -610,6 +633,12 @@ fn smove(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if src_deleted {
         sh.remove(h, src);
     }
+    // Redis raises the source's events before it creates the destination (its `new` event
+    // comes after them).
+    cx.notify(SET_EVENTS, "srem", src);
+    if src_deleted {
+        cx.notify(GENERIC, "del", src);
+    }
     let (sh, h) = cx.shard(dst)?;
     let added = match sh.get(h, dst, now) {
         Some(e) => as_set_mut(e)?.add(member, max),
@@ -622,10 +651,6 @@ fn smove(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     };
     cx.out.int(1);
     cx.dirty(1 + u64::from(added));
-    cx.notify(SET_EVENTS, "srem", src);
-    if src_deleted {
-        cx.notify(GENERIC, "del", src);
-    }
     if added {
         cx.notify(SET_EVENTS, "sadd", dst);
     }

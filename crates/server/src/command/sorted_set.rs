@@ -1388,6 +1388,17 @@ fn pop_generic(
             sh.remove(h, key);
         }
         cx.dirty(n as u64);
+        // ZMPOP and the blocking pops reach replicas as ZPOPMIN / ZPOPMAX (with the number
+        // popped for the MPOP forms), as Redis 7.0 sends them.
+        if shape.emit_key {
+            let pop: &[u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+            if shape.nested {
+                let n_s = itoa::Buffer::new().format(n).as_bytes().to_vec();
+                cx.propagate(&[pop, key, &n_s]);
+            } else {
+                cx.propagate(&[pop, key]);
+            }
+        }
         let event = if max { "zpopmax" } else { "zpopmin" };
         notify_removal(cx, event, key, true, deleted);
         return Ok(());
@@ -1705,11 +1716,13 @@ fn input<'s>(
     now: u64,
     lru: u32,
 ) -> Result<Option<&'s Value>, CommandError> {
-    let e = sh.get(h, key, now);
+    let found = sh.get(h, key, now).is_some();
     if let Some(server) = count {
-        server.stats.lookup(e.is_some());
+        // A miss also raises `keymiss`, as `lookupKeyRead` does.
+        super::count_read(server, sh, key, found);
     }
-    let Some(e) = e else {
+    // Looked up again: the shard was needed above whatever the first lookup found.
+    let Some(e) = sh.get(h, key, now).filter(|_| found) else {
         return Ok(None);
     };
     e.touch(lru);

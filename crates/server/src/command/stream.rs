@@ -8,7 +8,6 @@
 //! `blocking`); a blocked XREAD with `$` is stored with `$` replaced by the stream's last ID at
 //! the time it blocked, so the re-run serves only entries added after the call.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use super::flags::*;
@@ -288,7 +287,8 @@ fn lookup<'s>(
     }
 }
 
-/// [`lookup`] for a read: counts a keyspace hit or miss.
+/// [`lookup`] for a read (Redis's `lookupKeyRead`): counts a keyspace hit or miss and
+/// raises `keymiss` on a miss.
 fn lookup_read<'s>(
     server: &Server,
     sh: &'s mut Shard,
@@ -297,15 +297,28 @@ fn lookup_read<'s>(
     now: u64,
     lru: u32,
 ) -> Result<Option<&'s mut Stream>, CommandError> {
-    let r = lookup(sh, h, key, now, lru);
-    let stats = server.stats.local();
-    let counter = if matches!(r, Ok(None)) {
-        &stats.keyspace_misses
-    } else {
-        &stats.keyspace_hits
-    };
-    counter.fetch_add(1, Relaxed);
-    r
+    match super::lookup_read(server, sh, h, key, now, lru) {
+        Some(e) => match e.value_mut() {
+            Value::Stream(s) => Ok(Some(s)),
+            _ => Err(CommandError::wrong_type()),
+        },
+        None => Ok(None),
+    }
+}
+
+/// [`lookup_read`] with `Some(server)`, a plain [`lookup`] with `None`.
+fn lookup_read_unless<'s>(
+    reader: Option<&Server>,
+    sh: &'s mut Shard,
+    h: u64,
+    key: &[u8],
+    now: u64,
+    lru: u32,
+) -> Result<Option<&'s mut Stream>, CommandError> {
+    match reader {
+        Some(server) => lookup_read(server, sh, h, key, now, lru),
+        None => lookup(sh, h, key, now, lru),
+    }
 }
 
 fn id_bulk(out: &mut Out, id: StreamId) {
@@ -371,10 +384,13 @@ impl Trim {
 /// Parses XADD's / XTRIM's options from `args[2..]`. Returns the trim, NOMKSTREAM, the index
 /// where parsing stopped (XADD: the ID), and for XADD the ID with its `seq_given` flag (None
 /// for `*`).
+/// `trusted`: the command comes from this replica's primary, whose rewritten exact trims
+/// may keep a LIMIT: it is accepted and ignored, as Redis does for its master.
 #[allow(clippy::type_complexity)]
 fn parse_add_or_trim(
     args: &[&[u8]],
     xadd: bool,
+    trusted: bool,
 ) -> Result<(Trim, bool, usize, Option<(StreamId, bool)>), CommandError> {
     let mut t = Trim::default();
     let mut nomk = false;
@@ -432,7 +448,9 @@ fn parse_add_or_trim(
     if !xadd && !t.active() {
         return Err(E(XTRIM_NO_STRATEGY));
     }
-    if limit_given {
+    if trusted {
+        t.limit = 0;
+    } else if limit_given {
         if !t.approx {
             return Err(E(XTRIM_LIMIT_EXACT));
         }
@@ -447,7 +465,7 @@ fn parse_add_or_trim(
 /// the new entry's ID. O(1) plus the entries trimmed.
 fn xadd(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let key = args[1];
-    let (trim, nomk, idx, id) = parse_add_or_trim(args, true)?;
+    let (trim, nomk, idx, id) = parse_add_or_trim(args, true, cx.client.repl.master)?;
     let fields = &args[(idx + 1).min(args.len())..];
     if fields.len() < 2 || !fields.len().is_multiple_of(2) {
         return Err(CommandError::arity("xadd"));
@@ -455,7 +473,7 @@ fn xadd(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if let Some((StreamId { ms: 0, seq: 0 }, true)) = id {
         return Err(E(XADD_ID_ZERO));
     }
-    let (now, lru) = (cx.now, cx.lru());
+    let (now, lru, cx_prop) = (cx.now, cx.lru(), cx.propagating());
     let (sh, h, out) = cx.shard_out(key)?;
     let mut created = None;
     let s = match lookup(sh, h, key, now, lru)? {
@@ -487,6 +505,12 @@ fn xadd(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     s.append(new_id, fields);
     let trimmed = if trim.active() { trim.apply(s) } else { 0 };
+    // Replicas get the generated ID and the exact trim that happened (Redis 7.0's rewrite).
+    let rewritten = if cx_prop && (!matches!(id, Some((_, true))) || trim.approx) {
+        Some(rewrite_add_or_trim(args, idx, &trim, s, Some(new_id)))
+    } else {
+        None
+    };
     match created {
         Some(s) => {
             sh.insert(h, Entry::new(key, Value::Stream(Box::new(s)), lru));
@@ -495,6 +519,10 @@ fn xadd(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     id_bulk(out, new_id);
     cx.dirty(1);
+    if let Some(argv) = rewritten {
+        let argv: Vec<&[u8]> = argv.iter().map(|a| &a[..]).collect();
+        cx.propagate(&argv);
+    }
     cx.notify(STREAM, "xadd", key);
     if trimmed > 0 {
         cx.notify(STREAM, "xtrim", key);
@@ -502,12 +530,49 @@ fn xadd(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// XADD / XTRIM as replicas must run them (Redis 7.0's rewrite): an approximate trim
+/// (`~`) becomes the exact one it amounted to (`=` and the length left, or the first ID
+/// left), and XADD's `*` / `ms-*` the ID it generated (`new_id`, at `args[id_idx]`).
+fn rewrite_add_or_trim(
+    args: &[&[u8]],
+    id_idx: usize,
+    trim: &Trim,
+    s: &Stream,
+    new_id: Option<StreamId>,
+) -> Vec<Vec<u8>> {
+    let mut argv: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+    if let Some(id) = new_id {
+        if let Some(a) = argv.get_mut(id_idx) {
+            *a = id.fmt().into_bytes();
+        }
+    }
+    if trim.approx {
+        // The strategy is before the ID (XADD) or anywhere in the options (XTRIM).
+        let opts = 2..id_idx.min(args.len());
+        if let Some(i) = opts.clone().find(|&i| {
+            (args[i].eq_ignore_ascii_case(b"MAXLEN") || args[i].eq_ignore_ascii_case(b"MINID"))
+                && args.get(i + 1) == Some(&&b"~"[..])
+        }) {
+            argv[i + 1] = b"=".to_vec();
+            if i + 2 < argv.len() {
+                argv[i + 2] = if trim.maxlen.is_some() {
+                    s.len().to_string().into_bytes()
+                } else {
+                    // An emptied stream reports the largest ID as its first, as Redis.
+                    s.first().map_or(StreamId::MAX, |e| e.id).fmt().into_bytes()
+                };
+            }
+        }
+    }
+    argv
+}
+
 /// `XLEN key`: the number of entries (0 for a missing key). O(1).
 fn xlen(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let key = args[1];
-    let (now, lru) = (cx.now, cx.lru());
+    let (now, lru, server) = (cx.now, cx.lru(), cx.server);
     let (sh, h, out) = cx.shard_out(key)?;
-    let n = lookup(sh, h, key, now, lru)?.map_or(0, |s| s.len());
+    let n = lookup_read(server, sh, h, key, now, lru)?.map_or(0, |s| s.len());
     out.int(n as i64);
     Ok(())
 }
@@ -601,9 +666,9 @@ fn xdel(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 /// for N removed.
 fn xtrim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let key = args[1];
-    let (trim, _, idx, _) = parse_add_or_trim(args, false)?;
+    let (trim, _, idx, _) = parse_add_or_trim(args, false, cx.client.repl.master)?;
     debug_assert!(idx >= args.len());
-    let (now, lru) = (cx.now, cx.lru());
+    let (now, lru, prop) = (cx.now, cx.lru(), cx.propagating());
     let (sh, h, out) = cx.shard_out(key)?;
     let Some(s) = lookup(sh, h, key, now, lru)? else {
         out.int(0);
@@ -611,8 +676,15 @@ fn xtrim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     };
     let n = trim.apply(s);
     out.int(n as i64);
+    // An approximate trim reaches replicas as the exact one that happened.
+    let rewritten = (prop && n > 0 && trim.approx)
+        .then(|| rewrite_add_or_trim(args, args.len(), &trim, s, None));
     if n > 0 {
         cx.dirty(n as u64);
+        if let Some(argv) = rewritten {
+            let argv: Vec<&[u8]> = argv.iter().map(|a| &a[..]).collect();
+            cx.propagate(&argv);
+        }
         cx.notify(STREAM, "xtrim", key);
     }
     Ok(())
@@ -780,13 +852,16 @@ fn read_cmd(cx: &mut Ctx, args: &[&[u8]], xgroup: bool) -> CmdResult {
     let keys = &args[streams..streams + n];
     let id_args = &args[streams + n..];
     let (now, lru) = (cx.now, cx.lru());
+    // Both passes read each key as Redis does (two `keymiss` events for a missing key),
+    // except when a write serves this blocked command: Redis then reads nothing.
+    let reader = (!cx.serving).then_some(cx.server);
     // Resolve every ID first (WRONGTYPE, missing groups and parse errors in key order, as
     // Redis). `>` is StreamId::MAX.
     let mut ids: Vec<StreamId> = Vec::with_capacity(n.min(1024));
     let mut dollar = false;
     for (k, a) in keys.iter().zip(id_args) {
         let (sh, h) = cx.shard(k)?;
-        let s = lookup(sh, h, k, now, lru)?;
+        let s = lookup_read_unless(reader, sh, h, k, now, lru)?;
         if let Some((g, _)) = group {
             if !s.as_ref().is_some_and(|s| s.groups.contains_key(g)) {
                 return Err(no_group_read(k, g));
@@ -811,9 +886,13 @@ fn read_cmd(cx: &mut Ctx, args: &[&[u8]], xgroup: bool) -> CmdResult {
     let mut served = 0;
     let resp3 = cx.out.resp3;
     let mut created: Vec<&[u8]> = Vec::new();
+    // What replicas get instead of XREADGROUP (Redis 7.0): an XCLAIM per delivered entry,
+    // or with NOACK the consumer's creation and the group's new last ID.
+    let prop = xgroup && cx.propagating();
+    let mut effects: Vec<Vec<Vec<u8>>> = Vec::new();
     for (k, &after) in keys.iter().zip(&ids) {
         let (sh, h) = cx.shard(k)?;
-        let Some(s) = lookup(sh, h, k, now, lru)? else {
+        let Some(s) = lookup_read_unless(reader, sh, h, k, now, lru)? else {
             continue;
         };
         let mut o = Out::new(&mut body, resp3);
@@ -833,9 +912,19 @@ fn read_cmd(cx: &mut Ctx, args: &[&[u8]], xgroup: bool) -> CmdResult {
             }
             // Redis 7.0 makes (or refreshes) the consumer only when it serves it.
             let g = s.groups.get_mut(gname).expect("checked above");
+            let last_before = g.last_id;
             if !g.consumers.contains_key(cname) {
                 g.consumers.insert(cname.into(), Consumer::default());
                 created.push(k);
+                if prop && noack && !history {
+                    effects.push(vec![
+                        b"XGROUP".to_vec(),
+                        b"CREATECONSUMER".to_vec(),
+                        k.to_vec(),
+                        gname.to_vec(),
+                        cname.to_vec(),
+                    ]);
+                }
             }
             g.consumers.get_mut(cname).expect("just made").seen_time = now;
             served += 1;
@@ -847,7 +936,17 @@ fn read_cmd(cx: &mut Ctx, args: &[&[u8]], xgroup: bool) -> CmdResult {
             if history {
                 reply_history(&mut o, s, gname, cname, start, count, now);
             } else {
-                deliver(&mut o, s, gname, cname, start, count, noack, now);
+                let delivered = deliver(&mut o, s, gname, cname, start, count, noack, now);
+                if prop && !noack {
+                    for (id, last) in delivered {
+                        effects.push(xclaim_effect(k, gname, cname, id, now, 1, last));
+                    }
+                } else if prop {
+                    let g = &s.groups[gname];
+                    if g.last_id != last_before {
+                        effects.push(setid_effect(k, gname, g));
+                    }
+                }
             }
             continue;
         }
@@ -876,6 +975,12 @@ fn read_cmd(cx: &mut Ctx, args: &[&[u8]], xgroup: bool) -> CmdResult {
         cx.out.raw(&body);
         if xgroup {
             cx.dirty(served as u64);
+            // Never XREADGROUP itself: history reads propagate nothing.
+            cx.propagate_nothing();
+            for e in &effects {
+                let argv: Vec<&[u8]> = e.iter().map(|a| &a[..]).collect();
+                cx.propagate(&argv);
+            }
         }
         return Ok(());
     }
@@ -903,7 +1008,8 @@ fn read_cmd(cx: &mut Ctx, args: &[&[u8]], xgroup: bool) -> CmdResult {
 }
 
 /// Delivers entries from `start` on to a consumer (XREADGROUP `>`): advances the group's
-/// last ID and read counter, and records each entry as pending unless `noack`.
+/// last ID and read counter, and records each entry as pending unless `noack`. Returns
+/// each delivered ID with the group's last ID right after it (for replication).
 #[allow(clippy::too_many_arguments)]
 fn deliver(
     o: &mut Out,
@@ -914,7 +1020,8 @@ fn deliver(
     count: usize,
     noack: bool,
     now: u64,
-) {
+) -> Vec<(StreamId, StreamId)> {
+    let mut delivered = Vec::new();
     let ids: Vec<StreamId> = s
         .range(start, StreamId::MAX)
         .take(if count == 0 { usize::MAX } else { count })
@@ -954,12 +1061,57 @@ fn deliver(
                 c.pel.insert(id);
             }
         }
+        delivered.push((id, g.last_id));
     }
     o.array(ids.len());
     for id in ids {
         let e = s.range(id, id).next().expect("listed above");
         reply_entry(o, &e);
     }
+    delivered
+}
+
+/// `XCLAIM key group consumer 0 id TIME ms RETRYCOUNT n FORCE JUSTID LASTID last`: how Redis
+/// 7.0 replicates a delivery or claim of one pending entry (and the removal of a deleted
+/// one), so the replica's pending list matches.
+fn xclaim_effect(
+    key: &[u8],
+    group: &[u8],
+    consumer: &[u8],
+    id: StreamId,
+    delivery_time: u64,
+    delivery_count: u64,
+    last_id: StreamId,
+) -> Vec<Vec<u8>> {
+    vec![
+        b"XCLAIM".to_vec(),
+        key.to_vec(),
+        group.to_vec(),
+        consumer.to_vec(),
+        b"0".to_vec(),
+        id.fmt().into_bytes(),
+        b"TIME".to_vec(),
+        delivery_time.to_string().into_bytes(),
+        b"RETRYCOUNT".to_vec(),
+        delivery_count.to_string().into_bytes(),
+        b"FORCE".to_vec(),
+        b"JUSTID".to_vec(),
+        b"LASTID".to_vec(),
+        last_id.fmt().into_bytes(),
+    ]
+}
+
+/// `XGROUP SETID key group last ENTRIESREAD n`: a group's position, replicated.
+fn setid_effect(key: &[u8], group: &[u8], g: &Group) -> Vec<Vec<u8>> {
+    vec![
+        b"XGROUP".to_vec(),
+        b"SETID".to_vec(),
+        key.to_vec(),
+        group.to_vec(),
+        g.last_id.fmt().into_bytes(),
+        b"ENTRIESREAD".to_vec(),
+        g.entries_read.to_string().into_bytes(),
+    ]
 }
 
 /// Re-reads a consumer's pending entries from `start` (XREADGROUP with an ID): each one
@@ -1184,16 +1336,19 @@ fn xgroup_delconsumer(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 /// `XACK key group id [id ...]`: how many entries were acknowledged. O(log P) per ID.
 fn xack(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (key, gname) = (args[1], args[2]);
+    let (now, lru, server) = (cx.now, cx.lru(), cx.server);
+    let (sh, h, out) = cx.shard_out(key)?;
+    // Redis looks the key and group up before it parses the IDs: a missing one replies 0
+    // whatever the IDs are.
+    let Some(g) = lookup_read(server, sh, h, key, now, lru)?.and_then(|s| s.groups.get_mut(gname))
+    else {
+        out.int(0);
+        return Ok(());
+    };
     let mut ids = Vec::with_capacity((args.len() - 3).min(1024));
     for a in &args[3..] {
         ids.push(parse_id(a, 0, true, false)?.0);
     }
-    let (now, lru) = (cx.now, cx.lru());
-    let (sh, h, out) = cx.shard_out(key)?;
-    let Some(g) = lookup(sh, h, key, now, lru)?.and_then(|s| s.groups.get_mut(gname)) else {
-        out.int(0);
-        return Ok(());
-    };
     let mut n = 0;
     for id in ids {
         if let Some(nack) = g.pel.remove(&id) {
@@ -1234,9 +1389,10 @@ fn xpending(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         let consumer = args.get(si + 3).copied();
         ext = Some((min_idle, start, end, count, consumer));
     }
-    let (now, lru) = (cx.now, cx.lru());
+    let (now, lru, server) = (cx.now, cx.lru(), cx.server);
     let (sh, h, out) = cx.shard_out(key)?;
-    let Some(g) = lookup(sh, h, key, now, lru)?.and_then(|s| s.groups.get(gname)) else {
+    let Some(g) = lookup_read(server, sh, h, key, now, lru)?.and_then(|s| s.groups.get(gname))
+    else {
         return Err(no_key_or_group(key, gname));
     };
     let Some((min_idle, start, end, count, consumer)) = ext else {
@@ -1339,10 +1495,11 @@ fn claim_to(g: &mut Group, id: StreamId, cname: &[u8], now: u64) {
 /// [JUSTID] [LASTID id]`: the claimed entries (or IDs). O(log N) per ID.
 fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (key, gname, cname) = (args[1], args[2], args[3]);
-    let (now, lru) = (cx.now, cx.lru());
+    let (now, lru, server) = (cx.now, cx.lru(), cx.server);
     {
         let (sh, h) = cx.shard(key)?;
-        let found = lookup(sh, h, key, now, lru)?.is_some_and(|s| s.groups.contains_key(gname));
+        let found = lookup_read(server, sh, h, key, now, lru)?
+            .is_some_and(|s| s.groups.contains_key(gname));
         if !found {
             return Err(no_key_or_group(key, gname));
         }
@@ -1393,14 +1550,20 @@ fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         Some(d) if d >= 0 && d <= now as i64 => d as u64,
         _ => now,
     };
+    let prop = cx.propagating();
     let (sh, h, out) = cx.shard_out(key)?;
     let s = lookup(sh, h, key, now, lru)?.expect("checked");
     let exists: Vec<bool> = ids.iter().map(|&id| s.contains(id)).collect();
     let g = s.groups.get_mut(gname).expect("checked");
     let mut dirty = 0u64;
+    // Replicas get one XCLAIM per change (see `xclaim_effect`), or the group's new last
+    // ID alone when LASTID moved it and nothing was claimed.
+    let mut effects: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut moved_last = false;
     if last_id > g.last_id {
         g.last_id = last_id;
         dirty += 1;
+        moved_last = true;
     }
     let mut claimed = Vec::new();
     let mut created_consumer = false;
@@ -1411,6 +1574,17 @@ fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                     c.pel.remove(&id);
                 }
                 dirty += 1;
+                if prop {
+                    effects.push(xclaim_effect(
+                        key,
+                        gname,
+                        &nack.consumer,
+                        id,
+                        nack.delivery_time,
+                        nack.delivery_count,
+                        g.last_id,
+                    ));
+                }
             }
             continue;
         }
@@ -1448,8 +1622,15 @@ fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         } else if !justid {
             nack.delivery_count += 1;
         }
+        if prop {
+            let (t, n) = (nack.delivery_time, nack.delivery_count);
+            effects.push(xclaim_effect(key, gname, cname, id, t, n, g.last_id));
+        }
         claimed.push(id);
         dirty += 1;
+    }
+    if prop && moved_last && effects.is_empty() {
+        effects.push(setid_effect(key, gname, g));
     }
     out.array(claimed.len());
     for id in claimed {
@@ -1464,6 +1645,11 @@ fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     if dirty > 0 {
         cx.dirty(dirty);
+        cx.propagate_nothing();
+        for e in &effects {
+            let argv: Vec<&[u8]> = e.iter().map(|a| &a[..]).collect();
+            cx.propagate(&argv);
+        }
     }
     if created_consumer {
         cx.notify(STREAM, "xgroup-createconsumer", key);
@@ -1475,10 +1661,10 @@ fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 /// claimed entries, deleted IDs]`. Examines at most 10 x COUNT pending entries.
 fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (key, gname, cname) = (args[1], args[2], args[3]);
-    let (now, lru) = (cx.now, cx.lru());
+    let (now, lru, server) = (cx.now, cx.lru(), cx.server);
     let found = {
         let (sh, h) = cx.shard(key)?;
-        lookup(sh, h, key, now, lru)?.is_some_and(|s| s.groups.contains_key(gname))
+        lookup_read(server, sh, h, key, now, lru)?.is_some_and(|s| s.groups.contains_key(gname))
     };
     let min_idle = parse_i64(args[4]).ok_or(E(XAUTOCLAIM_MIN_IDLE))?.max(0);
     let start = range_bound(args[5], true)?;
@@ -1503,6 +1689,8 @@ fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if !found {
         return Err(no_key_or_group(key, gname));
     }
+    let prop = cx.propagating();
+    let mut effects: Vec<Vec<Vec<u8>>> = Vec::new();
     let (sh, h, out) = cx.shard_out(key)?;
     let s = lookup(sh, h, key, now, lru)?.expect("checked");
     let mut attempts = count.saturating_mul(10);
@@ -1534,6 +1722,17 @@ fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                 if let Some(c) = g.consumers.get_mut(&nack.consumer) {
                     c.pel.remove(&id);
                 }
+                if prop {
+                    effects.push(xclaim_effect(
+                        key,
+                        gname,
+                        &nack.consumer,
+                        id,
+                        nack.delivery_time,
+                        nack.delivery_count,
+                        g.last_id,
+                    ));
+                }
             }
             deleted.push(id);
             left -= 1;
@@ -1559,6 +1758,10 @@ fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         nack.delivery_time = now;
         if !justid {
             nack.delivery_count += 1;
+        }
+        if prop {
+            let n = nack.delivery_count;
+            effects.push(xclaim_effect(key, gname, cname, id, now, n, g.last_id));
         }
         claimed.push(id);
         left -= 1;
@@ -1599,6 +1802,11 @@ fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let dirty = (claimed.len() + deleted.len()) as u64;
     if dirty > 0 {
         cx.dirty(dirty);
+        cx.propagate_nothing();
+        for e in &effects {
+            let argv: Vec<&[u8]> = e.iter().map(|a| &a[..]).collect();
+            cx.propagate(&argv);
+        }
     }
     if created_consumer {
         cx.notify(STREAM, "xgroup-createconsumer", key);
@@ -1626,10 +1834,10 @@ fn reply_entries_read(out: &mut Out, g: &Group) {
 /// with FULL, its entries and every group's pending lists). O(1), FULL O(N).
 fn xinfo_stream(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let key = args[2];
-    let (now, lru) = (cx.now, cx.lru());
+    let (now, lru, server) = (cx.now, cx.lru(), cx.server);
     let (sh, h, out) = cx.shard_out(key)?;
     // Like Redis, the key is looked up before the options are checked.
-    let s = lookup(sh, h, key, now, lru)?.ok_or(E(NO_SUCH_KEY))?;
+    let s = lookup_read(server, sh, h, key, now, lru)?.ok_or(E(NO_SUCH_KEY))?;
     let mut full = false;
     let mut count: usize = 10;
     if args.len() > 3 {
@@ -1739,9 +1947,9 @@ fn xinfo_stream(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 /// entries read and lag. O(G).
 fn xinfo_groups(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let key = args[2];
-    let (now, lru) = (cx.now, cx.lru());
+    let (now, lru, server) = (cx.now, cx.lru(), cx.server);
     let (sh, h, out) = cx.shard_out(key)?;
-    let s = lookup(sh, h, key, now, lru)?.ok_or(E(NO_SUCH_KEY))?;
+    let s = lookup_read(server, sh, h, key, now, lru)?.ok_or(E(NO_SUCH_KEY))?;
     out.array(s.groups.len());
     for (name, g) in &s.groups {
         out.map(6);
@@ -1764,9 +1972,9 @@ fn xinfo_groups(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 /// `XINFO CONSUMERS key group`: each consumer's name, pending count and idle time. O(C).
 fn xinfo_consumers(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (key, gname) = (args[2], args[3]);
-    let (now, lru) = (cx.now, cx.lru());
+    let (now, lru, server) = (cx.now, cx.lru(), cx.server);
     let (sh, h, out) = cx.shard_out(key)?;
-    let s = lookup(sh, h, key, now, lru)?.ok_or(E(NO_SUCH_KEY))?;
+    let s = lookup_read(server, sh, h, key, now, lru)?.ok_or(E(NO_SUCH_KEY))?;
     let g = s.groups.get(gname).ok_or_else(|| no_group(key, gname))?;
     out.array(g.consumers.len());
     for (name, c) in &g.consumers {

@@ -419,6 +419,11 @@ fn set_generic(
     }
     if !skip {
         cx.dirty(1);
+        if let Ttl::At(at) = ttl {
+            // Replicas get the deadline as an absolute time, as Redis 7.0 sends it.
+            let at = itoa::Buffer::new().format(at).as_bytes().to_vec();
+            cx.propagate(&[b"SET", key, val, b"PXAT", &at]);
+        }
         cx.notify(STRING, "set", key);
         if let Ttl::At(_) = ttl {
             cx.notify(GENERIC, "expire", key);
@@ -476,6 +481,7 @@ fn getdel(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     };
     if found {
         cx.dirty(1);
+        cx.propagate(&[b"DEL", key]);
         cx.notify(GENERIC, "del", key);
     }
     Ok(())
@@ -508,6 +514,21 @@ fn getex(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     };
     if let Some(event) = event {
         cx.dirty(1);
+        // Replicas get the effect: an absolute deadline, the deletion, or PERSIST.
+        if cx.propagating() {
+            match (event, ttl) {
+                ("del", _) => {
+                    let lazy = cx.server.config.read().get_bool("lazyfree-lazy-expire");
+                    let cmd: &[u8] = if lazy { b"UNLINK" } else { b"DEL" };
+                    cx.propagate(&[cmd, key]);
+                }
+                (_, Ttl::At(at)) => {
+                    let at = itoa::Buffer::new().format(at).as_bytes().to_vec();
+                    cx.propagate(&[b"PEXPIREAT", key, &at]);
+                }
+                _ => cx.propagate(&[b"PERSIST", key]),
+            }
+        }
         cx.notify(GENERIC, event, key);
     }
     Ok(())
@@ -780,6 +801,8 @@ fn incrbyfloat(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     out.bulk(&text);
     cx.dirty(1);
+    // Replicas get the result, not the increment (float formatting must not differ).
+    cx.propagate(&[b"SET", key, &text, b"KEEPTTL"]);
     cx.notify(STRING, "incrbyfloat", key);
     Ok(())
 }

@@ -243,7 +243,8 @@ fn exec(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
         None => (0..(cx.server.keyspace.dbs.len() * SHARDS) as u32).collect(),
     };
     let server = cx.server;
-    cx.locks.acquire(server, &mut ids);
+    cx.writing = true;
+    cx.locks.acquire(server, &mut ids, true);
 
     // A watched key that was modified, or that has expired since WATCH, aborts.
     let now = cx.now;

@@ -30,6 +30,10 @@ pub const META_UNSHARED: u8 = 4;
 /// for an integer-looking value like `11`. Cleared whenever the value is replaced.
 pub const META_NOT_INT: u8 = 8;
 
+/// Snapshot bookkeeping (see `snapshot`): the entry is saved in (or not part of) the
+/// snapshot being written when this bit equals its shard's `snap_saved`.
+pub const META_SNAP: u8 = 16;
+
 /// A key with its value (see the module docs for the layout).
 #[derive(Debug)]
 pub enum Entry {

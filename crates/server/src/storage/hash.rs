@@ -185,6 +185,12 @@ impl Hash {
         }
     }
 
+    /// Switches to the table encoding now (loading a listpack with more fields than
+    /// `hash-max-listpack-entries` allows).
+    pub fn convert_to_table(&mut self) {
+        self.convert();
+    }
+
     /// Switches a listpack to the table encoding (never the other way, like Redis).
     fn convert(&mut self) {
         if let Repr::Pack(p) = &self.repr {

@@ -19,7 +19,7 @@ use hashbrown::HashTable;
 use parking_lot::Mutex;
 use std::hash::BuildHasher;
 
-use super::entry::{Entry, META_EXPIRE};
+use super::entry::{Entry, META_EXPIRE, META_SNAP};
 use super::table::{table_hash, Table};
 
 /// log2 of the number of shards per database.
@@ -35,6 +35,12 @@ pub type KeyHasher = foldhash::fast::FixedState;
 #[inline]
 pub fn shard_of(h: u64) -> usize {
     (h >> (64 - SHARD_BITS)) as usize
+}
+
+/// Where a shard sends a key it is about to change while a snapshot still needs the key's
+/// old value (see `snapshot`): `expire` is the key's deadline in unix ms.
+pub trait Preserve: Send + Sync {
+    fn preserve(&self, db: usize, entry: &Entry, expire: Option<u64>);
 }
 
 /// All databases.
@@ -109,6 +115,15 @@ pub struct Shard {
     /// Keys created while `track_new` was set: the dispatcher turns them into `new` events,
     /// which Redis raises when the key is added, before the command's own event.
     pub created: Vec<Box<[u8]>>,
+    /// The snapshot being written, while some keys of this shard are not saved in it yet.
+    snap: Option<Arc<dyn Preserve>>,
+    /// The `META_SNAP` value of entries saved in (or not part of) the current snapshot.
+    /// Equal for every shard; flipped at each snapshot point, which makes every key
+    /// "not saved yet".
+    snap_saved: u8,
+    /// Whether `get` hands out entries to a command that may modify them (set by the
+    /// dispatcher for write commands): such an entry is saved to a pending snapshot first.
+    pub cow: bool,
 }
 
 impl Shard {
@@ -127,6 +142,117 @@ impl Shard {
             db,
             track_new: false,
             created: Vec::new(),
+            snap: None,
+            snap_saved: 0,
+            cow: false,
+        }
+    }
+
+    // --- snapshots (see `crate::snapshot`) -----------------------------------------------
+
+    /// The snapshot point: every key of the shard becomes "not saved yet" in the snapshot
+    /// that `sink` receives changed keys for.
+    pub fn snapshot_begin(&mut self, sink: Arc<dyn Preserve>) {
+        self.snap_saved ^= META_SNAP;
+        self.snap = Some(sink);
+    }
+
+    /// Whether a snapshot still needs keys of this shard.
+    pub fn snapshot_pending(&self) -> bool {
+        self.snap.is_some()
+    }
+
+    /// Hands every key not yet saved to `f` (with its deadline), marks it saved, and
+    /// detaches the snapshot: the snapshot writer's pass over the shard.
+    pub fn snapshot_drain(&mut self, mut f: impl FnMut(&Entry, Option<u64>)) {
+        if self.snap.take().is_none() {
+            return;
+        }
+        let saved = self.snap_saved;
+        let (expires, hasher) = (&self.expires, self.hasher);
+        for e in self.table.iter_mut() {
+            if e.meta() & META_SNAP != saved {
+                let expire = if e.has_expire() {
+                    let th = table_hash(hasher.hash_one(e.key()));
+                    expires.find(th, |x| &*x.key == e.key()).map(|x| x.at)
+                } else {
+                    None
+                };
+                f(e, expire);
+                e.set_meta((e.meta() & !META_SNAP) | saved);
+            }
+        }
+    }
+
+    /// Saves the unsaved keys at storage positions `from..from + max` through `f`, marking
+    /// them saved; returns where to continue, or None past the end. Lets the writer give
+    /// the lock back between steps. A removal meanwhile may move an unsaved entry behind
+    /// the cursor, so the writer ends with [`Shard::snapshot_drain`], which catches those.
+    pub fn snapshot_drain_step(
+        &mut self,
+        from: usize,
+        max: usize,
+        mut f: impl FnMut(&Entry, Option<u64>),
+    ) -> Option<usize> {
+        if self.snap.is_none() || from >= self.table.len() {
+            return None;
+        }
+        let saved = self.snap_saved;
+        let end = (from + max).min(self.table.len());
+        for i in from..end {
+            let e = self.table.at(i);
+            if e.meta() & META_SNAP == saved {
+                continue;
+            }
+            let expire = if e.has_expire() {
+                self.expire_of(self.hash(e.key()), e.key())
+            } else {
+                None
+            };
+            f(e, expire);
+            let e = self.table.at_mut(i);
+            e.set_meta((e.meta() & !META_SNAP) | saved);
+        }
+        Some(end)
+    }
+
+    /// Before `key` changes: if a snapshot still needs its current value, save it now.
+    #[inline]
+    fn preserve(&mut self, h: u64, key: &[u8]) {
+        if self.snap.is_some() {
+            self.preserve_slow(h, key);
+        }
+    }
+
+    #[cold]
+    fn preserve_slow(&mut self, h: u64, key: &[u8]) {
+        let th = table_hash(h);
+        let saved = self.snap_saved;
+        let Some(e) = self.table.find(th, key) else {
+            return;
+        };
+        if e.meta() & META_SNAP == saved {
+            return;
+        }
+        let expire = if e.has_expire() {
+            self.expire_of(h, key)
+        } else {
+            None
+        };
+        if let Some(sink) = &self.snap {
+            sink.preserve(self.db, e, expire);
+        }
+        if let Some(e) = self.table.find_mut(th, key) {
+            e.set_meta((e.meta() & !META_SNAP) | saved);
+        }
+    }
+
+    /// Saves every key a pending snapshot still needs (before the whole shard changes:
+    /// FLUSHDB, SWAPDB).
+    fn preserve_all(&mut self) {
+        if let Some(sink) = self.snap.clone() {
+            let db = self.db;
+            self.snapshot_drain(|e, expire| sink.preserve(db, e, expire));
         }
     }
 
@@ -137,6 +263,12 @@ impl Shard {
 
     pub fn is_empty(&self) -> bool {
         self.table.is_empty()
+    }
+
+    /// Makes room for `additional` more keys (an RDB load announces its database sizes).
+    pub fn reserve(&mut self, additional: usize) {
+        let hasher = self.hasher;
+        self.table.reserve(additional, hasher);
     }
 
     /// Number of keys with a TTL.
@@ -181,6 +313,9 @@ impl Shard {
             }
             return None;
         }
+        if self.cow {
+            self.preserve(h, key);
+        }
         self.table.find_mut(th, key)
     }
 
@@ -196,7 +331,8 @@ impl Shard {
 
     /// Stores `entry`, replacing any value and TTL the key had (Redis `setKey`).
     pub fn insert(&mut self, h: u64, mut entry: Entry) -> Option<Entry> {
-        entry.set_meta(entry.meta() & !META_EXPIRE);
+        self.preserve(h, entry.key());
+        entry.set_meta((entry.meta() & !(META_EXPIRE | META_SNAP)) | self.snap_saved);
         let th = table_hash(h);
         if !self.blocked.is_empty() {
             self.signal_ready(entry.key());
@@ -220,6 +356,8 @@ impl Shard {
 
     /// Stores `entry`, keeping the TTL the key had (SET KEEPTTL, SETRANGE-style updates).
     pub fn insert_keep_ttl(&mut self, h: u64, mut entry: Entry) -> Option<Entry> {
+        self.preserve(h, entry.key());
+        entry.set_meta((entry.meta() & !META_SNAP) | self.snap_saved);
         let th = table_hash(h);
         if let Some(slot) = self.table.find_mut(th, entry.key()) {
             entry.set_meta((entry.meta() & !META_EXPIRE) | (slot.meta() & META_EXPIRE));
@@ -238,6 +376,7 @@ impl Shard {
 
     /// Removes a key and its TTL.
     pub fn remove(&mut self, h: u64, key: &[u8]) -> Option<Entry> {
+        self.preserve(h, key);
         let th = table_hash(h);
         let e = self.table.remove(th, key, self.hasher)?;
         if e.has_expire() {
@@ -266,6 +405,7 @@ impl Shard {
 
     /// Sets the deadline of an existing key. Returns false if the key does not exist.
     pub fn set_expire(&mut self, h: u64, key: &[u8], at: u64) -> bool {
+        self.preserve(h, key);
         let th = table_hash(h);
         let Some(e) = self.table.find_mut(th, key) else {
             return false;
@@ -291,6 +431,7 @@ impl Shard {
 
     /// Removes a key's TTL. Returns whether it had one.
     pub fn persist(&mut self, h: u64, key: &[u8]) -> bool {
+        self.preserve(h, key);
         let th = table_hash(h);
         let Some(e) = self.table.find_mut(th, key) else {
             return false;
@@ -312,6 +453,7 @@ impl Shard {
 
     /// Removes every key.
     pub fn clear(&mut self) {
+        self.preserve_all();
         self.touch_all_watched();
         self.table = Table::default();
         self.expires = HashTable::new();
@@ -319,6 +461,8 @@ impl Shard {
 
     /// Moves this shard's contents out, leaving it empty (FLUSHALL ASYNC, SWAPDB).
     pub fn swap_contents(&mut self, other: &mut Shard) {
+        self.preserve_all();
+        other.preserve_all();
         self.touch_all_watched();
         other.touch_all_watched();
         std::mem::swap(&mut self.table, &mut other.table);
@@ -330,6 +474,7 @@ impl Shard {
     /// (SWAPDB).
     pub fn take(&mut self) -> Shard {
         let mut out = Shard::new(self.hasher, self.db);
+        out.snap_saved = self.snap_saved;
         self.swap_contents(&mut out);
         out
     }

@@ -333,6 +333,36 @@ impl Set {
         }
     }
 
+    /// A set loaded from an intset blob (RDB, RESTORE): `members` strictly ascending, the
+    /// array kept `width` bytes wide (2, 4 or 8) as the blob had it, so writing the set back
+    /// gives the same bytes. Past `max_intset` members it becomes a hashtable, as Redis
+    /// converts on load.
+    pub fn from_intset(width: u8, members: &[i64], max_intset: usize) -> Self {
+        let mut ints = match width {
+            2 => Ints::W16(Vec::with_capacity(members.len())),
+            4 => Ints::W32(Vec::with_capacity(members.len())),
+            _ => Ints::W64(Vec::with_capacity(members.len())),
+        };
+        ints.extend_sorted(members);
+        let mut set = Self {
+            repr: Repr::Ints(ints),
+        };
+        if members.len() > max_intset {
+            set.convert_from_ints(members.len());
+        }
+        set
+    }
+
+    /// The width in bytes (2, 4 or 8) of an intset's integers; None for a hashtable.
+    pub fn intset_width(&self) -> Option<u8> {
+        match &self.repr {
+            Repr::Ints(Ints::W16(_)) => Some(2),
+            Repr::Ints(Ints::W32(_)) => Some(4),
+            Repr::Ints(Ints::W64(_)) => Some(8),
+            _ => None,
+        }
+    }
+
     /// Turns a hashtable back into an intset if Redis would have built the remaining members
     /// as one: all integers, at most `max_intset` of them. SPOP calls it when it keeps only
     /// a few members, because Redis stores those in a fresh set.

@@ -490,6 +490,12 @@ impl Stream {
         (read != -1).then(|| self.entries_added as i64 - read)
     }
 
+    /// The live entries block by block, in ID order (persistence writes one listpack node
+    /// per block). Blocks are never empty.
+    pub fn block_entries(&self) -> impl Iterator<Item = impl Iterator<Item = EntryRef<'_>>> {
+        self.blocks.values().map(|b| b.entries().map(|(e, _)| e))
+    }
+
     /// Number of blocks (reported as XINFO's `radix-tree-keys`).
     pub fn blocks(&self) -> usize {
         self.blocks.len()

@@ -122,6 +122,15 @@ impl Table {
         });
     }
 
+    /// Makes room in the index for `additional` more keys (loading a snapshot whose size
+    /// is known), so that it does not grow and rehash step by step.
+    pub fn reserve(&mut self, additional: usize, hasher: KeyHasher) {
+        let slab = &self.slab;
+        self.index.reserve(additional, move |&j| {
+            table_hash(hasher.hash_one(slab.get(j).key()))
+        });
+    }
+
     /// Removes a key, returning its entry.
     pub fn remove(&mut self, th: u64, key: &[u8], hasher: KeyHasher) -> Option<Entry> {
         let slab = &self.slab;
@@ -149,9 +158,19 @@ impl Table {
         self.slab.chunks.iter().flatten()
     }
 
+    /// Every entry, mutably, in storage order.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
+        self.slab.chunks.iter_mut().flatten()
+    }
+
     /// The entry at a storage position (`0..len`), for uniform random picks.
     pub fn at(&self, i: usize) -> &Entry {
         self.slab.get(i as u32)
+    }
+
+    /// The entry at a storage position, mutably.
+    pub fn at_mut(&mut self, i: usize) -> &mut Entry {
+        self.slab.get_mut(i as u32)
     }
 
     /// Gives memory back when the table is mostly empty.

@@ -1,0 +1,253 @@
+//! Replication commands: REPLICAOF / SLAVEOF, REPLCONF, PSYNC / SYNC, WAIT, ROLE and
+//! FAILOVER. The machinery behind them is in `repl`; these handlers parse, check, and
+//! either act at once or leave the connection an [`Action`] (PSYNC turns the connection
+//! into a replica link, WAIT waits for acknowledgements) that the connection task carries
+//! out once the batch's replies are written.
+
+use super::flags::*;
+use super::{CommandSpec, Ctx, Keys};
+use crate::error::{
+    CmdResult, CommandError, CLIENT_IS_REPLICA, E, INVALID_MASTER_PORT, NOMASTERLINK, NOT_INTEGER,
+    SYNTAX, TIMEOUT_NEGATIVE, TIMEOUT_NOT_INTEGER, WAIT_ON_REPLICA,
+};
+use crate::repl::Action;
+use crate::util::parse_i64;
+
+pub(super) const COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new(
+        "replicaof",
+        3,
+        ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING,
+        Keys::None,
+        replicaof,
+    )
+    .group("server")
+    .since("5.0.0")
+    .summary("Make the server a replica of another instance, or promote it as master.")
+    .complexity("O(1)")
+    .syntax("host port"),
+    CommandSpec::new(
+        "slaveof",
+        3,
+        ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING,
+        Keys::None,
+        replicaof,
+    )
+    .group("server")
+    .since("1.0.0")
+    .summary("Make the server a replica of another instance, or promote it as master.")
+    .complexity("O(1)")
+    .syntax("host port"),
+    CommandSpec::new(
+        "replconf",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY,
+        Keys::None,
+        replconf,
+    )
+    .group("server")
+    .since("3.0.0")
+    .summary("An internal command for configuring the replication stream")
+    .complexity("O(1)"),
+    CommandSpec::new(
+        "psync",
+        -3,
+        ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI,
+        Keys::None,
+        psync,
+    )
+    .group("server")
+    .since("2.8.0")
+    .summary("Internal command used for replication")
+    .syntax("replicationid offset"),
+    CommandSpec::new(
+        "sync",
+        1,
+        ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI,
+        Keys::None,
+        sync,
+    )
+    .group("server")
+    .since("1.0.0")
+    .summary("Internal command used for replication"),
+    CommandSpec::new("wait", 3, NOSCRIPT, Keys::None, wait)
+        .group("generic")
+        .since("3.0.0")
+        .summary("Wait for the synchronous replication of all the write commands sent in the context of the current connection")
+        .complexity("O(1)")
+        .syntax("numreplicas timeout"),
+    CommandSpec::new("role", 1, NOSCRIPT | LOADING | STALE | FAST, Keys::None, role)
+        .group("server")
+        .since("2.8.12")
+        .summary("Return the role of the instance in the context of replication")
+        .complexity("O(1)"),
+    CommandSpec::new("failover", -1, ADMIN | NOSCRIPT | STALE, Keys::None, failover)
+        .group("server")
+        .since("6.2.0")
+        .summary("Start a coordinated failover between this server and one of its replicas.")
+        .complexity("O(1)")
+        .syntax("[TO host port [FORCE]] [ABORT] [TIMEOUT milliseconds]"),
+];
+
+/// `REPLICAOF host port` / `REPLICAOF NO ONE` (and SLAVEOF): follow a primary, or stop
+/// following and become a primary keeping the history. O(1) here; the sync happens in the
+/// background.
+fn replicaof(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    if cx.client.handle.info.lock().flags.contains('S') {
+        return Err(E(CLIENT_IS_REPLICA));
+    }
+    let server = cx.server.arc();
+    if args[1].eq_ignore_ascii_case(b"no") && args[2].eq_ignore_ascii_case(b"one") {
+        crate::repl::replicaof(&server, None);
+        cx.out.ok();
+        return Ok(());
+    }
+    let port = parse_i64(args[2])
+        .filter(|p| (0..=65535).contains(p))
+        .ok_or(E(INVALID_MASTER_PORT))?;
+    let host = String::from_utf8_lossy(args[1]).into_owned();
+    if crate::repl::replicaof(&server, Some((host, port as u16))) {
+        cx.out.ok();
+    } else {
+        cx.out.simple("OK Already connected to specified master");
+    }
+    Ok(())
+}
+
+/// `REPLCONF option value [option value ...]`: what a replica announces before PSYNC
+/// (`listening-port`, `ip-address`, `capa`), and its acknowledgements. `ACK` and `GETACK`
+/// reach a replica link's own reader, never this handler, except from a client that is not
+/// one: then they do nothing and reply nothing, as in Redis. O(1).
+fn replconf(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    if args.len().is_multiple_of(2) {
+        return Err(E(SYNTAX));
+    }
+    for pair in args[1..].chunks(2) {
+        let (opt, val) = (pair[0], pair[1]);
+        if opt.eq_ignore_ascii_case(b"listening-port") {
+            let port = parse_i64(val).ok_or(E(NOT_INTEGER))?;
+            cx.client.repl.listening_port = u16::try_from(port).unwrap_or(0);
+        } else if opt.eq_ignore_ascii_case(b"ip-address") {
+            let ip = String::from_utf8_lossy(val).into_owned();
+            if ip.len() >= 46 {
+                return Err(CommandError::Owned(format!(
+                    "ERR REPLCONF ip-address provided by replica instance is too long: {} bytes",
+                    ip.len()
+                )));
+            }
+            cx.client.repl.ip_address = Some(ip);
+        } else if opt.eq_ignore_ascii_case(b"capa") {
+            if val.eq_ignore_ascii_case(b"eof") {
+                cx.client.repl.capa_eof = true;
+            } else if val.eq_ignore_ascii_case(b"psync2") {
+                cx.client.repl.capa_psync2 = true;
+            }
+        } else if opt.eq_ignore_ascii_case(b"ack")
+            || opt.eq_ignore_ascii_case(b"fack")
+            || opt.eq_ignore_ascii_case(b"getack")
+        {
+            // Only meaningful on a replica link (handled there): no reply at all.
+            return Ok(());
+        } else if opt.eq_ignore_ascii_case(b"rdb-only")
+            || opt.eq_ignore_ascii_case(b"rdb-filter-only")
+        {
+            // Accepted for redis-cli --rdb / --replica; Kiln sends the whole snapshot.
+        } else {
+            return Err(CommandError::Owned(format!(
+                "ERR Unrecognized REPLCONF option: {}",
+                String::from_utf8_lossy(opt)
+            )));
+        }
+    }
+    cx.out.ok();
+    Ok(())
+}
+
+/// Checks shared by PSYNC and SYNC.
+fn sync_allowed(cx: &Ctx) -> CmdResult {
+    let repl = &cx.server.repl;
+    if repl.is_replica() && !repl.link_is_up() {
+        return Err(E(NOMASTERLINK));
+    }
+    Ok(())
+}
+
+/// `PSYNC replicationid offset`: partial resync from the backlog, or a full sync. The
+/// connection becomes a replica link. O(1) here.
+fn psync(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    if cx.client.handle.info.lock().flags.contains('S') {
+        return Ok(());
+    }
+    sync_allowed(cx)?;
+    let offset = parse_i64(args[2]).unwrap_or(-1);
+    cx.client.repl.action = Some(Action::Sync {
+        psync: Some((args[1].to_vec(), offset)),
+    });
+    Ok(())
+}
+
+/// `SYNC`: the old protocol's full sync (no `+FULLRESYNC` line). O(1) here.
+fn sync(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
+    if cx.client.handle.info.lock().flags.contains('S') {
+        return Ok(());
+    }
+    sync_allowed(cx)?;
+    cx.client.repl.action = Some(Action::Sync { psync: None });
+    Ok(())
+}
+
+/// `WAIT numreplicas timeout`: the number of replicas that acknowledged this client's
+/// writes, waiting up to `timeout` ms (0: forever) for `numreplicas` of them. O(1).
+fn wait(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let repl = &cx.server.repl;
+    if repl.is_replica() {
+        return Err(E(WAIT_ON_REPLICA));
+    }
+    let replicas = parse_i64(args[1]).ok_or(E(NOT_INTEGER))?;
+    let timeout = parse_i64(args[2]).ok_or(E(TIMEOUT_NOT_INTEGER))?;
+    if timeout < 0 {
+        return Err(E(TIMEOUT_NEGATIVE));
+    }
+    let offset = cx.client.repl.woff;
+    let acked = repl.count_acks(offset);
+    if replicas <= 0 || acked >= replicas as u64 || cx.in_exec() {
+        cx.out.int(acked as i64);
+        return Ok(());
+    }
+    let deadline = (timeout > 0)
+        .then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout as u64));
+    repl.request_acks(cx.server);
+    cx.client.repl.action = Some(Action::Wait {
+        replicas: replicas as u64,
+        offset,
+        deadline,
+    });
+    Ok(())
+}
+
+/// `ROLE`: `master` with its offset and online replicas, or `slave` with its primary, link
+/// state and offset. O(replicas).
+fn role(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
+    crate::repl::role(cx.server, &mut cx.out);
+    Ok(())
+}
+
+/// `FAILOVER`: not supported; its arguments are checked as Redis checks them.
+fn failover(_cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i];
+        if a.eq_ignore_ascii_case(b"TO") && i + 2 < args.len() {
+            i += 3;
+        } else if a.eq_ignore_ascii_case(b"TIMEOUT") && i + 1 < args.len() {
+            i += 2;
+        } else if a.eq_ignore_ascii_case(b"FORCE") || a.eq_ignore_ascii_case(b"ABORT") {
+            i += 1;
+        } else {
+            return Err(E(SYNTAX));
+        }
+    }
+    Err(CommandError::err(
+        "FAILOVER is not supported by Kiln: promote a replica with REPLICAOF NO ONE",
+    ))
+}

@@ -1,0 +1,228 @@
+//! RDB persistence: SAVE, BGSAVE, save points, the save on shutdown, and the bookkeeping
+//! INFO persistence reports. The snapshot itself is `snapshot`'s; the file format is
+//! `rdb`'s. A save writes to a temporary file in `dir`, fsyncs it and renames it over
+//! `dbfilename`, so a crash mid-save never damages the previous file.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use crate::server::Server;
+use crate::snapshot::{Busy, Snapshot};
+
+/// After a failed background save, automatic saves wait this long before trying again
+/// (as Redis does, so a full disk is not hammered).
+const RETRY_DELAY_MS: u64 = 5000;
+
+/// RDB save bookkeeping (INFO persistence, LASTSAVE).
+pub struct RdbState {
+    /// Unix ms of the last successful save (or of start-up).
+    pub last_save_ms: AtomicU64,
+    /// Unix ms of the last save attempt (for the retry delay).
+    last_try_ms: AtomicU64,
+    pub last_ok: AtomicBool,
+    /// Seconds the last background save took (-1: none yet).
+    pub last_bgsave_secs: AtomicI64,
+    /// Unix ms the running background save started (0: none).
+    pub bgsave_started_ms: AtomicU64,
+    pub saves: AtomicU64,
+    /// BGSAVE SCHEDULE asked for a save while another snapshot was running.
+    pub scheduled: AtomicBool,
+    /// Peak bytes of the last snapshot's side buffers (INFO rdb_last_cow_size).
+    pub last_cow: AtomicU64,
+    /// Keys loaded / skipped as expired by the last load.
+    pub last_load_loaded: AtomicU64,
+    pub last_load_expired: AtomicU64,
+    /// SHUTDOWN NOSAVE: skip the save on exit.
+    pub nosave_on_exit: AtomicBool,
+    /// SHUTDOWN SAVE: save on exit even without save points.
+    pub force_save_on_exit: AtomicBool,
+}
+
+impl RdbState {
+    pub fn new(now_ms: u64) -> Self {
+        Self {
+            last_save_ms: AtomicU64::new(now_ms),
+            last_try_ms: AtomicU64::new(0),
+            last_ok: AtomicBool::new(true),
+            last_bgsave_secs: AtomicI64::new(-1),
+            bgsave_started_ms: AtomicU64::new(0),
+            saves: AtomicU64::new(0),
+            scheduled: AtomicBool::new(false),
+            last_cow: AtomicU64::new(0),
+            last_load_loaded: AtomicU64::new(0),
+            last_load_expired: AtomicU64::new(0),
+            nosave_on_exit: AtomicBool::new(false),
+            force_save_on_exit: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Where the RDB file lives: `dir`/`dbfilename`.
+pub fn rdb_path(server: &Server) -> PathBuf {
+    let c = server.config.read();
+    PathBuf::from(c.get("dir")).join(c.get("dbfilename"))
+}
+
+/// Takes a snapshot point for a save: the dirty counter at that point becomes the
+/// "changes since last save" baseline once the save succeeds.
+fn begin(server: &Arc<Server>) -> Result<(Snapshot, u64), Busy> {
+    Snapshot::begin(server, |s| s.stats.sum(|t| &t.dirty))
+}
+
+/// SAVE: writes the snapshot in the calling thread (the client waits; others keep being
+/// served, unlike Redis's SAVE which blocks the server).
+pub fn save(server: &Arc<Server>) -> Result<(), SaveError> {
+    let (snap, dirty) = begin(server).map_err(|_| SaveError::Busy)?;
+    let result = write_file(server, snap);
+    finish(server, result.is_ok(), dirty, None);
+    result.map_err(SaveError::Io)
+}
+
+/// BGSAVE: takes the snapshot point now and writes it on a background thread.
+pub fn bgsave(server: &Arc<Server>) -> Result<(), Busy> {
+    let (snap, dirty) = begin(server)?;
+    let started = crate::clock::now_ms();
+    let st = &server.rdb_state;
+    st.bgsave_started_ms.store(started, Relaxed);
+    st.last_try_ms.store(started, Relaxed);
+    let s = server.clone();
+    std::thread::Builder::new()
+        .name("kiln-bgsave".into())
+        .spawn(move || {
+            tracing::info!("Background saving started");
+            let result = write_file(&s, snap);
+            match &result {
+                Ok(()) => tracing::info!("Background saving terminated with success"),
+                Err(e) => tracing::warn!("Background saving error: {e}"),
+            }
+            finish(&s, result.is_ok(), dirty, Some(started));
+        })
+        .map(|_| ())
+        .map_err(|_| Busy)
+}
+
+/// Why SAVE failed.
+#[derive(Debug)]
+pub enum SaveError {
+    Busy,
+    Io(std::io::Error),
+}
+
+fn finish(server: &Server, ok: bool, dirty: u64, bg_started: Option<u64>) {
+    let st = &server.rdb_state;
+    let now = crate::clock::now_ms();
+    st.last_ok.store(ok, Relaxed);
+    st.last_try_ms.store(now, Relaxed);
+    st.last_cow.store(server.snapshot.side_peak(), Relaxed);
+    if ok {
+        st.last_save_ms.store(now, Relaxed);
+        st.saves.fetch_add(1, Relaxed);
+        server.dirty_at_save.store(dirty, Relaxed);
+    }
+    if let Some(started) = bg_started {
+        st.last_bgsave_secs
+            .store((now.saturating_sub(started) / 1000) as i64, Relaxed);
+        st.bgsave_started_ms.store(0, Relaxed);
+    }
+}
+
+/// Writes the snapshot to a temporary file next to the target, fsyncs, renames.
+fn write_file(server: &Server, snap: Snapshot) -> std::io::Result<()> {
+    let path = rdb_path(server);
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), PathBuf::from);
+    let tmp = dir.join(format!(
+        "temp-{}-{}.rdb",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let result = (|| {
+        let f = File::create(&tmp)?;
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        snap.write_rdb(&mut w, &[])?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, &path)?;
+        // The rename itself must survive a crash too.
+        if let Ok(d) = File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Parsed `save` points: (seconds, changes) pairs.
+pub fn save_points(server: &Server) -> Vec<(u64, u64)> {
+    let c = server.config.read();
+    let words: Vec<u64> = c
+        .get("save")
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    words.chunks_exact(2).map(|p| (p[0], p[1])).collect()
+}
+
+/// Called by the server cron: starts a background save when a save point is reached (or
+/// one was scheduled), as Redis's serverCron does.
+pub fn cron(server: &Arc<Server>) {
+    if server.snapshot.in_progress.load(Relaxed) {
+        return;
+    }
+    let st = &server.rdb_state;
+    if st.scheduled.swap(false, Relaxed) {
+        if bgsave(server).is_err() {
+            st.scheduled.store(true, Relaxed);
+        }
+        return;
+    }
+    let changes = server.changes_since_save();
+    if changes == 0 {
+        return;
+    }
+    let now = crate::clock::now_ms();
+    let since_save = now.saturating_sub(st.last_save_ms.load(Relaxed)) / 1000;
+    let can_retry = st.last_ok.load(Relaxed)
+        || now.saturating_sub(st.last_try_ms.load(Relaxed)) > RETRY_DELAY_MS;
+    let due = save_points(server)
+        .into_iter()
+        .any(|(secs, n)| changes >= n && since_save >= secs);
+    if due && can_retry {
+        tracing::info!("{changes} changes in {since_save} seconds. Saving...");
+        let _ = bgsave(server);
+    }
+}
+
+/// The save at shutdown (SHUTDOWN, SIGTERM): when save points are configured or SHUTDOWN
+/// SAVE asked for it, and SHUTDOWN NOSAVE did not forbid it. Waits for a background save
+/// in progress first. Returns false when the save failed.
+pub fn save_on_exit(server: &Arc<Server>) -> bool {
+    let st = &server.rdb_state;
+    if st.nosave_on_exit.load(Relaxed) {
+        return true;
+    }
+    if save_points(server).is_empty() && !st.force_save_on_exit.load(Relaxed) {
+        return true;
+    }
+    tracing::info!("Saving the final RDB snapshot before exiting.");
+    Snapshot::wait_idle(server);
+    match save(server) {
+        Ok(()) => {
+            tracing::info!("DB saved on disk");
+            true
+        }
+        Err(e) => {
+            tracing::warn!("Error trying to save the DB, can't exit: {e:?}");
+            false
+        }
+    }
+}

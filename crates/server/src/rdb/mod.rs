@@ -1,0 +1,578 @@
+//! The RDB format: Redis's snapshot file, also the body of DUMP payloads and of the
+//! snapshot a primary sends its replicas.
+//!
+//! A file is `REDIS` and a 4-digit version, then a sequence of opcodes and key records, then
+//! the EOF opcode and a CRC-64 of everything before it (zero when the writer had
+//! `rdbchecksum no`). Opcodes: AUX fields (`redis-ver`, `ctime`, ...), SELECTDB and RESIZEDB
+//! before each database's keys, and before a key its optional expiry (EXPIRETIME_MS, or the
+//! old EXPIRETIME in seconds) and access data (IDLE, FREQ). A key record is a type byte, the
+//! key as a string, and the value in the encoding the type byte names. Lengths use a
+//! variable-size encoding; strings may be stored as small integers or LZF-compressed.
+//!
+//! * Writing ([`encode`]): version 10, which Redis 7.0 and later load, with the encodings
+//!   Redis 7.0 writes for the same in-memory encodings (listpacks for small hashes and
+//!   sorted sets, quicklist nodes for lists, intsets, stream listpacks with consumer
+//!   groups). Packed blobs are built exactly as Redis builds them, so a DUMP of a small
+//!   value is byte-identical to Redis's whenever LZF does not kick in (see [`lzf`]).
+//! * Reading ([`decode`]): every version from 1 to 12 (Redis 7.4), every type and encoding
+//!   those versions write, including the ones Redis stopped writing (zipmap, ziplist,
+//!   quicklist with ziplist nodes) and the 7.2 ones (set listpacks, stream listpacks 3).
+//!   Redis 7.4's hashes with field expiration and module values are refused with a clear
+//!   error. Every length is checked against the data actually present and every packed
+//!   blob is validated in full before use, so a corrupt, truncated or hostile input is an
+//!   [`RdbError`] naming the offset and the problem: never a panic, never garbage in the
+//!   keyspace, never an allocation sized by an unchecked length.
+//!
+//! [`load`] feeds a whole stream into a server's keyspace, converting collections to the
+//! encodings the server's thresholds call for (as Redis does on load); [`load_file`] is the
+//! start-up path; [`dump_payload`] and [`restore_payload`] are DUMP and RESTORE.
+
+pub mod crc;
+pub mod decode;
+pub mod encode;
+pub mod intset;
+pub mod listpack;
+pub mod lzf;
+pub mod ziplist;
+
+use std::fmt;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::server::Server;
+use crate::storage::keyspace::shard_of;
+use crate::storage::{hash, zset, Entry, Value, SHARDS};
+
+pub use decode::{Reader, Record};
+pub use encode::{
+    dump_payload, write_header, write_object, write_record, write_resize_db, write_select_db,
+    AuxValue, FileWriter, WriteOptions,
+};
+
+/// The version Kiln writes: what Redis 7.0 writes, so a Redis 7.0 can load Kiln's files.
+pub const RDB_VERSION: u16 = 10;
+/// The newest version Kiln reads (Redis 7.4).
+pub const MAX_LOAD_VERSION: u16 = 12;
+
+/// Opcodes (the byte before a record that is not a key).
+pub mod opcode {
+    /// Redis 7.4 cluster slot sizes: three lengths, informational.
+    pub const SLOT_INFO: u8 = 244;
+    /// A function library (Redis 7.0 GA and later): one string, its code.
+    pub const FUNCTION2: u8 = 245;
+    /// Functions in the format of Redis 7.0's release candidates.
+    pub const FUNCTION_PRE_GA: u8 = 246;
+    /// Module auxiliary data.
+    pub const MODULE_AUX: u8 = 247;
+    /// LRU idle time of the next key, in seconds.
+    pub const IDLE: u8 = 248;
+    /// LFU frequency of the next key, one byte.
+    pub const FREQ: u8 = 249;
+    /// An auxiliary field: two strings.
+    pub const AUX: u8 = 250;
+    /// Hash table size hints for the database: two lengths.
+    pub const RESIZEDB: u8 = 251;
+    /// Expiry of the next key, unix milliseconds, u64 LE.
+    pub const EXPIRETIME_MS: u8 = 252;
+    /// Expiry of the next key, unix seconds, u32 LE (RDB before version 3).
+    pub const EXPIRETIME: u8 = 253;
+    /// The database the following keys belong to: one length.
+    pub const SELECTDB: u8 = 254;
+    /// End of the file; a CRC-64 follows (version 5 and later).
+    pub const EOF: u8 = 255;
+}
+
+/// Value type bytes.
+pub mod types {
+    pub const STRING: u8 = 0;
+    pub const LIST: u8 = 1;
+    pub const SET: u8 = 2;
+    pub const ZSET: u8 = 3;
+    pub const HASH: u8 = 4;
+    pub const ZSET_2: u8 = 5;
+    pub const MODULE_PRE_GA: u8 = 6;
+    pub const MODULE_2: u8 = 7;
+    pub const HASH_ZIPMAP: u8 = 9;
+    pub const LIST_ZIPLIST: u8 = 10;
+    pub const SET_INTSET: u8 = 11;
+    pub const ZSET_ZIPLIST: u8 = 12;
+    pub const HASH_ZIPLIST: u8 = 13;
+    pub const LIST_QUICKLIST: u8 = 14;
+    pub const STREAM_LISTPACKS: u8 = 15;
+    pub const HASH_LISTPACK: u8 = 16;
+    pub const ZSET_LISTPACK: u8 = 17;
+    pub const LIST_QUICKLIST_2: u8 = 18;
+    pub const STREAM_LISTPACKS_2: u8 = 19;
+    pub const SET_LISTPACK: u8 = 20;
+    pub const STREAM_LISTPACKS_3: u8 = 21;
+    /// Redis 7.4 hashes with field expiration (22 and 23 are their pre-release forms).
+    pub const HASH_METADATA_PRE_GA: u8 = 22;
+    pub const HASH_LISTPACK_EX_PRE_GA: u8 = 23;
+    pub const HASH_METADATA: u8 = 24;
+    pub const HASH_LISTPACK_EX: u8 = 25;
+}
+
+/// Why an RDB stream or payload could not be read: where, and what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RdbError {
+    /// Byte offset from the start of the stream (of the item that was being read).
+    pub offset: u64,
+    /// What was wrong.
+    pub msg: String,
+    /// An I/O error of the underlying reader rather than bad data.
+    pub io: bool,
+}
+
+impl RdbError {
+    /// Bad data at `offset`.
+    pub fn corrupt(offset: u64, msg: impl Into<String>) -> Self {
+        Self {
+            offset,
+            msg: msg.into(),
+            io: false,
+        }
+    }
+
+    /// The reader failed at `offset`.
+    pub fn io(offset: u64, e: &std::io::Error) -> Self {
+        Self {
+            offset,
+            msg: e.to_string(),
+            io: true,
+        }
+    }
+}
+
+impl fmt::Display for RdbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.io {
+            write!(f, "RDB read error at offset {}: {}", self.offset, self.msg)
+        } else {
+            write!(f, "RDB corrupt at offset {}: {}", self.offset, self.msg)
+        }
+    }
+}
+
+impl std::error::Error for RdbError {}
+
+/// The encoding thresholds values are built with (the server's `*-max-listpack-*`
+/// settings), so loaded collections get the encodings Redis would give them.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// `hash-max-listpack-entries` / `-value`.
+    pub hash: hash::Limits,
+    /// `zset-max-listpack-entries` / `-value`.
+    pub zset: zset::Limits,
+    /// `set-max-intset-entries`.
+    pub max_intset: usize,
+    /// `list-max-listpack-size`: how the writer splits lists into quicklist nodes.
+    pub list_fill: i64,
+}
+
+impl Default for Limits {
+    /// Redis's defaults.
+    fn default() -> Self {
+        Self {
+            hash: hash::Limits {
+                entries: 512,
+                value: 64,
+            },
+            zset: zset::Limits {
+                entries: 128,
+                value: 64,
+            },
+            max_intset: 512,
+            list_fill: -2,
+        }
+    }
+}
+
+impl Limits {
+    /// The server's current thresholds.
+    pub fn from_server(server: &Server) -> Self {
+        let e = &server.hot.encoding;
+        let us = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        Self {
+            hash: hash::Limits {
+                entries: us(e.hash_max_listpack_entries.load(Relaxed)),
+                value: us(e.hash_max_listpack_value.load(Relaxed)),
+            },
+            zset: zset::Limits {
+                entries: us(e.zset_max_listpack_entries.load(Relaxed)),
+                value: us(e.zset_max_listpack_value.load(Relaxed)),
+            },
+            max_intset: us(e.set_max_intset_entries.load(Relaxed)),
+            list_fill: e.list_max_listpack_size.load(Relaxed),
+        }
+    }
+}
+
+/// How [`load`] treats what it reads.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadOptions {
+    /// Loading on a replica: keys already past their deadline are kept (the primary's DEL
+    /// will remove them); a primary skips them, as Redis does.
+    pub replica: bool,
+    /// A key that already exists is replaced instead of failing the load (a replica
+    /// loading over data it has not flushed).
+    pub replace_existing: bool,
+    /// Verify the CRC-64 at the end (`rdbchecksum`); a file written without one (zero) is
+    /// never checked.
+    pub verify_checksum: bool,
+    /// The size of the data in bytes, when known (a file, a replication payload of known
+    /// length): it bounds how much the loader presizes tables from the file's hints.
+    pub size_hint: Option<u64>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            replica: false,
+            replace_existing: false,
+            verify_checksum: true,
+            size_hint: None,
+        }
+    }
+}
+
+/// What a load read.
+#[derive(Clone, Debug, Default)]
+pub struct LoadStats {
+    /// The file's RDB version.
+    pub version: u16,
+    /// Keys added to the keyspace.
+    pub keys: u64,
+    /// Keys skipped because their deadline had passed.
+    pub expired_skipped: u64,
+    /// Empty collections skipped (files written by some older versions hold them).
+    pub empty_skipped: u64,
+    /// Function libraries skipped (Kiln has no functions yet).
+    pub functions_skipped: u64,
+    /// The AUX fields, in file order.
+    pub aux: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Bytes read, checksum included.
+    pub bytes: u64,
+}
+
+/// Keys handed to an inserter thread at a time.
+const BATCH: usize = 512;
+/// Most inserter threads a load uses.
+const MAX_INSERTERS: usize = 8;
+
+/// A parsed key on its way into the keyspace.
+struct Pending {
+    db: usize,
+    hash: u64,
+    /// Offset of its record (for a duplicate-key error).
+    at: u64,
+    entry: Entry,
+    expire_ms: Option<u64>,
+}
+
+/// Loads a whole RDB stream into the server's keyspace. Keys go to the database of the
+/// last SELECTDB (0 before any); see [`LoadOptions`] for expired and existing keys. The
+/// keyspace is not cleared first. On error, the keys loaded so far stay (the caller
+/// decides: at start-up the process exits).
+///
+/// The calling thread parses; inserter threads, each owning a fixed subset of the
+/// shards (so a shard's keys arrive in file order), put the keys in place meanwhile.
+pub fn load(server: &Server, r: impl Read, opts: LoadOptions) -> Result<LoadStats, RdbError> {
+    let mut rd = Reader::new(r)?;
+    load_from(server, &mut rd, opts)
+}
+
+/// [`load`] from a reader the caller keeps: after a successful load,
+/// [`Reader::into_parts`] hands back the bytes that followed the snapshot (a replica's
+/// stream goes on after the RDB). The reader's limits and checksum setting are replaced by
+/// the server's and `opts`'.
+pub fn load_from<R: Read>(
+    server: &Server,
+    rd: &mut Reader<R>,
+    opts: LoadOptions,
+) -> Result<LoadStats, RdbError> {
+    rd.set_limits(Limits::from_server(server));
+    rd.set_verify_checksum(opts.verify_checksum);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get().saturating_sub(1))
+        .clamp(1, MAX_INSERTERS);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let insert_error: parking_lot::Mutex<Option<RdbError>> = parking_lot::Mutex::new(None);
+    let mut stats = LoadStats {
+        version: rd.version(),
+        ..LoadStats::default()
+    };
+    let parsed = std::thread::scope(|scope| {
+        let mut senders = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Pending>>(16);
+            senders.push(tx);
+            let (failed, insert_error) = (&failed, &insert_error);
+            scope.spawn(move || {
+                for batch in rx {
+                    if failed.load(Relaxed) {
+                        continue;
+                    }
+                    if let Err(e) = insert_batch(server, batch, opts.replace_existing) {
+                        failed.store(true, Relaxed);
+                        let mut slot = insert_error.lock();
+                        if slot.as_ref().is_none_or(|old| e.offset < old.offset) {
+                            *slot = Some(e);
+                        }
+                    }
+                }
+            });
+        }
+        let result = parse_into(server, rd, &opts, &mut stats, &senders, &failed);
+        // Closing the channels lets the inserters finish; the scope waits for them.
+        drop(senders);
+        result
+    });
+    // The error earliest in the data wins: a duplicate key found by an inserter can
+    // precede the point where the parser stopped.
+    let insert_error = insert_error.into_inner();
+    match (parsed, insert_error) {
+        (Err(p), Some(i)) => return Err(if i.offset < p.offset { i } else { p }),
+        (Err(p), None) => return Err(p),
+        (Ok(()), Some(i)) => return Err(i),
+        (Ok(()), None) => {}
+    }
+    stats.empty_skipped = rd.empty_skipped();
+    stats.bytes = rd.offset();
+    Ok(stats)
+}
+
+/// The parsing side of [`load`]: reads every record, handles the opcodes, and sends keys
+/// in batches to the inserter that owns their shard. Stops early when an inserter failed.
+fn parse_into<R: Read>(
+    server: &Server,
+    rd: &mut Reader<R>,
+    opts: &LoadOptions,
+    stats: &mut LoadStats,
+    senders: &[std::sync::mpsc::SyncSender<Vec<Pending>>],
+    failed: &std::sync::atomic::AtomicBool,
+) -> Result<(), RdbError> {
+    let now = crate::clock::now_ms();
+    let lru = crate::clock::lru_clock(now);
+    let dbs = &server.keyspace.dbs;
+    let mut batches: Vec<Vec<Pending>> = (0..senders.len()).map(|_| Vec::new()).collect();
+    // An inserter only stops receiving after the scope ends, so a send cannot fail; if it
+    // ever did, the keys would be missing, so report it.
+    let send = |w: usize, batch: Vec<Pending>, at: u64| {
+        senders[w]
+            .send(batch)
+            .map_err(|_| RdbError::corrupt(at, "the key inserter stopped"))
+    };
+    let mut db = 0usize;
+    loop {
+        if failed.load(Relaxed) {
+            return Ok(());
+        }
+        let at = rd.offset();
+        match rd.next_record()? {
+            Record::Aux(k, v) => stats.aux.push((k, v)),
+            Record::SelectDb(n) => {
+                if n >= dbs.len() {
+                    return Err(RdbError::corrupt(
+                        at,
+                        format!(
+                            "the data selects database {n}, but the server has {} databases",
+                            dbs.len()
+                        ),
+                    ));
+                }
+                db = n;
+            }
+            Record::ResizeDb { keys, .. } => {
+                // Size each shard's index for its share of the database up front, instead
+                // of growing it (rehashing every key) step by step. The hint is input, so
+                // it is capped by what the data can hold (a key record takes at least 3
+                // bytes); a real load grows the tables anyway.
+                let cap = opts.size_hint.map_or(1 << 20, |n| n / 3);
+                let share = (keys.min(cap) as usize / SHARDS) * 9 / 8;
+                if share > 0 {
+                    for sh in dbs[db].shards.iter() {
+                        sh.lock().reserve(share);
+                    }
+                }
+            }
+            Record::Function(_) => {
+                stats.functions_skipped += 1;
+                tracing::warn!(
+                    "RDB holds a function library at offset {at}: Kiln has no functions, skipped"
+                );
+            }
+            Record::Key {
+                key,
+                value,
+                expire_ms,
+                idle,
+                freq: _,
+            } => {
+                if !opts.replica && expire_ms.is_some_and(|t| t < now) {
+                    stats.expired_skipped += 1;
+                    continue;
+                }
+                let key_lru = match idle {
+                    Some(secs) => lru_before(lru, secs),
+                    None => lru,
+                };
+                let hash = server.keyspace.hash(&key);
+                let w = shard_of(hash) % senders.len();
+                batches[w].push(Pending {
+                    db,
+                    hash,
+                    at,
+                    entry: Entry::new(&key, value, key_lru),
+                    expire_ms,
+                });
+                if batches[w].len() >= BATCH {
+                    let full = std::mem::replace(&mut batches[w], Vec::with_capacity(BATCH));
+                    send(w, full, at)?;
+                }
+                stats.keys += 1;
+            }
+            Record::End => break,
+        }
+    }
+    let end = rd.offset();
+    for (w, batch) in batches.into_iter().enumerate() {
+        if !batch.is_empty() {
+            send(w, batch, end)?;
+        }
+    }
+    Ok(())
+}
+
+/// The inserting side of [`load`]: puts a batch of keys in place, refusing a key that is
+/// already there unless `replace`.
+fn insert_batch(server: &Server, batch: Vec<Pending>, replace: bool) -> Result<(), RdbError> {
+    for p in batch {
+        let db = &server.keyspace.dbs[p.db];
+        let mut sh = db.shards[shard_of(p.hash)].lock();
+        let key_for_ttl = p.expire_ms.map(|t| (t, Box::<[u8]>::from(p.entry.key())));
+        // One probe: the insert reports a key that was already there.
+        if let Some(old) = sh.insert(p.hash, p.entry) {
+            if !replace {
+                return Err(RdbError::corrupt(
+                    p.at,
+                    format!(
+                        "duplicate key '{}' in database {}",
+                        String::from_utf8_lossy(old.key()),
+                        p.db
+                    ),
+                ));
+            }
+        }
+        if let Some((t, key)) = key_for_ttl {
+            sh.set_expire(p.hash, &key, t);
+        }
+    }
+    Ok(())
+}
+
+/// The LRU clock `secs` seconds before `lru` (24-bit, wrapping): the clock of a key last
+/// used `secs` seconds ago (the IDLE opcode, RESTORE IDLETIME).
+pub fn lru_before(lru: u32, secs: u64) -> u32 {
+    let mask = u64::from(crate::storage::entry::LRU_MASK);
+    ((u64::from(lru) + (mask + 1) - (secs & mask)) & mask) as u32
+}
+
+/// Loads the RDB file at `path`: `Ok(None)` when there is no such file (an empty dataset,
+/// not an error).
+pub fn load_file(server: &Server, path: &Path) -> Result<Option<LoadStats>, RdbError> {
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(RdbError::io(0, &e)),
+    };
+    let opts = LoadOptions {
+        verify_checksum: server.config.read().get("rdbchecksum") == "yes",
+        size_hint: f.metadata().ok().map(|m| m.len()),
+        ..LoadOptions::default()
+    };
+    load(server, f, opts).map(Some)
+}
+
+/// Start-up: loads `dir`/`dbfilename` into the (empty) keyspace before clients are served,
+/// logging as redis-server does. A missing file is an empty dataset; a corrupt one is an
+/// error the caller reports before exiting.
+pub fn load_at_startup(server: &Server) -> Result<(), RdbError> {
+    let path = {
+        let c = server.config.read();
+        Path::new(c.get("dir")).join(c.get("dbfilename"))
+    };
+    let started = std::time::Instant::now();
+    match load_file(server, &path)? {
+        None => {}
+        Some(stats) => {
+            for (k, v) in &stats.aux {
+                let v = String::from_utf8_lossy(v);
+                match &k[..] {
+                    b"redis-ver" => tracing::info!("Loading RDB produced by version {v}"),
+                    b"ctime" => {
+                        let age =
+                            (crate::clock::now_ms() / 1000) as i64 - v.parse::<i64>().unwrap_or(0);
+                        tracing::info!("RDB age {age} seconds");
+                    }
+                    b"used-mem" => {
+                        let mb = v.parse::<f64>().unwrap_or(0.0) / (1024.0 * 1024.0);
+                        tracing::info!("RDB memory usage when created {mb:.2} Mb");
+                    }
+                    _ => {}
+                }
+            }
+            if stats.empty_skipped > 0 {
+                tracing::info!(
+                    "Done loading RDB, keys loaded: {}, keys expired: {}, empty keys skipped: {}.",
+                    stats.keys,
+                    stats.expired_skipped,
+                    stats.empty_skipped
+                );
+            } else {
+                tracing::info!(
+                    "Done loading RDB, keys loaded: {}, keys expired: {}.",
+                    stats.keys,
+                    stats.expired_skipped
+                );
+            }
+            tracing::info!(
+                "DB loaded from disk: {:.3} seconds",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Why a RESTORE payload was refused: the two errors Redis distinguishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadError {
+    /// Too short, a newer RDB version than Kiln reads, or a checksum mismatch.
+    VersionOrChecksum,
+    /// The value could not be decoded (with the reason, for the log).
+    BadData(RdbError),
+}
+
+/// Decodes a DUMP payload (`type, value, RDB version (u16 LE), CRC-64 (u64 LE)`) into a
+/// value, building it with `limits`. The version must be at most [`MAX_LOAD_VERSION`] and
+/// the CRC must match (a zero CRC is not accepted: Redis always writes one in payloads).
+/// The value is validated as deeply as a file is; an empty collection is bad data.
+pub fn restore_payload(payload: &[u8], limits: Limits) -> Result<Value, PayloadError> {
+    let n = payload.len();
+    if n < 10 {
+        return Err(PayloadError::VersionOrChecksum);
+    }
+    let version = u16::from_le_bytes([payload[n - 10], payload[n - 9]]);
+    if version > MAX_LOAD_VERSION {
+        return Err(PayloadError::VersionOrChecksum);
+    }
+    let mut crc = [0u8; 8];
+    crc.copy_from_slice(&payload[n - 8..]);
+    if crc::crc64(&payload[..n - 8]) != u64::from_le_bytes(crc) {
+        return Err(PayloadError::VersionOrChecksum);
+    }
+    // The value is read from the whole payload, footer included, as Redis reads it: a
+    // value may run into the footer bytes, and bytes after the value are ignored.
+    decode::payload_value(payload, version, limits).map_err(PayloadError::BadData)
+}
