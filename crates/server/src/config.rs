@@ -641,7 +641,7 @@ fn notify_flags(v: &str) -> Result<String, String> {
 
 /// A stored value as CONFIG GET prints it: Redis does not show `n` in a
 /// `notify-keyspace-events` value that has `A`, though the class stays enabled.
-fn shown(name: &str, value: &str) -> String {
+pub fn shown(name: &str, value: &str) -> String {
     if name == "notify-keyspace-events" && value.starts_with('A') {
         value.replace('n', "")
     } else {

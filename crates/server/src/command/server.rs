@@ -796,7 +796,7 @@ fn config_get(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             let name = String::from_utf8_lossy(pat);
             if let Some(p) = config::param(&name) {
                 if seen.insert(name.to_ascii_lowercase()) {
-                    pairs.push((name.into_owned(), cfg.get(p.name).to_string()));
+                    pairs.push((name.into_owned(), config::shown(p.name, cfg.get(p.name))));
                 }
             }
             continue;
