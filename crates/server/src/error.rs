@@ -229,6 +229,9 @@ pub const NOMASTERLINK: &str = "NOMASTERLINK Can't SYNC while not connected with
 pub const WAIT_ON_REPLICA: &str = "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.";
 /// REPLICAOF / PSYNC from a connection that is already a replica.
 pub const CLIENT_IS_REPLICA: &str = "ERR Command is not valid when client is a replica.";
+/// A command without the `loading` flag while the dataset is being loaded (a replica
+/// loading its primary's snapshot).
+pub const LOADING: &str = "LOADING Redis is loading the dataset in memory";
 /// REPLICAOF with a port outside 0..=65535.
 pub const INVALID_MASTER_PORT: &str = "ERR Invalid master port";
 

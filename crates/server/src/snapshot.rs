@@ -65,14 +65,14 @@ pub struct Busy;
 struct Sink {
     server: Arc<Server>,
     side: Vec<Mutex<Vec<u8>>>,
-    compress: bool,
+    opts: rdb::WriteOptions,
 }
 
 impl Preserve for Sink {
     fn preserve(&self, db: usize, entry: &Entry, expire: Option<u64>) {
         let mut side = self.side[db].lock();
         let before = side.len();
-        rdb::write_record(&mut side, entry, expire, self.compress);
+        rdb::write_record_with(&mut side, entry, expire, &self.opts);
         let grew = (side.len() - before) as u64;
         drop(side);
         let st = &self.server.snapshot;
@@ -121,12 +121,15 @@ impl Snapshot {
         st.side_peak.store(0, Relaxed);
         st.keys_done.store(0, Relaxed);
         st.in_progress.store(true, Relaxed);
-        let compress = server.config.read().get_bool("rdbcompression");
+        let opts = rdb::WriteOptions {
+            compress: server.config.read().get_bool("rdbcompression"),
+            list_fill: rdb::Limits::from_server(server).list_fill,
+        };
         let ndb = server.keyspace.dbs.len();
         let sink = Arc::new(Sink {
             server: server.clone(),
             side: (0..ndb).map(|_| Mutex::new(Vec::new())).collect(),
-            compress,
+            opts,
         });
         let dyn_sink: Arc<dyn Preserve> = sink.clone();
         // Every shard, in the global lock order commands use.
@@ -177,10 +180,8 @@ impl Snapshot {
 
     fn write_inner(&self, w: impl Write, aux: &[(&str, String)]) -> std::io::Result<u64> {
         let server = &self.sink.server;
-        let (checksum, compress) = {
-            let c = server.config.read();
-            (c.get_bool("rdbchecksum"), c.get_bool("rdbcompression"))
-        };
+        let checksum = server.config.read().get_bool("rdbchecksum");
+        let opts = self.sink.opts;
         let mut fw = rdb::FileWriter::new(w, checksum);
         let mut buf = Vec::with_capacity(FLUSH_AT + 4096);
         let mut fields: Vec<(&str, rdb::AuxValue)> = vec![
@@ -209,7 +210,7 @@ impl Snapshot {
             for sh in server.keyspace.dbs[db].shards.iter() {
                 let mut n = 0u64;
                 let mut save = |e: &Entry, expire: Option<u64>| {
-                    rdb::write_record(&mut buf, e, expire, compress);
+                    rdb::write_record_with(&mut buf, e, expire, &opts);
                     n += 1;
                 };
                 // Steps of a few hundred keys, so clients of this shard wait for a step,

@@ -46,8 +46,8 @@ use crate::storage::{hash, zset, Entry, Value, SHARDS};
 
 pub use decode::{Reader, Record};
 pub use encode::{
-    dump_payload, write_header, write_object, write_record, write_resize_db, write_select_db,
-    AuxValue, FileWriter, WriteOptions,
+    dump_payload, write_header, write_object, write_record, write_record_with, write_resize_db,
+    write_select_db, AuxValue, FileWriter, WriteOptions,
 };
 
 /// The version Kiln writes: what Redis 7.0 writes, so a Redis 7.0 can load Kiln's files.
