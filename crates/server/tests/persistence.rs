@@ -266,3 +266,24 @@ fn shutdown_saves_unless_told_not_to_and_sigterm_saves_with_save_points() {
     assert!(kiln.wait_exit(Duration::from_secs(30)).is_some());
     assert!(kiln.dir.join("dump.rdb").exists());
 }
+
+#[test]
+fn bgsave_inside_a_transaction_is_scheduled_and_then_runs() {
+    let kiln = TestServer::kiln(&["--enable-debug-command", "yes"]);
+    let mut r = kiln.raw();
+    r.cmd(&["MULTI"]);
+    r.cmd(&["SET", "a", "1"]);
+    r.cmd(&["BGSAVE"]);
+    r.cmd(&["DEBUG", "RELOAD"]);
+    assert_eq!(
+        r.cmd(&["EXEC"]),
+        "*3\r\n+OK\r\n+Background saving scheduled\r\n-ERR DEBUG RELOAD is not allowed inside a transaction\r\n"
+    );
+    let mut c = kiln.client();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while info_field(&mut c, "persistence", "rdb_saves") == "0" {
+        assert!(Instant::now() < deadline, "the scheduled save never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(kiln.dir.join("dump.rdb").exists());
+}

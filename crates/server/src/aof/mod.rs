@@ -330,6 +330,7 @@ pub fn startup(server: &Arc<Server>) -> Result<bool, String> {
         )
     };
     aof.set_policy(policy);
+    check_names(server)?;
     if !on {
         return Ok(false);
     }
@@ -424,6 +425,22 @@ pub fn startup(server: &Arc<Server>) -> Result<bool, String> {
     start_writing(server, &mut st, file, incr, incr_len);
     aof.set_mode(&mut st, Mode::On);
     Ok(true)
+}
+
+/// `appendfilename` and `appenddirname` name a file and a directory inside `dir`, as
+/// Redis requires (the manifest could not name files elsewhere).
+fn check_names(server: &Server) -> Result<(), String> {
+    let c = server.config.read();
+    for (param, what) in [("appendfilename", "filename"), ("appenddirname", "dirname")] {
+        let v = c.get(param);
+        if v.is_empty() {
+            return Err(format!("{param} can't be empty"));
+        }
+        if v.contains('/') {
+            return Err(format!("{param} can't be a path, just a {what}"));
+        }
+    }
+    Ok(())
 }
 
 /// Turns the feed's AOF output on and starts a writer at its first offset.
@@ -536,6 +553,9 @@ pub fn config_changed(server: &Server, in_exec: bool) -> Result<(), String> {
     match (on, st.mode) {
         (true, Mode::Off) => {
             let server = server.arc();
+            // A rewrite of the AOF that was off is of no use any more (Redis kills it):
+            // the first rewrite of the AOF starts now, or once that one is done writing.
+            rewrite::cancel(&server, &mut st);
             aof.set_mode(&mut st, Mode::WaitRewrite);
             match rewrite::start_locked(&server, &mut st) {
                 Ok(_) => Ok(()),
@@ -554,11 +574,29 @@ pub fn config_changed(server: &Server, in_exec: bool) -> Result<(), String> {
             rewrite::cancel(server, &mut st);
             stop_writing(server, &mut st);
             aof.set_mode(&mut st, Mode::Off);
-            tracing::info!("Background append only file rewriting turned off");
             Ok(())
         }
         _ => Ok(()),
     }
+}
+
+/// After the dataset was replaced wholesale (a replica's full resynchronization): with the
+/// AOF on, it starts over from a rewrite of the new dataset, as Redis restarts its AOF
+/// then. Until that rewrite completes, the files on disk still describe the old dataset.
+/// Must be called without shard locks held (the rewrite takes a snapshot point).
+pub fn restart(server: &Server) -> Result<(), String> {
+    let aof = &server.aof;
+    let mut st = aof.state.lock();
+    if st.mode == Mode::Off {
+        return Ok(());
+    }
+    let arc = server.arc();
+    rewrite::cancel(server, &mut st);
+    stop_writing(server, &mut st);
+    aof.set_mode(&mut st, Mode::WaitRewrite);
+    rewrite::start_locked(&arc, &mut st)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// At exit (SHUTDOWN, SIGTERM): waits for a first rewrite that turns the AOF on (without

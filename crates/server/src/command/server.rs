@@ -1216,8 +1216,10 @@ fn bgsave(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         Some(_) => return Err(E(SYNTAX)),
     };
     let server = cx.server.arc();
-    if server.snapshot.in_progress.load(Relaxed) {
-        if schedule {
+    // Inside EXEC the transaction holds shard locks the snapshot point needs: schedule it
+    // (as Redis does inside EXEC), the cron starts it right after.
+    if server.snapshot.in_progress.load(Relaxed) || cx.in_exec() {
+        if schedule || cx.in_exec() {
             server.rdb_state.scheduled.store(true, Relaxed);
             cx.out.simple("Background saving scheduled");
             return Ok(());
@@ -1341,6 +1343,12 @@ fn debug_reload(cx: &mut Ctx, opts: &[&[u8]]) -> CmdResult {
                 ))
             }
         }
+    }
+    if cx.in_exec() {
+        // The snapshot point needs every shard lock, and EXEC holds some.
+        return Err(CommandError::err(
+            "DEBUG RELOAD is not allowed inside a transaction",
+        ));
     }
     let server = cx.server.arc();
     if save {
