@@ -433,6 +433,13 @@ impl<'a> Ctx<'a> {
         self.replaying = true;
     }
 
+    /// Whether the commands come from a trusted stream that already holds their effects
+    /// (an AOF being replayed, or this replica's primary): such input may use forms only
+    /// propagation produces (an exact stream trim with a LIMIT).
+    pub fn trusted_stream(&self) -> bool {
+        self.replaying || self.client.repl.master
+    }
+
     /// The selected database index.
     #[inline]
     pub fn db(&self) -> usize {

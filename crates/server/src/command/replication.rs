@@ -25,7 +25,7 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
     .since("5.0.0")
     .summary("Make the server a replica of another instance, or promote it as master.")
     .complexity("O(1)")
-    .syntax("host port"),
+    .syntax("<host port | NO ONE>"),
     CommandSpec::new(
         "slaveof",
         3,
@@ -37,7 +37,7 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
     .since("1.0.0")
     .summary("Make the server a replica of another instance, or promote it as master.")
     .complexity("O(1)")
-    .syntax("host port"),
+    .syntax("<host port | NO ONE>"),
     CommandSpec::new(
         "replconf",
         -1,
@@ -86,7 +86,7 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
         .since("6.2.0")
         .summary("Start a coordinated failover between this server and one of its replicas.")
         .complexity("O(1)")
-        .syntax("[TO host port [FORCE]] [ABORT] [TIMEOUT milliseconds]"),
+        .syntax("[TO host port] [FORCE] [ABORT] [TIMEOUT milliseconds]"),
 ];
 
 /// `REPLICAOF host port` / `REPLICAOF NO ONE` (and SLAVEOF): follow a primary, or stop

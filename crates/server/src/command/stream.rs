@@ -465,7 +465,7 @@ fn parse_add_or_trim(
 /// the new entry's ID. O(1) plus the entries trimmed.
 fn xadd(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let key = args[1];
-    let (trim, nomk, idx, id) = parse_add_or_trim(args, true, cx.client.repl.master)?;
+    let (trim, nomk, idx, id) = parse_add_or_trim(args, true, cx.trusted_stream())?;
     let fields = &args[(idx + 1).min(args.len())..];
     if fields.len() < 2 || !fields.len().is_multiple_of(2) {
         return Err(CommandError::arity("xadd"));
@@ -666,7 +666,7 @@ fn xdel(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 /// for N removed.
 fn xtrim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let key = args[1];
-    let (trim, _, idx, _) = parse_add_or_trim(args, false, cx.client.repl.master)?;
+    let (trim, _, idx, _) = parse_add_or_trim(args, false, cx.trusted_stream())?;
     debug_assert!(idx >= args.len());
     let (now, lru, prop) = (cx.now, cx.lru(), cx.propagating());
     let (sh, h, out) = cx.shard_out(key)?;
@@ -1546,8 +1546,11 @@ fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         }
         j += 1;
     }
+    // From the primary (or the AOF) the time is the one the primary recorded; `now` is
+    // then 0 for expiry decisions and must not clamp it.
+    let trusted = cx.trusted_stream();
     let delivery = match delivery {
-        Some(d) if d >= 0 && d <= now as i64 => d as u64,
+        Some(d) if d >= 0 && (d <= now as i64 || trusted) => d as u64,
         _ => now,
     };
     let prop = cx.propagating();

@@ -69,17 +69,65 @@ pub fn write_string(out: &mut Vec<u8>, s: &[u8], compress: bool) {
             }
         }
     }
-    if compress && s.len() > 20 {
-        if let Some(c) = lzf::compress(s, s.len() - 4) {
-            out.push(0xC3);
-            write_len(out, c.len() as u64);
-            write_len(out, s.len() as u64);
-            out.extend_from_slice(&c);
-            return;
-        }
+    if compress && s.len() > 20 && write_lzf(out, s) {
+        return;
     }
     write_len(out, s.len() as u64);
     out.extend_from_slice(s);
+}
+
+/// Bytes [`write_len`] takes for `n`.
+fn len_size(n: u64) -> usize {
+    len_bytes(n).1
+}
+
+/// [`write_len`]'s encoding of `n` on the stack: the bytes and how many are used.
+fn len_bytes(n: u64) -> ([u8; 9], usize) {
+    let mut b = [0u8; 9];
+    let used = if n < 1 << 6 {
+        b[0] = n as u8;
+        1
+    } else if n < 1 << 14 {
+        b[0] = 0x40 | (n >> 8) as u8;
+        b[1] = n as u8;
+        2
+    } else if n <= u64::from(u32::MAX) {
+        b[0] = 0x80;
+        b[1..5].copy_from_slice(&(n as u32).to_be_bytes());
+        5
+    } else {
+        b[0] = 0x81;
+        b[1..9].copy_from_slice(&n.to_be_bytes());
+        9
+    };
+    (b, used)
+}
+
+/// Appends `s` LZF-compressed (marker, compressed length, length, data) when that saves
+/// at least 4 bytes; false, with `out` as it was, otherwise. The data is compressed in
+/// place after a header sized for the longest allowed result, which is then narrowed if
+/// the compressed length needs fewer bytes (never, for strings under 68 bytes).
+fn write_lzf(out: &mut Vec<u8>, s: &[u8]) -> bool {
+    let max = s.len() - 4;
+    let start = out.len();
+    let room = len_size(max as u64);
+    out.push(0xC3);
+    out.resize(start + 1 + room, 0);
+    write_len(out, s.len() as u64);
+    let data = out.len();
+    if !lzf::compress_into(s, max, out) {
+        out.truncate(start);
+        return false;
+    }
+    let (head, used) = len_bytes((out.len() - data) as u64);
+    let gap = room - used;
+    out[start + 1..start + 1 + used].copy_from_slice(&head[..used]);
+    if gap > 0 {
+        let from = start + 1 + room;
+        out.copy_within(from.., from - gap);
+        out.truncate(out.len() - gap);
+    }
+    true
 }
 
 /// An integer string in the smallest of the three integer encodings.
@@ -304,60 +352,97 @@ fn node_takes(bytes: usize, count: usize, fill: i64, sz: usize) -> bool {
     new_sz <= SIZE_SAFETY_LIMIT && count < max_count
 }
 
+/// Scratch buffers of the current thread, reused across values (see [`with_scratch`]).
+#[derive(Default)]
+struct Scratch {
+    blob: Vec<u8>,
+    body: Vec<u8>,
+}
+
+/// Buffers larger than this are not kept for reuse: one huge collection should not pin
+/// its size for the life of the thread.
+const SCRATCH_KEEP: usize = 1 << 20;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with two empty buffers (`blob` for a packed blob being built, `body` for
+/// output assembled before its count is known) taken from the thread's scratch, and puts
+/// them back after. A snapshot encodes millions of small collections; allocating and
+/// growing their blobs each time showed in profiles. A nested call (none today) would
+/// simply get fresh buffers.
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>) -> R) -> R {
+    let mut s = SCRATCH.with(|c| std::mem::take(&mut *c.borrow_mut()));
+    s.blob.clear();
+    s.body.clear();
+    let r = f(&mut s.blob, &mut s.body);
+    for b in [&mut s.blob, &mut s.body] {
+        if b.capacity() > SCRATCH_KEEP {
+            *b = Vec::new();
+        }
+    }
+    SCRATCH.with(|c| *c.borrow_mut() = s);
+    r
+}
+
 fn write_list(out: &mut Vec<u8>, l: &List, opts: &WriteOptions) {
-    enum Node {
-        Packed(Vec<u8>),
-        Plain(Vec<u8>),
-    }
-    let mut nodes: Vec<Node> = Vec::new();
-    let mut cur: Option<Lp> = None;
-    for e in l.iter() {
-        let sz = e.len();
-        if sz >= PACKED_THRESHOLD {
-            if let Some(lp) = cur.take() {
-                nodes.push(Node::Packed(lp.finish()));
+    with_scratch(|blob, body| {
+        // Nodes go to `body` as they are finished (the node count comes first in the
+        // file); `blob` holds the listpack of the node being filled.
+        let mut nodes = 0u64;
+        let mut node = |body: &mut Vec<u8>, container: u64, b: &[u8]| {
+            write_len(body, container);
+            write_string(body, b, opts.compress);
+            nodes += 1;
+        };
+        let mut cur: Option<Lp> = None;
+        let mut spare = std::mem::take(blob);
+        for e in l.iter() {
+            let sz = e.len();
+            if sz >= PACKED_THRESHOLD {
+                if let Some(lp) = cur.take() {
+                    spare = lp.finish();
+                    node(body, CONTAINER_PACKED, &spare);
+                }
+                node(body, CONTAINER_PLAIN, &e);
+                continue;
             }
-            nodes.push(Node::Plain(e.to_vec()));
-            continue;
+            let full = cur
+                .as_ref()
+                .is_some_and(|lp| !node_takes(lp.bytes(), lp.len(), opts.list_fill, sz));
+            if full {
+                if let Some(lp) = cur.take() {
+                    spare = lp.finish();
+                    node(body, CONTAINER_PACKED, &spare);
+                }
+            }
+            cur.get_or_insert_with(|| Lp::with_buffer(std::mem::take(&mut spare)))
+                .push_str(&e);
         }
-        let full = cur
-            .as_ref()
-            .is_some_and(|lp| !node_takes(lp.bytes(), lp.len(), opts.list_fill, sz));
-        if full {
-            if let Some(lp) = cur.take() {
-                nodes.push(Node::Packed(lp.finish()));
-            }
+        if let Some(lp) = cur.take() {
+            spare = lp.finish();
+            node(body, CONTAINER_PACKED, &spare);
         }
-        cur.get_or_insert_with(Lp::new).push_str(&e);
-    }
-    if let Some(lp) = cur.take() {
-        nodes.push(Node::Packed(lp.finish()));
-    }
-    write_len(out, nodes.len() as u64);
-    for n in &nodes {
-        match n {
-            Node::Plain(b) => {
-                write_len(out, CONTAINER_PLAIN);
-                write_string(out, b, opts.compress);
-            }
-            Node::Packed(b) => {
-                write_len(out, CONTAINER_PACKED);
-                write_string(out, b, opts.compress);
-            }
-        }
-    }
+        *blob = spare;
+        write_len(out, nodes);
+        out.extend_from_slice(body);
+    });
 }
 
 // --- hashes, sets, sorted sets ----------------------------------------------------------------
 
 fn write_hash(out: &mut Vec<u8>, h: &Hash, compress: bool) {
     if h.is_pack() {
-        let mut lp = Lp::new();
-        for (f, v) in h.iter() {
-            lp.push_str(f);
-            lp.push_str(v);
-        }
-        write_string(out, &lp.finish(), compress);
+        with_scratch(|blob, _| {
+            let mut lp = Lp::with_buffer(std::mem::take(blob));
+            for (f, v) in h.iter() {
+                lp.push_str(f);
+                lp.push_str(v);
+            }
+            *blob = lp.finish();
+            write_string(out, blob, compress);
+        });
     } else {
         write_len(out, h.len() as u64);
         for (f, v) in h.iter() {
@@ -369,10 +454,12 @@ fn write_hash(out: &mut Vec<u8>, h: &Hash, compress: bool) {
 
 fn write_set(out: &mut Vec<u8>, s: &Set, compress: bool) {
     if let Some(width) = s.intset_width() {
-        let mut blob = Vec::with_capacity(8 + s.len() * width as usize);
-        let vals: Vec<i64> = s.elems().filter_map(|e| e.as_int()).collect();
-        intset::write(&mut blob, width, vals.into_iter());
-        write_string(out, &blob, compress);
+        with_scratch(|blob, _| {
+            // Every member of an intset-encoded set is an integer.
+            let vals = s.elems().filter_map(|e| e.as_int());
+            intset::write(blob, width, vals);
+            write_string(out, blob, compress);
+        });
     } else {
         write_len(out, s.len() as u64);
         for e in s.elems() {
@@ -394,12 +481,15 @@ fn push_score(lp: &mut Lp, score: f64) {
 
 fn write_zset(out: &mut Vec<u8>, z: &ZSet, compress: bool) {
     if z.encoding() == "listpack" {
-        let mut lp = Lp::new();
-        for (m, s) in z.iter() {
-            lp.push_str(m);
-            push_score(&mut lp, s);
-        }
-        write_string(out, &lp.finish(), compress);
+        with_scratch(|blob, _| {
+            let mut lp = Lp::with_buffer(std::mem::take(blob));
+            for (m, s) in z.iter() {
+                lp.push_str(m);
+                push_score(&mut lp, s);
+            }
+            *blob = lp.finish();
+            write_string(out, blob, compress);
+        });
     } else {
         // Highest score first, as Redis writes it (its loader then inserts at the head).
         write_len(out, z.len() as u64);
@@ -531,6 +621,50 @@ mod tests {
         assert_eq!(enc("2147483648"), b"\x0a2147483648");
         assert_eq!(enc("012"), b"\x03012");
         assert_eq!(enc("-2147483648"), [0xC2, 0, 0, 0, 0x80]);
+    }
+
+    /// Pseudo-random 8-byte chunks, each written twice: LZF saves about a quarter.
+    fn half_repeated_noise(n: usize) -> Vec<u8> {
+        let mut x: u64 = 7;
+        let mut v = Vec::with_capacity(n);
+        while v.len() < n {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let chunk = x.to_le_bytes();
+            v.extend_from_slice(&chunk);
+            v.extend_from_slice(&chunk);
+        }
+        v
+    }
+
+    #[test]
+    fn compressed_strings_have_the_shortest_header_whatever_their_size() {
+        // (data, bytes of the compressed length, bytes of the original length)
+        let cases = [
+            (vec![b'v'; 30], 1, 1),
+            (b"ab".repeat(2000), 1, 2),
+            (vec![0u8; 100_000], 2, 5),
+            (half_repeated_noise(40_000), 5, 5),
+        ];
+        for (data, clen_size, ulen_size) in cases {
+            let mut out = b"x".to_vec();
+            write_string(&mut out, &data, true);
+            let c = lzf::compress(&data, data.len() - 4).unwrap();
+            let mut want = b"x\xC3".to_vec();
+            write_len(&mut want, c.len() as u64);
+            write_len(&mut want, data.len() as u64);
+            want.extend_from_slice(&c);
+            assert_eq!(out, want);
+            assert_eq!(len_size(c.len() as u64), clen_size);
+            assert_eq!(len_size(data.len() as u64), ulen_size);
+        }
+        // Not worth it: stored as it is.
+        let noise: Vec<u8> = (0..=255u8).collect();
+        let mut out = Vec::new();
+        write_string(&mut out, &noise, true);
+        assert_eq!(&out[..2], [0x41, 0x00]);
+        assert_eq!(&out[2..], &noise[..]);
     }
 
     #[test]

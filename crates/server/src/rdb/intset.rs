@@ -42,12 +42,17 @@ pub fn parse(blob: &[u8]) -> Result<(u8, Vec<i64>), String> {
 }
 
 /// Appends an intset of `width`-byte integers (members ascending, each fitting the width).
-pub fn write(out: &mut Vec<u8>, width: u8, members: impl ExactSizeIterator<Item = i64>) {
+pub fn write(out: &mut Vec<u8>, width: u8, members: impl IntoIterator<Item = i64>) {
+    let start = out.len();
     out.extend_from_slice(&u32::from(width).to_le_bytes());
-    out.extend_from_slice(&(members.len() as u32).to_le_bytes());
+    // The count is patched in after the members, so it always matches them.
+    out.extend_from_slice(&[0; 4]);
+    let mut count = 0u32;
     for v in members {
         out.extend_from_slice(&v.to_le_bytes()[..width as usize]);
+        count = count.saturating_add(1);
     }
+    out[start + 4..start + 8].copy_from_slice(&count.to_le_bytes());
 }
 
 #[cfg(test)]

@@ -98,6 +98,14 @@ impl Writer {
         }
     }
 
+    /// An empty listpack built in `buf` (cleared first): lets a writer reuse one buffer
+    /// for many listpacks instead of allocating each.
+    pub fn with_buffer(mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        buf.resize(HEADER, 0);
+        Self { buf, count: 0 }
+    }
+
     /// Elements written so far.
     pub fn len(&self) -> usize {
         self.count

@@ -121,30 +121,62 @@ fn literal_cost(n: usize) -> usize {
 /// Compresses `input`; `None` when the result would be longer than `max_out` bytes (RDB
 /// writers then store the data as it is).
 pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
-    if input.len() < 4 {
-        return None;
-    }
-    // The position table is reused across calls without clearing (a snapshot compresses
-    // millions of short strings, and clearing 64 KiB each time dominated): a stale entry
-    // is harmless, since every candidate is checked to lie before the current position
-    // and to match the current input's bytes.
-    thread_local! {
-        static TABLE: std::cell::RefCell<Vec<u32>> =
-            std::cell::RefCell::new(vec![u32::MAX; 1 << HASH_BITS]);
-    }
-    TABLE.with(|t| compress_with(&mut t.borrow_mut(), input, max_out))
+    let mut out = Vec::with_capacity(max_out.min(input.len()));
+    compress_into(input, max_out, &mut out).then_some(out)
 }
 
-fn compress_with(table: &mut [u32], input: &[u8], max_out: usize) -> Option<Vec<u8>> {
+/// [`compress`], appending the compressed bytes to `out` (the RDB writer compresses
+/// straight into its output buffer, without an allocation per string). Returns false, with
+/// `out` as it was, when the result would be longer than `max_out` bytes.
+pub fn compress_into(input: &[u8], max_out: usize, out: &mut Vec<u8>) -> bool {
+    if input.len() < 4 {
+        return false;
+    }
+    // The position table is reused across calls without clearing it (a snapshot
+    // compresses millions of short strings, and clearing the table each time dominated):
+    // each slot carries the number of the call that wrote it, and slots of earlier calls
+    // read as empty, so the output depends on the input alone. The table is cleared only
+    // when the 32-bit call counter wraps.
+    thread_local! {
+        static TABLE: std::cell::RefCell<(u32, Vec<u64>)> =
+            std::cell::RefCell::new((0, vec![0; 1 << HASH_BITS]));
+    }
+    let base = out.len();
+    let ok = TABLE.with(|t| {
+        let (gen, table) = &mut *t.borrow_mut();
+        *gen = gen.wrapping_add(1);
+        if *gen == 0 {
+            table.fill(0);
+            *gen = 1;
+        }
+        compress_with(table, *gen, input, base + max_out, out)
+    });
+    if !ok {
+        out.truncate(base);
+    }
+    ok
+}
+
+/// The compressor proper: appends to `out` and gives up (false, leaving partial output for
+/// the caller to cut) as soon as `out` would grow past `limit` bytes in total.
+fn compress_with(
+    table: &mut [u64],
+    gen: u32,
+    input: &[u8],
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> bool {
+    let tag = u64::from(gen) << 32;
     let n = input.len();
-    let mut out = Vec::with_capacity(max_out.min(n));
+    out.reserve(limit.saturating_sub(out.len()).min(n));
     let mut lit_start = 0;
     let mut i = 0;
     while i + 2 < n {
         let h = hash3(&input[i..]);
-        let cand = table[h] as usize;
-        table[h] = i as u32;
-        let ok = cand != u32::MAX as usize
+        let slot = table[h];
+        table[h] = tag | i as u64;
+        let cand = (slot as u32) as usize;
+        let ok = slot >> 32 == u64::from(gen)
             && cand < i
             && i - cand <= MAX_OFF
             && input[cand..cand + 3] == input[i..i + 3];
@@ -156,10 +188,10 @@ fn compress_with(table: &mut [u32], input: &[u8], max_out: usize) -> Option<Vec<
         while i + len < n && len < MAX_REF && input[cand + len] == input[i + len] {
             len += 1;
         }
-        if out.len() + literal_cost(i - lit_start) + 3 > max_out {
-            return None;
+        if out.len() + literal_cost(i - lit_start) + 3 > limit {
+            return false;
         }
-        put_literals(&mut out, &input[lit_start..i]);
+        put_literals(out, &input[lit_start..i]);
         let off = i - cand - 1;
         let l = len - 2;
         if l < 7 {
@@ -173,17 +205,17 @@ fn compress_with(table: &mut [u32], input: &[u8], max_out: usize) -> Option<Vec<
         let end = i + len;
         let mut j = i + 1;
         while j < end && j + 2 < n {
-            table[hash3(&input[j..])] = j as u32;
+            table[hash3(&input[j..])] = tag | j as u64;
             j += 1;
         }
         i = end;
         lit_start = i;
     }
-    if out.len() + literal_cost(n - lit_start) > max_out {
-        return None;
+    if out.len() + literal_cost(n - lit_start) > limit {
+        return false;
     }
-    put_literals(&mut out, &input[lit_start..]);
-    Some(out)
+    put_literals(out, &input[lit_start..]);
+    true
 }
 
 #[cfg(test)]
@@ -228,6 +260,20 @@ mod tests {
     fn incompressible_data_is_refused() {
         let data: Vec<u8> = (0..=255u8).collect();
         assert!(compress(&data, data.len() - 4).is_none());
+    }
+
+    #[test]
+    fn compressing_into_a_buffer_appends_or_leaves_it_as_it_was() {
+        let mut out = b"head".to_vec();
+        let data = b"xyzxyzxyzxyzxyzxyzxyzxyzxyzxyz".repeat(4);
+        assert!(compress_into(&data, data.len() - 4, &mut out));
+        assert_eq!(&out[..4], b"head");
+        assert_eq!(Some(out[4..].to_vec()), compress(&data, data.len() - 4));
+        assert_eq!(decompress(&out[4..], data.len()).unwrap(), data);
+        let noise: Vec<u8> = (0..=255u8).collect();
+        let before = out.clone();
+        assert!(!compress_into(&noise, noise.len() - 4, &mut out));
+        assert_eq!(out, before);
     }
 
     #[test]

@@ -44,7 +44,7 @@ use parking_lot::Mutex;
 use crate::client::Client;
 use crate::command::flags;
 use crate::config::Config;
-use crate::error::{MASTERDOWN, NOREPLICAS, READONLY_REPLICA};
+use crate::error::{LOADING, MASTERDOWN, NOREPLICAS, READONLY_REPLICA};
 use crate::reply::Out;
 use crate::server::{ClientHandle, Server};
 
@@ -69,6 +69,8 @@ pub struct Repl {
     serve_stale: AtomicBool,
     /// The link to the primary is up (`master_link_status:up`).
     link_up: AtomicBool,
+    /// The primary's snapshot is replacing the dataset: only `loading` commands run.
+    loading: AtomicBool,
     /// `min-replicas-to-write` and `min-replicas-max-lag`.
     min_to_write: AtomicU64,
     min_max_lag: AtomicU64,
@@ -193,6 +195,7 @@ pub struct ReplicaLink {
 }
 
 impl ReplicaLink {
+    /// Where the replica is in its sync (INFO's `state=`).
     pub fn state(&self) -> ReplicaState {
         match self.state.load(Relaxed) {
             0 => ReplicaState::WaitBgsave,
@@ -201,6 +204,7 @@ impl ReplicaLink {
         }
     }
 
+    /// Moves the replica to its next sync state.
     pub fn set_state(&self, s: ReplicaState) {
         self.state.store(s as u8, Relaxed);
     }
@@ -247,6 +251,7 @@ impl Default for Repl {
 }
 
 impl Repl {
+    /// A primary with a fresh replication id, no replicas and no history sent yet.
     pub fn new() -> Self {
         Self {
             state: Mutex::new(State {
@@ -262,6 +267,7 @@ impl Repl {
             read_only: AtomicBool::new(true),
             serve_stale: AtomicBool::new(true),
             link_up: AtomicBool::new(false),
+            loading: AtomicBool::new(false),
             min_to_write: AtomicU64::new(0),
             min_max_lag: AtomicU64::new(10),
             good: AtomicU64::new(0),
@@ -302,6 +308,11 @@ impl Repl {
         self.replica.load(Relaxed)
     }
 
+    /// Marks the dataset as being replaced (clients get `-LOADING` meanwhile).
+    pub fn set_loading(&self, on: bool) {
+        self.loading.store(on, Relaxed);
+    }
+
     /// Whether the link to the primary is up (a replica following its stream).
     pub fn link_is_up(&self) -> bool {
         self.link_up.load(Relaxed)
@@ -320,9 +331,10 @@ impl Repl {
 
     /// The write gate: the error a command with `flags` gets from `client` in the current
     /// role, if any (Redis's checks in `processCommand`, in its order): `NOREPLICAS` on a
-    /// primary without enough good replicas, `READONLY` on a read-only replica, and
+    /// primary without enough good replicas, `READONLY` on a read-only replica,
     /// `MASTERDOWN` for commands that need fresh data on a replica whose link is down with
-    /// `replica-serve-stale-data no`. The primary's own link passes.
+    /// `replica-serve-stale-data no`, and `LOADING` while a replica replaces its dataset
+    /// with its primary's snapshot. The primary's own link passes.
     #[inline]
     pub fn gate(&self, client: &Client, cmd_flags: u32) -> Option<&'static str> {
         if !self.gated.load(Relaxed) || client.repl.master {
@@ -351,6 +363,9 @@ impl Repl {
             && !self.serve_stale.load(Relaxed)
         {
             return Some(MASTERDOWN);
+        }
+        if cmd_flags & flags::LOADING == 0 && self.loading.load(Relaxed) {
+            return Some(LOADING);
         }
         None
     }
@@ -465,6 +480,12 @@ pub fn start(server: &Arc<Server>) {
 /// already following that primary (nothing changes).
 pub fn replicaof(server: &Arc<Server>, target: Option<(String, u16)>) -> bool {
     let repl = &server.repl;
+    // CONFIG GET replicaof (and CONFIG REWRITE) show the role in force.
+    let value = match &target {
+        Some((host, port)) => vec![host.clone(), port.to_string()],
+        None => vec!["no".to_string(), "one".to_string()],
+    };
+    let _ = server.config.write().set("replicaof", &value);
     match target {
         None => {
             if !repl.is_replica() {
@@ -703,7 +724,14 @@ pub fn info(server: &Server, s: &mut String) {
     let feed = &server.feed;
     let offset = feed.repl_offset();
     let history = feed.repl_history();
-    let backlog = server.config.read().get_u64("repl-backlog-size");
+    let (backlog, priority, announced) = {
+        let c = server.config.read();
+        (
+            c.get_u64("repl-backlog-size"),
+            c.get_u64("replica-priority"),
+            c.get_bool("replica-announced"),
+        )
+    };
     let st = repl.state.lock();
     match st.master.as_ref() {
         None => s.push_str("role:master\r\n"),
@@ -757,8 +785,9 @@ pub fn info(server: &Server, s: &mut String) {
             }
             let _ = write!(
                 s,
-                "slave_priority:100\r\nslave_read_only:{}\r\nreplica_announced:1\r\n",
-                u8::from(repl.read_only.load(Relaxed))
+                "slave_priority:{priority}\r\nslave_read_only:{}\r\nreplica_announced:{}\r\n",
+                u8::from(repl.read_only.load(Relaxed)),
+                u8::from(announced)
             );
         }
     }

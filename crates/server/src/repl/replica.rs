@@ -421,6 +421,8 @@ fn full_sync(
     }
     // Our replicas' history is gone: they must sync again, from the new data.
     repl.disconnect_replicas();
+    // Clients get -LOADING rather than a half-loaded dataset.
+    repl.set_loading(true);
     tracing::info!("MASTER <-> REPLICA sync: Flushing old data");
     flush_all(server);
     tracing::info!("MASTER <-> REPLICA sync: Loading DB in memory");
@@ -430,7 +432,9 @@ fn full_sync(
         verify_checksum: p.verify_checksum,
         size_hint: Some(data.len() as u64),
     };
-    let stats = match crate::rdb::load(server, &data[..], opts) {
+    let loaded = crate::rdb::load(server, &data[..], opts);
+    repl.set_loading(false);
+    let stats = match loaded {
         Ok(s) => s,
         Err(e) => {
             flush_all(server);
@@ -642,7 +646,9 @@ fn apply_loop(
                 "The master link was killed (CLIENT KILL)".into(),
             ));
         }
-        // Apply every complete command buffered, under the apply lock (see `Repl`).
+        // Apply every complete command buffered, under the apply lock (see `Repl`). GETACKs
+        // are answered once it is released (a slow socket must not hold the lock).
+        let mut acks: Vec<u64> = Vec::new();
         if !c.pending().is_empty() {
             let applying = repl.apply_lock.lock();
             if !live(server, gen) {
@@ -661,10 +667,8 @@ fn apply_loop(
                             && args[1].eq_ignore_ascii_case(b"GETACK")
                         {
                             // The offset before this GETACK: everything processed so far.
-                            let off = server.feed.repl_offset();
+                            acks.push(server.feed.repl_offset());
                             server.feed.append_repl_verbatim(&buf[..consumed]);
-                            send_ack(&mut c.s, off)?;
-                            last_ack = Instant::now();
                         } else {
                             if !args.is_empty() {
                                 dispatch(&mut cx, &args);
@@ -685,6 +689,10 @@ fn apply_loop(
             if out.capacity() > 1 << 16 {
                 out = Vec::new();
             }
+        }
+        for off in acks {
+            send_ack(&mut c.s, off)?;
+            last_ack = Instant::now();
         }
         if last_ack.elapsed() >= Duration::from_secs(1) {
             send_ack(&mut c.s, server.feed.repl_offset())?;

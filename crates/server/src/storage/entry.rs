@@ -218,6 +218,24 @@ impl Entry {
         }
     }
 
+    /// Reads one byte from each heap block the entry leads to first (the object, the key,
+    /// a string value, a collection's header) and returns them combined. A loop of these
+    /// over many entries, before a loop that uses them, lets the CPU fetch them in
+    /// parallel: the cache misses overlap instead of stalling one entry at a time.
+    #[inline]
+    pub fn warm(&self) -> u8 {
+        match self {
+            Entry::Inline { meta, .. } => *meta,
+            Entry::Boxed(o) => {
+                let v = match &o.value {
+                    Value::Str(s) => s.first().copied().unwrap_or(0),
+                    other => u8::from(other.is_empty_collection()),
+                };
+                o.meta ^ o.key.first().copied().unwrap_or(0) ^ v
+            }
+        }
+    }
+
     #[inline]
     pub fn has_expire(&self) -> bool {
         self.meta() & META_EXPIRE != 0
