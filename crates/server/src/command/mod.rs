@@ -453,6 +453,18 @@ impl<'a> Ctx<'a> {
         self.in_exec
     }
 
+    /// The wall clock (unix ms) at the start of the command, for times a command records
+    /// (stream delivery and seen times). Equal to `now`, except while replaying an AOF or a
+    /// primary's stream, where `now` is 0 so that nothing counts as expired.
+    #[inline]
+    pub fn wall_ms(&self) -> u64 {
+        if self.replaying {
+            self.base.0 + self.mark.saturating_duration_since(self.base.1).as_millis() as u64
+        } else {
+            self.now
+        }
+    }
+
     /// The LRU clock for the current command.
     #[inline]
     pub fn lru(&self) -> u32 {

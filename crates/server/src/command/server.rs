@@ -355,7 +355,13 @@ fn client_summary(server: &Server) -> ClientSummary {
 fn info_clients(cx: &mut Ctx, s: &mut String) {
     let server = cx.server;
     let c = client_summary(server);
-    field!(s, "connected_clients", "{}", c.connected);
+    let replicas = server.repl.replica_count();
+    field!(
+        s,
+        "connected_clients",
+        "{}",
+        c.connected.saturating_sub(replicas)
+    );
     field!(s, "cluster_connections", "0");
     field!(s, "maxclients", "{}", server.hot.maxclients.load(Relaxed));
     field!(s, "client_recent_max_input_buffer", "{}", c.max_query);

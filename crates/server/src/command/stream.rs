@@ -1291,7 +1291,7 @@ fn xgroup_destroy(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 /// `XGROUP CREATECONSUMER key group consumer`: 1 if created, 0 if it existed. O(1).
 fn xgroup_createconsumer(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (key, gname, cname) = (args[2], args[3], args[4]);
-    let (now, lru) = (cx.now, cx.lru());
+    let (now, lru, wall) = (cx.now, cx.lru(), cx.wall_ms());
     let (sh, h, out) = cx.shard_out(key)?;
     let s = xgroup_lookup(sh, h, key, gname, now, lru)?;
     let g = s.groups.get_mut(gname).expect("checked");
@@ -1300,7 +1300,7 @@ fn xgroup_createconsumer(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         g.consumers.insert(
             cname.into(),
             Consumer {
-                seen_time: now,
+                seen_time: wall,
                 pel: Default::default(),
             },
         );
@@ -1496,6 +1496,9 @@ fn claim_to(g: &mut Group, id: StreamId, cname: &[u8], now: u64) {
 fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (key, gname, cname) = (args[1], args[2], args[3]);
     let (now, lru, server) = (cx.now, cx.lru(), cx.server);
+    // Times recorded in the group come from the wall clock even while replaying (when
+    // `now` is 0 so that nothing expires).
+    let wall = cx.wall_ms();
     {
         let (sh, h) = cx.shard(key)?;
         let found = lookup_read(server, sh, h, key, now, lru)?
@@ -1528,7 +1531,7 @@ fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         } else if o == "IDLE" && more > 0 {
             j += 1;
             let v = parse_i64(args[j]).ok_or(E(XCLAIM_IDLE))?;
-            delivery = Some((now as i64).wrapping_sub(v));
+            delivery = Some((wall as i64).wrapping_sub(v));
         } else if o == "TIME" && more > 0 {
             j += 1;
             delivery = Some(parse_i64(args[j]).ok_or(E(XCLAIM_TIME))?);
@@ -1546,12 +1549,11 @@ fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         }
         j += 1;
     }
-    // From the primary (or the AOF) the time is the one the primary recorded; `now` is
-    // then 0 for expiry decisions and must not clamp it.
+    // From the primary (or the AOF) the time is the one the primary recorded, kept as is.
     let trusted = cx.trusted_stream();
     let delivery = match delivery {
-        Some(d) if d >= 0 && (d <= now as i64 || trusted) => d as u64,
-        _ => now,
+        Some(d) if d >= 0 && (d <= wall as i64 || trusted) => d as u64,
+        _ => wall,
     };
     let prop = cx.propagating();
     let (sh, h, out) = cx.shard_out(key)?;
@@ -1597,7 +1599,7 @@ fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                 id,
                 Nack {
                     consumer: Box::default(),
-                    delivery_time: now,
+                    delivery_time: wall,
                     delivery_count: 1,
                 },
             );
@@ -1606,7 +1608,7 @@ fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         let Some(nack) = g.pel.get(&id) else {
             continue;
         };
-        if !fresh && min_idle > 0 && (now as i64 - nack.delivery_time as i64) < min_idle {
+        if !fresh && min_idle > 0 && (wall as i64 - nack.delivery_time as i64) < min_idle {
             continue;
         }
         if !g.consumers.contains_key(cname) {
@@ -1616,7 +1618,7 @@ fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             // A FORCE-made entry had no owner yet.
             g.consumers.entry(cname.into()).or_default();
         }
-        claim_to(g, id, cname, now);
+        claim_to(g, id, cname, wall);
         let nack = g.pel.get_mut(&id).expect("pending");
         nack.delivery_time = delivery;
         // A negative RETRYCOUNT counts as not given (Redis's -1 default).

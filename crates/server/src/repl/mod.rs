@@ -304,6 +304,12 @@ impl Repl {
 
     /// Whether this server is a replica.
     #[inline]
+    /// Replicas attached to this server (INFO's `connected_clients` leaves them out, as
+    /// Redis does).
+    pub fn replica_count(&self) -> usize {
+        self.state.lock().replicas.len()
+    }
+
     pub fn is_replica(&self) -> bool {
         self.replica.load(Relaxed)
     }
