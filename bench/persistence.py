@@ -11,13 +11,13 @@ What it does, for each server in turn (fresh processes, same data, same machine)
      elements), sets (5 integers: intset) and sorted sets (5 members), a tenth of all keys
      with a TTL;
   2. SAVE: wall time of the command, and the size of the file written;
-  3. start-up load: a new server started on that file, wall time until it answers PING
-     with every key loaded (DBSIZE checked);
-  4. BGSAVE under a write load: redis-benchmark overwrites random existing string keys
-     (SET, 50 clients, -P 16) while a BGSAVE runs; the memory of the server (Kiln: the
-     process; Redis: the process plus its fork child, counted as PSS so shared pages count
-     once) is sampled every 10 ms. The table gives the peak over the dataset's memory
-     before the save.
+  3. BGSAVE under a write load: redis-benchmark overwrites random existing keys (SET, 50
+     clients, -P 16) while a BGSAVE runs; the memory of the server (Kiln: the process;
+     Redis: the process plus its fork child, counted as PSS so shared pages count once) is
+     sampled every 10 ms. The table gives the peak, and the peak over the dataset's memory
+     before the save (the issue's target: at most 1.2);
+  4. start-up load: a new server started on a copy of the SAVE's file, wall time until it
+     answers PING with every key loaded (DBSIZE checked).
 
 Ratios are Kiln / Redis; for times, below 1 means Kiln is faster.
 """
@@ -26,6 +26,7 @@ import argparse
 import atexit
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -130,6 +131,11 @@ def measure(name, binary, extra, dataset, keys):
         res["save"] = time.perf_counter() - t
         rdb = workdir / "dump.rdb"
         res["size"] = rdb.stat().st_size
+        # The start-up load reads this file (the BGSAVE below overwrites dump.rdb with
+        # data the write load has changed).
+        load_dir = tempfile.mkdtemp(prefix=f"kiln-bench-load-{name}-")
+        compare._tempdirs.append(load_dir)
+        shutil.copy(rdb, Path(load_dir) / "dump.rdb")
 
         # BGSAVE under a write load over the existing string keys.
         base = pss_bytes(s.pid)
@@ -160,18 +166,15 @@ def measure(name, binary, extra, dataset, keys):
         sampler.join()
         res["peak"] = peak[0]
 
-        # Start-up load of the SAVE's file (copied before the BGSAVE replaced it? the
-        # BGSAVE file holds the same number of keys, which is what the load times).
+        # Start-up load of the SAVE's file. A tenth of the keys have a TTL far ahead, so
+        # every key loads.
         s.stop()
-        copy_dir = tempfile.mkdtemp(prefix=f"kiln-bench-load-{name}-")
-        compare._tempdirs.append(copy_dir)
-        os.replace(rdb, Path(copy_dir) / "dump.rdb")
         t = time.perf_counter()
-        s2 = Server(name, binary, extra + ["--dir", copy_dir])
+        s2 = Server(name, binary, extra + ["--dir", load_dir])
         s2.start()
         res["load"] = time.perf_counter() - t
         n = s2.call("DBSIZE")
-        assert n >= keys * 0.89, f"{name}: only {n} keys after load"
+        assert n == keys, f"{name}: {n} keys after load, not {keys}"
         s2.stop()
     finally:
         s.stop()
@@ -212,6 +215,8 @@ def main():
          fmt(ratio(k["bgsave"], r["bgsave"]), ".2f")),
         ("memory before BGSAVE (MB, PSS)", fmt(k["base"] / 1e6, ".0f"),
          fmt(r["base"] / 1e6, ".0f"), fmt(ratio(k["base"], r["base"]), ".2f")),
+        ("peak memory during BGSAVE (MB, PSS)", fmt(k["peak"] / 1e6, ".0f"),
+         fmt(r["peak"] / 1e6, ".0f"), fmt(ratio(k["peak"], r["peak"]), ".2f")),
         ("peak during BGSAVE / before", fmt(k["peak"] / k["base"], ".2f"),
          fmt(r["peak"] / r["base"], ".2f"),
          fmt(ratio(k["peak"] / k["base"], r["peak"] / r["base"]), ".2f")),

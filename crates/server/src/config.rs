@@ -78,6 +78,9 @@ const POLICIES: &[&str] = &[
 ];
 /// `repl-diskless-load`: how a replica loads the primary's snapshot.
 const DISKLESS_LOAD: &[&str] = &["disabled", "on-empty-db", "swapdb"];
+/// `sanitize-dump-payload`: accepted and reported only. Kiln validates every RDB file and
+/// RESTORE payload in depth whatever it says (as Redis does with `yes`).
+const SANITIZE: &[&str] = &["no", "yes", "clients"];
 const I64MAX: i64 = i64::MAX;
 /// Redis keeps most integer parameters in a C `int`.
 const I32MAX: i64 = i32::MAX as i64;
@@ -227,6 +230,8 @@ pub const PARAMS: &[Param] = &[
     ),
     p("rdbcompression", Kind::Bool, "yes", true),
     p("rdbchecksum", Kind::Bool, "yes", true),
+    // Kiln always sanitizes (see SANITIZE); the value is kept for CONFIG GET and rewrites.
+    p("sanitize-dump-payload", Kind::Enum(SANITIZE), "no", true),
     p("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),
     p(
         "auto-aof-rewrite-percentage",

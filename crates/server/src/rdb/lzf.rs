@@ -18,8 +18,10 @@ const MAX_OFF: usize = 1 << 13;
 const MAX_REF: usize = 264;
 /// Longest literal run.
 const MAX_LIT: usize = 32;
-/// log2 of the match-finder's hash table size.
+/// log2 of the match-finder's largest hash table (inputs of 8 KiB and more).
 const HASH_BITS: u32 = 14;
+/// log2 of its smallest one.
+const MIN_HASH_BITS: u32 = 5;
 
 /// Why a compressed blob could not be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,9 +100,16 @@ pub fn decompress(input: &[u8], expected: usize) -> Result<Vec<u8>, Error> {
 }
 
 #[inline]
-fn hash3(b: &[u8]) -> usize {
+fn hash3(b: &[u8], bits: u32) -> usize {
     let v = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-    (v.wrapping_mul(0x9E37_79B1) >> (32 - HASH_BITS)) as usize
+    (v.wrapping_mul(0x9E37_79B1) >> (32 - bits)) as usize
+}
+
+/// Hash bits for an input of `n` bytes: about two slots per position. A table sized to
+/// the input stays in the L1 cache for the short strings a snapshot is mostly made of,
+/// and is cheap to clear before each call.
+fn table_bits(n: usize) -> u32 {
+    (usize::BITS - n.leading_zeros() + 1).clamp(MIN_HASH_BITS, HASH_BITS)
 }
 
 /// Appends a literal run (any length, split into runs of at most 32).
@@ -132,24 +141,18 @@ pub fn compress_into(input: &[u8], max_out: usize, out: &mut Vec<u8>) -> bool {
     if input.len() < 4 {
         return false;
     }
-    // The position table is reused across calls without clearing it (a snapshot
-    // compresses millions of short strings, and clearing the table each time dominated):
-    // each slot carries the number of the call that wrote it, and slots of earlier calls
-    // read as empty, so the output depends on the input alone. The table is cleared only
-    // when the 32-bit call counter wraps.
+    // One table per thread, allocated once; each call clears only the part its input
+    // uses, so the output depends on the input alone.
     thread_local! {
-        static TABLE: std::cell::RefCell<(u32, Vec<u64>)> =
-            std::cell::RefCell::new((0, vec![0; 1 << HASH_BITS]));
+        static TABLE: std::cell::RefCell<Vec<u32>> =
+            std::cell::RefCell::new(vec![EMPTY; 1 << HASH_BITS]);
     }
     let base = out.len();
+    let bits = table_bits(input.len());
     let ok = TABLE.with(|t| {
-        let (gen, table) = &mut *t.borrow_mut();
-        *gen = gen.wrapping_add(1);
-        if *gen == 0 {
-            table.fill(0);
-            *gen = 1;
-        }
-        compress_with(table, *gen, input, base + max_out, out)
+        let table = &mut t.borrow_mut()[..1 << bits];
+        table.fill(EMPTY);
+        compress_with(table, bits, input, base + max_out, out)
     });
     if !ok {
         out.truncate(base);
@@ -157,26 +160,28 @@ pub fn compress_into(input: &[u8], max_out: usize, out: &mut Vec<u8>) -> bool {
     ok
 }
 
+/// A hash table slot that holds no position.
+const EMPTY: u32 = u32::MAX;
+
 /// The compressor proper: appends to `out` and gives up (false, leaving partial output for
 /// the caller to cut) as soon as `out` would grow past `limit` bytes in total.
 fn compress_with(
-    table: &mut [u64],
-    gen: u32,
+    table: &mut [u32],
+    bits: u32,
     input: &[u8],
     limit: usize,
     out: &mut Vec<u8>,
 ) -> bool {
-    let tag = u64::from(gen) << 32;
     let n = input.len();
     out.reserve(limit.saturating_sub(out.len()).min(n));
     let mut lit_start = 0;
     let mut i = 0;
     while i + 2 < n {
-        let h = hash3(&input[i..]);
+        let h = hash3(&input[i..], bits);
         let slot = table[h];
-        table[h] = tag | i as u64;
-        let cand = (slot as u32) as usize;
-        let ok = slot >> 32 == u64::from(gen)
+        table[h] = i as u32;
+        let cand = slot as usize;
+        let ok = slot != EMPTY
             && cand < i
             && i - cand <= MAX_OFF
             && input[cand..cand + 3] == input[i..i + 3];
@@ -201,11 +206,13 @@ fn compress_with(
             out.push((l - 7) as u8);
         }
         out.push(off as u8);
-        // Index the positions the match covered, so later data can refer into it.
+        // Index the last two positions the match covered, so data right after it can
+        // refer into it (as liblzf does; indexing every position of a long match cost
+        // more than it saved).
         let end = i + len;
-        let mut j = i + 1;
+        let mut j = (i + 1).max(end - 2);
         while j < end && j + 2 < n {
-            table[hash3(&input[j..])] = tag | j as u64;
+            table[hash3(&input[j..], bits)] = j as u32;
             j += 1;
         }
         i = end;
@@ -274,6 +281,20 @@ mod tests {
         let before = out.clone();
         assert!(!compress_into(&noise, noise.len() - 4, &mut out));
         assert_eq!(out, before);
+    }
+
+    #[test]
+    fn the_output_depends_on_the_input_alone() {
+        let a = b"hello hello hello hello, said the kiln".to_vec();
+        let first = compress(&a, a.len()).unwrap();
+        // Other inputs, large and small, in between leave nothing behind that matters.
+        let big: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 13) as u8).collect();
+        compress(&big, big.len()).unwrap();
+        compress(b"hello hello hello hello", 100).unwrap();
+        assert_eq!(compress(&a, a.len()).unwrap(), first);
+        assert_eq!(table_bits(30), 6);
+        assert_eq!(table_bits(4), MIN_HASH_BITS);
+        assert_eq!(table_bits(1 << 20), HASH_BITS);
     }
 
     #[test]
