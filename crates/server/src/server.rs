@@ -60,8 +60,6 @@ pub struct Server {
     /// Unix ms when the server started (LASTSAVE and `rdb_last_save_time` until there is
     /// persistence).
     pub started_ms: u64,
-    /// The replication id (INFO `master_replid`): 40 hex characters, one per server life.
-    pub replid: String,
     /// Absolute path of the config file the server was started with (CONFIG REWRITE,
     /// INFO `config_file`); unset without one.
     pub config_file: std::sync::OnceLock<std::path::PathBuf>,
@@ -129,7 +127,6 @@ impl Server {
             inst: Mutex::new(InstMetrics::default()),
             config: RwLock::new(config),
             started_ms: crate::clock::now_ms(),
-            replid: random_hex(40),
             config_file: std::sync::OnceLock::new(),
             mem_peak: AtomicU64::new(0),
             mem_startup: AtomicU64::new(0),
