@@ -14,26 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::Connection;
-use support::TestServer;
-
-const DEBUG: [&str; 2] = ["--enable-debug-command", "yes"];
-
-fn cmd(c: &mut Connection, args: &[&[u8]]) -> redis::Value {
-    let mut q = redis::cmd(std::str::from_utf8(args[0]).unwrap());
-    for a in &args[1..] {
-        q.arg(*a);
-    }
-    q.query(c).unwrap()
-}
-
-fn run(c: &mut Connection, line: &str) -> redis::Value {
-    let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
-    cmd(c, &args)
-}
-
-fn digest(c: &mut Connection) -> String {
-    redis::cmd("DEBUG").arg("DIGEST").query(c).unwrap()
-}
+use support::{cmd, digest, run, TestServer, DEBUG_ON as DEBUG};
 
 /// Every key of the databases `populate` uses with DEBUG DIGEST-VALUE, to name the keys
 /// that differ when two datasets' digests do.

@@ -15,9 +15,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use redis::Connection;
-use support::TestServer;
-
-const DEBUG_ON: &[&str] = &["--enable-debug-command", "yes"];
+use support::{TestServer, DEBUG_ON};
 
 #[test]
 fn collection_commands_match_redis_across_types() {

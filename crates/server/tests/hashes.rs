@@ -9,9 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use redis::{Commands, Value};
-use support::TestServer;
-
-const DEBUG_ON: &[&str] = &["--enable-debug-command", "yes"];
+use support::{TestServer, DEBUG_ON};
 
 #[test]
 fn hash_commands_match_redis() {

@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::Commands;
-use support::TestServer;
-
-const DEBUG_ON: &[&str] = &["--enable-debug-command", "yes"];
+use support::{TestServer, DEBUG_ON};
 
 #[test]
 fn list_commands_match_redis() {

@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use redis::Commands;
-use support::TestServer;
+use support::{digest, TestServer};
 
 fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> String {
     let info: String = redis::cmd("INFO").arg(section).query(c).unwrap();
@@ -24,10 +24,6 @@ fn wait_bgsave_done(c: &mut redis::Connection) {
         assert!(Instant::now() < deadline, "BGSAVE never finished");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn digest(c: &mut redis::Connection) -> String {
-    redis::cmd("DEBUG").arg("DIGEST").query(c).unwrap()
 }
 
 /// A mixed dataset over several databases, with TTLs.

@@ -17,26 +17,7 @@ use kiln::rdb::listpack::Writer as Lp;
 use kiln::rdb::{self, crc, intset, types, ziplist, AuxValue, FileWriter, Reader, Record};
 use kiln::server::Server;
 use redis::Connection;
-use support::TestServer;
-
-const DEBUG: [&str; 2] = ["--enable-debug-command", "yes"];
-
-fn cmd(c: &mut Connection, args: &[&[u8]]) -> redis::Value {
-    let mut q = redis::cmd(std::str::from_utf8(args[0]).unwrap());
-    for a in &args[1..] {
-        q.arg(*a);
-    }
-    q.query(c).unwrap()
-}
-
-fn run(c: &mut Connection, line: &str) -> redis::Value {
-    let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
-    cmd(c, &args)
-}
-
-fn digest(c: &mut Connection) -> String {
-    redis::cmd("DEBUG").arg("DIGEST").query(c).unwrap()
-}
+use support::{cmd, digest, run, TestServer, DEBUG_ON as DEBUG};
 
 fn a_temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("kiln-rdb-{}-{name}", std::process::id()));
@@ -197,7 +178,7 @@ fn encoding(c: &mut Connection, db: u8, key: &[u8]) -> String {
 
 /// Redis populated and saved: (the server, its dump.rdb bytes).
 fn redis_dataset() -> Option<(TestServer, Vec<u8>)> {
-    let r = TestServer::redis(&DEBUG)?;
+    let r = TestServer::redis(DEBUG)?;
     let mut c = r.client();
     populate(&mut c);
     run(&mut c, "SAVE");
@@ -296,9 +277,9 @@ fn dumps_restore_across_redis_and_kiln_in_both_directions() {
     let mut rc = r.client();
     let (k, _dir) = kiln_on(&file, "dump-both-ways");
     let mut kc = k.client();
-    let k2 = TestServer::kiln(&DEBUG);
+    let k2 = TestServer::kiln(DEBUG);
     let mut k2c = k2.client();
-    let Some(r2) = TestServer::redis(&DEBUG) else {
+    let Some(r2) = TestServer::redis(DEBUG) else {
         return;
     };
     let mut r2c = r2.client();
@@ -336,10 +317,10 @@ fn dumps_restore_across_redis_and_kiln_in_both_directions() {
 
 #[test]
 fn without_compression_dumps_are_byte_identical_to_redis_where_encodings_match() {
-    let Some(r) = TestServer::redis(&DEBUG) else {
+    let Some(r) = TestServer::redis(DEBUG) else {
         return;
     };
-    let k = TestServer::kiln(&DEBUG);
+    let k = TestServer::kiln(DEBUG);
     let (mut rc, mut kc) = (r.client(), k.client());
     for c in [&mut rc, &mut kc] {
         populate(c);
@@ -777,7 +758,7 @@ fn old_cmds() -> Vec<String> {
 
 /// A redis-server holding the data `cmds` build (None without Redis).
 fn redis_built(cmds: &[String]) -> Option<TestServer> {
-    let r = TestServer::redis(&DEBUG)?;
+    let r = TestServer::redis(DEBUG)?;
     let mut c = r.client();
     for line in cmds {
         run(&mut c, line);

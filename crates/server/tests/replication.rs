@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis::Connection;
-use support::{free_port, Raw, TestServer};
+use support::{digest, free_port, Raw, TestServer};
 
 /// How long a test waits for replication to converge before failing.
 const CONVERGE: Duration = Duration::from_secs(60);
@@ -29,10 +29,6 @@ fn field(text: &str, name: &str) -> Option<String> {
 
 fn info_field(c: &mut Connection, section: &str, name: &str) -> String {
     field(&info(c, section), name).unwrap_or_default()
-}
-
-fn digest(c: &mut Connection) -> String {
-    redis::cmd("DEBUG").arg("DIGEST").query(c).unwrap()
 }
 
 /// Polls `f` until it holds; panics with `what` after [`CONVERGE`].

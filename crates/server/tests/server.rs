@@ -16,9 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::{Commands, Connection};
-use support::TestServer;
-
-const DEBUG_ON: &[&str] = &["--enable-debug-command", "yes"];
+use support::{digest, TestServer, DEBUG_ON};
 
 fn info(con: &mut Connection, section: &str) -> String {
     redis::cmd("INFO").arg(section).query(con).unwrap()
@@ -673,10 +671,6 @@ fn load_varied_data(con: &mut Connection) {
     }
     p.cmd("SELECT").arg(0).ignore();
     p.query::<()>(con).unwrap();
-}
-
-fn digest(con: &mut Connection) -> String {
-    redis::cmd("DEBUG").arg("DIGEST").query(con).unwrap()
 }
 
 #[test]

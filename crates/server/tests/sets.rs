@@ -11,9 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use redis::{Commands, Connection, Value};
-use support::TestServer;
-
-const DEBUG_ON: &[&str] = &["--enable-debug-command", "yes"];
+use support::{TestServer, DEBUG_ON};
 
 #[test]
 fn set_commands_match_redis() {

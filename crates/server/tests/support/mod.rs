@@ -428,3 +428,26 @@ pub fn keyevents(s: &TestServer, cmds: &[&[&str]]) -> Vec<(String, String)> {
         events.push((event, key));
     }
 }
+
+/// Server arguments that allow DEBUG from any connection.
+pub const DEBUG_ON: &[&str] = &["--enable-debug-command", "yes"];
+
+/// Runs one command given as byte arguments and returns its reply.
+pub fn cmd(c: &mut redis::Connection, args: &[&[u8]]) -> redis::Value {
+    let mut q = redis::cmd(std::str::from_utf8(args[0]).unwrap());
+    for a in &args[1..] {
+        q.arg(*a);
+    }
+    q.query(c).unwrap()
+}
+
+/// Runs one command written as a line of space-separated words.
+pub fn run(c: &mut redis::Connection, line: &str) -> redis::Value {
+    let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+    cmd(c, &args)
+}
+
+/// `DEBUG DIGEST` of the whole dataset.
+pub fn digest(c: &mut redis::Connection) -> String {
+    redis::cmd("DEBUG").arg("DIGEST").query(c).unwrap()
+}
