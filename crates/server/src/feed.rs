@@ -52,6 +52,8 @@ struct Log {
     start: u64,
     /// Offset just past the last byte appended.
     end: u64,
+    /// Encoding buffer reused by every command (no allocation per propagated write).
+    scratch: Vec<u8>,
 }
 
 impl Log {
@@ -61,6 +63,7 @@ impl Log {
             chunks: VecDeque::new(),
             start: offset,
             end: offset,
+            scratch: Vec::new(),
         }
     }
 
@@ -84,14 +87,19 @@ impl Log {
     }
 
     fn command(&mut self, db: usize, argv: &[&[u8]]) {
-        let mut buf = Vec::with_capacity(64);
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
         if self.db != Some(db) {
-            let n = itoa::Buffer::new().format(db).as_bytes().to_vec();
-            encode(&mut buf, &[b"SELECT", &n]);
+            let mut n = itoa::Buffer::new();
+            encode(&mut buf, &[b"SELECT", n.format(db).as_bytes()]);
             self.db = Some(db);
         }
         encode(&mut buf, argv);
         self.push(&buf);
+        // Keep a modest buffer; a huge command's buffer goes back to the allocator.
+        if buf.capacity() <= 64 * 1024 {
+            self.scratch = buf;
+        }
     }
 
     /// Drops whole chunks that lie entirely before `offset`.

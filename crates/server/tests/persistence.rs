@@ -88,6 +88,12 @@ fn save_writes_a_file_that_kiln_and_redis_load_with_the_same_digest() {
     // DEBUG RELOAD: save, empty, load back.
     let _: () = redis::cmd("DEBUG").arg("RELOAD").query(&mut c).unwrap();
     assert_eq!(digest(&mut c), want);
+    let keys: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    let in5 = 1; // `fill` puts one key in database 5
+    assert_eq!(
+        info_field(&mut c, "persistence", "rdb_last_load_keys_loaded"),
+        (keys + in5).to_string()
+    );
 
     // A second Kiln started on the same directory.
     let dir = kiln.dir.to_string_lossy().to_string();

@@ -174,11 +174,7 @@ fn lookup<'s>(
     now: u64,
     lru: u32,
 ) -> Result<Option<&'s mut List>, CommandError> {
-    let Some(e) = sh.get(h, key, now) else {
-        return Ok(None);
-    };
-    e.touch(lru);
-    as_list(e).map(Some)
+    super::lookup(sh, h, key, now, lru).map_or(Ok(None), |e| as_list(e).map(Some))
 }
 
 /// [`lookup`] for a command that reads (Redis's `lookupKeyRead`): also counts a keyspace hit

@@ -655,6 +655,15 @@ impl<'a> Ctx<'a> {
         self.effects.get_or_insert_with(Vec::new);
     }
 
+    /// Propagates the running command as exactly `effects` (built by the handler, moved
+    /// in without copying); none means nothing, as [`Ctx::propagate_nothing`].
+    pub fn propagate_owned(&mut self, effects: Vec<Vec<Vec<u8>>>) {
+        let list = self.effects.get_or_insert_with(Vec::new);
+        if self.server.feed.is_active() {
+            list.extend(effects);
+        }
+    }
+
     /// Whether writes are being propagated at all (the AOF or replicas are on): handlers
     /// build rewritten effects only then.
     #[inline]

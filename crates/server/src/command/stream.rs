@@ -277,10 +277,9 @@ fn lookup<'s>(
     now: u64,
     lru: u32,
 ) -> Result<Option<&'s mut Stream>, CommandError> {
-    let Some(e) = sh.get(h, key, now) else {
+    let Some(e) = super::lookup(sh, h, key, now, lru) else {
         return Ok(None);
     };
-    e.touch(lru);
     match e.value_mut() {
         Value::Stream(s) => Ok(Some(s)),
         _ => Err(CommandError::wrong_type()),
@@ -976,11 +975,7 @@ fn read_cmd(cx: &mut Ctx, args: &[&[u8]], xgroup: bool) -> CmdResult {
         if xgroup {
             cx.dirty(served as u64);
             // Never XREADGROUP itself: history reads propagate nothing.
-            cx.propagate_nothing();
-            for e in &effects {
-                let argv: Vec<&[u8]> = e.iter().map(|a| &a[..]).collect();
-                cx.propagate(&argv);
-            }
+            cx.propagate_owned(effects);
         }
         return Ok(());
     }
@@ -1650,11 +1645,7 @@ fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     if dirty > 0 {
         cx.dirty(dirty);
-        cx.propagate_nothing();
-        for e in &effects {
-            let argv: Vec<&[u8]> = e.iter().map(|a| &a[..]).collect();
-            cx.propagate(&argv);
-        }
+        cx.propagate_owned(effects);
     }
     if created_consumer {
         cx.notify(STREAM, "xgroup-createconsumer", key);
@@ -1807,11 +1798,7 @@ fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let dirty = (claimed.len() + deleted.len()) as u64;
     if dirty > 0 {
         cx.dirty(dirty);
-        cx.propagate_nothing();
-        for e in &effects {
-            let argv: Vec<&[u8]> = e.iter().map(|a| &a[..]).collect();
-            cx.propagate(&argv);
-        }
+        cx.propagate_owned(effects);
     }
     if created_consumer {
         cx.notify(STREAM, "xgroup-createconsumer", key);

@@ -339,6 +339,10 @@ pub fn load_from<R: Read>(
     }
     stats.empty_skipped = rd.empty_skipped();
     stats.bytes = rd.offset();
+    // INFO persistence rdb_last_load_keys_loaded / _expired describe the last load.
+    let st = &server.rdb_state;
+    st.last_load_loaded.store(stats.keys, Relaxed);
+    st.last_load_expired.store(stats.expired_skipped, Relaxed);
     Ok(stats)
 }
 
