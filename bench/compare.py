@@ -1009,6 +1009,30 @@ def table(title, headers, rows):
     return "\n".join(lines)
 
 
+
+def throughput_table(title, rows):
+    """A table of (label, kiln req/s, redis req/s, kiln CPU us/req, redis CPU us/req)."""
+    return table(
+        title,
+        ["test", "kiln req/s", "redis req/s", "kiln/redis",
+         "kiln CPU us/req", "redis CPU us/req", "kiln/redis"],
+        [(label, fmt(kr, ",.0f"), fmt(rr, ",.0f"), fmt(ratio(kr, rr), ".2f"),
+          fmt(kc, ".2f"), fmt(rc, ".2f"), fmt(ratio(kc, rc), ".2f"))
+         for label, kr, rr, kc, rc in rows],
+    )
+
+
+def memory_table(title, first, rows):
+    """A table of (label, kiln used, redis used, kiln rss, redis rss) in bytes."""
+    return table(
+        title,
+        [first, "kiln used", "redis used", "kiln/redis", "kiln rss", "redis rss",
+         "kiln/redis"],
+        [(label, fmt(ku, ".1f"), fmt(ru, ".1f"), fmt(ratio(ku, ru), ".2f"),
+          fmt(kr, ".1f"), fmt(rr, ".1f"), fmt(ratio(kr, rr), ".2f"))
+         for label, ku, ru, kr, rr in rows],
+    )
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small smoke run")
@@ -1085,27 +1109,15 @@ def main():
         finally:
             kiln.stop()
             redis.stop()
-        report.append(table(
-            "Throughput and server CPU time per request",
-            ["test", "kiln req/s", "redis req/s", "kiln/redis",
-             "kiln CPU us/req", "redis CPU us/req", "kiln/redis"],
-            [(label, fmt(kr, ",.0f"), fmt(rr, ",.0f"), fmt(ratio(kr, rr), ".2f"),
-              fmt(kc, ".2f"), fmt(rc, ".2f"), fmt(ratio(kc, rc), ".2f"))
-             for label, kr, rr, kc, rc in rows],
-        ))
+        report.append(throughput_table(
+            "Throughput and server CPU time per request", rows))
         report.append("")
 
     if not args.skip_aof:
         print("throughput with the AOF on...", flush=True)
         rows = aof_throughput(kiln_bin, kiln_extra, args)
-        report.append(table(
-            "Write throughput with the append-only file on (fresh servers per policy)",
-            ["test", "kiln req/s", "redis req/s", "kiln/redis",
-             "kiln CPU us/req", "redis CPU us/req", "kiln/redis"],
-            [(label, fmt(kr, ",.0f"), fmt(rr, ",.0f"), fmt(ratio(kr, rr), ".2f"),
-              fmt(kc, ".2f"), fmt(rc, ".2f"), fmt(ratio(kc, rc), ".2f"))
-             for label, kr, rr, kc, rc in rows],
-        ))
+        report.append(throughput_table(
+            "Write throughput with the append-only file on (fresh servers per policy)", rows))
         report.append("")
 
     if args.replication:
@@ -1122,26 +1134,16 @@ def main():
     if not args.skip_memory:
         print("memory...", flush=True)
         rows = memory(kiln_bin, kiln_extra, args)
-        report.append(table(
+        report.append(memory_table(
             "Memory per key (bytes; INFO used_memory and used_memory_rss, after - before)",
-            ["load", "kiln used", "redis used", "kiln/redis",
-             "kiln rss", "redis rss", "kiln/redis"],
-            [(label, fmt(ku, ".1f"), fmt(ru, ".1f"), fmt(ratio(ku, ru), ".2f"),
-              fmt(kr, ".1f"), fmt(rr, ".1f"), fmt(ratio(kr, rr), ".2f"))
-             for label, ku, ru, kr, rr in rows],
-        ))
+            "load", rows))
         report.append("")
         print("memory of big collections...", flush=True)
         rows = memory_collections(kiln_bin, kiln_extra, args)
-        report.append(table(
+        report.append(memory_table(
             "Memory per member of one big collection (bytes; INFO used_memory and "
             "used_memory_rss, after - before)",
-            ["collection", "kiln used", "redis used", "kiln/redis",
-             "kiln rss", "redis rss", "kiln/redis"],
-            [(label, fmt(ku, ".1f"), fmt(ru, ".1f"), fmt(ratio(ku, ru), ".2f"),
-              fmt(kr, ".1f"), fmt(rr, ".1f"), fmt(ratio(kr, rr), ".2f"))
-             for label, ku, ru, kr, rr in rows],
-        ))
+            "collection", rows))
         report.append("")
 
     text = "\n".join(report)
