@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::server::Server;
-use crate::storage::SHARDS;
+use crate::storage::{LockSet, SHARDS};
 
 /// Keys with a TTL examined per sweep step on one shard (one lock hold).
 const KEYS_PER_STEP: usize = 64;
@@ -75,27 +75,31 @@ impl ActiveExpire {
         let start = crate::clock::instant();
         let total = self.pos.len();
         let mut stats = CycleStats::default();
+        let mut locks = LockSet::new(&server.keyspace);
         for _ in 0..total {
             let id = self.next_shard;
             self.next_shard = (id + 1) % total;
-            let (db, idx) = (id / SHARDS, id % SHARDS);
-            let lock = &server.keyspace.dbs[db].shards[idx];
+            let db = id / SHARDS;
             loop {
                 // The lock is taken per step, so clients waiting on this shard get in between.
-                let mut shard = lock.lock();
-                if shard.expires_len() == 0 {
+                let pos = self.pos[id];
+                let step = locks.with(id as u32, |shard| {
+                    if shard.expires_len() == 0 {
+                        return None;
+                    }
+                    let now = crate::clock::now_ms();
+                    let (next, examined, deleted) = shard.expire_sweep(now, pos, KEYS_PER_STEP);
+                    let keys = std::mem::take(&mut shard.expired);
+                    shard.expired_fed = 0;
+                    // Replicas and the AOF learn of the deletions while the shard is still
+                    // held, so no later write to these keys can be fed before them.
+                    server.propagate_deletions(db, &keys);
+                    Some((next, examined, deleted, keys))
+                });
+                let Some(Some((next, examined, deleted, keys))) = step else {
                     break;
-                }
-                let now = crate::clock::now_ms();
-                let (next, examined, deleted) =
-                    shard.expire_sweep(now, self.pos[id], KEYS_PER_STEP);
+                };
                 self.pos[id] = next;
-                let keys = std::mem::take(&mut shard.expired);
-                shard.expired_fed = 0;
-                // Replicas and the AOF learn of the deletions while the shard is still held,
-                // so no later write to these keys can be fed before them.
-                server.propagate_deletions(db, &keys);
-                drop(shard);
                 server.keys_expired(db, keys);
                 stats.examined += examined;
                 stats.deleted += deleted;
@@ -146,19 +150,19 @@ mod tests {
         for i in 0..n {
             let key = format!("key:{i}");
             let h = server.keyspace.hash(key.as_bytes());
-            let shard = crate::storage::keyspace::shard_of(h);
-            let mut sh = server.keyspace.dbs[0].shards[shard].lock();
-            sh.insert(h, Entry::string(key.as_bytes(), b"v", 0));
-            sh.set_expire(h, key.as_bytes(), deadline(i));
+            let id = crate::storage::shard_id(0, crate::storage::keyspace::shard_of(h));
+            LockSet::new(&server.keyspace).with(id, |sh| {
+                sh.insert(h, Entry::string(key.as_bytes(), b"v", 0));
+                sh.set_expire(h, key.as_bytes(), deadline(i));
+            });
         }
         server
     }
 
     fn keys(server: &Server) -> usize {
-        server.keyspace.dbs[0]
-            .shards
-            .iter()
-            .map(|s| s.lock().len())
+        let mut locks = LockSet::new(&server.keyspace);
+        (0..SHARDS as u32)
+            .map(|id| locks.with(id, |s| s.len()).unwrap_or(0))
             .sum()
     }
 

@@ -12,6 +12,8 @@ pub const NOT_FLOAT: &str = "ERR value is not a valid float";
 /// Redis's bare `-ERR` (a failed SAVE).
 pub const ERR_PLAIN: &str = "ERR";
 pub const SYNTAX: &str = "ERR syntax error";
+pub const SSUBSCRIBE_DENY_BLOCKING: &str =
+    "ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client";
 pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
 pub const NO_SUCH_KEY: &str = "ERR no such key";
 pub const DB_INDEX: &str = "ERR DB index is out of range";

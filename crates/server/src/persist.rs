@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::server::Server;
 use crate::snapshot::{Busy, Snapshot};
+use crate::storage::LockSet;
 
 /// After a failed background save, automatic saves wait this long before trying again
 /// (as Redis does, so a full disk is not hammered).
@@ -68,22 +69,27 @@ pub fn rdb_path(server: &Server) -> PathBuf {
 
 /// Takes a snapshot point for a save: the dirty counter at that point becomes the
 /// "changes since last save" baseline once the save succeeds.
-fn begin(server: &Arc<Server>) -> Result<(Snapshot, u64), Busy> {
-    Snapshot::begin(server, |s| s.stats.sum(|t| &t.dirty))
+fn begin(server: &Arc<Server>, locks: &mut LockSet) -> Result<(Snapshot, u64), Busy> {
+    Snapshot::begin_in(server, locks, |s| s.stats.sum(|t| &t.dirty))
 }
 
 /// SAVE: writes the snapshot in the calling thread (the client waits; others keep being
 /// served, unlike Redis's SAVE which blocks the server).
 pub fn save(server: &Arc<Server>) -> Result<(), SaveError> {
-    let (snap, dirty) = begin(server).map_err(|_| SaveError::Busy)?;
-    let result = write_file(server, snap);
+    save_in(server, &mut LockSet::new(&server.keyspace))
+}
+
+/// [`save`] through a command's lock set (holding nothing, or every shard inside EXEC).
+pub fn save_in(server: &Arc<Server>, locks: &mut LockSet) -> Result<(), SaveError> {
+    let (snap, dirty) = begin(server, locks).map_err(|_| SaveError::Busy)?;
+    let result = write_file(server, locks, snap);
     finish(server, result.is_ok(), dirty, None);
     result.map_err(SaveError::Io)
 }
 
 /// BGSAVE: takes the snapshot point now and writes it on a background thread.
 pub fn bgsave(server: &Arc<Server>) -> Result<(), Busy> {
-    let (snap, dirty) = begin(server)?;
+    let (snap, dirty) = begin(server, &mut LockSet::new(&server.keyspace))?;
     let started = crate::clock::now_ms();
     let st = &server.rdb_state;
     st.bgsave_started_ms.store(started, Relaxed);
@@ -93,7 +99,7 @@ pub fn bgsave(server: &Arc<Server>) -> Result<(), Busy> {
         .name("kiln-bgsave".into())
         .spawn(move || {
             tracing::info!("Background saving started");
-            let result = write_file(&s, snap);
+            let result = write_file(&s, &mut LockSet::new(&s.keyspace), snap);
             match &result {
                 Ok(()) => tracing::info!("Background saving terminated with success"),
                 Err(e) => tracing::warn!("Background saving error: {e}"),
@@ -130,7 +136,7 @@ fn finish(server: &Server, ok: bool, dirty: u64, bg_started: Option<u64>) {
 }
 
 /// Writes the snapshot to a temporary file next to the target, fsyncs, renames.
-fn write_file(server: &Server, snap: Snapshot) -> std::io::Result<()> {
+fn write_file(server: &Server, locks: &mut LockSet, snap: Snapshot) -> std::io::Result<()> {
     let path = rdb_path(server);
     let dir = path
         .parent()
@@ -144,7 +150,7 @@ fn write_file(server: &Server, snap: Snapshot) -> std::io::Result<()> {
     let result = (|| {
         let f = File::create(&tmp)?;
         let mut w = BufWriter::with_capacity(1 << 20, f);
-        snap.write_rdb(&mut w, &[])?;
+        snap.write_rdb_in(locks, &mut w, &[])?;
         let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         drop(f);

@@ -27,7 +27,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::rdb;
 use crate::server::Server;
 use crate::storage::keyspace::{Preserve, SHARDS};
-use crate::storage::Entry;
+use crate::storage::{shard_id, Entry, LockSet};
 
 /// Keys the writer saves per hold of a shard's lock.
 const STEP: usize = 256;
@@ -97,18 +97,38 @@ impl Drop for Snapshot {
     /// A snapshot dropped unwritten (an error on the way) still detaches from the shards.
     fn drop(&mut self) {
         if !self.finished {
-            self.finish();
+            let server = self.sink.server.clone();
+            self.finish_in(&mut LockSet::new(&server.keyspace));
         }
     }
 }
 
 impl Snapshot {
     /// Takes the snapshot point and runs `at_point` while nothing can change. Fails with
-    /// [`Busy`] while another snapshot is being written.
+    /// [`Busy`] while another snapshot is being written. For threads that hold no shard
+    /// lock; a command passes its own lock set to [`Snapshot::begin_in`].
     pub fn begin<T>(
         server: &Arc<Server>,
         at_point: impl FnOnce(&Server) -> T,
     ) -> Result<(Snapshot, T), Busy> {
+        Self::begin_in(server, &mut LockSet::new(&server.keyspace), at_point)
+    }
+
+    /// [`Snapshot::begin`] through `locks`, which holds either nothing (the point takes and
+    /// releases every shard) or every shard (a command inside EXEC, whose locks stay).
+    pub fn begin_in<T>(
+        server: &Arc<Server>,
+        locks: &mut LockSet,
+        at_point: impl FnOnce(&Server) -> T,
+    ) -> Result<(Snapshot, T), Busy> {
+        let was_empty = locks.is_empty();
+        debug_assert!(
+            was_empty || locks.holds_all(),
+            "a snapshot point needs every shard or none held"
+        );
+        if !was_empty && !locks.holds_all() {
+            return Err(Busy);
+        }
         {
             let mut busy = server.snapshot.busy.lock();
             if *busy {
@@ -133,15 +153,10 @@ impl Snapshot {
         });
         let dyn_sink: Arc<dyn Preserve> = sink.clone();
         // Every shard, in the global lock order commands use.
-        let mut guards = Vec::with_capacity(ndb * SHARDS);
-        for db in server.keyspace.dbs.iter() {
-            for sh in db.shards.iter() {
-                guards.push(sh.lock());
-            }
-        }
+        locks.acquire_all();
         let mut sizes = vec![(0u64, 0u64); ndb];
-        for (i, g) in guards.iter_mut().enumerate() {
-            let s = &mut sizes[i / SHARDS];
+        for (id, g) in locks.iter_mut() {
+            let s = &mut sizes[id as usize / SHARDS];
             s.0 += g.len() as u64;
             s.1 += g.expires_len() as u64;
             g.snapshot_begin(dyn_sink.clone());
@@ -149,7 +164,9 @@ impl Snapshot {
         st.keys_total
             .store(sizes.iter().map(|s| s.0).sum(), Relaxed);
         let value = at_point(server);
-        drop(guards);
+        if was_empty {
+            drop(locks.release());
+        }
         Ok((
             Snapshot {
                 sink,
@@ -172,13 +189,31 @@ impl Snapshot {
     /// Writes the snapshot as a complete RDB file to `w`: header with the standard aux
     /// fields plus `aux`, each database's keys, EOF and checksum. Returns the bytes written.
     /// Blocking (it takes each shard's lock in turn): run it off the worker threads.
-    pub fn write_rdb(mut self, w: impl Write, aux: &[(&str, String)]) -> std::io::Result<u64> {
-        let result = self.write_inner(w, aux);
-        self.finish();
+    pub fn write_rdb(self, w: impl Write, aux: &[(&str, String)]) -> std::io::Result<u64> {
+        let server = self.sink.server.clone();
+        let mut locks = LockSet::new(&server.keyspace);
+        self.write_rdb_in(&mut locks, w, aux)
+    }
+
+    /// [`Snapshot::write_rdb`] through `locks` (a command's: it holds nothing, or every
+    /// shard inside EXEC).
+    pub fn write_rdb_in(
+        mut self,
+        locks: &mut LockSet,
+        w: impl Write,
+        aux: &[(&str, String)],
+    ) -> std::io::Result<u64> {
+        let result = self.write_inner(locks, w, aux);
+        self.finish_in(locks);
         result
     }
 
-    fn write_inner(&self, w: impl Write, aux: &[(&str, String)]) -> std::io::Result<u64> {
+    fn write_inner(
+        &self,
+        locks: &mut LockSet,
+        w: impl Write,
+        aux: &[(&str, String)],
+    ) -> std::io::Result<u64> {
         let server = &self.sink.server;
         let checksum = server.config.read().get_bool("rdbchecksum");
         let opts = self.sink.opts;
@@ -207,7 +242,8 @@ impl Snapshot {
             }
             rdb::write_select_db(&mut buf, db);
             rdb::write_resize_db(&mut buf, keys, expires);
-            for sh in server.keyspace.dbs[db].shards.iter() {
+            for idx in 0..SHARDS {
+                let id = shard_id(db, idx);
                 let mut n = 0u64;
                 let mut save = |e: &Entry, expire: Option<u64>| {
                     rdb::write_record_with(&mut buf, e, expire, &opts);
@@ -217,10 +253,12 @@ impl Snapshot {
                 // not for the whole shard; the final drain catches keys a removal moved
                 // behind the cursor, and detaches the snapshot.
                 let mut pos = 0;
-                while let Some(next) = sh.lock().snapshot_drain_step(pos, STEP, &mut save) {
+                while let Some(Some(next)) =
+                    locks.with(id, |sh| sh.snapshot_drain_step(pos, STEP, &mut save))
+                {
                     pos = next;
                 }
-                sh.lock().snapshot_drain(&mut save);
+                locks.with(id, |sh| sh.snapshot_drain(&mut save));
                 st.keys_done.fetch_add(n, Relaxed);
                 self.take_side(db, &mut buf);
                 if buf.len() >= FLUSH_AT {
@@ -253,17 +291,14 @@ impl Snapshot {
 
     /// Detaches the snapshot from every shard it has not reached (a failed write) and
     /// marks the server idle.
-    fn finish(&mut self) {
+    fn finish_in(&mut self, locks: &mut LockSet) {
         self.finished = true;
         let server = &self.sink.server;
-        for db in server.keyspace.dbs.iter() {
-            for sh in db.shards.iter() {
-                let mut g = sh.lock();
-                if g.snapshot_pending() {
-                    g.snapshot_drain(|_, _| {});
-                }
+        locks.each(|g| {
+            if g.snapshot_pending() {
+                g.snapshot_drain(|_, _| {});
             }
-        }
+        });
         let st = &server.snapshot;
         st.in_progress.store(false, Relaxed);
         st.side_bytes.store(0, Relaxed);
@@ -277,23 +312,30 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::storage::keyspace::shard_of;
+    use crate::storage::Shard;
+
+    fn with<R>(server: &Server, key: &[u8], f: impl FnOnce(&mut Shard, u64) -> R) -> R {
+        let h = server.keyspace.hash(key);
+        let mut locks = LockSet::new(&server.keyspace);
+        locks
+            .with(shard_id(0, shard_of(h)), |sh| f(sh, h))
+            .expect("an empty lock set waits")
+    }
 
     fn set(server: &Server, key: &[u8], val: &[u8]) {
-        let h = server.keyspace.hash(key);
-        let mut sh = server.keyspace.dbs[0].shards[shard_of(h)].lock();
-        sh.insert(h, Entry::string(key, val, 0));
+        with(server, key, |sh, h| {
+            sh.insert(h, Entry::string(key, val, 0))
+        });
     }
 
     fn del(server: &Server, key: &[u8]) {
-        let h = server.keyspace.hash(key);
-        let mut sh = server.keyspace.dbs[0].shards[shard_of(h)].lock();
-        sh.remove(h, key);
+        with(server, key, |sh, h| sh.remove(h, key));
     }
 
     fn get(server: &Server, key: &[u8]) -> Option<Vec<u8>> {
-        let h = server.keyspace.hash(key);
-        let sh = server.keyspace.dbs[0].shards[shard_of(h)].lock();
-        sh.peek(h, key).and_then(|e| e.as_str().map(<[u8]>::to_vec))
+        with(server, key, |sh, h| {
+            sh.peek(h, key).and_then(|e| e.as_str().map(<[u8]>::to_vec))
+        })
     }
 
     #[test]

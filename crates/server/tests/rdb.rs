@@ -370,11 +370,16 @@ fn write_file(s: &Server) -> Vec<u8> {
         ],
     );
     w.write(&hdr).unwrap();
-    for (i, db) in s.keyspace.dbs.iter().enumerate() {
-        let (keys, expires) = db.shards.iter().fold((0, 0), |(k, e), sh| {
-            let g = sh.lock();
-            (k + g.len() as u64, e + g.expires_len() as u64)
-        });
+    let mut locks = kiln::storage::LockSet::new(&s.keyspace);
+    for i in 0..s.keyspace.dbs.len() {
+        let (mut keys, mut expires) = (0, 0);
+        for idx in 0..kiln::storage::SHARDS {
+            let id = kiln::storage::shard_id(i, idx);
+            locks.with(id, |g| {
+                keys += g.len() as u64;
+                expires += g.expires_len() as u64;
+            });
+        }
         if keys == 0 {
             continue;
         }
@@ -382,14 +387,15 @@ fn write_file(s: &Server) -> Vec<u8> {
         rdb::write_select_db(&mut out, i);
         rdb::write_resize_db(&mut out, keys, expires);
         w.write(&out).unwrap();
-        for sh in db.shards.iter() {
-            let g = sh.lock();
-            for e in g.iter() {
-                let at = g.expire_of(g.hash(e.key()), e.key());
-                let mut out = Vec::new();
-                rdb::write_record(&mut out, e, at, true);
-                w.write(&out).unwrap();
-            }
+        for idx in 0..kiln::storage::SHARDS {
+            locks.with(kiln::storage::shard_id(i, idx), |g| {
+                for e in g.iter() {
+                    let at = g.expire_of(g.hash(e.key()), e.key());
+                    let mut out = Vec::new();
+                    rdb::write_record(&mut out, e, at, true);
+                    w.write(&out).unwrap();
+                }
+            });
         }
     }
     w.finish().unwrap()
@@ -1041,11 +1047,11 @@ fn damaged_dump_payloads_with_a_valid_checksum_never_panic() {
     let s = server();
     rdb::load(&s, &file[..], rdb::LoadOptions::default()).unwrap();
     let mut payloads = Vec::new();
-    for sh in s.keyspace.dbs[0].shards.iter() {
-        for e in sh.lock().iter() {
+    kiln::storage::LockSet::new(&s.keyspace).each(|sh| {
+        for e in sh.iter() {
             payloads.push(rdb::dump_payload(e.value(), &rdb::WriteOptions::default()));
         }
-    }
+    });
     let fix_crc = |p: &mut Vec<u8>| {
         let n = p.len();
         let c = crc::crc64(&p[..n - 8]);

@@ -9,7 +9,7 @@ pub(super) const COMMANDS: &[CommandSpec] = &[CommandSpec::new(
     "bgrewriteaof",
     1,
     ADMIN | NOSCRIPT,
-    Keys::None,
+    Keys::WalkAll,
     bgrewriteaof,
 )
 .group("server")

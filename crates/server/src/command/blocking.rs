@@ -28,7 +28,7 @@ use crate::client::Client;
 use crate::error::{CmdResult, CommandError, E, TIMEOUT_NEGATIVE, TIMEOUT_NOT_FLOAT};
 use crate::server::{ClientHandle, Server};
 use crate::storage::keyspace::shard_of;
-use crate::storage::SHARDS;
+use crate::storage::{shard_id, LockSet, SHARDS};
 
 /// Where a blocked client stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,9 +156,9 @@ pub(super) fn serve_ready(cx: &mut Ctx) {
     // Serving can make more keys ready (BLMOVE pushes into its destination): loop.
     for _ in 0..1000 {
         let mut ready: Vec<(usize, Box<[u8]>)> = Vec::new();
-        for (id, g) in cx.locks.held.iter_mut() {
+        for (id, g) in cx.locks.iter_mut() {
             if g.has_ready() {
-                let db = *id as usize / SHARDS;
+                let db = id as usize / SHARDS;
                 ready.extend(g.take_ready().into_iter().map(|k| (db, k)));
             }
         }
@@ -261,9 +261,8 @@ fn run_as_waiter(cx: &mut Ctx, w: &Waiter) -> Option<Vec<u8>> {
 /// Removes every registration of a waiter (its task calls this once the block is over).
 pub fn unregister(server: &Server, w: &Waiter) {
     for key in &w.keys {
-        let h = server.keyspace.hash(key);
-        let mut sh = server.keyspace.dbs[w.db].shards[shard_of(h)].lock();
-        sh.remove_waiter(key, w.id);
+        let id = shard_id(w.db, shard_of(server.keyspace.hash(key)));
+        LockSet::new(&server.keyspace).with(id, |sh| sh.remove_waiter(key, w.id));
     }
     server.waiters.lock().remove(&w.id);
 }

@@ -49,7 +49,7 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
         .summary("Returns every key name that matches a glob pattern.")
         .complexity("O(N) with N the number of keys in the database.")
         .syntax("pattern"),
-    CommandSpec::new("scan", -2, READONLY, Keys::None, scan)
+    CommandSpec::new("scan", -2, READONLY, Keys::WalkDb, scan)
         .since("2.8.0")
         .summary("Iterates over the key names of the database, a page per call.")
         .complexity("O(1) per call, O(N) for a complete iteration.")

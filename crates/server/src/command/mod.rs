@@ -31,7 +31,6 @@ pub mod transaction;
 use hashbrown::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 
-use parking_lot::MutexGuard;
 use smallvec::SmallVec;
 
 use crate::client::Client;
@@ -39,7 +38,7 @@ use crate::error::{CmdResult, CommandError, E};
 use crate::reply::Out;
 use crate::server::Server;
 use crate::storage::keyspace::shard_of;
-use crate::storage::{Shard, SHARDS};
+use crate::storage::{shard_id, LockSet, Shard, SHARDS};
 
 pub use args::Args;
 
@@ -96,7 +95,7 @@ pub mod flags {
 /// Where a command's keys are, and so which shards it locks.
 #[derive(Clone, Copy, Debug)]
 pub enum Keys {
-    /// No keys, no shard locks (the handler may lock shards one at a time itself).
+    /// No keys: the handler touches no shard (debug builds check).
     None,
     /// Keys at `first..=last` stepping `step` (`last` < 0 counts from the end), like Redis's
     /// legacy (first, last, step) triple.
@@ -105,6 +104,13 @@ pub enum Keys {
     AllDb,
     /// Every shard of every database (FLUSHALL, SWAPDB).
     AllDbs,
+    /// No keys named, but the handler visits the current database's shards one at a time
+    /// (SCAN): nothing is locked up front, except inside EXEC, which takes them all.
+    WalkDb,
+    /// Like [`Keys::WalkDb`] over every database (INFO keyspace, DEBUG, REPLICAOF's expiry
+    /// pass, SAVE/BGSAVE/BGREWRITEAOF, CONFIG SET, SHUTDOWN: whatever may take a snapshot
+    /// point or visit the whole keyspace).
+    WalkAll,
     /// Keys found by a function of the arguments, possibly in other databases (MOVE,
     /// COPY ... DB): it calls `push(db, key)` for each key; `cur_db` is the selected one.
     Custom(KeyFinder),
@@ -321,45 +327,6 @@ impl CommandTable {
     }
 }
 
-/// Shard locks held for the command being executed, sorted by lock id
-/// (`db * SHARDS + shard`). Always acquired in ascending order, so no deadlock is possible.
-#[derive(Default)]
-pub struct Locks<'a> {
-    held: SmallVec<[(u32, MutexGuard<'a, Shard>); 4]>,
-}
-
-impl<'a> Locks<'a> {
-    fn find(&mut self, id: u32) -> Option<&mut Shard> {
-        let i = self.held.binary_search_by_key(&id, |x| x.0).ok()?;
-        Some(&mut self.held[i].1)
-    }
-
-    /// Locks the given ids (any order, duplicates allowed). Must hold nothing.
-    fn acquire(&mut self, server: &'a Server, ids: &mut [u32], writing: bool) {
-        debug_assert!(self.held.is_empty());
-        let track_new = tracks_new(server);
-        ids.sort_unstable();
-        let mut last = u32::MAX;
-        for &id in ids.iter() {
-            if id == last {
-                continue;
-            }
-            last = id;
-            let (db, sh) = (id as usize / SHARDS, id as usize % SHARDS);
-            let mut g = server.keyspace.dbs[db].shards[sh].lock();
-            if track_new {
-                g.track_new = true;
-            }
-            g.cow = writing;
-            self.held.push((id, g));
-        }
-    }
-
-    fn release(&mut self) -> SmallVec<[(u32, MutexGuard<'a, Shard>); 4]> {
-        std::mem::take(&mut self.held)
-    }
-}
-
 /// Everything a handler may touch.
 pub struct Ctx<'a> {
     pub server: &'a Server,
@@ -367,7 +334,14 @@ pub struct Ctx<'a> {
     pub out: Out<'a>,
     /// Unix ms at the start of the command: one consistent "now" per command, as Redis.
     pub now: u64,
-    locks: Locks<'a>,
+    /// Every shard lock taken on behalf of the command goes through this one set.
+    locks: LockSet<'a>,
+    /// Shard ids the running command may lock on demand, beyond what was planned and taken
+    /// before it started (a walk: `Keys::WalkDb` / `Keys::WalkAll`). Debug builds check
+    /// that handlers stay within plan and reach.
+    reach: std::ops::Range<u32>,
+    /// The running command's name (for the debug check's message).
+    cmd_name: &'static str,
     /// Re-running a blocked client's command on its behalf (see `blocking`).
     serving: bool,
     /// Set when a re-run command would block again.
@@ -397,6 +371,9 @@ pub struct Ctx<'a> {
     writing: bool,
     /// Replaying a file (AOF loading): see [`Ctx::set_replaying`].
     replaying: bool,
+    /// Work to run once the command (or its EXEC) has released its shard locks
+    /// ([`Ctx::after_unlock`]).
+    deferred: Vec<Box<dyn FnOnce() + Send>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -412,7 +389,9 @@ impl<'a> Ctx<'a> {
             now: base_ms,
             base: (base_ms, base_instant),
             mark: base_instant,
-            locks: Locks::default(),
+            locks: LockSet::new(&server.keyspace),
+            reach: 0..0,
+            cmd_name: "",
             serving: false,
             reblocked: false,
             argv: Vec::new(),
@@ -422,6 +401,7 @@ impl<'a> Ctx<'a> {
             batch: None,
             writing: false,
             replaying: false,
+            deferred: Vec::new(),
         }
     }
 
@@ -492,56 +472,98 @@ impl<'a> Ctx<'a> {
     ) -> Result<(&mut Shard, u64, &mut Out<'a>), CommandError> {
         let db = self.client.db;
         let h = self.server.keyspace.hash(key);
-        let id = (db * SHARDS + shard_of(h)) as u32;
+        let id = shard_id(db, shard_of(h));
         self.lock_id(id)?;
-        let sh = self.locks.find(id).expect("locked above");
+        let sh = self.locks.get(id).expect("locked above");
         Ok((sh, h, &mut self.out))
     }
 
     /// Like [`Ctx::shard`] for another database.
     pub fn shard_in(&mut self, db: usize, key: &[u8]) -> Result<(&mut Shard, u64), CommandError> {
         let h = self.server.keyspace.hash(key);
-        let id = (db * SHARDS + shard_of(h)) as u32;
-        self.lock_id(id).map(|s| (s, h))
+        self.lock_id(shard_id(db, shard_of(h))).map(|s| (s, h))
     }
 
-    /// Shard `idx` of database `db`: the held lock, or a fresh one if the command holds none
-    /// that would have to come after it.
+    /// Shard `idx` of database `db`, for commands that walk shards (`Keys::WalkDb`,
+    /// `Keys::AllDb`, ...): the held lock, or a fresh one while walking upwards.
     pub fn shard_at(&mut self, db: usize, idx: usize) -> Result<&mut Shard, CommandError> {
-        self.lock_id((db * SHARDS + idx) as u32)
+        self.lock_id(shard_id(db, idx))
     }
 
+    /// Runs `f` on shard `idx` of `db` for a command that walks shards (`Keys::WalkDb`,
+    /// `Keys::WalkAll`): the held shard inside EXEC, otherwise one locked for the call only.
+    pub fn visit<R>(
+        &mut self,
+        db: usize,
+        idx: usize,
+        f: impl FnOnce(&mut Shard) -> R,
+    ) -> Result<R, CommandError> {
+        let id = shard_id(db, idx);
+        debug_assert!(
+            self.locks.holds(id) || self.reach.contains(&id),
+            "`{}` visits shard {id} outside its key spec (plan it in its `Keys`)",
+            self.cmd_name
+        );
+        self.locks
+            .with(id, f)
+            .ok_or_else(|| CommandError::err("internal error: shard lock order"))
+    }
+
+    /// The command's lock set, for whole-keyspace work started from a command (a snapshot
+    /// point, a reload): it holds every shard inside EXEC, nothing otherwise.
+    pub fn lock_set(&mut self) -> &mut LockSet<'a> {
+        &mut self.locks
+    }
+
+    /// Shard `id`, held already (planned) or taken now within the command's reach.
     fn lock_id(&mut self, id: u32) -> Result<&mut Shard, CommandError> {
-        if !self.try_lock_id(id) {
-            return Err(CommandError::err("internal error: shard lock order"));
+        if !self.locks.holds(id) {
+            debug_assert!(
+                self.reach.contains(&id),
+                "`{}` locks shard {id} outside its key spec (plan it in its `Keys`)",
+                self.cmd_name
+            );
+            if !self.try_lock_id(id) {
+                return Err(CommandError::err("internal error: shard lock order"));
+            }
         }
-        Ok(self.locks.find(id).expect("just locked"))
+        Ok(self.locks.get(id).expect("held"))
     }
 
     /// Makes sure shard `id` is held: already held, or locked now if that keeps the global
     /// order (above every held id), or taken with a try-lock otherwise. False if it is
     /// busy and could only be waited for at the risk of deadlock.
     fn try_lock_id(&mut self, id: u32) -> bool {
-        match self.locks.held.binary_search_by_key(&id, |x| x.0) {
-            Ok(_) => true,
-            Err(pos) => {
-                let (db, sh) = (id as usize / SHARDS, id as usize % SHARDS);
-                let m = &self.server.keyspace.dbs[db].shards[sh];
-                let mut g = if pos == self.locks.held.len() {
-                    m.lock()
-                } else {
-                    match m.try_lock() {
-                        Some(g) => g,
-                        None => return false,
-                    }
-                };
-                if tracks_new(self.server) {
-                    g.track_new = true;
-                }
-                g.cow = self.writing;
-                self.locks.held.insert(pos, (id, g));
+        if self.locks.holds(id) {
+            return true;
+        }
+        let (track, writing) = (tracks_new(self.server), self.writing);
+        match self.locks.lock(id) {
+            Some(g) => {
+                g.track_new |= track;
+                g.cow = writing;
                 true
             }
+            None => false,
+        }
+    }
+
+    /// Runs `f` once the running command, or the EXEC it is part of, has released its shard
+    /// locks. For work that takes a lock other threads may hold while they wait for shards
+    /// (switching replication roles waits for the link's apply lock): waiting for it while
+    /// holding shards could deadlock, so the lock order is always "that lock, then shards".
+    pub fn after_unlock(&mut self, f: impl FnOnce() + Send + 'static) {
+        self.deferred.push(Box::new(f));
+    }
+
+    /// Takes the planned shards `ids` before a command (or EXEC) runs.
+    fn take(&mut self, ids: &mut [u32]) {
+        let taken = self.locks.acquire(ids);
+        debug_assert!(taken, "a planned lock could not be taken in order");
+        let (track, writing) = (tracks_new(self.server), self.writing);
+        for (_, g) in self.locks.iter_mut() {
+            g.track_new |= track;
+            g.cow = writing;
         }
     }
 
@@ -551,19 +573,10 @@ impl<'a> Ctx<'a> {
         let Ok(cmd) = self.server.commands.resolve(&argv) else {
             return false;
         };
-        let mut ids: SmallVec<[u32; 8]> = SmallVec::new();
-        let ks = &self.server.keyspace;
-        match cmd.spec.keys {
-            Keys::Range(..) => {
-                for i in cmd.spec.key_positions(argv.len()) {
-                    ids.push((w.db * SHARDS + shard_of(ks.hash(argv[i]))) as u32);
-                }
-            }
-            Keys::Custom(f) => f(&argv, w.db, &mut |d, key| {
-                ids.push((d * SHARDS + shard_of(ks.hash(key))) as u32);
-            }),
-            Keys::None => {}
-            Keys::AllDb | Keys::AllDbs => return false,
+        let mut ids = SmallVec::new();
+        let reach = plan(self.server, cmd.spec, &argv, w.db, &mut ids);
+        if !reach.is_empty() {
+            return false;
         }
         ids.sort_unstable();
         ids.dedup();
@@ -571,15 +584,22 @@ impl<'a> Ctx<'a> {
     }
 
     /// Releases every shard lock (handlers that walk shards one at a time call this
-    /// between shards).
+    /// between shards). Inside EXEC, or serving a waiter, the locks belong to the
+    /// transaction or the pusher and stay: only the events and feed entries go out.
     pub fn unlock_all(&mut self) {
         self.flush_new();
         self.feed_expired();
+        if self.in_exec || self.serving {
+            return;
+        }
         let released = self.locks.release();
         self.after_release(released);
     }
 
-    fn after_release(&mut self, mut released: SmallVec<[(u32, MutexGuard<'a, Shard>); 4]>) {
+    fn after_release(
+        &mut self,
+        mut released: SmallVec<[(u32, parking_lot::MutexGuard<'a, Shard>); 4]>,
+    ) {
         let mut expired = Vec::new();
         for (id, g) in released.iter_mut() {
             g.track_new = false;
@@ -716,7 +736,7 @@ impl<'a> Ctx<'a> {
 
     /// [`Ctx::feed_expired`] collecting into `out` whatever the batch state.
     fn feed_expired_into(&mut self, out: &mut Vec<(usize, Vec<Vec<u8>>)>) {
-        for (_, g) in self.locks.held.iter_mut() {
+        for (_, g) in self.locks.iter_mut() {
             if g.expired_fed < g.expired.len() {
                 let db = g.db;
                 out.extend(
@@ -736,7 +756,7 @@ impl<'a> Ctx<'a> {
     /// during the lookup, before the command adds anything.
     fn flush_new(&mut self) {
         let flags = self.server.hot.notify.load(Relaxed);
-        for (_, g) in self.locks.held.iter_mut() {
+        for (_, g) in self.locks.iter_mut() {
             tell_expired(self.server, g);
             if g.created.is_empty() {
                 continue;
@@ -794,7 +814,7 @@ impl<'a> Ctx<'a> {
                 }
             }),
             // Whole-database writes (FLUSHDB, SWAPDB) mark their shards' watchers themselves.
-            Keys::AllDb | Keys::AllDbs | Keys::None => {}
+            Keys::AllDb | Keys::AllDbs | Keys::WalkDb | Keys::WalkAll | Keys::None => {}
         }
         for (d, key) in keys {
             if d < self.server.keyspace.dbs.len() {
@@ -805,43 +825,47 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Takes the shards `spec` plans for `args` before its handler runs, and sets its reach.
     fn lock_for(&mut self, spec: &CommandSpec, args: &[&[u8]]) {
-        let server = self.server;
-        let db = self.client.db;
-        match spec.keys {
-            Keys::None => {}
-            Keys::Range(..) => {
-                let mut ids: SmallVec<[u32; 8]> = spec
-                    .key_positions(args.len())
-                    .map(|i| {
-                        let h = server.keyspace.hash(args[i]);
-                        (db * SHARDS + shard_of(h)) as u32
-                    })
-                    .collect();
-                self.locks.acquire(server, &mut ids, self.writing);
-            }
-            Keys::Custom(f) => {
-                let mut ids: SmallVec<[u32; 8]> = SmallVec::new();
-                let ndb = server.keyspace.dbs.len();
-                f(args, db, &mut |d, key| {
-                    if d < ndb {
-                        let h = server.keyspace.hash(key);
-                        ids.push((d * SHARDS + shard_of(h)) as u32);
-                    }
-                });
-                self.locks.acquire(server, &mut ids, self.writing);
-            }
-            Keys::AllDb => {
-                let mut ids: Vec<u32> = (0..SHARDS).map(|s| (db * SHARDS + s) as u32).collect();
-                self.locks.acquire(server, &mut ids, self.writing);
-            }
-            Keys::AllDbs => {
-                let n = server.keyspace.dbs.len() * SHARDS;
-                let mut ids: Vec<u32> = (0..n as u32).collect();
-                self.locks.acquire(server, &mut ids, self.writing);
-            }
+        let mut ids = SmallVec::new();
+        self.reach = plan(self.server, spec, args, self.client.db, &mut ids);
+        if !ids.is_empty() {
+            self.take(&mut ids);
         }
     }
+}
+
+/// Plans the shards a command will touch, from its key spec and arguments, before it runs:
+/// pushes the ids to take up front onto `ids` and returns the range it may walk one shard
+/// at a time (empty unless `Keys::WalkDb` / `Keys::WalkAll`). The one place a command's
+/// locking is decided: the dispatcher, EXEC and blocked-client service all use it.
+pub(crate) fn plan(
+    server: &Server,
+    spec: &CommandSpec,
+    args: &[&[u8]],
+    db: usize,
+    ids: &mut SmallVec<[u32; 8]>,
+) -> std::ops::Range<u32> {
+    let ks = &server.keyspace;
+    let ndb = ks.dbs.len();
+    let db_range = |d: usize| shard_id(d, 0)..shard_id(d + 1, 0);
+    match spec.keys {
+        Keys::None => {}
+        Keys::Range(..) => ids.extend(
+            spec.key_positions(args.len())
+                .map(|i| shard_id(db, shard_of(ks.hash(args[i])))),
+        ),
+        Keys::Custom(f) => f(args, db, &mut |d, key| {
+            if d < ndb {
+                ids.push(shard_id(d, shard_of(ks.hash(key))));
+            }
+        }),
+        Keys::AllDb => ids.extend(db_range(db)),
+        Keys::AllDbs => ids.extend(0..shard_id(ndb, 0)),
+        Keys::WalkDb => return db_range(db),
+        Keys::WalkAll => return 0..shard_id(ndb, 0),
+    }
+    0..0
 }
 
 /// Runs one command: the whole life of a request after parsing.
@@ -928,6 +952,7 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     cx.client.handle.last_cmd.store(cmd.id as u32, Relaxed);
 
     let mark = cx.out.buf.len();
+    cx.cmd_name = spec.name;
     if !cx.in_exec {
         cx.writing = spec.flags & flags::WRITE != 0;
         cx.lock_for(spec, args);
@@ -944,10 +969,14 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     }
     cx.after_write(spec, args);
     if !cx.in_exec {
-        if cx.locks.held.iter().any(|(_, g)| g.has_ready()) {
+        if cx.locks.iter_mut().any(|(_, g)| g.has_ready()) {
             blocking::serve_ready(cx);
         }
         cx.unlock_all();
+        cx.reach = 0..0;
+        for f in std::mem::take(&mut cx.deferred) {
+            f();
+        }
     }
     let end = crate::clock::instant();
     cx.mark = end;

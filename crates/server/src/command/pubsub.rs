@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::flags::*;
 use super::{CommandSpec, Ctx, Keys};
 use crate::client::Client;
-use crate::error::{CmdResult, CommandError};
+use crate::error::{CmdResult, CommandError, E};
 use crate::pubsub::{Kind, Subscriber};
 
 const PS: u32 = PUBSUB | NOSCRIPT | LOADING | STALE;
@@ -255,6 +255,11 @@ fn punsubscribe(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 /// `SSUBSCRIBE shardchannel [shardchannel ...]`
 fn ssubscribe(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    // Redis 7.0 refuses SSUBSCRIBE to a client that may not block, which includes one in
+    // EXEC (SUBSCRIBE and PSUBSCRIBE make an exception for transactions; SSUBSCRIBE not).
+    if cx.in_exec() {
+        return Err(E(crate::error::SSUBSCRIBE_DENY_BLOCKING));
+    }
     do_subscribe(cx, Kind::Shard, &args[1..])
 }
 

@@ -97,20 +97,26 @@ fn replicaof(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         return Err(E(CLIENT_IS_REPLICA));
     }
     let server = cx.server.arc();
-    if args[1].eq_ignore_ascii_case(b"no") && args[2].eq_ignore_ascii_case(b"one") {
-        crate::repl::replicaof(&server, None);
-        cx.out.ok();
-        return Ok(());
-    }
-    let port = parse_i64(args[2])
-        .filter(|p| (0..=65535).contains(p))
-        .ok_or(E(INVALID_MASTER_PORT))?;
-    let host = String::from_utf8_lossy(args[1]).into_owned();
-    if crate::repl::replicaof(&server, Some((host, port as u16))) {
-        cx.out.ok();
+    let target = if args[1].eq_ignore_ascii_case(b"no") && args[2].eq_ignore_ascii_case(b"one") {
+        None
     } else {
-        cx.out.simple("OK Already connected to specified master");
-    }
+        let port = parse_i64(args[2])
+            .filter(|p| (0..=65535).contains(p))
+            .ok_or(E(INVALID_MASTER_PORT))?;
+        let host = String::from_utf8_lossy(args[1]).into_owned();
+        if crate::repl::follows(&server, &host, port as u16) {
+            cx.out.simple("OK Already connected to specified master");
+            return Ok(());
+        }
+        Some((host, port as u16))
+    };
+    // Switching roles waits for the replication link to finish applying a command, and
+    // the link waits for shards while applying: so it runs once this command (or its
+    // EXEC) has released its shard locks, never while holding them.
+    cx.after_unlock(move || {
+        crate::repl::replicaof(&server, target);
+    });
+    cx.out.ok();
     Ok(())
 }
 

@@ -44,7 +44,7 @@ const CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
         "set",
         -4,
         ADMIN | NOSCRIPT | LOADING | STALE,
-        Keys::None,
+        Keys::WalkAll,
         config_set,
     )
     .group("server")
@@ -82,7 +82,7 @@ const CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
 ];
 
 pub(super) const COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("info", -1, LOADING | STALE, Keys::None, info)
+    CommandSpec::new("info", -1, LOADING | STALE, Keys::WalkAll, info)
         .group("server")
         .summary("Get information and statistics about the server")
         .complexity("O(1)")
@@ -122,11 +122,11 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
         .group("server")
         .summary("Get the UNIX time stamp of the last successful save to disk")
         .complexity("O(1)"),
-    CommandSpec::new("save", 1, ADMIN | NOSCRIPT | NO_MULTI, Keys::None, save)
+    CommandSpec::new("save", 1, ADMIN | NOSCRIPT | NO_MULTI, Keys::WalkAll, save)
         .group("server")
         .summary("Synchronously save the dataset to disk")
         .complexity("O(N) where N is the total number of keys in all databases"),
-    CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT, Keys::None, bgsave)
+    CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT, Keys::WalkAll, bgsave)
         .group("server")
         .summary("Asynchronously save the dataset to disk")
         .complexity("O(1)")
@@ -135,14 +135,14 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
         "shutdown",
         -1,
         ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
-        Keys::None,
+        Keys::WalkAll,
         shutdown,
     )
     .group("server")
     .summary("Synchronously save the dataset to disk and then shut down the server")
     .complexity("O(N) when saving, where N is the total number of keys in all databases when saving data, otherwise O(1)")
     .syntax("[NOSAVE | SAVE] [NOW] [FORCE] [ABORT]"),
-    CommandSpec::new("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, Keys::Custom(debug_keys), debug)
+    CommandSpec::new("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, Keys::WalkAll, debug)
         .group("server")
         .summary("A container for debugging commands")
         .complexity("Depends on subcommand."),
@@ -739,14 +739,15 @@ fn info_cluster(_cx: &mut Ctx, s: &mut String) {
 }
 
 fn info_keyspace(cx: &mut Ctx, s: &mut String) {
-    let server = cx.server;
-    // INFO holds no shard locks (no key spec), so each shard is locked on its own, briefly.
-    for (i, db) in server.keyspace.dbs.iter().enumerate() {
+    // INFO walks the keyspace (`Keys::WalkAll`): each shard is locked on its own, briefly,
+    // except inside EXEC, which holds them all.
+    for i in 0..cx.server.keyspace.dbs.len() {
         let (mut keys, mut expires) = (0, 0);
-        for shard in db.shards.iter() {
-            let sh = shard.lock();
-            keys += sh.len();
-            expires += sh.expires_len();
+        for idx in 0..SHARDS {
+            if let Ok((k, e)) = cx.visit(i, idx, |sh| (sh.len(), sh.expires_len())) {
+                keys += k;
+                expires += e;
+            }
         }
         if keys > 0 {
             let _ = write!(s, "db{i}:keys={keys},expires={expires},avg_ttl=0\r\n");
@@ -1290,21 +1291,6 @@ fn shutdown(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 // ---------------------------------------------------------------------------------------
 // DEBUG
 
-/// DEBUG's keys, for locking: OBJECT's key and DIGEST-VALUE's keys. The other subcommands
-/// lock shards themselves as they go.
-fn debug_keys(args: &[&[u8]], db: usize, push: &mut dyn FnMut(usize, &[u8])) {
-    let Some(sub) = args.get(1) else {
-        return;
-    };
-    if sub.eq_ignore_ascii_case(b"object") && args.len() == 3 {
-        push(db, args[2]);
-    } else if sub.eq_ignore_ascii_case(b"digest-value") {
-        for k in &args[2..] {
-            push(db, k);
-        }
-    }
-}
-
 /// `DEBUG <subcommand> [arg ...]`: OBJECT, DIGEST, DIGEST-VALUE, POPULATE, SLEEP,
 /// SET-ACTIVE-EXPIRE, HELP. Refused unless `enable-debug-command` allows this client.
 fn debug(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
@@ -1350,25 +1336,17 @@ fn debug_reload(cx: &mut Ctx, opts: &[&[u8]]) -> CmdResult {
             }
         }
     }
-    if cx.in_exec() {
-        // The snapshot point needs every shard lock, and EXEC holds some.
-        return Err(CommandError::err(
-            "DEBUG RELOAD is not allowed inside a transaction",
-        ));
-    }
+    // Through the command's lock set: it holds nothing (each step locks what it needs), or
+    // inside EXEC every shard (DEBUG walks the keyspace), and the steps use those.
     let server = cx.server.arc();
     if save {
-        if let Err(e) = crate::persist::save(&server) {
+        if let Err(e) = crate::persist::save_in(&server, cx.lock_set()) {
             tracing::warn!("DEBUG RELOAD save failed: {e:?}");
             return Err(CommandError::err("Error trying to save the DB"));
         }
     }
     if flush {
-        for db in server.keyspace.dbs.iter() {
-            for sh in db.shards.iter() {
-                sh.lock().clear();
-            }
-        }
+        cx.lock_set().each(|sh| sh.clear());
     }
     let path = crate::persist::rdb_path(&server);
     let opts = crate::rdb::LoadOptions {
@@ -1377,7 +1355,9 @@ fn debug_reload(cx: &mut Ctx, opts: &[&[u8]]) -> CmdResult {
     };
     let loaded = std::fs::File::open(&path)
         .map_err(|e| crate::rdb::RdbError::io(0, &e))
-        .and_then(|f| crate::rdb::load(&server, std::io::BufReader::new(f), opts));
+        .and_then(|f| {
+            crate::rdb::load_held(&server, cx.lock_set(), std::io::BufReader::new(f), opts)
+        });
     match loaded {
         Ok(_) => {
             tracing::info!("DB reloaded by DEBUG RELOAD");
@@ -1688,6 +1668,8 @@ fn debug_digest_value(cx: &mut Ctx, keys: &[&[u8]]) -> CmdResult {
         let (sh, h, out) = cx.shard_out(key)?;
         let d = sh.peek(h, key).map_or([0; 20], digest::value_digest);
         out.simple(&digest::hex(&d));
+        // DEBUG walks: the next key's shard may come before this one in lock order.
+        cx.unlock_all();
     }
     Ok(())
 }

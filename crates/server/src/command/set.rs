@@ -21,7 +21,7 @@ use super::args::int;
 use super::flags::*;
 use super::generic::parse_cursor;
 use super::{lookup, lookup_read};
-use super::{CommandSpec, Ctx, Keys, Locks};
+use super::{CommandSpec, Ctx, Keys};
 use crate::error::{
     CmdResult, CommandError, E, LIMIT_NEGATIVE, LONG_RANGE, NOT_POSITIVE, NUMKEYS_NOT_POSITIVE,
     NUMKEYS_TOO_MANY, REPLY_TOO_BIG, SYNTAX,
@@ -32,7 +32,7 @@ use crate::server::Server;
 use crate::storage::entry::ValueRef;
 use crate::storage::keyspace::shard_of;
 use crate::storage::set::{Elem, Set};
-use crate::storage::{Entry, Value, SHARDS};
+use crate::storage::{shard_id, Entry, LockSet, Value};
 use crate::util::{glob_match, parse_i64};
 
 pub(super) const COMMANDS: &[CommandSpec] = &[
@@ -723,11 +723,9 @@ fn check_sources(cx: &mut Ctx, keys: &[&[u8]]) -> Result<Vec<bool>, CommandError
 
 /// Phase two: a shared borrow of the set at `key`, from the shard the dispatcher locked
 /// for this command. Several may be held at once, alongside the reply writer.
-fn held_set<'c>(locks: &'c Locks<'_>, server: &Server, db: usize, key: &[u8]) -> Option<&'c Set> {
+fn held_set<'c>(locks: &'c LockSet<'_>, server: &Server, db: usize, key: &[u8]) -> Option<&'c Set> {
     let h = server.keyspace.hash(key);
-    let id = (db * SHARDS + shard_of(h)) as u32;
-    let i = locks.held.binary_search_by_key(&id, |x| x.0).ok()?;
-    match locks.held[i].1.peek(h, key)?.value() {
+    match locks.peek(shard_id(db, shard_of(h)))?.peek(h, key)?.value() {
         ValueRef::Other(Value::Set(s)) => Some(s),
         _ => None,
     }
@@ -735,7 +733,7 @@ fn held_set<'c>(locks: &'c Locks<'_>, server: &Server, db: usize, key: &[u8]) ->
 
 /// The sets named by `keys` (None for a missing key), after [`check_sources`].
 fn sources<'c>(
-    locks: &'c Locks<'_>,
+    locks: &'c LockSet<'_>,
     server: &Server,
     db: usize,
     keys: &[&[u8]],

@@ -18,7 +18,7 @@ use super::flags::*;
 use super::{CommandSpec, Ctx, Keys};
 use crate::error::{CmdResult, CommandError, E};
 use crate::storage::keyspace::shard_of;
-use crate::storage::SHARDS;
+use crate::storage::shard_id;
 
 pub(super) const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
@@ -172,59 +172,40 @@ pub fn unwatch_all(cx: &mut Ctx) {
     let flag = cx.client.watch_flag.clone();
     let ks = &cx.server.keyspace;
     for (db, key, _) in &watched {
-        let idx = shard_of(ks.hash(key));
         // Inside EXEC every watched key's shard is held; otherwise nothing is, and taking
         // one lock at a time cannot deadlock.
-        match cx.locks.find((db * SHARDS + idx) as u32) {
-            Some(sh) => sh.unwatch(key, &flag),
-            None => ks.dbs[*db].shards[idx].lock().unwatch(key, &flag),
-        }
+        let id = shard_id(*db, shard_of(ks.hash(key)));
+        cx.locks.with(id, |sh| sh.unwatch(key, &flag));
     }
     cx.server.watching.fetch_sub(watched.len(), Relaxed);
     flag.store(false, Relaxed);
 }
 
-/// Lock ids of everything a transaction touches: its queued commands' keys (following
-/// SELECTs in the queue) and its watched keys. `None` means "lock everything".
-fn lock_plan(cx: &Ctx, queue: &[Vec<Vec<u8>>]) -> Option<Vec<u32>> {
+/// Lock ids of everything a transaction touches: what each queued command plans (following
+/// SELECTs in the queue; a walk is taken whole, since EXEC releases nothing before its end)
+/// and its watched keys.
+fn lock_plan(cx: &Ctx, queue: &[Vec<Vec<u8>>]) -> SmallVec<[u32; 8]> {
     let ks = &cx.server.keyspace;
     let mut db = cx.client.db;
-    let mut ids = Vec::new();
+    let mut ids = SmallVec::new();
     for (d, key, _) in &cx.client.watched {
-        ids.push((d * SHARDS + shard_of(ks.hash(key))) as u32);
+        ids.push(shard_id(*d, shard_of(ks.hash(key))));
     }
     for argv in queue {
         let args: SmallVec<[&[u8]; 8]> = argv.iter().map(|a| &a[..]).collect();
         let Ok(cmd) = cx.server.commands.resolve(&args) else {
             continue;
         };
-        match cmd.spec.keys {
-            Keys::Range(..) => {
-                for i in cmd.spec.key_positions(args.len()) {
-                    ids.push((db * SHARDS + shard_of(ks.hash(args[i]))) as u32);
-                }
-            }
-            Keys::Custom(f) => f(&args, db, &mut |d, key| {
-                if d < ks.dbs.len() {
-                    ids.push((d * SHARDS + shard_of(ks.hash(key))) as u32);
-                }
-            }),
-            Keys::AllDb => ids.extend((0..SHARDS).map(|s| (db * SHARDS + s) as u32)),
-            Keys::AllDbs => return None,
-            Keys::None => match cmd.spec.name {
-                // Commands that reach the keyspace without naming keys.
-                "scan" => ids.extend((0..SHARDS).map(|s| (db * SHARDS + s) as u32)),
-                "select" => {
-                    match crate::util::parse_i64(args.get(1).copied().unwrap_or_default()) {
-                        Some(n) if n >= 0 && (n as usize) < ks.dbs.len() => db = n as usize,
-                        _ => {}
-                    }
-                }
+        let walk = super::plan(cx.server, cmd.spec, &args, db, &mut ids);
+        ids.extend(walk);
+        if cmd.spec.name == "select" {
+            match crate::util::parse_i64(args.get(1).copied().unwrap_or_default()) {
+                Some(n) if n >= 0 && (n as usize) < ks.dbs.len() => db = n as usize,
                 _ => {}
-            },
+            }
         }
     }
-    Some(ids)
+    ids
 }
 
 /// `EXEC`
@@ -238,13 +219,9 @@ fn exec(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
             "EXECABORT Transaction discarded because of previous errors.",
         ));
     }
-    let mut ids = match lock_plan(cx, &m.queue) {
-        Some(ids) => ids,
-        None => (0..(cx.server.keyspace.dbs.len() * SHARDS) as u32).collect(),
-    };
-    let server = cx.server;
+    let mut ids = lock_plan(cx, &m.queue);
     cx.writing = true;
-    cx.locks.acquire(server, &mut ids, true);
+    cx.take(&mut ids);
 
     // A watched key that was modified, or that has expired since WATCH, aborts.
     let now = cx.now;

@@ -42,7 +42,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use crate::server::Server;
 use crate::storage::keyspace::shard_of;
-use crate::storage::{hash, zset, Entry, Value, SHARDS};
+use crate::storage::{hash, shard_id, zset, Entry, LockSet, Value, SHARDS};
 
 pub use decode::{Reader, Record};
 pub use encode::{
@@ -282,6 +282,83 @@ pub fn load(server: &Server, r: impl Read, opts: LoadOptions) -> Result<LoadStat
     load_from(server, &mut rd, opts)
 }
 
+/// [`load`] into shards a command already holds, all of them (DEBUG RELOAD inside EXEC):
+/// the calling thread inserts too, since inserter threads would wait on those locks.
+pub fn load_held(
+    server: &Server,
+    locks: &mut LockSet,
+    r: impl Read,
+    opts: LoadOptions,
+) -> Result<LoadStats, RdbError> {
+    if !locks.holds_all() {
+        debug_assert!(locks.is_empty(), "load_held needs every shard or none");
+        return load(server, r, opts);
+    }
+    let mut rd = Reader::new(r)?;
+    rd.set_limits(Limits::from_server(server));
+    rd.set_verify_checksum(opts.verify_checksum);
+    let mut stats = LoadStats {
+        version: rd.version(),
+        ..LoadStats::default()
+    };
+    let never = std::sync::atomic::AtomicBool::new(false);
+    parse_into(
+        server,
+        &mut rd,
+        &opts,
+        &mut stats,
+        Inserters::Inline(locks),
+        &never,
+    )?;
+    finish_load(server, &rd, stats)
+}
+
+/// Where parsed keys go: to inserter threads (each owning a subset of the shards), or
+/// straight into shards the caller holds.
+enum Inserters<'x, 'l> {
+    Threads(&'x [std::sync::mpsc::SyncSender<Vec<Pending>>]),
+    Inline(&'x mut LockSet<'l>),
+}
+
+impl Inserters<'_, '_> {
+    fn count(&self) -> usize {
+        match self {
+            Inserters::Threads(s) => s.len(),
+            Inserters::Inline(_) => 1,
+        }
+    }
+
+    fn send(
+        &mut self,
+        w: usize,
+        batch: Vec<Pending>,
+        at: u64,
+        replace: bool,
+    ) -> Result<(), RdbError> {
+        match self {
+            // An inserter only stops receiving after the scope ends, so a send cannot
+            // fail; if it ever did, the keys would be missing, so report it.
+            Inserters::Threads(s) => s[w]
+                .send(batch)
+                .map_err(|_| RdbError::corrupt(at, "the key inserter stopped")),
+            Inserters::Inline(locks) => insert_batch(locks, batch, replace),
+        }
+    }
+
+    /// Sizes each shard of `db` for `share` more keys.
+    fn reserve(&mut self, server: &Server, db: usize, share: usize) {
+        let each = |locks: &mut LockSet| {
+            for idx in 0..SHARDS {
+                locks.with(shard_id(db, idx), |sh| sh.reserve(share));
+            }
+        };
+        match self {
+            Inserters::Inline(locks) => each(locks),
+            Inserters::Threads(_) => each(&mut LockSet::new(&server.keyspace)),
+        }
+    }
+}
+
 /// [`load`] from a reader the caller keeps: after a successful load,
 /// [`Reader::into_parts`] hands back the bytes that followed the snapshot (a replica's
 /// stream goes on after the RDB). The reader's limits and checksum setting are replaced by
@@ -313,7 +390,8 @@ pub fn load_from<R: Read>(
                     if failed.load(Relaxed) {
                         continue;
                     }
-                    if let Err(e) = insert_batch(server, batch, opts.replace_existing) {
+                    let mut locks = LockSet::new(&server.keyspace);
+                    if let Err(e) = insert_batch(&mut locks, batch, opts.replace_existing) {
                         failed.store(true, Relaxed);
                         let mut slot = insert_error.lock();
                         if slot.as_ref().is_none_or(|old| e.offset < old.offset) {
@@ -323,7 +401,14 @@ pub fn load_from<R: Read>(
                 }
             });
         }
-        let result = parse_into(server, rd, &opts, &mut stats, &senders, &failed);
+        let result = parse_into(
+            server,
+            rd,
+            &opts,
+            &mut stats,
+            Inserters::Threads(&senders),
+            &failed,
+        );
         // Closing the channels lets the inserters finish; the scope waits for them.
         drop(senders);
         result
@@ -337,6 +422,15 @@ pub fn load_from<R: Read>(
         (Ok(()), Some(i)) => return Err(i),
         (Ok(()), None) => {}
     }
+    finish_load(server, rd, stats)
+}
+
+/// The statistics of a load that succeeded, recorded for INFO persistence.
+fn finish_load<R: Read>(
+    server: &Server,
+    rd: &Reader<R>,
+    mut stats: LoadStats,
+) -> Result<LoadStats, RdbError> {
     stats.empty_skipped = rd.empty_skipped();
     stats.bytes = rd.offset();
     // INFO persistence rdb_last_load_keys_loaded / _expired describe the last load.
@@ -353,20 +447,15 @@ fn parse_into<R: Read>(
     rd: &mut Reader<R>,
     opts: &LoadOptions,
     stats: &mut LoadStats,
-    senders: &[std::sync::mpsc::SyncSender<Vec<Pending>>],
+    mut inserters: Inserters,
     failed: &std::sync::atomic::AtomicBool,
 ) -> Result<(), RdbError> {
     let now = crate::clock::now_ms();
     let lru = crate::clock::lru_clock(now);
     let dbs = &server.keyspace.dbs;
-    let mut batches: Vec<Vec<Pending>> = (0..senders.len()).map(|_| Vec::new()).collect();
-    // An inserter only stops receiving after the scope ends, so a send cannot fail; if it
-    // ever did, the keys would be missing, so report it.
-    let send = |w: usize, batch: Vec<Pending>, at: u64| {
-        senders[w]
-            .send(batch)
-            .map_err(|_| RdbError::corrupt(at, "the key inserter stopped"))
-    };
+    let workers = inserters.count();
+    let mut batches: Vec<Vec<Pending>> = (0..workers).map(|_| Vec::new()).collect();
+    let replace = opts.replace_existing;
     let mut db = 0usize;
     loop {
         if failed.load(Relaxed) {
@@ -395,9 +484,7 @@ fn parse_into<R: Read>(
                 let cap = opts.size_hint.map_or(1 << 20, |n| n / 3);
                 let share = (keys.min(cap) as usize / SHARDS) * 9 / 8;
                 if share > 0 {
-                    for sh in dbs[db].shards.iter() {
-                        sh.lock().reserve(share);
-                    }
+                    inserters.reserve(server, db, share);
                 }
             }
             Record::Function(_) => {
@@ -422,7 +509,7 @@ fn parse_into<R: Read>(
                     None => lru,
                 };
                 let hash = server.keyspace.hash(&key);
-                let w = shard_of(hash) % senders.len();
+                let w = shard_of(hash) % workers;
                 batches[w].push(Pending {
                     db,
                     hash,
@@ -432,7 +519,7 @@ fn parse_into<R: Read>(
                 });
                 if batches[w].len() >= BATCH {
                     let full = std::mem::replace(&mut batches[w], Vec::with_capacity(BATCH));
-                    send(w, full, at)?;
+                    inserters.send(w, full, at, replace)?;
                 }
                 stats.keys += 1;
             }
@@ -442,7 +529,7 @@ fn parse_into<R: Read>(
     let end = rd.offset();
     for (w, batch) in batches.into_iter().enumerate() {
         if !batch.is_empty() {
-            send(w, batch, end)?;
+            inserters.send(w, batch, end, replace)?;
         }
     }
     Ok(())
@@ -450,27 +537,31 @@ fn parse_into<R: Read>(
 
 /// The inserting side of [`load`]: puts a batch of keys in place, refusing a key that is
 /// already there unless `replace`.
-fn insert_batch(server: &Server, batch: Vec<Pending>, replace: bool) -> Result<(), RdbError> {
+fn insert_batch(locks: &mut LockSet, batch: Vec<Pending>, replace: bool) -> Result<(), RdbError> {
     for p in batch {
-        let db = &server.keyspace.dbs[p.db];
-        let mut sh = db.shards[shard_of(p.hash)].lock();
-        let key_for_ttl = p.expire_ms.map(|t| (t, Box::<[u8]>::from(p.entry.key())));
-        // One probe: the insert reports a key that was already there.
-        if let Some(old) = sh.insert(p.hash, p.entry) {
-            if !replace {
-                return Err(RdbError::corrupt(
-                    p.at,
-                    format!(
-                        "duplicate key '{}' in database {}",
-                        String::from_utf8_lossy(old.key()),
-                        p.db
-                    ),
-                ));
+        let id = shard_id(p.db, shard_of(p.hash));
+        let at = p.at;
+        let inserted = locks.with(id, |sh| {
+            let key_for_ttl = p.expire_ms.map(|t| (t, Box::<[u8]>::from(p.entry.key())));
+            // One probe: the insert reports a key that was already there.
+            if let Some(old) = sh.insert(p.hash, p.entry) {
+                if !replace {
+                    return Err(RdbError::corrupt(
+                        p.at,
+                        format!(
+                            "duplicate key '{}' in database {}",
+                            String::from_utf8_lossy(old.key()),
+                            p.db
+                        ),
+                    ));
+                }
             }
-        }
-        if let Some((t, key)) = key_for_ttl {
-            sh.set_expire(p.hash, &key, t);
-        }
+            if let Some((t, key)) = key_for_ttl {
+                sh.set_expire(p.hash, &key, t);
+            }
+            Ok(())
+        });
+        inserted.unwrap_or_else(|| Err(RdbError::corrupt(at, "a shard could not be locked")))?;
     }
     Ok(())
 }

@@ -482,8 +482,17 @@ pub fn start(server: &Arc<Server>) {
     }
 }
 
+/// Whether this server already follows `host:port` (REPLICAOF to it changes nothing).
+pub fn follows(server: &Server, host: &str, port: u16) -> bool {
+    let st = server.repl.state.lock();
+    st.master
+        .as_ref()
+        .is_some_and(|m| m.host.eq_ignore_ascii_case(host) && m.port == port)
+}
+
 /// `REPLICAOF host port` (`Some`) or `REPLICAOF NO ONE` (`None`). Returns false when
-/// already following that primary (nothing changes).
+/// already following that primary (nothing changes). Takes the apply lock: never call it
+/// while holding shard locks (commands defer it with `Ctx::after_unlock`).
 pub fn replicaof(server: &Arc<Server>, target: Option<(String, u16)>) -> bool {
     let repl = &server.repl;
     // CONFIG GET replicaof (and CONFIG REWRITE) show the role in force.
@@ -501,13 +510,8 @@ pub fn replicaof(server: &Arc<Server>, target: Option<(String, u16)>) -> bool {
             true
         }
         Some((host, port)) => {
-            {
-                let st = repl.state.lock();
-                if let Some(m) = st.master.as_ref() {
-                    if m.host.eq_ignore_ascii_case(&host) && m.port == port {
-                        return false;
-                    }
-                }
+            if follows(server, &host, port) {
+                return false;
             }
             follow(server, host, port, false);
             true
@@ -610,11 +614,7 @@ fn kill_master_clients(server: &Server) {
 /// Whether shards delete keys whose deadline passed (a primary) or only hide them (a
 /// replica, which waits for its primary's DEL).
 fn set_delete_expired(server: &Server, on: bool) {
-    for db in server.keyspace.dbs.iter() {
-        for sh in db.shards.iter() {
-            sh.lock().delete_expired = on;
-        }
-    }
+    server.keyspace.set_delete_expired(on);
 }
 
 /// The replication cron: pings replicas every `repl-ping-replica-period`, trims the

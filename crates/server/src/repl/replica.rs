@@ -475,11 +475,7 @@ fn full_sync(
 
 /// Empties every database (before loading the primary's snapshot).
 fn flush_all(server: &Server) {
-    for db in server.keyspace.dbs.iter() {
-        for sh in db.shards.iter() {
-            sh.lock().clear();
-        }
-    }
+    crate::storage::LockSet::new(&server.keyspace).each(|sh| sh.clear());
 }
 
 /// Records transfer progress for INFO and checks the transfer timeout.

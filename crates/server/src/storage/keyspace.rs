@@ -47,15 +47,28 @@ pub trait Preserve: Send + Sync {
 pub struct Keyspace {
     pub dbs: Box<[Db]>,
     hasher: KeyHasher,
+    /// Shared by every shard: see [`Keyspace::set_delete_expired`].
+    delete_expired: Arc<AtomicBool>,
 }
 
 impl Keyspace {
     pub fn new(databases: usize) -> Self {
         let hasher = KeyHasher::with_seed(rand::random());
+        let delete_expired = Arc::new(AtomicBool::new(true));
         Self {
-            dbs: (0..databases).map(|i| Db::new(hasher, i)).collect(),
+            dbs: (0..databases)
+                .map(|i| Db::new(hasher, i, &delete_expired))
+                .collect(),
             hasher,
+            delete_expired,
         }
+    }
+
+    /// Whether shards delete keys whose deadline passed (a primary), or only hide them (a
+    /// replica, which waits for its primary's DEL). One flag for the whole keyspace, so
+    /// switching roles locks no shard.
+    pub fn set_delete_expired(&self, on: bool) {
+        self.delete_expired.store(on, Ordering::Relaxed);
     }
 
     #[inline]
@@ -66,14 +79,25 @@ impl Keyspace {
 
 /// One database: [`SHARDS`] independently locked shards.
 pub struct Db {
-    pub shards: Box<[CachePadded<Mutex<Shard>>]>,
+    /// Reachable only through a [`super::LockSet`], which knows what its holder holds.
+    shards: Box<[CachePadded<Mutex<Shard>>]>,
 }
 
 impl Db {
-    fn new(hasher: KeyHasher, index: usize) -> Self {
+    pub(super) fn shard_mutex(&self, idx: usize) -> &Mutex<Shard> {
+        &self.shards[idx]
+    }
+
+    fn new(hasher: KeyHasher, index: usize, delete_expired: &Arc<AtomicBool>) -> Self {
         Self {
             shards: (0..SHARDS)
-                .map(|_| CachePadded::new(Mutex::new(Shard::new(hasher, index))))
+                .map(|_| {
+                    CachePadded::new(Mutex::new(Shard::new(
+                        hasher,
+                        index,
+                        delete_expired.clone(),
+                    )))
+                })
                 .collect(),
         }
     }
@@ -98,8 +122,8 @@ pub struct Shard {
     /// them before a command's next event or `keymiss`, as Redis does, not at release).
     pub expired_told: usize,
     /// When false (a replica), logically expired keys are hidden but not deleted: only the
-    /// primary's DEL removes them.
-    pub delete_expired: bool,
+    /// primary's DEL removes them. Shared by the keyspace's shards.
+    delete_expired: Arc<AtomicBool>,
     /// Blocked clients (by waiter id) per key of this shard, first come first served.
     blocked: HashMap<Box<[u8]>, VecDeque<u64>>,
     /// Keys with waiters that received data during the current command; the dispatcher
@@ -127,7 +151,7 @@ pub struct Shard {
 }
 
 impl Shard {
-    fn new(hasher: KeyHasher, db: usize) -> Self {
+    fn new(hasher: KeyHasher, db: usize, delete_expired: Arc<AtomicBool>) -> Self {
         Self {
             table: Table::default(),
             expires: HashTable::new(),
@@ -135,7 +159,7 @@ impl Shard {
             expired: Vec::new(),
             expired_fed: 0,
             expired_told: 0,
-            delete_expired: true,
+            delete_expired,
             blocked: HashMap::new(),
             ready: Vec::new(),
             watched: HashMap::new(),
@@ -313,7 +337,7 @@ impl Shard {
             e.has_expire() && self.expire_of(h, key).is_some_and(|at| at <= now)
         };
         if expired {
-            if self.delete_expired {
+            if self.delete_expired.load(Ordering::Relaxed) {
                 self.remove(h, key);
                 self.touch_watched(key);
                 self.expired.push(key.into());
@@ -480,7 +504,7 @@ impl Shard {
     /// caller can drop them elsewhere (FLUSHALL ASYNC) or swap them into another shard
     /// (SWAPDB).
     pub fn take(&mut self) -> Shard {
-        let mut out = Shard::new(self.hasher, self.db);
+        let mut out = Shard::new(self.hasher, self.db, self.delete_expired.clone());
         out.snap_saved = self.snap_saved;
         self.swap_contents(&mut out);
         out
@@ -529,7 +553,7 @@ impl Shard {
         let mut dead: Vec<Box<[u8]>> = Vec::new();
         for &(h, e) in &page {
             if e.has_expire() && self.expire_of(h, e.key()).is_some_and(|at| at <= now) {
-                if self.delete_expired {
+                if self.delete_expired.load(Ordering::Relaxed) {
                     dead.push(e.key().into());
                 }
             } else {
@@ -552,7 +576,7 @@ impl Shard {
     /// the position per shard, so successive calls sweep the whole table rather than
     /// re-examining its first keys; a position past the end restarts at 0.
     pub fn expire_sweep(&mut self, now: u64, pos: usize, max: usize) -> (usize, usize, usize) {
-        if self.expires.is_empty() || !self.delete_expired {
+        if self.expires.is_empty() || !self.delete_expired.load(Ordering::Relaxed) {
             return (0, 0, 0);
         }
         let start = if pos >= self.expires.len() { 0 } else { pos };
@@ -705,7 +729,7 @@ mod tests {
     use super::*;
 
     fn shard() -> Shard {
-        Shard::new(KeyHasher::with_seed(1), 0)
+        Shard::new(KeyHasher::with_seed(1), 0, Arc::new(AtomicBool::new(true)))
     }
 
     #[test]

@@ -86,7 +86,12 @@ impl TestServer {
         let child = Command::new(bin)
             .args(&args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // KILN_TEST_STDERR=1 shows the servers' logs (panics, crash reports).
+            .stderr(if std::env::var_os("KILN_TEST_STDERR").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
         let s = Self { port, child, dir };
@@ -210,6 +215,8 @@ impl Raw {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return None,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                // The server closed a connection we had written more to.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
                 Err(e) => panic!("read error: {e}"),
             }
         }
