@@ -17,6 +17,7 @@ pub mod client;
 pub mod clock;
 pub mod command;
 pub mod config;
+pub mod crash;
 pub mod cron;
 pub mod digest;
 pub mod error;

@@ -84,6 +84,8 @@ fn main() -> ExitCode {
         n => n as usize,
     };
     let server = Server::new_shared(config, threads);
+    // A panic anywhere logs a crash report and ends the process (see `crash`).
+    kiln::crash::install(&server);
     if let Some(path) = config_path {
         let _ = server.config_file.set(path);
     }

@@ -961,7 +961,9 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
         cx.argv = args.iter().map(|a| a.to_vec()).collect();
     }
     cx.cmd_dirty.set(0);
+    crate::crash::running(cmd.id, args);
     let result = (spec.handler)(cx, args);
+    crate::crash::done();
     cx.propagate_effects(args, cx.cmd_dirty.get() > 0);
     if !cx.in_exec && server.feed.is_active() && (cx.cmd_dirty.get() > 0 || spec.name == "exec") {
         // WAIT waits for the offset right after the client's last write.

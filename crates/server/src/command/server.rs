@@ -1303,6 +1303,11 @@ fn debug(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         (b"object", 3) => debug_object(cx, args[2]),
         (b"digest", 2) => debug_digest(cx),
         (b"digest-value", _) => debug_digest_value(cx, &args[2..]),
+        // What any bug would do (see `crate::crash`): the report, then abort.
+        (b"panic", 2) => panic!(
+            "DEBUG PANIC called at Unix time {}",
+            crate::clock::now_ms() / 1000
+        ),
         (b"populate", 3..=5) => debug_populate(cx, args),
         (b"sleep", 3) => {
             debug_sleep(args[2]);
@@ -1385,10 +1390,14 @@ fn debug_help(cx: &mut Ctx) -> CmdResult {
             "    Output a hex signature of the values of all the specified keys.",
             "OBJECT <key>",
             "    Show low level info about `key` and associated value.",
+            "PANIC",
+            "    Crash the server on purpose: a crash report, then the process aborts.",
             "POPULATE <count> [<prefix>] [<size>]",
             "    Create <count> string keys named <prefix>:<num> (prefix 'key' by default)",
             "    holding value:<num>, zero-padded or cut to <size> bytes when given.",
             "    Existing keys are left alone.",
+            "RELOAD [MERGE] [NOFLUSH] [NOSAVE]",
+            "    Save the dataset to the RDB file, empty it and load the file back.",
             "SET-ACTIVE-EXPIRE <0|1>",
             "    0 stops deleting expired keys in the background (they still expire when",
             "    accessed); 1 restores the default.",

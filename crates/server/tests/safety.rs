@@ -1,0 +1,180 @@
+//! What no client can do: keep the server from shutting down, or make a bug leave it
+//! running in a state it cannot vouch for (see `crash`: a panic reports and aborts).
+
+mod support;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use support::{Raw, TestServer, DEBUG_ON};
+
+/// A data directory that outlives one server process (removed on drop).
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("kiln-safety-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Self(d)
+    }
+
+    fn arg(&self) -> String {
+        self.0.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Polls INFO until `field` reads `value` (a watchdog fails a state that never comes).
+fn wait_info(c: &mut Raw, section: &str, field: &str, value: &str) {
+    for _ in 0..3000 {
+        let info = c.cmd(&["INFO", section]);
+        if info.contains(&format!("{field}:{value}\r\n")) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("INFO {field} never became {value}");
+}
+
+#[test]
+fn a_panic_reports_and_exits_and_every_acknowledged_write_survives_the_restart() {
+    let dir = Dir::new("panic");
+    let log = dir.0.join("kiln.log");
+    let (d, l) = (dir.arg(), log.to_string_lossy().into_owned());
+    let args = [
+        "--dir",
+        &d,
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--logfile",
+        &l,
+        DEBUG_ON[0],
+        DEBUG_ON[1],
+    ];
+    let mut kiln = TestServer::kiln(&args);
+    let mut c = kiln.raw();
+    // Acknowledged writes, from several clients, one of them mid-transaction and one
+    // blocked when the panic comes.
+    for i in 0..200 {
+        assert_eq!(c.cmd(&["INCR", "counter"]), format!(":{}\r\n", i + 1));
+        assert_eq!(c.cmd(&["SET", &format!("k{i}"), "v"]), "+OK\r\n");
+    }
+    let mut in_multi = kiln.raw();
+    assert_eq!(in_multi.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(in_multi.cmd(&["INCR", "counter"]), "+QUEUED\r\n");
+    let mut blocked = kiln.raw();
+    blocked.send_cmd(&["BLPOP", "nolist", "0"]);
+    wait_info(&mut c, "clients", "blocked_clients", "1");
+
+    c.send_cmd(&["DEBUG", "PANIC"]);
+    assert_eq!(c.read_reply(), None, "DEBUG PANIC answers nothing");
+    let status = kiln
+        .wait_exit(Duration::from_secs(60))
+        .expect("the process ends after a panic");
+    assert_eq!(
+        status.signal(),
+        Some(libc_sigabrt()),
+        "it aborts: {status:?}"
+    );
+    let report = std::fs::read_to_string(&log).unwrap();
+    for part in [
+        "=== KILN BUG REPORT START",
+        "DEBUG PANIC called at Unix time",
+        "command: debug",
+        "argc: 2",
+        "argv[1]: 5 bytes",
+        "------ STACK TRACE ------",
+        "connected_clients:",
+        "=== KILN BUG REPORT END",
+    ] {
+        assert!(
+            report.contains(part),
+            "the report lacks {part:?}:\n{report}"
+        );
+    }
+    assert_eq!(in_multi.read_reply(), None);
+    assert_eq!(blocked.read_reply(), None);
+
+    // What a supervisor does: start it again on the same data.
+    let kiln = TestServer::kiln(&args);
+    let mut c = kiln.raw();
+    assert_eq!(c.cmd(&["GET", "counter"]), "$3\r\n200\r\n");
+    assert_eq!(c.cmd(&["DBSIZE"]), ":201\r\n");
+}
+
+fn libc_sigabrt() -> i32 {
+    6
+}
+
+/// Clients in every state that could hold a server up: blocked forever, in a transaction
+/// holding queued writes, in the middle of a request, subscribed, and a pipeline it does not
+/// read.
+fn clients_in_every_state(kiln: &TestServer) -> Vec<Raw> {
+    let mut admin = kiln.raw();
+    let mut blocked = kiln.raw();
+    blocked.send_cmd(&["BLPOP", "nolist", "0"]);
+    let mut blocked_stream = kiln.raw();
+    blocked_stream.send_cmd(&["XREAD", "BLOCK", "0", "STREAMS", "nostream", "$"]);
+    wait_info(&mut admin, "clients", "blocked_clients", "2");
+    let mut in_multi = kiln.raw();
+    assert_eq!(in_multi.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(in_multi.cmd(&["SET", "a", "1"]), "+QUEUED\r\n");
+    let mut mid_request = kiln.raw();
+    mid_request.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000\r\nabc");
+    let mut half_inline = kiln.raw();
+    half_inline.send(b"SET k v");
+    let mut subscribed = kiln.raw();
+    subscribed.send_cmd(&["SUBSCRIBE", "ch"]);
+    subscribed.read_reply().unwrap();
+    let mut flood = kiln.raw();
+    let big = "x".repeat(1 << 16);
+    assert_eq!(admin.cmd(&["SET", "big", &big]), "+OK\r\n");
+    for _ in 0..200 {
+        flood.send_cmd(&["GET", "big"]);
+    }
+    vec![
+        admin,
+        blocked,
+        blocked_stream,
+        in_multi,
+        mid_request,
+        half_inline,
+        subscribed,
+        flood,
+    ]
+}
+
+#[test]
+fn sigterm_and_sigint_stop_the_server_whatever_its_clients_are_doing() {
+    for sig in ["TERM", "INT"] {
+        let mut kiln = TestServer::kiln(&["--threads", "2"]);
+        let _clients = clients_in_every_state(&kiln);
+        kiln.signal(sig);
+        let status = kiln
+            .wait_exit(Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("SIG{sig} did not stop the server"));
+        assert!(status.success(), "SIG{sig}: {status:?}");
+    }
+}
+
+#[test]
+fn shutdown_stops_the_server_whatever_its_clients_are_doing() {
+    let mut kiln = TestServer::kiln(&["--threads", "2"]);
+    let _clients = clients_in_every_state(&kiln);
+    let mut c = kiln.raw();
+    c.send_cmd(&["SHUTDOWN", "NOSAVE"]);
+    assert_eq!(c.read_reply(), None);
+    let status = kiln
+        .wait_exit(Duration::from_secs(60))
+        .expect("SHUTDOWN did not stop the server");
+    assert!(status.success(), "{status:?}");
+}
