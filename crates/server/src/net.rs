@@ -270,6 +270,10 @@ async fn wait_aof_synced(server: &Server) {
 /// How much the read buffer grows at least per read.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Unsent reply bytes that output limits do not count: Redis's per-client reply buffer
+/// (only what overflows it into the reply list counts there).
+const REPLY_BUF: usize = 16 * 1024;
+
 async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let stats = server.stats.local();
@@ -442,8 +446,8 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
                             }
                         }
                         start += consumed;
-                        let unsent = (cx.out.buf.len() - out.sent) as u64;
-                        if obuf_limits.exceeded(unsent, &mut out.soft_since) {
+                        let unsent = (cx.out.buf.len() - out.sent).saturating_sub(REPLY_BUF);
+                        if obuf_limits.exceeded(unsent as u64, &mut out.soft_since) {
                             over_output_limit = true;
                             break;
                         }
