@@ -1033,6 +1033,30 @@ def memory_table(title, first, rows):
          for label, ku, ru, kr, rr in rows],
     )
 
+def release_binary(no_build):
+    """Path of target/release/kiln-server, built first unless `no_build`."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    kiln_bin = str(target / "release" / "kiln-server")
+    if not no_build:
+        print("building kiln-server (release)...", flush=True)
+        subprocess.run(["cargo", "build", "--release", "-p", "kiln-server"], cwd=ROOT,
+                       check=True)
+    if not os.access(kiln_bin, os.X_OK):
+        raise SystemExit(f"{kiln_bin} not found: build it or drop --no-build")
+    return kiln_bin
+
+
+def save_report(name, text):
+    """Prints a report and keeps a copy in bench/out/<name>-<time>.txt (ignored by git)."""
+    print()
+    print(text)
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / time.strftime(f"{name}-%Y%m%d-%H%M%S.txt")
+    path.write_text(text + "\n")
+    print(f"(saved to {path.relative_to(ROOT)})")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small smoke run")
@@ -1079,14 +1103,7 @@ def main():
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
 
-    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    kiln_bin = str(target / "release" / "kiln-server")
-    if not args.no_build:
-        print("building kiln-server (release)...", flush=True)
-        subprocess.run(["cargo", "build", "--release", "-p", "kiln-server"], cwd=ROOT,
-                       check=True)
-    if not os.access(kiln_bin, os.X_OK):
-        raise SystemExit(f"{kiln_bin} not found: build it or drop --no-build")
+    kiln_bin = release_binary(args.no_build)
     kiln_extra = ["--threads", str(args.threads)]
 
     redis_version = subprocess.run(["redis-server", "--version"], capture_output=True,
@@ -1146,14 +1163,7 @@ def main():
             "collection", rows))
         report.append("")
 
-    text = "\n".join(report)
-    print()
-    print(text)
-    out = ROOT / "bench" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / time.strftime("compare-%Y%m%d-%H%M%S.txt")
-    path.write_text(text + "\n")
-    print(f"(saved to {path.relative_to(ROOT)})")
+    save_report("compare", "\n".join(report))
 
 
 if __name__ == "__main__":

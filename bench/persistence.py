@@ -189,11 +189,7 @@ def main():
     args = p.parse_args()
     atexit.register(compare.cleanup)
     keys = args.keys or (100000 if args.quick else 1000000)
-    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    kiln_bin = str(target / "release" / "kiln-server")
-    if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "-p", "kiln-server"], cwd=ROOT,
-                       check=True)
+    kiln_bin = compare.release_binary(args.no_build)
     tmp = tempfile.mkdtemp(prefix="kiln-bench-persist-")
     compare._tempdirs.append(tmp)
     dataset = os.path.join(tmp, "data.resp")
@@ -223,13 +219,7 @@ def main():
     ]
     text = table(f"RDB persistence, {keys:,} keys of mixed types (kiln vs redis)",
                  ["measure", "kiln", "redis", "kiln/redis"], rows)
-    print()
-    print(text)
-    out = ROOT / "bench" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / time.strftime("persistence-%Y%m%d-%H%M%S.txt")
-    path.write_text(text + "\n")
-    print(f"(saved to {path.relative_to(ROOT)})")
+    compare.save_report("persistence", text)
 
 
 if __name__ == "__main__":

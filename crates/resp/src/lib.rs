@@ -5,7 +5,7 @@
 //!
 //! * [`request`]: the server-side parser. Clients send arrays of bulk strings (or inline
 //!   commands typed by a person); it parses one complete request out of a buffer without
-//!   copying, or says more bytes are needed. Declared lengths never allocate: memory is only
+//!   copying, or says more bytes are needed, and resumes where it stopped when more arrive. Declared lengths never allocate: memory is only
 //!   ever proportional to the bytes that actually arrived.
 //! * [`encode`]: appends reply frames to an output buffer.
 //! * [`decode`]: a complete RESP3 decoder for the client side (kiln-cli, replication links,
@@ -16,4 +16,4 @@ pub mod encode;
 pub mod request;
 
 pub use decode::{decode, DecodeError, Value};
-pub use request::{parse_request, Limits, ParseError, Parsed};
+pub use request::{parse_request, Limits, ParseError, Parsed, RequestParser};

@@ -377,6 +377,12 @@ impl Config {
         let p =
             param(name).ok_or_else(|| "Bad directive or wrong number of arguments".to_string())?;
         let mut value = normalise(p, args)?;
+        if p.name == "client-output-buffer-limit" {
+            // Each setting changes only the classes it names, as in Redis (a config file
+            // may give one line per class).
+            let merged = [self.get(p.name).to_string(), args.join(" ")];
+            value = normalise(p, &merged)?;
+        }
         if p.name == "hz" {
             // Redis accepts any hz and stores it clamped to what the server loop supports.
             value = value.parse::<i64>().unwrap_or(10).clamp(1, 500).to_string();
@@ -750,6 +756,28 @@ mod tests {
         let mut c = Config::default();
         c.set("maxmemory", &["100mb".into()]).unwrap();
         assert_eq!(c.get("maxmemory"), "104857600");
+    }
+
+    #[test]
+    fn output_buffer_limits_change_only_the_classes_named() {
+        let mut c = Config::default();
+        c.load_text(
+            "client-output-buffer-limit normal 1mb 512kb 10\n\
+             client-output-buffer-limit replica 2gb 1gb 30\n",
+        )
+        .unwrap();
+        let v =
+            "normal 1048576 524288 10 slave 2147483648 1073741824 30 pubsub 33554432 8388608 60";
+        assert_eq!(c.get("client-output-buffer-limit"), v);
+        assert_eq!(
+            c.set("client-output-buffer-limit", &["normal 1mb 5".into()]),
+            Err("Wrong number of arguments in buffer limit configuration.".into())
+        );
+        c.set("client-output-buffer-limit", &["pubsub 1 2 3".into()])
+            .unwrap();
+        assert!(c
+            .get("client-output-buffer-limit")
+            .ends_with("30 pubsub 1 2 3"));
     }
 
     #[test]

@@ -21,8 +21,9 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::client::Client;
 use crate::command::blocking::{self, WaitState};
 use crate::command::{dispatch, Ctx};
-use crate::server::{set_stats_slot, ClientHandle, Server};
-use kiln_resp::{parse_request, Limits, Parsed};
+use crate::pubsub::Limits as OutputLimits;
+use crate::server::{set_stats_slot, ClientHandle, Server, ThreadStats};
+use kiln_resp::{Limits, Parsed, RequestParser};
 
 /// Binds the configured addresses. Errors name the address, like redis-server's log line.
 pub fn bind(server: &Server) -> std::io::Result<Vec<std::net::TcpListener>> {
@@ -174,16 +175,87 @@ async fn accept_loop(
     }
 }
 
-/// Writes `out` unless the client is killed meanwhile: a client that stopped reading must not
-/// pin its task in a write forever (CLIENT KILL, pub/sub output limits).
-async fn write_or_killed(stream: &mut TcpStream, out: &[u8], handle: &ClientHandle) -> bool {
-    if handle.killed.load(Relaxed) {
-        return false;
+/// Replies the socket has not taken yet, and the client's output-limit bookkeeping.
+#[derive(Default)]
+struct Output {
+    buf: Vec<u8>,
+    /// Bytes at the front of `buf` already written.
+    sent: usize,
+    /// When the unsent replies first reached the soft limit (unix ms); 0 while under it.
+    soft_since: u64,
+}
+
+impl Output {
+    fn pending(&self) -> usize {
+        self.buf.len() - self.sent
     }
-    tokio::select! {
-        biased;
-        r = stream.write_all(out) => r.is_ok(),
-        _ = handle.kill.notified() => false,
+
+    /// Writes as much as the socket takes without waiting; false if the connection broke.
+    fn write_some(
+        &mut self,
+        stream: &TcpStream,
+        stats: &ThreadStats,
+        handle: &ClientHandle,
+    ) -> bool {
+        while self.sent < self.buf.len() {
+            match stream.try_write(&self.buf[self.sent..]) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.sent += n;
+                    stats.net_output.fetch_add(n as u64, Relaxed);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => return false,
+            }
+        }
+        if self.sent == self.buf.len() {
+            self.buf.clear();
+            self.sent = 0;
+            if self.buf.capacity() > 4 * READ_CHUNK {
+                self.buf.shrink_to(READ_CHUNK);
+            }
+        } else if self.sent >= self.buf.len() / 2 {
+            // Moving the unsent half costs no more than what was just written.
+            self.buf.drain(..self.sent);
+            self.sent = 0;
+        }
+        handle.output_buf.store(self.pending() as u64, Relaxed);
+        true
+    }
+
+    /// Writes everything, unless the client is killed meanwhile: a client that stopped
+    /// reading must not pin its task in a write forever (CLIENT KILL, output limits).
+    async fn write_all(
+        &mut self,
+        stream: &mut TcpStream,
+        stats: &ThreadStats,
+        handle: &ClientHandle,
+    ) -> bool {
+        loop {
+            if handle.killed.load(Relaxed) || !self.write_some(stream, stats, handle) {
+                return false;
+            }
+            if self.pending() == 0 {
+                return true;
+            }
+            tokio::select! {
+                biased;
+                r = stream.writable() => if r.is_err() {
+                    return false;
+                },
+                _ = handle.kill.notified() => return false,
+            }
+        }
+    }
+}
+
+/// The `client-output-buffer-limit` class that applies to a client: `pubsub` while it is
+/// subscribed to something, `normal` otherwise (replicas are watched by `repl`).
+fn output_limits(server: &Server, subscriber: bool) -> OutputLimits {
+    if subscriber {
+        server.pubsub.limits()
+    } else {
+        server.hot.obuf_normal.get()
     }
 }
 
@@ -198,10 +270,13 @@ async fn wait_aof_synced(server: &Server) {
 /// How much the read buffer grows at least per read.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Unsent reply bytes that output limits do not count: Redis's per-client reply buffer
+/// (only what overflows it into the reply list counts there).
+const REPLY_BUF: usize = 16 * 1024;
+
 async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let stats = server.stats.local();
-    stats.connections.fetch_add(1, Relaxed);
     let now = crate::clock::now_ms();
     let id = server.next_client_id();
     let laddr = stream
@@ -228,18 +303,21 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
             .await;
         return;
     }
+    // As in Redis, a rejected connection is not counted as received.
+    stats.connections.fetch_add(1, Relaxed);
     let mut client = Client::new(handle.clone(), server.hot.auth_required.load(Relaxed));
 
     let mut rbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut start = 0usize; // parsed-up-to offset in rbuf
-    let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
-    let mut ranges = Vec::new();
+    let mut parser = RequestParser::new();
+    let mut out = Output::default();
     // False right after a blocked command finished: requests already buffered behind it
     // run before the socket is read again.
     let mut need_read = true;
 
     'conn: loop {
-        // Make room: compact consumed bytes, then ensure spare capacity.
+        // Make room: compact consumed bytes, then ensure spare capacity. A partly received
+        // request moves to the front; the parser's offsets are relative to its first byte.
         if start > 0 {
             rbuf.drain(..start);
             start = 0;
@@ -262,11 +340,23 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
                 }
                 tokio::time::sleep(Duration::from_secs(idle)).await;
             };
+            // Replies the socket did not take yet go out as it drains, while requests keep
+            // being read and run (as Redis does), so a client that does not read its
+            // replies meets its output buffer limit instead of stalling its requests.
+            let writing = out.pending() > 0;
             let n = tokio::select! {
-                r = stream.read_buf(&mut rbuf) => match r {
-                    Ok(0) | Err(_) => break,
+                r = stream.readable() => match r.and_then(|()| stream.try_read_buf(&mut rbuf)) {
+                    Ok(0) => break,
                     Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue 'conn,
+                    Err(_) => break,
                 },
+                r = stream.writable(), if writing => {
+                    if r.is_err() || !out.write_some(&stream, stats, &handle) {
+                        break;
+                    }
+                    continue 'conn;
+                }
                 _ = handle.kill.notified() => break,
                 _ = idle_timer => break,
                 _ = async {
@@ -274,21 +364,17 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
                         Some(s) => s.notify.notified().await,
                         None => std::future::pending().await,
                     }
-                } => {
+                }, if !writing => {
                     // Published messages: write them and go back to waiting.
                     if let Some(s) = &sub {
                         if s.overflowed.load(Relaxed) {
                             tracing::info!("Client {id} closed for overcoming of output buffer limits.");
                             break;
                         }
-                        s.drain_into(&mut out);
+                        s.drain_into(&mut out.buf);
                     }
-                    if !out.is_empty() {
-                        stats.net_output.fetch_add(out.len() as u64, Relaxed);
-                        if !write_or_killed(&mut stream, &out, &handle).await {
-                            break;
-                        }
-                        out.clear();
+                    if !out.write_some(&stream, stats, &handle) {
+                        break;
                     }
                     continue 'conn;
                 }
@@ -298,6 +384,19 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
             }
             stats.net_input.fetch_add(n as u64, Relaxed);
             // (last_interaction_ms is stamped by Ctx::new, which reads the clock anyway.)
+            // Like Redis, a query buffer over `client-query-buffer-limit` closes the client
+            // before anything in it runs (no reply).
+            let pending = rbuf.len() - start;
+            if pending as u64 > server.hot.client_query_buffer_limit.load(Relaxed) {
+                let head = &rbuf[start..start + pending.min(64)];
+                tracing::warn!(
+                    "Closing client that reached max query buffer length: id={id} addr={} \
+                     qbuf={pending} (qbuf initial bytes: {:?})",
+                    handle.addr,
+                    String::from_utf8_lossy(head)
+                );
+                break;
+            }
         }
         need_read = true;
 
@@ -307,25 +406,27 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
             unauthenticated: !client.authenticated,
             ..Limits::default()
         };
+        let obuf_limits = output_limits(&server, client.subscriber.is_some());
         let mut protocol_error = None;
+        let mut over_output_limit = false;
         // Changes made by this batch (the counter is this worker thread's own, and nothing
         // else runs on the thread while the batch executes).
         let dirty_before = stats.dirty.load(Relaxed);
         {
-            let mut cx = Ctx::new(&server, &mut client, &mut out);
+            let mut cx = Ctx::new(&server, &mut client, &mut out.buf);
             let mut argv: Vec<&[u8]> = Vec::new();
             let mut owned: Vec<Vec<u8>>;
             loop {
                 let buf = &rbuf[start..];
-                match parse_request(
+                match parser.parse(
                     buf,
-                    &mut ranges,
                     &Limits {
                         unauthenticated: !cx.client.authenticated,
                         ..limits
                     },
                 ) {
                     Ok(Parsed::Complete { consumed }) => {
+                        let ranges = parser.args();
                         if !ranges.is_empty() {
                             argv.clear();
                             if buf[0] == b'*' {
@@ -345,6 +446,11 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
                             }
                         }
                         start += consumed;
+                        let unsent = (cx.out.buf.len() - out.sent).saturating_sub(REPLY_BUF);
+                        if obuf_limits.exceeded(unsent as u64, &mut out.soft_since) {
+                            over_output_limit = true;
+                            break;
+                        }
                         if cx.client.close_after_reply
                             || cx.client.blocked.is_some()
                             || cx.client.repl.action.is_some()
@@ -356,6 +462,7 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
                         if let Some(total) = hint {
                             // A big bulk is on its way: grow once, bounded by what the
                             // protocol limit allows and doubling what already arrived.
+                            let total = start + total;
                             let want = total.min(rbuf.len().saturating_mul(2) + READ_CHUNK);
                             if want > rbuf.capacity() {
                                 rbuf.reserve(want - rbuf.len());
@@ -370,38 +477,43 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
                 }
             }
         }
+        if over_output_limit {
+            // Redis drops the client at once, and its pending replies with it.
+            tracing::warn!(
+                "Client id={id} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                handle.addr
+            );
+            break;
+        }
         if let Some(e) = protocol_error {
-            kiln_resp::encode::error(&mut out, format!("ERR {e}").as_bytes());
+            kiln_resp::encode::error(&mut out.buf, format!("ERR {e}").as_bytes());
             client.close_after_reply = true;
             tracing::debug!("Protocol error from client {id}: {e}");
         }
-        let pending = rbuf.len() - start;
-        handle.query_buf.store(pending as u64, Relaxed);
-        if pending as u64 > server.hot.client_query_buffer_limit.load(Relaxed) {
-            tracing::warn!("Closing client {id} that reached max query buffer length");
-            break;
-        }
+        handle.query_buf.store((rbuf.len() - start) as u64, Relaxed);
         // `appendfsync always`: replies to writes go out once the AOF holds them on disk.
         if server.aof.fsync_always() && stats.dirty.load(Relaxed) != dirty_before {
             wait_aof_synced(&server).await;
         }
         // Messages published to this client go out after its command replies (a
-        // subscription's confirmation precedes the channel's first message).
+        // subscription's confirmation precedes the channel's first message). While replies
+        // are still unsent they wait in the subscriber's queue, under its pubsub limit.
         if let Some(s) = &client.subscriber {
             if s.overflowed.load(Relaxed) {
                 break;
             }
-            s.drain_into(&mut out);
+            if out.pending() == 0 {
+                s.drain_into(&mut out.buf);
+            }
         }
-        if !out.is_empty() {
-            stats.net_output.fetch_add(out.len() as u64, Relaxed);
-            if !write_or_killed(&mut stream, &out, &handle).await {
-                break;
-            }
-            out.clear();
-            if out.capacity() > 4 * READ_CHUNK {
-                out.shrink_to(READ_CHUNK);
-            }
+        if !out.write_some(&stream, stats, &handle) {
+            break;
+        }
+        // What follows waits on something else than the socket: replies so far go first.
+        let exclusive =
+            client.close_after_reply || client.repl.action.is_some() || client.blocked.is_some();
+        if exclusive && !out.write_all(&mut stream, stats, &handle).await {
+            break;
         }
         if client.close_after_reply {
             break;
@@ -464,12 +576,14 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
             };
             blocking::unregister(&server, &w);
             match state {
-                WaitState::Served(reply) | WaitState::Unblocked(reply) => out.extend(reply),
-                WaitState::TimedOut => out.extend_from_slice(blocking::timeout_reply(client.resp3)),
+                WaitState::Served(reply) | WaitState::Unblocked(reply) => out.buf.extend(reply),
+                WaitState::TimedOut => out
+                    .buf
+                    .extend_from_slice(blocking::timeout_reply(client.resp3)),
                 WaitState::Retry => {
                     // Could not be served in place: run the command again, normally.
                     let argv: Vec<&[u8]> = w.argv.iter().map(|a| &a[..]).collect();
-                    let mut cx = Ctx::new(&server, &mut client, &mut out);
+                    let mut cx = Ctx::new(&server, &mut client, &mut out.buf);
                     dispatch(&mut cx, &argv);
                 }
                 WaitState::Waiting => {}
@@ -479,12 +593,8 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
             if server.aof.fsync_always() {
                 wait_aof_synced(&server).await;
             }
-            if !out.is_empty() {
-                stats.net_output.fetch_add(out.len() as u64, Relaxed);
-                if !write_or_killed(&mut stream, &out, &handle).await {
-                    break 'conn;
-                }
-                out.clear();
+            if !out.write_all(&mut stream, stats, &handle).await {
+                break 'conn;
             }
             need_read = false;
         }
@@ -499,7 +609,7 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
     }
     crate::command::pubsub::unsubscribe_all(&server, &mut client);
     if !client.watched.is_empty() {
-        let mut cx = Ctx::new(&server, &mut client, &mut out);
+        let mut cx = Ctx::new(&server, &mut client, &mut out.buf);
         crate::command::transaction::unwatch_all(&mut cx);
     }
     server.clients.lock().remove(&id);

@@ -117,12 +117,34 @@ impl Subscriber {
     }
 }
 
-/// `client-output-buffer-limit pubsub` in bytes and seconds (0 = no limit).
-#[derive(Clone, Copy, Default)]
+/// One class of `client-output-buffer-limit` in bytes and seconds (0 = no limit).
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub struct Limits {
     pub hard: u64,
     pub soft: u64,
     pub soft_secs: u64,
+}
+
+impl Limits {
+    /// Whether `bytes` of unsent output break these limits, checked as Redis checks a
+    /// client whenever replies are added: at or over the hard limit at once, at or over
+    /// the soft one once it has been so for more than `soft_secs` seconds. `soft_since`
+    /// keeps when the soft limit was first reached (unix ms; 0 while under it).
+    pub fn exceeded(&self, bytes: u64, soft_since: &mut u64) -> bool {
+        if self.hard > 0 && bytes >= self.hard {
+            return true;
+        }
+        if self.soft > 0 && bytes >= self.soft {
+            let now = crate::clock::now_ms();
+            if *soft_since == 0 {
+                *soft_since = now;
+                return false;
+            }
+            return now.saturating_sub(*soft_since) > self.soft_secs.saturating_mul(1000);
+        }
+        *soft_since = 0;
+        false
+    }
 }
 
 type Subs = HashMap<u64, Arc<Subscriber>>;
@@ -227,6 +249,11 @@ impl PubSub {
 
     pub fn set_limits(&self, l: Limits) {
         *self.limits.write() = l;
+    }
+
+    /// `client-output-buffer-limit pubsub`.
+    pub fn limits(&self) -> Limits {
+        *self.limits.read()
     }
 
     /// Adds a subscription; false if it already existed.

@@ -74,6 +74,8 @@ pub struct Server {
 pub struct HotConfig {
     pub proto_max_bulk_len: AtomicU64,
     pub client_query_buffer_limit: AtomicU64,
+    /// `client-output-buffer-limit normal`.
+    pub obuf_normal: ClassLimits,
     pub maxclients: AtomicU64,
     pub auth_required: AtomicBool,
     pub hz: AtomicU32,
@@ -82,6 +84,30 @@ pub struct HotConfig {
     pub notify: AtomicU32,
     /// Compact-encoding thresholds of the collection types (Redis's *-max-listpack-*).
     pub encoding: EncodingLimits,
+}
+
+/// One class of `client-output-buffer-limit`, readable without a lock.
+#[derive(Default)]
+pub struct ClassLimits {
+    hard: AtomicU64,
+    soft: AtomicU64,
+    soft_secs: AtomicU64,
+}
+
+impl ClassLimits {
+    pub fn get(&self) -> crate::pubsub::Limits {
+        crate::pubsub::Limits {
+            hard: self.hard.load(Relaxed),
+            soft: self.soft.load(Relaxed),
+            soft_secs: self.soft_secs.load(Relaxed),
+        }
+    }
+
+    fn set(&self, l: crate::pubsub::Limits) {
+        self.hard.store(l.hard, Relaxed);
+        self.soft.store(l.soft, Relaxed);
+        self.soft_secs.store(l.soft_secs, Relaxed);
+    }
 }
 
 /// When a collection converts from its compact encoding to the full one; read by the
@@ -180,8 +206,9 @@ impl Server {
             crate::notify::parse(c.get("notify-keyspace-events")),
             Relaxed,
         );
-        self.pubsub
-            .set_limits(pubsub_limits(c.get("client-output-buffer-limit")));
+        let obuf = c.get("client-output-buffer-limit");
+        self.hot.obuf_normal.set(class_limits(obuf, "normal"));
+        self.pubsub.set_limits(class_limits(obuf, "pubsub"));
         self.repl.refresh_config(&c);
         let e = &self.hot.encoding;
         e.list_max_listpack_size
@@ -220,11 +247,11 @@ impl Server {
     }
 }
 
-/// The `pubsub` class of a normalised `client-output-buffer-limit` value.
-fn pubsub_limits(v: &str) -> crate::pubsub::Limits {
+/// One class (`normal`, `slave`, `pubsub`) of a normalised `client-output-buffer-limit`.
+pub fn class_limits(v: &str, class: &str) -> crate::pubsub::Limits {
     let w: Vec<&str> = v.split_whitespace().collect();
     w.chunks(4)
-        .find(|c| c.len() == 4 && c[0] == "pubsub")
+        .find(|c| c.len() == 4 && c[0] == class)
         .map(|c| crate::pubsub::Limits {
             hard: c[1].parse().unwrap_or(0),
             soft: c[2].parse().unwrap_or(0),
