@@ -1249,3 +1249,79 @@ fn the_replica_loads_an_eof_marked_snapshot_followed_by_the_stream() {
     let mut buf = Vec::new();
     acks_until(&mut s, &mut buf, 7 + set.len() as u64);
 }
+
+#[test]
+fn a_transaction_split_across_reads_counts_only_once_applied_and_survives_a_link_loss() {
+    let fake = FakePrimary::new();
+    let replica = kiln(&["--replicaof", &format!("127.0.0.1 {}", fake.port())]);
+    let (mut s, _) = fake.handshake();
+    let id = "c".repeat(40);
+    let mut out = format!("+FULLRESYNC {id} 1000\r\n${}\r\n", EMPTY_RDB.len()).into_bytes();
+    out.extend_from_slice(EMPTY_RDB);
+    let first = resp(&["SET", "a", "1"]);
+    out.extend_from_slice(&first);
+    s.write_all(&out).unwrap();
+    let mut r = replica.client();
+    let applied = 1000 + first.len() as u64;
+    wait_for("the first write", || {
+        info_field(&mut r, "replication", "slave_repl_offset") == applied.to_string()
+    });
+
+    // Forget the ACKs sent so far.
+    let mut buf = Vec::new();
+    s.set_nonblocking(true).unwrap();
+    let mut chunk = [0u8; 4096];
+    while s.read(&mut chunk).is_ok_and(|n| n > 0) {}
+    s.set_nonblocking(false).unwrap();
+
+    // The primary's transaction arrives without its EXEC: queued, not applied.
+    let multi = resp(&["MULTI"]);
+    let set = resp(&["SET", "t", "x"]);
+    let mut part = multi.clone();
+    part.extend_from_slice(&set);
+    s.write_all(&part).unwrap();
+    let read = applied + part.len() as u64;
+    wait_for("the partial transaction to be read", || {
+        info_field(&mut r, "replication", "slave_read_repl_offset") == read.to_string()
+    });
+    assert_eq!(
+        info_field(&mut r, "replication", "slave_repl_offset"),
+        applied.to_string()
+    );
+    let role: redis::Value = redis::cmd("ROLE").query(&mut r).unwrap();
+    let redis::Value::Array(items) = role else {
+        panic!("{role:?}")
+    };
+    assert_eq!(items[4], redis::Value::Int(applied as i64));
+    // The ACKs sent every second acknowledge only what is applied (the first one read may
+    // predate the transaction; the later ones follow it).
+    let mut acks = Vec::new();
+    while acks.len() < 3 {
+        acks.extend(acks_until(&mut s, &mut buf, applied));
+    }
+    assert!(acks.iter().all(|&a| a == applied), "{acks:?}");
+    let t: Option<String> = redis::cmd("GET").arg("t").query(&mut r).unwrap();
+    assert_eq!(t, None);
+
+    // The link drops there: the replica continues from the MULTI, so the primary sends
+    // the whole transaction again.
+    drop(s);
+    let (mut s, seen) = fake.handshake();
+    assert_eq!(
+        seen.last().unwrap(),
+        &vec!["PSYNC".to_string(), id.clone(), (applied + 1).to_string()]
+    );
+    s.write_all(b"+CONTINUE\r\n").unwrap();
+    let exec = resp(&["EXEC"]);
+    let mut again = part.clone();
+    again.extend_from_slice(&exec);
+    s.write_all(&again).unwrap();
+    let done = applied + again.len() as u64;
+    wait_for("the transaction to be applied", || {
+        info_field(&mut r, "replication", "slave_repl_offset") == done.to_string()
+    });
+    let t: Option<String> = redis::cmd("GET").arg("t").query(&mut r).unwrap();
+    assert_eq!(t.as_deref(), Some("x"));
+    let mut buf = Vec::new();
+    acks_until(&mut s, &mut buf, done);
+}
