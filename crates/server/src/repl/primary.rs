@@ -152,12 +152,16 @@ async fn serve(
         }
         if full {
             tracing::info!("Full resync requested by replica {shown}");
+            // ACKs counted before the transfer ends (none are expected: a replica has no
+            // master client yet) do not open the stream.
+            let seen = acks.load(Relaxed);
             if !full_sync(server, &link, &mut wr, psync.is_some(), capa_eof).await {
                 return;
             }
             if capa_eof {
-                // Wait for the replica's first ACK after the transfer (see the module docs).
-                let seen = acks.load(Relaxed);
+                // Wait for the replica's first ACK after the transfer (see the module docs):
+                // counting from before the transfer ended, so an ACK that arrives before
+                // this line runs is not missed (that cost a second of stream).
                 loop {
                     let n = ack_wake.notified();
                     tokio::pin!(n);
