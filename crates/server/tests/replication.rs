@@ -6,11 +6,10 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis::Connection;
-use support::{digest, free_port, Raw, TestServer};
+use support::{digest, free_port, Node, Raw, TestServer};
 
 /// How long a test waits for replication to converge before failing.
 const CONVERGE: Duration = Duration::from_secs(60);
@@ -428,85 +427,9 @@ fn a_restarted_replica_does_a_full_sync() {
     assert_eq!(info_field(&mut p, "stats", "sync_full"), "2");
 }
 
-/// A kiln-server on a fixed port that a test can stop and start again.
-struct Node {
-    port: u16,
-    dir: std::path::PathBuf,
-    extra: Vec<String>,
-    child: Option<Child>,
-}
-
-impl Node {
-    fn start(port: u16, extra: &[&str]) -> Self {
-        let dir = std::env::temp_dir().join(format!("kiln-repl-{}-{port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut n = Node {
-            port,
-            dir,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            child: None,
-        };
-        n.restart();
-        n
-    }
-
-    fn restart(&mut self) {
-        self.stop();
-        let port = self.port.to_string();
-        let dir = self.dir.to_string_lossy().to_string();
-        let mut args: Vec<&str> = vec![
-            "--port",
-            &port,
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            &dir,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--enable-debug-command",
-            "yes",
-        ];
-        args.extend(self.extra.iter().map(|s| s.as_str()));
-        let child = Command::new(env!("CARGO_BIN_EXE_kiln-server"))
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        wait_for("the server to listen", || {
-            TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-        });
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn client(&self) -> Connection {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[test]
 fn a_replica_follows_its_primary_across_a_primary_restart() {
-    let mut primary = Node::start(free_port(), &[]);
+    let mut primary = Node::kiln(free_port(), &[]);
     let mut p = primary.client();
     write_load(&mut p, 0);
     let replica = kiln_replica_of(primary.port, &[]);
@@ -537,7 +460,7 @@ fn a_replica_killed_mid_sync_and_restarted_converges() {
         }
         pipe.query::<()>(&mut p).unwrap();
     }
-    let mut replica = Node::start(
+    let mut replica = Node::kiln(
         free_port(),
         &["--replicaof", &format!("127.0.0.1 {}", primary.port)],
     );
