@@ -190,6 +190,7 @@ impl Node {
     fn start(bin: &str, port: u16, extra: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(format!("kiln-node-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_file(dir.with_extension("log"));
         std::fs::create_dir_all(&dir).unwrap();
         let mut n = Node {
             port,
@@ -222,10 +223,16 @@ impl Node {
             "yes",
         ];
         args.extend(self.extra.iter().map(|s| s.as_str()));
+        // Output goes to a log next to the directory, kept when the test fails.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log())
+            .unwrap();
         let child = Command::new(&self.bin)
             .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", self.bin));
         NODES.lock().unwrap().push(child.id());
@@ -266,10 +273,22 @@ impl Node {
     }
 }
 
+impl Node {
+    /// The server's output, across restarts.
+    pub fn log(&self) -> std::path::PathBuf {
+        self.dir.with_extension("log")
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+        if std::thread::panicking() {
+            eprintln!("server log kept: {}", self.log().display());
+        } else {
+            let _ = std::fs::remove_file(self.log());
+        }
     }
 }
 
