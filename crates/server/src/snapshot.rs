@@ -74,9 +74,13 @@ impl Preserve for Sink {
         let before = side.len();
         rdb::write_record_with(&mut side, entry, expire, &self.opts);
         let grew = (side.len() - before) as u64;
-        drop(side);
+        // Counted before the side buffer's lock goes: the writer subtracts what it takes
+        // under that lock, so counting after it could subtract bytes not added yet and
+        // wrap the counter below zero (an overflow panic at the next add, which took a
+        // worker thread's connections with it).
         let st = &self.server.snapshot;
         let now = st.side_bytes.fetch_add(grew, Relaxed) + grew;
+        drop(side);
         st.side_peak.fetch_max(now, Relaxed);
         st.keys_done.fetch_add(1, Relaxed);
     }

@@ -6,11 +6,10 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis::Connection;
-use support::{digest, free_port, Raw, TestServer};
+use support::{digest, free_port, Node, Raw, TestServer};
 
 /// How long a test waits for replication to converge before failing.
 const CONVERGE: Duration = Duration::from_secs(60);
@@ -428,85 +427,9 @@ fn a_restarted_replica_does_a_full_sync() {
     assert_eq!(info_field(&mut p, "stats", "sync_full"), "2");
 }
 
-/// A kiln-server on a fixed port that a test can stop and start again.
-struct Node {
-    port: u16,
-    dir: std::path::PathBuf,
-    extra: Vec<String>,
-    child: Option<Child>,
-}
-
-impl Node {
-    fn start(port: u16, extra: &[&str]) -> Self {
-        let dir = std::env::temp_dir().join(format!("kiln-repl-{}-{port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut n = Node {
-            port,
-            dir,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            child: None,
-        };
-        n.restart();
-        n
-    }
-
-    fn restart(&mut self) {
-        self.stop();
-        let port = self.port.to_string();
-        let dir = self.dir.to_string_lossy().to_string();
-        let mut args: Vec<&str> = vec![
-            "--port",
-            &port,
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            &dir,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--enable-debug-command",
-            "yes",
-        ];
-        args.extend(self.extra.iter().map(|s| s.as_str()));
-        let child = Command::new(env!("CARGO_BIN_EXE_kiln-server"))
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        wait_for("the server to listen", || {
-            TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-        });
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn client(&self) -> Connection {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[test]
 fn a_replica_follows_its_primary_across_a_primary_restart() {
-    let mut primary = Node::start(free_port(), &[]);
+    let mut primary = Node::kiln(free_port(), &[]);
     let mut p = primary.client();
     write_load(&mut p, 0);
     let replica = kiln_replica_of(primary.port, &[]);
@@ -537,7 +460,7 @@ fn a_replica_killed_mid_sync_and_restarted_converges() {
         }
         pipe.query::<()>(&mut p).unwrap();
     }
-    let mut replica = Node::start(
+    let mut replica = Node::kiln(
         free_port(),
         &["--replicaof", &format!("127.0.0.1 {}", primary.port)],
     );
@@ -1248,4 +1171,80 @@ fn the_replica_loads_an_eof_marked_snapshot_followed_by_the_stream() {
     });
     let mut buf = Vec::new();
     acks_until(&mut s, &mut buf, 7 + set.len() as u64);
+}
+
+#[test]
+fn a_transaction_split_across_reads_counts_only_once_applied_and_survives_a_link_loss() {
+    let fake = FakePrimary::new();
+    let replica = kiln(&["--replicaof", &format!("127.0.0.1 {}", fake.port())]);
+    let (mut s, _) = fake.handshake();
+    let id = "c".repeat(40);
+    let mut out = format!("+FULLRESYNC {id} 1000\r\n${}\r\n", EMPTY_RDB.len()).into_bytes();
+    out.extend_from_slice(EMPTY_RDB);
+    let first = resp(&["SET", "a", "1"]);
+    out.extend_from_slice(&first);
+    s.write_all(&out).unwrap();
+    let mut r = replica.client();
+    let applied = 1000 + first.len() as u64;
+    wait_for("the first write", || {
+        info_field(&mut r, "replication", "slave_repl_offset") == applied.to_string()
+    });
+
+    // Forget the ACKs sent so far.
+    let mut buf = Vec::new();
+    s.set_nonblocking(true).unwrap();
+    let mut chunk = [0u8; 4096];
+    while s.read(&mut chunk).is_ok_and(|n| n > 0) {}
+    s.set_nonblocking(false).unwrap();
+
+    // The primary's transaction arrives without its EXEC: queued, not applied.
+    let multi = resp(&["MULTI"]);
+    let set = resp(&["SET", "t", "x"]);
+    let mut part = multi.clone();
+    part.extend_from_slice(&set);
+    s.write_all(&part).unwrap();
+    let read = applied + part.len() as u64;
+    wait_for("the partial transaction to be read", || {
+        info_field(&mut r, "replication", "slave_read_repl_offset") == read.to_string()
+    });
+    assert_eq!(
+        info_field(&mut r, "replication", "slave_repl_offset"),
+        applied.to_string()
+    );
+    let role: redis::Value = redis::cmd("ROLE").query(&mut r).unwrap();
+    let redis::Value::Array(items) = role else {
+        panic!("{role:?}")
+    };
+    assert_eq!(items[4], redis::Value::Int(applied as i64));
+    // The ACKs sent every second acknowledge only what is applied (the first one read may
+    // predate the transaction; the later ones follow it).
+    let mut acks = Vec::new();
+    while acks.len() < 3 {
+        acks.extend(acks_until(&mut s, &mut buf, applied));
+    }
+    assert!(acks.iter().all(|&a| a == applied), "{acks:?}");
+    let t: Option<String> = redis::cmd("GET").arg("t").query(&mut r).unwrap();
+    assert_eq!(t, None);
+
+    // The link drops there: the replica continues from the MULTI, so the primary sends
+    // the whole transaction again.
+    drop(s);
+    let (mut s, seen) = fake.handshake();
+    assert_eq!(
+        seen.last().unwrap(),
+        &vec!["PSYNC".to_string(), id.clone(), (applied + 1).to_string()]
+    );
+    s.write_all(b"+CONTINUE\r\n").unwrap();
+    let exec = resp(&["EXEC"]);
+    let mut again = part.clone();
+    again.extend_from_slice(&exec);
+    s.write_all(&again).unwrap();
+    let done = applied + again.len() as u64;
+    wait_for("the transaction to be applied", || {
+        info_field(&mut r, "replication", "slave_repl_offset") == done.to_string()
+    });
+    let t: Option<String> = redis::cmd("GET").arg("t").query(&mut r).unwrap();
+    assert_eq!(t.as_deref(), Some("x"));
+    let mut buf = Vec::new();
+    acks_until(&mut s, &mut buf, done);
 }

@@ -152,12 +152,16 @@ async fn serve(
         }
         if full {
             tracing::info!("Full resync requested by replica {shown}");
+            // ACKs counted before the transfer ends (none are expected: a replica has no
+            // master client yet) do not open the stream.
+            let seen = acks.load(Relaxed);
             if !full_sync(server, &link, &mut wr, psync.is_some(), capa_eof).await {
                 return;
             }
             if capa_eof {
-                // Wait for the replica's first ACK after the transfer (see the module docs).
-                let seen = acks.load(Relaxed);
+                // Wait for the replica's first ACK after the transfer (see the module docs):
+                // counting from before the transfer ended, so an ACK that arrives before
+                // this line runs is not missed (that cost a second of stream).
                 loop {
                     let n = ack_wake.notified();
                     tokio::pin!(n);
@@ -245,9 +249,10 @@ struct Point {
 }
 
 /// Takes the snapshot point for a replica: turns the replication stream on (Redis creates
-/// its backlog when the first replica attaches) and reads its offset. Waits while another
-/// snapshot is being written.
-async fn begin_snapshot(server: &Arc<Server>) -> (Snapshot, Point) {
+/// its backlog when the first replica attaches), reads its offset and claims it as the
+/// replica's position (at the point, so the cron cannot trim the backlog past it before the
+/// stream starts). Waits while another snapshot is being written.
+async fn begin_snapshot(server: &Arc<Server>, link: &ReplicaLink) -> (Snapshot, Point) {
     loop {
         let replica = server.repl.is_replica();
         // On a replica, no command of the primary's stream may be half applied (in the
@@ -256,6 +261,7 @@ async fn begin_snapshot(server: &Arc<Server>) -> (Snapshot, Point) {
         let r = Snapshot::begin(server, |s| {
             let offset = s.feed.repl_offset();
             s.feed.enable_repl(offset);
+            link.pos.store(offset, Relaxed);
             let stream_db = if replica {
                 s.repl.master_db.load(Relaxed)
             } else {
@@ -286,8 +292,7 @@ async fn full_sync(
     eof: bool,
 ) -> bool {
     let repl = &server.repl;
-    let (snap, point) = begin_snapshot(server).await;
-    link.pos.store(point.offset, Relaxed);
+    let (snap, point) = begin_snapshot(server, link).await;
     link.set_state(ReplicaState::SendBulk);
     repl.sync_full.fetch_add(1, Relaxed);
     tracing::info!(

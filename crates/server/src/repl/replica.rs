@@ -17,7 +17,8 @@
 //!    verbatim to this server's backlog, which keeps its offset equal to the primary's and
 //!    relays the stream to this server's own replicas. `REPLCONF GETACK` is answered with
 //!    `REPLCONF ACK <offset>`, the offset of every byte processed before the GETACK; the
-//!    same ACK goes out every second.
+//!    same ACK goes out every second. The bytes of a transaction (`MULTI` ... `EXEC`) join
+//!    the backlog only once `EXEC` applied them (see [`Applied`]).
 //!
 //! When the link drops the thread reconnects every second and asks to continue from its
 //! offset; a role change (`REPLICAOF`) ends the thread (its generation is no longer
@@ -631,6 +632,7 @@ fn apply_loop(
     };
     let mut ranges = Vec::new();
     let mut out = Vec::new();
+    let mut applied = Applied::default();
     let mut last_io = Instant::now();
     let mut last_ack = Instant::now() - Duration::from_secs(2);
     loop {
@@ -662,16 +664,13 @@ fn apply_loop(
                             && args[0].eq_ignore_ascii_case(b"REPLCONF")
                             && args[1].eq_ignore_ascii_case(b"GETACK")
                         {
-                            // The offset before this GETACK: everything processed so far.
+                            // The offset before this GETACK: everything applied so far.
                             acks.push(server.feed.repl_offset());
-                            server.feed.append_repl_verbatim(&buf[..consumed]);
-                        } else {
-                            if !args.is_empty() {
-                                dispatch(&mut cx, &args);
-                                cx.out.buf.clear();
-                            }
-                            server.feed.append_repl_verbatim(&buf[..consumed]);
+                        } else if !args.is_empty() {
+                            dispatch(&mut cx, &args);
+                            cx.out.buf.clear();
                         }
+                        applied.push(server, &buf[..consumed], cx.client.multi.is_some());
                         repl.net_repl_in.fetch_add(consumed as u64, Relaxed);
                         c.pos += consumed;
                     }
@@ -698,7 +697,7 @@ fn apply_loop(
         if n > 0 {
             last_io = Instant::now();
             let now = crate::clock::now_ms();
-            let read = server.feed.repl_offset() + c.pending().len() as u64;
+            let read = server.feed.repl_offset() + (applied.held.len() + c.pending().len()) as u64;
             repl.with_master(gen, |m| {
                 m.last_io_ms = now;
                 m.read_offset = read;
@@ -707,6 +706,46 @@ fn apply_loop(
             return Err(End::Failed(
                 "MASTER timeout: no data nor PING received...".into(),
             ));
+        }
+    }
+}
+
+/// Moves the primary's stream bytes into this server's backlog once the commands they carry
+/// are applied, which is what the offset (ACKs, INFO, ROLE, PSYNC after a link loss, the
+/// snapshot point for our own replicas) promises.
+///
+/// A command inside `MULTI` is only queued when it arrives: its data changes at `EXEC`.
+/// Appending each command's bytes as it was dispatched let the offset run ahead of the data
+/// whenever a read ended inside a transaction (a Redis or Kiln primary writes
+/// `MULTI ... EXEC` in one piece, but TCP may deliver it in several): `REPLCONF ACK`,
+/// `slave_repl_offset` and `ROLE` acknowledged writes not applied, a snapshot for a chained
+/// replica taken then lacked them while its stream started at `EXEC`, and a link lost
+/// there made the next `PSYNC` continue after the queued commands, which the new master
+/// client never saw: the transaction was lost for good. So the bytes of an open
+/// transaction are held here and join the backlog together with its `EXEC` (or
+/// `DISCARD`); when the link is lost they are dropped with the master client's queue, and
+/// the primary sends the transaction again from its `MULTI`.
+#[derive(Default)]
+struct Applied {
+    /// Bytes of the open transaction, `MULTI` included.
+    held: Vec<u8>,
+}
+
+impl Applied {
+    /// Records one command's bytes; `in_multi`: the master client is inside `MULTI` after
+    /// it (the command was queued, or was the `MULTI`).
+    fn push(&mut self, server: &Server, bytes: &[u8], in_multi: bool) {
+        if in_multi {
+            self.held.extend_from_slice(bytes);
+        } else if self.held.is_empty() {
+            server.feed.append_repl_verbatim(bytes);
+        } else {
+            self.held.extend_from_slice(bytes);
+            server.feed.append_repl_verbatim(&self.held);
+            self.held.clear();
+            if self.held.capacity() > 1 << 16 {
+                self.held = Vec::new();
+            }
         }
     }
 }

@@ -95,28 +95,8 @@ impl TestServer {
             .spawn()
             .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
         let s = Self { port, child, dir };
-        s.wait_ready();
+        wait_ready(s.port);
         s
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(mut c) = TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
-                if c.write_all(b"PING\r\n").is_ok() {
-                    let mut b = [0u8; 64];
-                    if let Ok(n) = c.read(&mut b) {
-                        // +PONG, or -NOAUTH / -LOADING: either way it is serving.
-                        if n > 0 {
-                            return;
-                        }
-                    }
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("server on port {} did not start", self.port);
     }
 
     /// A `redis` crate connection.
@@ -166,6 +146,161 @@ impl Drop for TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits until a server answers on `port` (+PONG, or -NOAUTH / -LOADING: either way it is
+/// serving).
+fn wait_ready(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+            if c.write_all(b"PING\r\n").is_ok() {
+                let mut b = [0u8; 64];
+                if c.read(&mut b).is_ok_and(|n| n > 0) {
+                    return;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("server on port {port} did not start");
+}
+
+/// Pids of the running [`Node`]s, for [`kill_nodes`].
+static NODES: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+/// A server on a fixed port that a test can stop (SIGKILL), shut down and start again; its
+/// directory stays across restarts.
+pub struct Node {
+    pub port: u16,
+    pub dir: std::path::PathBuf,
+    bin: String,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Node {
+    /// Starts kiln-server (DEBUG enabled; no persistence unless `extra` asks for it).
+    pub fn kiln(port: u16, extra: &[&str]) -> Self {
+        Self::start(env!("CARGO_BIN_EXE_kiln-server"), port, extra)
+    }
+
+    /// Starts redis-server likewise (the caller checks that it is installed).
+    pub fn redis(port: u16, extra: &[&str]) -> Self {
+        Self::start("redis-server", port, extra)
+    }
+
+    fn start(bin: &str, port: u16, extra: &[&str]) -> Self {
+        let dir = std::env::temp_dir().join(format!("kiln-node-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_file(dir.with_extension("log"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut n = Node {
+            port,
+            dir,
+            bin: bin.to_string(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+        };
+        n.restart();
+        n
+    }
+
+    /// Stops the server if it runs, and starts it again.
+    pub fn restart(&mut self) {
+        self.stop();
+        let port = self.port.to_string();
+        let dir = self.dir.to_string_lossy().to_string();
+        let mut args: Vec<&str> = vec![
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            &dir,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--enable-debug-command",
+            "yes",
+        ];
+        args.extend(self.extra.iter().map(|s| s.as_str()));
+        // Output goes to a log next to the directory, kept when the test fails.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log())
+            .unwrap();
+        let child = Command::new(&self.bin)
+            .args(&args)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", self.bin));
+        NODES.lock().unwrap().push(child.id());
+        self.child = Some(child);
+        wait_ready(self.port);
+    }
+
+    /// SIGKILL: the server gets no chance to do anything on the way out.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+            NODES.lock().unwrap().retain(|&p| p != c.id());
+        }
+    }
+
+    /// A clean stop (SHUTDOWN NOSAVE), with SIGKILL after 10 seconds.
+    pub fn shutdown(&mut self) {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+            let _ = s.write_all(b"SHUTDOWN NOSAVE\r\n");
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = s.read(&mut [0u8; 64]);
+        }
+        if let Some(c) = self.child.as_mut() {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        self.stop();
+    }
+
+    pub fn client(&self) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+}
+
+impl Node {
+    /// The server's output, across restarts.
+    pub fn log(&self) -> std::path::PathBuf {
+        self.dir.with_extension("log")
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if std::thread::panicking() {
+            eprintln!("server log kept: {}", self.log().display());
+        } else {
+            let _ = std::fs::remove_file(self.log());
+        }
+    }
+}
+
+/// SIGKILLs every running [`Node`] (so a watchdog that ends the process leaves none behind).
+pub fn kill_nodes() {
+    for pid in NODES.lock().unwrap().iter() {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     }
 }
 
@@ -457,4 +592,27 @@ pub fn run(c: &mut redis::Connection, line: &str) -> redis::Value {
 /// `DEBUG DIGEST` of the whole dataset.
 pub fn digest(c: &mut redis::Connection) -> String {
     redis::cmd("DEBUG").arg("DIGEST").query(c).unwrap()
+}
+
+/// DEBUG DIGEST-VALUE of every key of databases `dbs`, by (database, key): names the keys
+/// that differ when two datasets' digests do. Leaves database 0 selected.
+pub fn key_digests(
+    c: &mut redis::Connection,
+    dbs: &[u8],
+) -> std::collections::BTreeMap<(u8, String), String> {
+    let mut out = std::collections::BTreeMap::new();
+    for &db in dbs {
+        run(c, &format!("SELECT {db}"));
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(c).unwrap();
+        for k in keys {
+            let d: Vec<String> = redis::cmd("DEBUG")
+                .arg("DIGEST-VALUE")
+                .arg(&k)
+                .query(c)
+                .unwrap();
+            out.insert((db, k), d.concat());
+        }
+    }
+    run(c, "SELECT 0");
+    out
 }
