@@ -960,8 +960,12 @@ fn config_line(p: &Param, cfg: &Config) -> Option<String> {
     let v = cfg.get(p.name);
     Some(match p.kind {
         Kind::Special if v.is_empty() && p.name == "replicaof" => return None,
-        // Multi-word values are written as words; an empty one must stay visible.
-        Kind::Special if !v.is_empty() => format!("{} {v}", p.name),
+        // Multi-word values are written as words, each quoted if it has to be (a bind
+        // address or replicaof host may hold a quote); an empty one must stay visible.
+        Kind::Special if !v.is_empty() => {
+            let words: Vec<String> = v.split(' ').map(config::quote_config_arg).collect();
+            format!("{} {}", p.name, words.join(" "))
+        }
         Kind::Special | Kind::Str => format!("{} {}", p.name, config::quote_config_arg(v)),
         _ => format!("{} {v}", p.name),
     })
@@ -1820,6 +1824,22 @@ pub(super) fn validate_client_name(name: &[u8]) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rewritten_config_quotes_words_of_multi_word_values() {
+        // Caught by the config_file fuzz target: `bind "\"x"` was rewritten as `bind "x`, which does not load.
+        let text = "bind \"\\\"x\" 'a b'\nreplicaof \"h'\" 6379\nsave 60 1\n";
+        let mut cfg = Config::default();
+        cfg.load_text(text).unwrap();
+        let rewritten = rewrite_config_text(text, &cfg);
+        assert_eq!(
+            rewritten,
+            "bind \"\\\"x\" a b\nreplicaof \"h'\" 6379\nsave 60 1\n"
+        );
+        let mut again = Config::default();
+        again.load_text(&rewritten).unwrap();
+        assert_eq!(again.matching(b"*"), cfg.matching(b"*"));
+    }
 
     #[test]
     fn info_sections_select_like_redis() {
