@@ -993,7 +993,9 @@ pub fn rewrite_config_text(old: &str, cfg: &Config) -> String {
                 continue;
             }
         }
-        lines.push(line.to_string());
+        // `lines` drops the `\r` of a `\r\n` but not of a last line without `\n`: drop it
+        // there too, or a second rewrite would change the file again.
+        lines.push(line.strip_suffix('\r').unwrap_or(line).to_string());
     }
     let mut appended = config::PARAMS
         .iter()
@@ -1839,6 +1841,15 @@ mod tests {
         let mut again = Config::default();
         again.load_text(&rewritten).unwrap();
         assert_eq!(again.matching(b"*"), cfg.matching(b"*"));
+    }
+
+    #[test]
+    fn rewriting_a_rewritten_config_changes_nothing() {
+        // Found by fuzzing: a last line "#\r" without a newline became "#\r\n", then "#\n".
+        let cfg = Config::default();
+        let once = rewrite_config_text("port 6379\r\n#\r", &cfg);
+        assert_eq!(once, "port 6379\n#\n");
+        assert_eq!(rewrite_config_text(&once, &cfg), once);
     }
 
     #[test]
