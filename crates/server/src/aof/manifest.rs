@@ -127,7 +127,11 @@ impl Manifest {
                     if pair[1].contains(&b'/') {
                         return Err(err("File can't be a path, just a filename"));
                     }
-                    name = Some(String::from_utf8_lossy(&pair[1]).into_owned());
+                    // Kiln's names are UTF-8 (they come from `appendfilename`); another
+                    // name must not be loaded as a lossy look-alike of itself.
+                    let n = String::from_utf8(pair[1].clone())
+                        .map_err(|_| err("The AOF file name is not valid UTF-8"))?;
+                    name = Some(n);
                 } else if key.eq_ignore_ascii_case(b"seq") {
                     seq = leading_int(&pair[1]);
                 } else if key.eq_ignore_ascii_case(b"type") {
@@ -386,11 +390,22 @@ mod tests {
                 "file \"a seq 1 type b\n",
                 "Invalid AOF manifest file format",
             ),
+            // Found by fuzzing: was read as "a\u{fffd}", another file's name.
+            (
+                "file \"a\\xff\" seq 1 type b\n",
+                "The AOF file name is not valid UTF-8",
+            ),
         ];
         for (text, reason) in cases {
             let e = Manifest::parse(text.as_bytes()).unwrap_err();
             assert_eq!(e.reason, *reason, "{text:?}");
         }
+        assert_eq!(
+            Manifest::parse(b"file a\xff seq 1 type b\n")
+                .unwrap_err()
+                .reason,
+            "The AOF file name is not valid UTF-8"
+        );
         let long = format!("file {} seq 1 type b\n", "x".repeat(2000));
         assert_eq!(
             Manifest::parse(long.as_bytes()).unwrap_err().reason,

@@ -28,6 +28,8 @@ mod stream;
 mod string;
 pub mod transaction;
 
+pub use server::rewrite_config_text;
+
 use hashbrown::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 

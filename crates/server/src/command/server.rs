@@ -961,8 +961,12 @@ fn config_line(p: &Param, cfg: &Config) -> Option<String> {
     let v = cfg.get(p.name);
     Some(match p.kind {
         Kind::Special if v.is_empty() && p.name == "replicaof" => return None,
-        // Multi-word values are written as words; an empty one must stay visible.
-        Kind::Special if !v.is_empty() => format!("{} {v}", p.name),
+        // Multi-word values are written as words, each quoted if it has to be (a bind
+        // address or replicaof host may hold a quote); an empty one must stay visible.
+        Kind::Special if !v.is_empty() => {
+            let words: Vec<String> = v.split(' ').map(config::quote_config_arg).collect();
+            format!("{} {}", p.name, words.join(" "))
+        }
         Kind::Special | Kind::Str => format!("{} {}", p.name, config::quote_config_arg(v)),
         _ => format!("{} {v}", p.name),
     })
@@ -990,7 +994,9 @@ pub fn rewrite_config_text(old: &str, cfg: &Config) -> String {
                 continue;
             }
         }
-        lines.push(line.to_string());
+        // `lines` drops the `\r` of a `\r\n` but not of a last line without `\n`: drop it
+        // there too, or a second rewrite would change the file again.
+        lines.push(line.strip_suffix('\r').unwrap_or(line).to_string());
     }
     let mut appended = config::PARAMS
         .iter()
@@ -1811,6 +1817,31 @@ pub(super) fn validate_client_name(name: &[u8]) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rewritten_config_quotes_words_of_multi_word_values() {
+        // Caught by the config_file fuzz target: `bind "\"x"` was rewritten as `bind "x`, which does not load.
+        let text = "bind \"\\\"x\" 'a b'\nreplicaof \"h'\" 6379\nsave 60 1\n";
+        let mut cfg = Config::default();
+        cfg.load_text(text).unwrap();
+        let rewritten = rewrite_config_text(text, &cfg);
+        assert_eq!(
+            rewritten,
+            "bind \"\\\"x\" a b\nreplicaof \"h'\" 6379\nsave 60 1\n"
+        );
+        let mut again = Config::default();
+        again.load_text(&rewritten).unwrap();
+        assert_eq!(again.matching(b"*"), cfg.matching(b"*"));
+    }
+
+    #[test]
+    fn rewriting_a_rewritten_config_changes_nothing() {
+        // Found by fuzzing: a last line "#\r" without a newline became "#\r\n", then "#\n".
+        let cfg = Config::default();
+        let once = rewrite_config_text("port 6379\r\n#\r", &cfg);
+        assert_eq!(once, "port 6379\n#\n");
+        assert_eq!(rewrite_config_text(&once, &cfg), once);
+    }
 
     #[test]
     fn info_sections_select_like_redis() {

@@ -34,6 +34,7 @@
 
 pub mod primary;
 pub mod replica;
+pub mod wire;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;

@@ -30,6 +30,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::wire::{self, LineStep, PsyncReply, RdbPreamble};
 use super::{LinkState, NO_REPLID};
 use crate::client::Client;
 use crate::command::{dispatch, Ctx};
@@ -151,20 +152,17 @@ impl Conn {
     fn line(&mut self, server: &Server, gen: u64, timeout: Duration) -> Result<String, End> {
         let mut last = Instant::now();
         loop {
-            if let Some(i) = memchr::memchr(b'\n', self.pending()) {
-                let raw = &self.buf[self.pos..self.pos + i];
-                let line =
-                    String::from_utf8_lossy(raw.strip_suffix(b"\r").unwrap_or(raw)).into_owned();
-                self.pos += i + 1;
-                if line.is_empty() {
-                    continue;
+            match wire::next_line(self.pending()) {
+                LineStep::Line(line, used) => {
+                    self.pos += used;
+                    return Ok(line);
                 }
-                return Ok(line);
-            }
-            if self.pending().len() > 64 * 1024 {
-                return Err(End::Failed(
-                    "Protocol error: the master sent a too long line".into(),
-                ));
+                LineStep::More(used) => self.pos += used,
+                LineStep::TooLong => {
+                    return Err(End::Failed(
+                        "Protocol error: the master sent a too long line".into(),
+                    ))
+                }
             }
             if !live(server, gen) {
                 return Err(End::Stopped);
@@ -333,24 +331,16 @@ fn session(server: &Arc<Server>, host: &str, port: u16, gen: u64) -> Result<(), 
         &[b"PSYNC", cached_id.as_bytes(), off_s.as_bytes()],
         p.timeout,
     )?;
-    if let Some(rest) = reply.strip_prefix("+FULLRESYNC") {
-        let mut it = rest.split_whitespace();
-        let (Some(id), Some(off)) = (it.next(), it.next().and_then(|o| o.parse::<u64>().ok()))
-        else {
-            return Err(End::Failed(format!(
-                "Bad reply to PSYNC from master: '{reply}'"
-            )));
-        };
-        tracing::info!("Full resync from master: {id}:{off}");
-        full_sync(server, &mut c, gen, &p, id, off)?;
-    } else if let Some(rest) = reply.strip_prefix("+CONTINUE") {
-        tracing::info!("Successful partial resynchronization with master.");
-        continue_sync(server, gen, rest.trim())?;
-        tracing::info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
-    } else {
-        return Err(End::Failed(format!(
-            "Unexpected reply to PSYNC from master: {reply}"
-        )));
+    match wire::parse_psync_reply(&reply).map_err(End::Failed)? {
+        PsyncReply::FullResync { replid, offset } => {
+            tracing::info!("Full resync from master: {replid}:{offset}");
+            full_sync(server, &mut c, gen, &p, replid, offset)?;
+        }
+        PsyncReply::Continue { replid } => {
+            tracing::info!("Successful partial resynchronization with master.");
+            continue_sync(server, gen, replid)?;
+            tracing::info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
+        }
     }
     follow_stream(server, &mut c, gen, host, port, &p)
 }
@@ -393,26 +383,18 @@ fn full_sync(
         m.transfer_last_io_ms = crate::clock::now_ms();
     });
     let head = c.line(server, gen, p.timeout)?;
-    let Some(spec) = head.strip_prefix('$') else {
-        return Err(End::Failed(format!(
-            "Bad protocol from MASTER, the first byte is not '$' (we received '{head}'), are you sure the host and port are right?"
-        )));
-    };
-    let data = if let Some(mark) = spec.strip_prefix("EOF:") {
-        if mark.len() != 40 {
-            return Err(End::Failed("Bad EOF marker from MASTER".into()));
+    let data = match wire::parse_rdb_preamble(&head).map_err(End::Failed)? {
+        RdbPreamble::EofMark(mark) => {
+            tracing::info!(
+                "MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF to memory"
+            );
+            receive_until_mark(server, c, gen, p, mark)?
         }
-        tracing::info!(
-            "MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF to memory"
-        );
-        receive_until_mark(server, c, gen, p, mark.as_bytes())?
-    } else {
-        let len: u64 = spec
-            .parse()
-            .map_err(|_| End::Failed(format!("Bad bulk length from MASTER: '{spec}'")))?;
-        tracing::info!("MASTER <-> REPLICA sync: receiving {len} bytes from master to memory");
-        repl.with_master(gen, |m| m.transfer_size = len as i64);
-        receive_exact(server, c, gen, p, len)?
+        RdbPreamble::Length(len) => {
+            tracing::info!("MASTER <-> REPLICA sync: receiving {len} bytes from master to memory");
+            repl.with_master(gen, |m| m.transfer_size = len as i64);
+            receive_exact(server, c, gen, p, len)?
+        }
     };
     repl.net_repl_in.fetch_add(data.len() as u64, Relaxed);
 
@@ -538,16 +520,12 @@ fn receive_until_mark(
     mark: &[u8],
 ) -> Result<Vec<u8>, End> {
     let mut data: Vec<u8> = Vec::with_capacity(1 << 20);
-    let finder = memchr::memmem::Finder::new(mark);
     let mut last = Instant::now();
     loop {
-        // Search only the new bytes, plus enough of the old ones for a mark split across
-        // two reads.
-        let from = data.len().saturating_sub(mark.len() - 1);
+        let searched = data.len();
         data.extend_from_slice(c.pending());
         c.pos = c.buf.len();
-        if let Some(i) = finder.find(&data[from..]) {
-            let at = from + i;
+        if let Some(at) = wire::find_eof_mark(&data, searched, mark) {
             let after = data.split_off(at);
             // Bytes after the mark are the stream: put them back in the read buffer.
             let rest = &after[mark.len()..];
@@ -625,11 +603,7 @@ fn apply_loop(
     p: &Params,
 ) -> Result<(), End> {
     let repl = &server.repl;
-    // The primary is trusted with any bulk size, as Redis trusts its master.
-    let limits = kiln_resp::Limits {
-        max_bulk_len: usize::MAX,
-        ..kiln_resp::Limits::default()
-    };
+    let limits = wire::stream_limits();
     let mut ranges = Vec::new();
     let mut out = Vec::new();
     let mut applied = Applied::default();
@@ -660,10 +634,7 @@ fn apply_loop(
                 match kiln_resp::parse_request(buf, &mut ranges, &limits) {
                     Ok(kiln_resp::Parsed::Complete { consumed }) => {
                         let args: Vec<&[u8]> = ranges.iter().map(|r| &buf[r.clone()]).collect();
-                        if args.len() >= 2
-                            && args[0].eq_ignore_ascii_case(b"REPLCONF")
-                            && args[1].eq_ignore_ascii_case(b"GETACK")
-                        {
+                        if wire::is_getack(&args) {
                             // The offset before this GETACK: everything applied so far.
                             acks.push(server.feed.repl_offset());
                         } else if !args.is_empty() {
