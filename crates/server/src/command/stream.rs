@@ -896,36 +896,40 @@ fn read_cmd(cx: &mut Ctx, args: &[&[u8]], xgroup: bool) -> CmdResult {
         };
         let mut o = Out::new(&mut body, resp3);
         if let Some((gname, cname)) = group {
+            let newest = (!s.is_empty()).then(|| s.last_valid_id());
+            let g = s
+                .groups
+                .get_mut(gname)
+                .ok_or_else(|| no_group_read(k, gname))?;
             let (history, from) = if after != StreamId::MAX {
                 (true, after)
+            } else if newest.is_some_and(|n| n > g.last_id) {
+                (false, g.last_id)
             } else {
-                let g = &s.groups[gname];
-                if !s.is_empty() && s.last_valid_id() > g.last_id {
-                    (false, g.last_id)
-                } else {
-                    (false, StreamId::MAX)
-                }
+                (false, StreamId::MAX)
             };
             if !history && from == StreamId::MAX {
                 continue;
             }
             // Redis 7.0 makes (or refreshes) the consumer only when it serves it.
-            let g = s.groups.get_mut(gname).expect("checked above");
             let last_before = g.last_id;
-            if !g.consumers.contains_key(cname) {
-                g.consumers.insert(cname.into(), Consumer::default());
-                created.push(k);
-                if prop && noack && !history {
-                    effects.push(vec![
-                        b"XGROUP".to_vec(),
-                        b"CREATECONSUMER".to_vec(),
-                        k.to_vec(),
-                        gname.to_vec(),
-                        cname.to_vec(),
-                    ]);
+            let c = match g.consumers.get_mut(cname) {
+                Some(c) => c,
+                None => {
+                    created.push(k);
+                    if prop && noack && !history {
+                        effects.push(vec![
+                            b"XGROUP".to_vec(),
+                            b"CREATECONSUMER".to_vec(),
+                            k.to_vec(),
+                            gname.to_vec(),
+                            cname.to_vec(),
+                        ]);
+                    }
+                    g.consumers.entry(cname.into()).or_default()
                 }
-            }
-            g.consumers.get_mut(cname).expect("just made").seen_time = now;
+            };
+            c.seen_time = now;
             served += 1;
             if !resp3 {
                 o.array(2);
@@ -933,18 +937,17 @@ fn read_cmd(cx: &mut Ctx, args: &[&[u8]], xgroup: bool) -> CmdResult {
             o.bulk(k);
             let start = from.next().unwrap_or(StreamId::MAX);
             if history {
-                reply_history(&mut o, s, gname, cname, start, count, now);
+                reply_history(&mut o, s, gname, cname, start, count, now)
+                    .ok_or_else(|| no_group_read(k, gname))?;
             } else {
-                let delivered = deliver(&mut o, s, gname, cname, start, count, noack, now);
+                let (g, delivered) = deliver(&mut o, s, gname, cname, start, count, noack, now)
+                    .ok_or_else(|| no_group_read(k, gname))?;
                 if prop && !noack {
                     for (id, last) in delivered {
                         effects.push(xclaim_effect(k, gname, cname, id, now, 1, last));
                     }
-                } else if prop {
-                    let g = &s.groups[gname];
-                    if g.last_id != last_before {
-                        effects.push(setid_effect(k, gname, g));
-                    }
+                } else if prop && g.last_id != last_before {
+                    effects.push(setid_effect(k, gname, g));
                 }
             }
             continue;
@@ -1002,34 +1005,40 @@ fn read_cmd(cx: &mut Ctx, args: &[&[u8]], xgroup: bool) -> CmdResult {
     }
 }
 
-/// Delivers entries from `start` on to a consumer (XREADGROUP `>`): advances the group's
-/// last ID and read counter, and records each entry as pending unless `noack`. Returns
-/// each delivered ID with the group's last ID right after it (for replication).
+/// Delivers entries from `start` on to a consumer (XREADGROUP `>`): replies them, advances
+/// the group's last ID and read counter, and records each entry as pending unless `noack`.
+/// Returns the group and each delivered ID with the group's last ID right after it (for
+/// replication); None if there is no group `gname` (the reply is then incomplete: the
+/// caller fails the command).
 #[allow(clippy::too_many_arguments)]
-fn deliver(
+fn deliver<'s>(
     o: &mut Out,
-    s: &mut Stream,
+    s: &'s mut Stream,
     gname: &[u8],
     cname: &[u8],
     start: StreamId,
     count: usize,
     noack: bool,
     now: u64,
-) -> Vec<(StreamId, StreamId)> {
-    let mut delivered = Vec::new();
-    let ids: Vec<StreamId> = s
+) -> Option<(&'s Group, Vec<(StreamId, StreamId)>)> {
+    let take = if count == 0 { usize::MAX } else { count };
+    // Each entry with what the group's read counter needs of the stream (whether deleted
+    // entries follow it, its estimated position), read before the group is borrowed.
+    let entries: Vec<(StreamId, bool, Option<i64>)> = s
         .range(start, StreamId::MAX)
-        .take(if count == 0 { usize::MAX } else { count })
-        .map(|e| e.id)
+        .take(take)
+        .map(|e| {
+            let est = (s.entries_added > 0).then(|| s.estimate_distance(e.id));
+            (e.id, s.has_tombstones(e.id, StreamId::MAX), est)
+        })
         .collect();
-    for &id in &ids {
-        let tomb = s.has_tombstones(id, StreamId::MAX);
-        let est = if s.entries_added > 0 {
-            Some(s.estimate_distance(id))
-        } else {
-            None
-        };
-        let g = s.groups.get_mut(gname).expect("group exists");
+    o.array(entries.len());
+    for e in s.range(start, StreamId::MAX).take(entries.len()) {
+        reply_entry(o, &e);
+    }
+    let g = s.groups.get_mut(gname)?;
+    let mut delivered = Vec::with_capacity(entries.len());
+    for (id, tomb, est) in entries {
         if id > g.last_id {
             if g.entries_read != -1 && !tomb {
                 g.entries_read += 1;
@@ -1058,12 +1067,7 @@ fn deliver(
         }
         delivered.push((id, g.last_id));
     }
-    o.array(ids.len());
-    for id in ids {
-        let e = s.range(id, id).next().expect("listed above");
-        reply_entry(o, &e);
-    }
-    delivered
+    Some((g, delivered))
 }
 
 /// `XCLAIM key group consumer 0 id TIME ms RETRYCOUNT n FORCE JUSTID LASTID last`: how Redis
@@ -1110,7 +1114,9 @@ fn setid_effect(key: &[u8], group: &[u8], g: &Group) -> Vec<Vec<u8>> {
 }
 
 /// Re-reads a consumer's pending entries from `start` (XREADGROUP with an ID): each one
-/// still in the stream counts as delivered again; deleted ones reply `[id, nil]`.
+/// still in the stream counts as delivered again; deleted ones reply `[id, nil]`. None if
+/// there is no group `gname` (the caller fails the command); a missing consumer has
+/// nothing pending.
 fn reply_history(
     o: &mut Out,
     s: &mut Stream,
@@ -1119,13 +1125,20 @@ fn reply_history(
     start: StreamId,
     count: usize,
     now: u64,
-) {
-    let ids: Vec<StreamId> = s.groups[gname].consumers[cname]
-        .pel
-        .range(start..)
-        .take(if count == 0 { usize::MAX } else { count })
-        .copied()
-        .collect();
+) -> Option<()> {
+    let ids: Vec<StreamId> = s
+        .groups
+        .get(gname)?
+        .consumers
+        .get(cname)
+        .map(|c| {
+            c.pel
+                .range(start..)
+                .take(if count == 0 { usize::MAX } else { count })
+                .copied()
+                .collect()
+        })
+        .unwrap_or_default();
     let mut bumped = Vec::with_capacity(ids.len());
     o.array(ids.len());
     for &id in &ids {
@@ -1141,13 +1154,14 @@ fn reply_history(
             }
         }
     }
-    let g = s.groups.get_mut(gname).expect("group exists");
+    let g = s.groups.get_mut(gname)?;
     for id in bumped {
         if let Some(n) = g.pel.get_mut(&id) {
             n.delivery_time = now;
             n.delivery_count += 1;
         }
     }
+    Some(())
 }
 fn no_group(key: &[u8], group: &[u8]) -> CommandError {
     CommandError::Owned(format!(
@@ -1921,10 +1935,15 @@ fn xinfo_stream(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             out.bulk(b"pel-count");
             out.int(c.pel.len() as i64);
             out.bulk(b"pending");
-            let n = c.pel.len().min(take);
-            out.array(n);
-            for id in c.pel.iter().take(n) {
-                let nack = &g.pel[id];
+            // Details from the group's PEL (which lists every consumer's entries).
+            let pending: Vec<_> = c
+                .pel
+                .iter()
+                .filter_map(|id| g.pel.get(id).map(|nack| (id, nack)))
+                .take(take)
+                .collect();
+            out.array(pending.len());
+            for (id, nack) in pending {
                 out.array(3);
                 id_bulk(out, *id);
                 out.int(nack.delivery_time as i64);
