@@ -1208,19 +1208,18 @@ fn xgroup_create(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     let (now, lru) = (cx.now, cx.lru());
     let (sh, h, out) = cx.shard_out(key)?;
-    let exists = lookup(sh, h, key, now, lru)?.is_some();
-    if !exists && !mkstream {
-        return Err(E(XGROUP_NO_KEY));
-    }
+    // MKSTREAM's new stream is stored once the group is made (not on a bad ID).
+    let mut created = None;
+    let s = match lookup(sh, h, key, now, lru)? {
+        Some(s) => s,
+        None if !mkstream => return Err(E(XGROUP_NO_KEY)),
+        None => created.insert(Stream::new()),
+    };
     let id = if args[4] == b"$" {
-        lookup(sh, h, key, now, lru)?.map_or(StreamId::MIN, |s| s.last_id)
+        s.last_id
     } else {
         parse_id(args[4], 0, true, false)?.0
     };
-    if !exists {
-        sh.insert(h, Entry::new(key, Value::Stream(Box::default()), lru));
-    }
-    let s = lookup(sh, h, key, now, lru)?.expect("exists");
     if s.groups.contains_key(gname) {
         return Err(E(BUSYGROUP));
     }
@@ -1233,14 +1232,17 @@ fn xgroup_create(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             consumers: Default::default(),
         },
     );
+    if let Some(s) = created {
+        sh.insert(h, Entry::new(key, Value::Stream(Box::new(s)), lru));
+    }
     out.ok();
     cx.dirty(1);
     cx.notify(STREAM, "xgroup-create", key);
     Ok(())
 }
 
-/// Looks up XGROUP's stream and group (errors as Redis's XGROUP: the key must exist, and
-/// the group too unless `group_optional`).
+/// Looks up XGROUP's group, with its stream's last ID (for `$`). Errors as Redis's XGROUP:
+/// the key must exist, then the group.
 fn xgroup_lookup<'s>(
     sh: &'s mut Shard,
     h: u64,
@@ -1248,12 +1250,13 @@ fn xgroup_lookup<'s>(
     gname: &[u8],
     now: u64,
     lru: u32,
-) -> Result<&'s mut Stream, CommandError> {
+) -> Result<(&'s mut Group, StreamId), CommandError> {
     let s = lookup(sh, h, key, now, lru)?.ok_or(E(XGROUP_NO_KEY))?;
-    if !s.groups.contains_key(gname) {
-        return Err(no_group(key, gname));
-    }
-    Ok(s)
+    let g = s
+        .groups
+        .get_mut(gname)
+        .ok_or_else(|| no_group(key, gname))?;
+    Ok((g, s.last_id))
 }
 
 /// `XGROUP SETID key group id|$ [ENTRIESREAD n]`: OK. O(1).
@@ -1267,13 +1270,12 @@ fn xgroup_setid(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     let (now, lru) = (cx.now, cx.lru());
     let (sh, h, out) = cx.shard_out(key)?;
-    let s = xgroup_lookup(sh, h, key, gname, now, lru)?;
+    let (g, last) = xgroup_lookup(sh, h, key, gname, now, lru)?;
     let id = if args[4] == b"$" {
-        s.last_id
+        last
     } else {
         parse_id(args[4], 0, true, false)?.0
     };
-    let g = s.groups.get_mut(gname).expect("checked");
     g.last_id = id;
     g.entries_read = entries_read;
     out.ok();
@@ -1302,8 +1304,7 @@ fn xgroup_createconsumer(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (key, gname, cname) = (args[2], args[3], args[4]);
     let (now, lru, wall) = (cx.now, cx.lru(), cx.wall_ms());
     let (sh, h, out) = cx.shard_out(key)?;
-    let s = xgroup_lookup(sh, h, key, gname, now, lru)?;
-    let g = s.groups.get_mut(gname).expect("checked");
+    let (g, _) = xgroup_lookup(sh, h, key, gname, now, lru)?;
     let created = !g.consumers.contains_key(cname);
     if created {
         g.consumers.insert(
@@ -1327,8 +1328,7 @@ fn xgroup_delconsumer(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (key, gname, cname) = (args[2], args[3], args[4]);
     let (now, lru) = (cx.now, cx.lru());
     let (sh, h, out) = cx.shard_out(key)?;
-    let s = xgroup_lookup(sh, h, key, gname, now, lru)?;
-    let g = s.groups.get_mut(gname).expect("checked");
+    let (g, _) = xgroup_lookup(sh, h, key, gname, now, lru)?;
     let Some(c) = g.consumers.remove(cname) else {
         out.int(0);
         return Ok(());
@@ -1482,22 +1482,34 @@ fn range_bound_strict(a: &[u8], start: bool) -> Result<StreamId, CommandError> {
     range_bound(a, start)
 }
 
-/// Moves a pending entry to `cname` (creating the consumer), as XCLAIM and XAUTOCLAIM do.
-fn claim_to(g: &mut Group, id: StreamId, cname: &[u8], now: u64) {
-    if !g.consumers.contains_key(cname) {
-        g.consumers.insert(cname.into(), Consumer::default());
-    }
-    g.consumers.get_mut(cname).expect("just made").seen_time = now;
-    let nack = g.pel.get_mut(&id).expect("pending");
+/// Moves a pending entry to `cname` (creating the consumer, seen at `now`), as XCLAIM and
+/// XAUTOCLAIM do. Returns the entry, or None (and changes nothing) if `id` is not pending.
+fn claim_to<'g>(g: &'g mut Group, id: StreamId, cname: &[u8], now: u64) -> Option<&'g mut Nack> {
+    let nack = g.pel.get_mut(&id)?;
     if &*nack.consumer != cname {
         let old = std::mem::replace(&mut nack.consumer, cname.into());
         if let Some(c) = g.consumers.get_mut(&old) {
             c.pel.remove(&id);
         }
-        g.consumers.get_mut(cname).expect("exists").pel.insert(id);
-    } else {
-        g.consumers.get_mut(cname).expect("exists").pel.insert(id);
     }
+    let c = match g.consumers.get_mut(cname) {
+        Some(c) => c,
+        None => g.consumers.entry(cname.into()).or_default(),
+    };
+    c.seen_time = now;
+    c.pel.insert(id);
+    Some(nack)
+}
+
+/// The group `gname` of `s`, or NOGROUP as XCLAIM and XAUTOCLAIM word it.
+fn claim_group<'s>(
+    s: &'s mut Stream,
+    key: &[u8],
+    gname: &[u8],
+) -> Result<&'s mut Group, CommandError> {
+    s.groups
+        .get_mut(gname)
+        .ok_or_else(|| no_key_or_group(key, gname))
 }
 
 /// `XCLAIM key group consumer min-idle id ... [IDLE ms] [TIME ms] [RETRYCOUNT n] [FORCE]
@@ -1566,9 +1578,9 @@ fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     };
     let prop = cx.propagating();
     let (sh, h, out) = cx.shard_out(key)?;
-    let s = lookup(sh, h, key, now, lru)?.expect("checked");
+    let s = lookup(sh, h, key, now, lru)?.ok_or_else(|| no_key_or_group(key, gname))?;
     let exists: Vec<bool> = ids.iter().map(|&id| s.contains(id)).collect();
-    let g = s.groups.get_mut(gname).expect("checked");
+    let g = claim_group(s, key, gname)?;
     let mut dirty = 0u64;
     // Replicas get one XCLAIM per change (see `xclaim_effect`), or the group's new last
     // ID alone when LASTID moved it and nothing was claimed.
@@ -1627,8 +1639,9 @@ fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             // A FORCE-made entry had no owner yet.
             g.consumers.entry(cname.into()).or_default();
         }
-        claim_to(g, id, cname, wall);
-        let nack = g.pel.get_mut(&id).expect("pending");
+        let Some(nack) = claim_to(g, id, cname, wall) else {
+            continue;
+        };
         nack.delivery_time = delivery;
         // A negative RETRYCOUNT counts as not given (Redis's -1 default).
         if let Some(r) = retry.filter(|&r| r >= 0) {
@@ -1702,7 +1715,7 @@ fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let prop = cx.propagating();
     let mut effects: Vec<Vec<Vec<u8>>> = Vec::new();
     let (sh, h, out) = cx.shard_out(key)?;
-    let s = lookup(sh, h, key, now, lru)?.expect("checked");
+    let s = lookup(sh, h, key, now, lru)?.ok_or_else(|| no_key_or_group(key, gname))?;
     let mut attempts = count.saturating_mul(10);
     let mut left = count;
     let mut deleted = Vec::new();
@@ -1715,7 +1728,7 @@ fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             break;
         }
         attempts -= 1;
-        let next = s.groups[gname]
+        let next = claim_group(s, key, gname)?
             .pel
             .range(cursor..)
             .next()
@@ -1726,7 +1739,7 @@ fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         };
         cursor = id;
         let present = s.contains(id);
-        let g = s.groups.get_mut(gname).expect("checked");
+        let g = claim_group(s, key, gname)?;
         if !present {
             if let Some(nack) = g.pel.remove(&id) {
                 if let Some(c) = g.consumers.get_mut(&nack.consumer) {
@@ -1763,8 +1776,9 @@ fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         if !g.consumers.contains_key(cname) {
             created_consumer = true;
         }
-        claim_to(g, id, cname, now);
-        let nack = g.pel.get_mut(&id).expect("pending");
+        let Some(nack) = claim_to(g, id, cname, now) else {
+            continue;
+        };
         nack.delivery_time = now;
         if !justid {
             nack.delivery_count += 1;
@@ -1786,7 +1800,7 @@ fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let next = if eof {
         StreamId::MIN
     } else {
-        s.groups[gname]
+        claim_group(s, key, gname)?
             .pel
             .range(cursor..)
             .next()
@@ -2023,5 +2037,53 @@ mod tests {
             StreamId::new(5, 0)
         );
         assert!(parse_id(b"18446744073709551616", 0, true, false).is_err());
+    }
+
+    fn group() -> Group {
+        Group {
+            last_id: StreamId::MIN,
+            entries_read: -1,
+            pel: Default::default(),
+            consumers: Default::default(),
+        }
+    }
+
+    #[test]
+    fn claims_move_pending_entries_and_skip_others() {
+        let mut g = group();
+        let id = StreamId::new(1, 0);
+        assert!(claim_to(&mut g, id, b"bob", 5).is_none());
+        assert!(g.consumers.is_empty(), "nothing pending, nothing made");
+        g.pel.insert(
+            id,
+            Nack {
+                consumer: b"alice"[..].into(),
+                delivery_time: 1,
+                delivery_count: 1,
+            },
+        );
+        g.consumers
+            .entry(b"alice"[..].into())
+            .or_default()
+            .pel
+            .insert(id);
+        let nack = claim_to(&mut g, id, b"bob", 5).expect("pending");
+        assert_eq!(&*nack.consumer, b"bob");
+        assert!(g.consumers[&b"alice"[..]].pel.is_empty());
+        let bob = &g.consumers[&b"bob"[..]];
+        assert_eq!((bob.seen_time, bob.pel.len()), (5, 1));
+        // Claiming again for the owner keeps one entry and refreshes the consumer.
+        assert!(claim_to(&mut g, id, b"bob", 9).is_some());
+        let bob = &g.consumers[&b"bob"[..]];
+        assert_eq!((bob.seen_time, bob.pel.len()), (9, 1));
+    }
+
+    #[test]
+    fn claim_group_names_the_key_and_group_when_missing() {
+        let mut s = Stream::new();
+        let err = claim_group(&mut s, b"k", b"g").unwrap_err();
+        assert_eq!(err, no_key_or_group(b"k", b"g"));
+        s.groups.insert(b"g"[..].into(), group());
+        assert!(claim_group(&mut s, b"k", b"g").is_ok());
     }
 }
