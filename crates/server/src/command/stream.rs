@@ -896,36 +896,40 @@ fn read_cmd(cx: &mut Ctx, args: &[&[u8]], xgroup: bool) -> CmdResult {
         };
         let mut o = Out::new(&mut body, resp3);
         if let Some((gname, cname)) = group {
+            let newest = (!s.is_empty()).then(|| s.last_valid_id());
+            let g = s
+                .groups
+                .get_mut(gname)
+                .ok_or_else(|| no_group_read(k, gname))?;
             let (history, from) = if after != StreamId::MAX {
                 (true, after)
+            } else if newest.is_some_and(|n| n > g.last_id) {
+                (false, g.last_id)
             } else {
-                let g = &s.groups[gname];
-                if !s.is_empty() && s.last_valid_id() > g.last_id {
-                    (false, g.last_id)
-                } else {
-                    (false, StreamId::MAX)
-                }
+                (false, StreamId::MAX)
             };
             if !history && from == StreamId::MAX {
                 continue;
             }
             // Redis 7.0 makes (or refreshes) the consumer only when it serves it.
-            let g = s.groups.get_mut(gname).expect("checked above");
             let last_before = g.last_id;
-            if !g.consumers.contains_key(cname) {
-                g.consumers.insert(cname.into(), Consumer::default());
-                created.push(k);
-                if prop && noack && !history {
-                    effects.push(vec![
-                        b"XGROUP".to_vec(),
-                        b"CREATECONSUMER".to_vec(),
-                        k.to_vec(),
-                        gname.to_vec(),
-                        cname.to_vec(),
-                    ]);
+            let c = match g.consumers.get_mut(cname) {
+                Some(c) => c,
+                None => {
+                    created.push(k);
+                    if prop && noack && !history {
+                        effects.push(vec![
+                            b"XGROUP".to_vec(),
+                            b"CREATECONSUMER".to_vec(),
+                            k.to_vec(),
+                            gname.to_vec(),
+                            cname.to_vec(),
+                        ]);
+                    }
+                    g.consumers.entry(cname.into()).or_default()
                 }
-            }
-            g.consumers.get_mut(cname).expect("just made").seen_time = now;
+            };
+            c.seen_time = now;
             served += 1;
             if !resp3 {
                 o.array(2);
@@ -933,18 +937,17 @@ fn read_cmd(cx: &mut Ctx, args: &[&[u8]], xgroup: bool) -> CmdResult {
             o.bulk(k);
             let start = from.next().unwrap_or(StreamId::MAX);
             if history {
-                reply_history(&mut o, s, gname, cname, start, count, now);
+                reply_history(&mut o, s, gname, cname, start, count, now)
+                    .ok_or_else(|| no_group_read(k, gname))?;
             } else {
-                let delivered = deliver(&mut o, s, gname, cname, start, count, noack, now);
+                let (g, delivered) = deliver(&mut o, s, gname, cname, start, count, noack, now)
+                    .ok_or_else(|| no_group_read(k, gname))?;
                 if prop && !noack {
                     for (id, last) in delivered {
                         effects.push(xclaim_effect(k, gname, cname, id, now, 1, last));
                     }
-                } else if prop {
-                    let g = &s.groups[gname];
-                    if g.last_id != last_before {
-                        effects.push(setid_effect(k, gname, g));
-                    }
+                } else if prop && g.last_id != last_before {
+                    effects.push(setid_effect(k, gname, g));
                 }
             }
             continue;
@@ -1002,34 +1005,40 @@ fn read_cmd(cx: &mut Ctx, args: &[&[u8]], xgroup: bool) -> CmdResult {
     }
 }
 
-/// Delivers entries from `start` on to a consumer (XREADGROUP `>`): advances the group's
-/// last ID and read counter, and records each entry as pending unless `noack`. Returns
-/// each delivered ID with the group's last ID right after it (for replication).
+/// Delivers entries from `start` on to a consumer (XREADGROUP `>`): replies them, advances
+/// the group's last ID and read counter, and records each entry as pending unless `noack`.
+/// Returns the group and each delivered ID with the group's last ID right after it (for
+/// replication); None if there is no group `gname` (the reply is then incomplete: the
+/// caller fails the command).
 #[allow(clippy::too_many_arguments)]
-fn deliver(
+fn deliver<'s>(
     o: &mut Out,
-    s: &mut Stream,
+    s: &'s mut Stream,
     gname: &[u8],
     cname: &[u8],
     start: StreamId,
     count: usize,
     noack: bool,
     now: u64,
-) -> Vec<(StreamId, StreamId)> {
-    let mut delivered = Vec::new();
-    let ids: Vec<StreamId> = s
+) -> Option<(&'s Group, Vec<(StreamId, StreamId)>)> {
+    let take = if count == 0 { usize::MAX } else { count };
+    // Each entry with what the group's read counter needs of the stream (whether deleted
+    // entries follow it, its estimated position), read before the group is borrowed.
+    let entries: Vec<(StreamId, bool, Option<i64>)> = s
         .range(start, StreamId::MAX)
-        .take(if count == 0 { usize::MAX } else { count })
-        .map(|e| e.id)
+        .take(take)
+        .map(|e| {
+            let est = (s.entries_added > 0).then(|| s.estimate_distance(e.id));
+            (e.id, s.has_tombstones(e.id, StreamId::MAX), est)
+        })
         .collect();
-    for &id in &ids {
-        let tomb = s.has_tombstones(id, StreamId::MAX);
-        let est = if s.entries_added > 0 {
-            Some(s.estimate_distance(id))
-        } else {
-            None
-        };
-        let g = s.groups.get_mut(gname).expect("group exists");
+    o.array(entries.len());
+    for e in s.range(start, StreamId::MAX).take(entries.len()) {
+        reply_entry(o, &e);
+    }
+    let g = s.groups.get_mut(gname)?;
+    let mut delivered = Vec::with_capacity(entries.len());
+    for (id, tomb, est) in entries {
         if id > g.last_id {
             if g.entries_read != -1 && !tomb {
                 g.entries_read += 1;
@@ -1058,12 +1067,7 @@ fn deliver(
         }
         delivered.push((id, g.last_id));
     }
-    o.array(ids.len());
-    for id in ids {
-        let e = s.range(id, id).next().expect("listed above");
-        reply_entry(o, &e);
-    }
-    delivered
+    Some((g, delivered))
 }
 
 /// `XCLAIM key group consumer 0 id TIME ms RETRYCOUNT n FORCE JUSTID LASTID last`: how Redis
@@ -1110,7 +1114,9 @@ fn setid_effect(key: &[u8], group: &[u8], g: &Group) -> Vec<Vec<u8>> {
 }
 
 /// Re-reads a consumer's pending entries from `start` (XREADGROUP with an ID): each one
-/// still in the stream counts as delivered again; deleted ones reply `[id, nil]`.
+/// still in the stream counts as delivered again; deleted ones reply `[id, nil]`. None if
+/// there is no group `gname` (the caller fails the command); a missing consumer has
+/// nothing pending.
 fn reply_history(
     o: &mut Out,
     s: &mut Stream,
@@ -1119,13 +1125,20 @@ fn reply_history(
     start: StreamId,
     count: usize,
     now: u64,
-) {
-    let ids: Vec<StreamId> = s.groups[gname].consumers[cname]
-        .pel
-        .range(start..)
-        .take(if count == 0 { usize::MAX } else { count })
-        .copied()
-        .collect();
+) -> Option<()> {
+    let ids: Vec<StreamId> = s
+        .groups
+        .get(gname)?
+        .consumers
+        .get(cname)
+        .map(|c| {
+            c.pel
+                .range(start..)
+                .take(if count == 0 { usize::MAX } else { count })
+                .copied()
+                .collect()
+        })
+        .unwrap_or_default();
     let mut bumped = Vec::with_capacity(ids.len());
     o.array(ids.len());
     for &id in &ids {
@@ -1141,13 +1154,14 @@ fn reply_history(
             }
         }
     }
-    let g = s.groups.get_mut(gname).expect("group exists");
+    let g = s.groups.get_mut(gname)?;
     for id in bumped {
         if let Some(n) = g.pel.get_mut(&id) {
             n.delivery_time = now;
             n.delivery_count += 1;
         }
     }
+    Some(())
 }
 fn no_group(key: &[u8], group: &[u8]) -> CommandError {
     CommandError::Owned(format!(
@@ -1194,19 +1208,18 @@ fn xgroup_create(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     let (now, lru) = (cx.now, cx.lru());
     let (sh, h, out) = cx.shard_out(key)?;
-    let exists = lookup(sh, h, key, now, lru)?.is_some();
-    if !exists && !mkstream {
-        return Err(E(XGROUP_NO_KEY));
-    }
+    // MKSTREAM's new stream is stored once the group is made (not on a bad ID).
+    let mut created = None;
+    let s = match lookup(sh, h, key, now, lru)? {
+        Some(s) => s,
+        None if !mkstream => return Err(E(XGROUP_NO_KEY)),
+        None => created.insert(Stream::new()),
+    };
     let id = if args[4] == b"$" {
-        lookup(sh, h, key, now, lru)?.map_or(StreamId::MIN, |s| s.last_id)
+        s.last_id
     } else {
         parse_id(args[4], 0, true, false)?.0
     };
-    if !exists {
-        sh.insert(h, Entry::new(key, Value::Stream(Box::default()), lru));
-    }
-    let s = lookup(sh, h, key, now, lru)?.expect("exists");
     if s.groups.contains_key(gname) {
         return Err(E(BUSYGROUP));
     }
@@ -1219,14 +1232,17 @@ fn xgroup_create(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             consumers: Default::default(),
         },
     );
+    if let Some(s) = created {
+        sh.insert(h, Entry::new(key, Value::Stream(Box::new(s)), lru));
+    }
     out.ok();
     cx.dirty(1);
     cx.notify(STREAM, "xgroup-create", key);
     Ok(())
 }
 
-/// Looks up XGROUP's stream and group (errors as Redis's XGROUP: the key must exist, and
-/// the group too unless `group_optional`).
+/// Looks up XGROUP's group, with its stream's last ID (for `$`). Errors as Redis's XGROUP:
+/// the key must exist, then the group.
 fn xgroup_lookup<'s>(
     sh: &'s mut Shard,
     h: u64,
@@ -1234,12 +1250,13 @@ fn xgroup_lookup<'s>(
     gname: &[u8],
     now: u64,
     lru: u32,
-) -> Result<&'s mut Stream, CommandError> {
+) -> Result<(&'s mut Group, StreamId), CommandError> {
     let s = lookup(sh, h, key, now, lru)?.ok_or(E(XGROUP_NO_KEY))?;
-    if !s.groups.contains_key(gname) {
-        return Err(no_group(key, gname));
-    }
-    Ok(s)
+    let g = s
+        .groups
+        .get_mut(gname)
+        .ok_or_else(|| no_group(key, gname))?;
+    Ok((g, s.last_id))
 }
 
 /// `XGROUP SETID key group id|$ [ENTRIESREAD n]`: OK. O(1).
@@ -1253,13 +1270,12 @@ fn xgroup_setid(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     let (now, lru) = (cx.now, cx.lru());
     let (sh, h, out) = cx.shard_out(key)?;
-    let s = xgroup_lookup(sh, h, key, gname, now, lru)?;
+    let (g, last) = xgroup_lookup(sh, h, key, gname, now, lru)?;
     let id = if args[4] == b"$" {
-        s.last_id
+        last
     } else {
         parse_id(args[4], 0, true, false)?.0
     };
-    let g = s.groups.get_mut(gname).expect("checked");
     g.last_id = id;
     g.entries_read = entries_read;
     out.ok();
@@ -1288,8 +1304,7 @@ fn xgroup_createconsumer(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (key, gname, cname) = (args[2], args[3], args[4]);
     let (now, lru, wall) = (cx.now, cx.lru(), cx.wall_ms());
     let (sh, h, out) = cx.shard_out(key)?;
-    let s = xgroup_lookup(sh, h, key, gname, now, lru)?;
-    let g = s.groups.get_mut(gname).expect("checked");
+    let (g, _) = xgroup_lookup(sh, h, key, gname, now, lru)?;
     let created = !g.consumers.contains_key(cname);
     if created {
         g.consumers.insert(
@@ -1313,8 +1328,7 @@ fn xgroup_delconsumer(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (key, gname, cname) = (args[2], args[3], args[4]);
     let (now, lru) = (cx.now, cx.lru());
     let (sh, h, out) = cx.shard_out(key)?;
-    let s = xgroup_lookup(sh, h, key, gname, now, lru)?;
-    let g = s.groups.get_mut(gname).expect("checked");
+    let (g, _) = xgroup_lookup(sh, h, key, gname, now, lru)?;
     let Some(c) = g.consumers.remove(cname) else {
         out.int(0);
         return Ok(());
@@ -1468,22 +1482,34 @@ fn range_bound_strict(a: &[u8], start: bool) -> Result<StreamId, CommandError> {
     range_bound(a, start)
 }
 
-/// Moves a pending entry to `cname` (creating the consumer), as XCLAIM and XAUTOCLAIM do.
-fn claim_to(g: &mut Group, id: StreamId, cname: &[u8], now: u64) {
-    if !g.consumers.contains_key(cname) {
-        g.consumers.insert(cname.into(), Consumer::default());
-    }
-    g.consumers.get_mut(cname).expect("just made").seen_time = now;
-    let nack = g.pel.get_mut(&id).expect("pending");
+/// Moves a pending entry to `cname` (creating the consumer, seen at `now`), as XCLAIM and
+/// XAUTOCLAIM do. Returns the entry, or None (and changes nothing) if `id` is not pending.
+fn claim_to<'g>(g: &'g mut Group, id: StreamId, cname: &[u8], now: u64) -> Option<&'g mut Nack> {
+    let nack = g.pel.get_mut(&id)?;
     if &*nack.consumer != cname {
         let old = std::mem::replace(&mut nack.consumer, cname.into());
         if let Some(c) = g.consumers.get_mut(&old) {
             c.pel.remove(&id);
         }
-        g.consumers.get_mut(cname).expect("exists").pel.insert(id);
-    } else {
-        g.consumers.get_mut(cname).expect("exists").pel.insert(id);
     }
+    let c = match g.consumers.get_mut(cname) {
+        Some(c) => c,
+        None => g.consumers.entry(cname.into()).or_default(),
+    };
+    c.seen_time = now;
+    c.pel.insert(id);
+    Some(nack)
+}
+
+/// The group `gname` of `s`, or NOGROUP as XCLAIM and XAUTOCLAIM word it.
+fn claim_group<'s>(
+    s: &'s mut Stream,
+    key: &[u8],
+    gname: &[u8],
+) -> Result<&'s mut Group, CommandError> {
+    s.groups
+        .get_mut(gname)
+        .ok_or_else(|| no_key_or_group(key, gname))
 }
 
 /// `XCLAIM key group consumer min-idle id ... [IDLE ms] [TIME ms] [RETRYCOUNT n] [FORCE]
@@ -1552,9 +1578,9 @@ fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     };
     let prop = cx.propagating();
     let (sh, h, out) = cx.shard_out(key)?;
-    let s = lookup(sh, h, key, now, lru)?.expect("checked");
+    let s = lookup(sh, h, key, now, lru)?.ok_or_else(|| no_key_or_group(key, gname))?;
     let exists: Vec<bool> = ids.iter().map(|&id| s.contains(id)).collect();
-    let g = s.groups.get_mut(gname).expect("checked");
+    let g = claim_group(s, key, gname)?;
     let mut dirty = 0u64;
     // Replicas get one XCLAIM per change (see `xclaim_effect`), or the group's new last
     // ID alone when LASTID moved it and nothing was claimed.
@@ -1613,8 +1639,9 @@ fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             // A FORCE-made entry had no owner yet.
             g.consumers.entry(cname.into()).or_default();
         }
-        claim_to(g, id, cname, wall);
-        let nack = g.pel.get_mut(&id).expect("pending");
+        let Some(nack) = claim_to(g, id, cname, wall) else {
+            continue;
+        };
         nack.delivery_time = delivery;
         // A negative RETRYCOUNT counts as not given (Redis's -1 default).
         if let Some(r) = retry.filter(|&r| r >= 0) {
@@ -1688,7 +1715,7 @@ fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let prop = cx.propagating();
     let mut effects: Vec<Vec<Vec<u8>>> = Vec::new();
     let (sh, h, out) = cx.shard_out(key)?;
-    let s = lookup(sh, h, key, now, lru)?.expect("checked");
+    let s = lookup(sh, h, key, now, lru)?.ok_or_else(|| no_key_or_group(key, gname))?;
     let mut attempts = count.saturating_mul(10);
     let mut left = count;
     let mut deleted = Vec::new();
@@ -1701,7 +1728,7 @@ fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             break;
         }
         attempts -= 1;
-        let next = s.groups[gname]
+        let next = claim_group(s, key, gname)?
             .pel
             .range(cursor..)
             .next()
@@ -1712,7 +1739,7 @@ fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         };
         cursor = id;
         let present = s.contains(id);
-        let g = s.groups.get_mut(gname).expect("checked");
+        let g = claim_group(s, key, gname)?;
         if !present {
             if let Some(nack) = g.pel.remove(&id) {
                 if let Some(c) = g.consumers.get_mut(&nack.consumer) {
@@ -1749,8 +1776,9 @@ fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         if !g.consumers.contains_key(cname) {
             created_consumer = true;
         }
-        claim_to(g, id, cname, now);
-        let nack = g.pel.get_mut(&id).expect("pending");
+        let Some(nack) = claim_to(g, id, cname, now) else {
+            continue;
+        };
         nack.delivery_time = now;
         if !justid {
             nack.delivery_count += 1;
@@ -1772,7 +1800,7 @@ fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let next = if eof {
         StreamId::MIN
     } else {
-        s.groups[gname]
+        claim_group(s, key, gname)?
             .pel
             .range(cursor..)
             .next()
@@ -1921,10 +1949,15 @@ fn xinfo_stream(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             out.bulk(b"pel-count");
             out.int(c.pel.len() as i64);
             out.bulk(b"pending");
-            let n = c.pel.len().min(take);
-            out.array(n);
-            for id in c.pel.iter().take(n) {
-                let nack = &g.pel[id];
+            // Details from the group's PEL (which lists every consumer's entries).
+            let pending: Vec<_> = c
+                .pel
+                .iter()
+                .filter_map(|id| g.pel.get(id).map(|nack| (id, nack)))
+                .take(take)
+                .collect();
+            out.array(pending.len());
+            for (id, nack) in pending {
                 out.array(3);
                 id_bulk(out, *id);
                 out.int(nack.delivery_time as i64);
@@ -2004,5 +2037,53 @@ mod tests {
             StreamId::new(5, 0)
         );
         assert!(parse_id(b"18446744073709551616", 0, true, false).is_err());
+    }
+
+    fn group() -> Group {
+        Group {
+            last_id: StreamId::MIN,
+            entries_read: -1,
+            pel: Default::default(),
+            consumers: Default::default(),
+        }
+    }
+
+    #[test]
+    fn claims_move_pending_entries_and_skip_others() {
+        let mut g = group();
+        let id = StreamId::new(1, 0);
+        assert!(claim_to(&mut g, id, b"bob", 5).is_none());
+        assert!(g.consumers.is_empty(), "nothing pending, nothing made");
+        g.pel.insert(
+            id,
+            Nack {
+                consumer: b"alice"[..].into(),
+                delivery_time: 1,
+                delivery_count: 1,
+            },
+        );
+        g.consumers
+            .entry(b"alice"[..].into())
+            .or_default()
+            .pel
+            .insert(id);
+        let nack = claim_to(&mut g, id, b"bob", 5).expect("pending");
+        assert_eq!(&*nack.consumer, b"bob");
+        assert!(g.consumers[&b"alice"[..]].pel.is_empty());
+        let bob = &g.consumers[&b"bob"[..]];
+        assert_eq!((bob.seen_time, bob.pel.len()), (5, 1));
+        // Claiming again for the owner keeps one entry and refreshes the consumer.
+        assert!(claim_to(&mut g, id, b"bob", 9).is_some());
+        let bob = &g.consumers[&b"bob"[..]];
+        assert_eq!((bob.seen_time, bob.pel.len()), (9, 1));
+    }
+
+    #[test]
+    fn claim_group_names_the_key_and_group_when_missing() {
+        let mut s = Stream::new();
+        let err = claim_group(&mut s, b"k", b"g").unwrap_err();
+        assert_eq!(err, no_key_or_group(b"k", b"g"));
+        s.groups.insert(b"g"[..].into(), group());
+        assert!(claim_group(&mut s, b"k", b"g").is_ok());
     }
 }

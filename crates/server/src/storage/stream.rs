@@ -178,13 +178,13 @@ impl Block {
         };
         // Entries with the fields of the block's first entry store only their values (the
         // common case of a stream of uniform events), like Redis's master entry.
-        let same = self.appended > 0 && {
-            let m = self.entries().next().expect("a first entry").0;
-            m.n == strings.len()
-                && m.strings()
-                    .step_by(2)
-                    .eq(strings.iter().step_by(2).copied())
-        };
+        let same = self.appended > 0
+            && self.entries().next().is_some_and(|(m, ..)| {
+                m.n == strings.len()
+                    && m.strings()
+                        .step_by(2)
+                        .eq(strings.iter().step_by(2).copied())
+            });
         put_varint(&mut self.data, dms);
         put_varint(&mut self.data, seq);
         put_varint(&mut self.data, ((strings.len() as u64) << 1) | same as u64);
@@ -355,22 +355,17 @@ impl Stream {
 
     /// Appends an entry; `id` must be above `last_id` (the caller checks).
     pub fn append(&mut self, id: StreamId, strings: &[&[u8]]) {
-        let need_new = match self.blocks.last_key_value() {
-            Some((_, b)) => b.is_full(),
-            None => true,
-        };
-        if need_new {
-            // The finished block will not grow again: give back its spare capacity.
-            if let Some(b) = self.blocks.values_mut().next_back() {
-                b.data.shrink_to_fit();
+        let b = match self.blocks.last_entry() {
+            Some(last) if !last.get().is_full() => last.into_mut(),
+            full => {
+                // The finished block will not grow again: give back its spare capacity.
+                if let Some(mut last) = full {
+                    last.get_mut().data.shrink_to_fit();
+                }
+                // Above every block's first ID, so a new last block.
+                self.blocks.entry(id).or_default()
             }
-            self.blocks.insert(id, Block::default());
-        }
-        let b = self
-            .blocks
-            .values_mut()
-            .next_back()
-            .expect("a block exists");
+        };
         b.append(id, strings);
         self.len += 1;
         self.last_id = id;
