@@ -305,7 +305,11 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
     }
     // As in Redis, a rejected connection is not counted as received.
     stats.connections.fetch_add(1, Relaxed);
-    let mut client = Client::new(handle.clone(), server.hot.auth_required.load(Relaxed));
+    // From here on the client is registered; the guard undoes it on every way out.
+    let mut client = Registered {
+        server: server.clone(),
+        client: Client::new(handle.clone(), server.hot.auth_required.load(Relaxed)),
+    };
 
     let mut rbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut start = 0usize; // parsed-up-to offset in rbuf
@@ -604,13 +608,43 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
             rbuf.shrink_to(READ_CHUNK);
         }
     }
-    if let Some(b) = client.blocked.take() {
-        blocking::unregister(&server, &b.waiter);
+}
+
+/// A registered connection's client. Dropping it undoes everything the connection left in
+/// shared state: its block, subscriptions, WATCHes and registry entry, on every way the
+/// connection task ends (a break, a return, or the task dropped at shutdown), not only at
+/// the end of the loop.
+struct Registered {
+    server: Arc<Server>,
+    client: Client,
+}
+
+impl std::ops::Deref for Registered {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
     }
-    crate::command::pubsub::unsubscribe_all(&server, &mut client);
-    if !client.watched.is_empty() {
-        let mut cx = Ctx::new(&server, &mut client, &mut out.buf);
-        crate::command::transaction::unwatch_all(&mut cx);
+}
+
+impl std::ops::DerefMut for Registered {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
     }
-    server.clients.lock().remove(&id);
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let server = &self.server;
+        let client = &mut self.client;
+        if let Some(b) = client.blocked.take() {
+            blocking::unregister(server, &b.waiter);
+        }
+        crate::command::pubsub::unsubscribe_all(server, client);
+        if !client.watched.is_empty() {
+            let mut out = Vec::new();
+            let mut cx = Ctx::new(server, client, &mut out);
+            crate::command::transaction::unwatch_all(&mut cx);
+        }
+        server.clients.lock().remove(&client.id);
+    }
 }

@@ -178,3 +178,79 @@ fn shutdown_stops_the_server_whatever_its_clients_are_doing() {
         .expect("SHUTDOWN did not stop the server");
     assert!(status.success(), "{status:?}");
 }
+
+/// Every way a connection ends (its peer leaves, CLIENT KILL, an output limit, a protocol
+/// error, QUIT) leaves nothing of it behind: not in the registry, not as a waiter, not as
+/// a subscriber.
+#[test]
+fn every_way_a_connection_ends_leaves_nothing_behind() {
+    let kiln = TestServer::kiln(&["--client-output-buffer-limit", "normal 1mb 0 0"]);
+    let mut admin = kiln.raw();
+    let settled = |admin: &mut Raw| {
+        wait_info(admin, "clients", "connected_clients", "1");
+        wait_info(admin, "clients", "blocked_clients", "0");
+        assert_eq!(
+            admin.cmd(&["PUBSUB", "NUMSUB", "ch"]),
+            "*2\r\n$2\r\nch\r\n:0\r\n"
+        );
+        assert_eq!(admin.cmd(&["PUBSUB", "NUMPAT"]), ":0\r\n");
+    };
+    let id_of = |c: &mut Raw| {
+        let r = c.cmd(&["CLIENT", "ID"]);
+        r.trim_start_matches(':').trim().to_string()
+    };
+
+    // The peer leaves: while blocked, subscribed, watching, in MULTI, mid-request.
+    {
+        let mut blocked = kiln.raw();
+        blocked.send_cmd(&["BLPOP", "l", "0"]);
+        let mut sub = kiln.raw();
+        sub.send_cmd(&["SUBSCRIBE", "ch"]);
+        sub.read_reply().unwrap();
+        let mut psub = kiln.raw();
+        psub.send_cmd(&["PSUBSCRIBE", "c*"]);
+        psub.read_reply().unwrap();
+        let mut watching = kiln.raw();
+        assert_eq!(watching.cmd(&["WATCH", "w"]), "+OK\r\n");
+        assert_eq!(watching.cmd(&["MULTI"]), "+OK\r\n");
+        let mut mid = kiln.raw();
+        mid.send(b"*2\r\n$3\r\nGET\r\n$100\r\nab");
+        wait_info(&mut admin, "clients", "blocked_clients", "1");
+    }
+    settled(&mut admin);
+
+    // CLIENT KILL: while blocked and while subscribed.
+    let mut blocked = kiln.raw();
+    let bid = id_of(&mut blocked);
+    blocked.send_cmd(&["BLPOP", "l", "0"]);
+    let mut sub = kiln.raw();
+    let sid = id_of(&mut sub);
+    sub.send_cmd(&["SUBSCRIBE", "ch"]);
+    sub.read_reply().unwrap();
+    wait_info(&mut admin, "clients", "blocked_clients", "1");
+    assert_eq!(admin.cmd(&["CLIENT", "KILL", "ID", &bid]), ":1\r\n");
+    assert_eq!(admin.cmd(&["CLIENT", "KILL", "ID", &sid]), ":1\r\n");
+    assert_eq!(blocked.read_reply(), None);
+    settled(&mut admin);
+
+    // The output limit: a client that pipelines big replies without reading.
+    let big = "x".repeat(1 << 16);
+    assert_eq!(admin.cmd(&["SET", "big", &big]), "+OK\r\n");
+    let mut flood = kiln.raw();
+    assert_eq!(flood.cmd(&["WATCH", "big"]), "+OK\r\n");
+    for _ in 0..400 {
+        flood.send_cmd(&["GET", "big"]);
+    }
+    settled(&mut admin);
+
+    // A protocol error, and QUIT.
+    let mut bad = kiln.raw();
+    bad.send(b"*1\r\n$x\r\n");
+    assert!(bad
+        .read_reply()
+        .unwrap()
+        .starts_with(b"-ERR Protocol error"));
+    let mut quits = kiln.raw();
+    assert_eq!(quits.cmd(&["QUIT"]), "+OK\r\n");
+    settled(&mut admin);
+}
