@@ -994,9 +994,9 @@ pub fn rewrite_config_text(old: &str, cfg: &Config) -> String {
                 continue;
             }
         }
-        // `lines` drops the `\r` of a `\r\n` but not of a last line without `\n`: drop it
-        // there too, or a second rewrite would change the file again.
-        lines.push(line.strip_suffix('\r').unwrap_or(line).to_string());
+        // `lines` drops one `\r` before a `\n`, none at the end of a last line without
+        // `\n`: drop them all, or a second rewrite would change the file again.
+        lines.push(line.trim_end_matches('\r').to_string());
     }
     let mut appended = config::PARAMS
         .iter()
@@ -1840,6 +1840,9 @@ mod tests {
         let cfg = Config::default();
         let once = rewrite_config_text("port 6379\r\n#\r", &cfg);
         assert_eq!(once, "port 6379\n#\n");
+        assert_eq!(rewrite_config_text(&once, &cfg), once);
+        let once = rewrite_config_text("# a\r\r\n# b\r\r\r", &cfg);
+        assert_eq!(once, "# a\n# b\n");
         assert_eq!(rewrite_config_text(&once, &cfg), once);
     }
 
