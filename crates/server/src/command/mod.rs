@@ -978,8 +978,10 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
         }
         cx.unlock_all();
         cx.reach = 0..0;
-        for f in std::mem::take(&mut cx.deferred) {
-            f();
+        if !cx.deferred.is_empty() {
+            for f in std::mem::take(&mut cx.deferred) {
+                f();
+            }
         }
     }
     let end = crate::clock::instant();

@@ -82,6 +82,9 @@ impl<'a> LockSet<'a> {
     /// above everything held are waited for; others are try-locked (see the module docs).
     /// False if some shard could not be taken without risking a deadlock.
     pub fn acquire(&mut self, ids: &mut [u32]) -> bool {
+        if let [id] = ids {
+            return self.lock(*id).is_some();
+        }
         ids.sort_unstable();
         let mut ok = true;
         let mut last = u32::MAX;
@@ -121,18 +124,39 @@ impl<'a> LockSet<'a> {
             m.try_lock()?
         };
         HELD.with(|h| h.set(h.get() + 1));
-        self.held.insert(pos, (id, g));
+        if pos == self.held.len() {
+            // The common case (ids come in ascending order): no shifting.
+            self.held.push((id, g));
+        } else {
+            self.held.insert(pos, (id, g));
+        }
         Some(&mut self.held[pos].1)
     }
 
     /// Runs `f` on shard `id`: the held one, or one locked for the call only (when the set
     /// holds nothing above it). `None` if it could not be taken (see [`LockSet::lock`]).
     pub fn with<R>(&mut self, id: u32, f: impl FnOnce(&mut Shard) -> R) -> Option<R> {
-        if let Some(sh) = self.get(id) {
-            return Some(f(sh));
-        }
-        let r = f(self.lock(id)?);
-        self.unlock(id);
+        let above_all = match self.held.binary_search_by_key(&id, |x| x.0) {
+            Ok(i) => return Some(f(&mut self.held[i].1)),
+            Err(pos) => pos == self.held.len(),
+        };
+        let foreign = HELD.with(|h| h.get()) > self.held.len();
+        debug_assert!(
+            !foreign,
+            "a second lock set locks shard {id} on a thread that holds shard locks"
+        );
+        // Taken for the call only (the cron's and the snapshot writer's steps): the guard
+        // never joins the held list, which stays as it was.
+        let m = self.mutex(id);
+        let mut g = if above_all && !foreign {
+            m.lock()
+        } else {
+            m.try_lock()?
+        };
+        HELD.with(|h| h.set(h.get() + 1));
+        let r = f(&mut g);
+        drop(g);
+        HELD.with(|h| h.set(h.get() - 1));
         Some(r)
     }
 
