@@ -285,7 +285,11 @@ fn bgsave_inside_a_transaction_is_scheduled_and_then_runs_and_debug_reload_runs_
     // BGSAVE makes the second.
     let mut c = kiln.client();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while info_field(&mut c, "persistence", "rdb_saves").parse::<u32>().unwrap() < 2 {
+    while info_field(&mut c, "persistence", "rdb_saves")
+        .parse::<u32>()
+        .unwrap()
+        < 2
+    {
         assert!(Instant::now() < deadline, "the scheduled save never ran");
         std::thread::sleep(Duration::from_millis(50));
     }
