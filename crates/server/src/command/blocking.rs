@@ -142,6 +142,8 @@ impl Ctx<'_> {
             sh.add_waiter(key, id);
         }
         server.waiters.lock().insert(id, waiter.clone());
+        // CLIENT LIST shows a blocked client with `flags=b` until its block is over.
+        super::client::set_flag(&mut self.client.handle.info.lock().flags, 'b', true);
         self.client.blocked = Some(Blocked {
             waiter,
             deadline: timeout.map(|t| Instant::now() + t),
@@ -265,6 +267,7 @@ pub fn unregister(server: &Server, w: &Waiter) {
         LockSet::new(&server.keyspace).with(id, |sh| sh.remove_waiter(key, w.id));
     }
     server.waiters.lock().remove(&w.id);
+    super::client::set_flag(&mut w.handle.info.lock().flags, 'b', false);
 }
 
 /// The reply a blocked command gets on timeout (all of Redis 7.0's key-blocking commands
