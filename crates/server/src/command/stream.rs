@@ -641,17 +641,18 @@ fn range_cmd(cx: &mut Ctx, args: &[&[u8]], rev: bool) -> CmdResult {
 /// `XDEL key id [id ...]`: how many entries were deleted. O(log N + B) per ID.
 fn xdel(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let key = args[1];
-    // Every ID is validated before anything is deleted.
-    let mut ids = Vec::with_capacity((args.len() - 2).min(1024));
-    for a in &args[2..] {
-        ids.push(parse_id(a, 0, true, false)?.0);
-    }
     let (now, lru) = (cx.now, cx.lru());
     let (sh, h, out) = cx.shard_out(key)?;
+    // A missing key answers 0 before the IDs are looked at (as in Redis); otherwise every
+    // ID is validated before anything is deleted.
     let Some(s) = lookup(sh, h, key, now, lru)? else {
         out.int(0);
         return Ok(());
     };
+    let mut ids = Vec::with_capacity((args.len() - 2).min(1024));
+    for a in &args[2..] {
+        ids.push(parse_id(a, 0, true, false)?.0);
+    }
     let n = ids.into_iter().filter(|&id| s.remove(id)).count();
     out.int(n as i64);
     if n > 0 {
@@ -818,11 +819,8 @@ fn read_cmd(cx: &mut Ctx, args: &[&[u8]], xgroup: bool) -> CmdResult {
         } else if o == "STREAMS" && more > 0 {
             streams = i + 1;
             if !(args.len() - streams).is_multiple_of(2) {
-                return Err(E(if xgroup {
-                    XREADGROUP_UNBALANCED
-                } else {
-                    XREAD_UNBALANCED
-                }));
+                // Redis 7.0 names XREAD in this error for XREADGROUP too.
+                return Err(E(XREAD_UNBALANCED));
             }
             break;
         } else if o == "GROUP" && more >= 2 {
