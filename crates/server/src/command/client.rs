@@ -565,6 +565,7 @@ fn reset(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     }
     super::transaction::unwatch_all(cx);
     super::pubsub::unsubscribe_all(cx.server, cx.client);
+    super::pubsub::flush_queued(cx);
     cx.out.resp3 = false;
     cx.out.simple("RESET");
     Ok(())
