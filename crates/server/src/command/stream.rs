@@ -1656,10 +1656,8 @@ fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (key, gname, cname) = (args[1], args[2], args[3]);
     let (now, lru, server) = (cx.now, cx.lru(), cx.server);
-    let found = {
-        let (sh, h) = cx.shard(key)?;
-        lookup_read(server, sh, h, key, now, lru)?.is_some_and(|s| s.groups.contains_key(gname))
-    };
+    // Every argument is checked before the key (as in Redis 7.0: a syntax error wins over
+    // WRONGTYPE).
     let min_idle = parse_i64(args[4]).ok_or(E(XAUTOCLAIM_MIN_IDLE))?.max(0);
     let start = range_bound(args[5], true)?;
     let mut count: i64 = 100;
@@ -1680,6 +1678,10 @@ fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         }
         j += 1;
     }
+    let found = {
+        let (sh, h) = cx.shard(key)?;
+        lookup_read(server, sh, h, key, now, lru)?.is_some_and(|s| s.groups.contains_key(gname))
+    };
     if !found {
         return Err(no_key_or_group(key, gname));
     }
