@@ -74,9 +74,11 @@ impl Preserve for Sink {
         let before = side.len();
         rdb::write_record_with(&mut side, entry, expire, &self.opts);
         let grew = (side.len() - before) as u64;
-        drop(side);
+        // Counted while the buffer is still locked: the writer, taking the buffer, subtracts
+        // its length, and must never see bytes not yet added here (the count would wrap).
         let st = &self.server.snapshot;
         let now = st.side_bytes.fetch_add(grew, Relaxed) + grew;
+        drop(side);
         st.side_peak.fetch_max(now, Relaxed);
         st.keys_done.fetch_add(1, Relaxed);
     }
