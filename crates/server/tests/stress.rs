@@ -995,6 +995,15 @@ impl Worker {
         }
     }
 
+    /// The side connection's next reply (None: closed), failing clearly on a timeout.
+    fn side_reply(&self, side: &mut Raw, form: &str) -> Option<Vec<u8>> {
+        side.try_read_reply().unwrap_or_else(|e| {
+            self.fail(&format!(
+                "the side connection blocked on `{form}` got no reply within {REPLY_LIMIT:?} ({e})"
+            ))
+        })
+    }
+
     /// A side connection blocks forever on a key nobody else uses; once CLIENT LIST shows it
     /// blocked, it is unblocked (CLIENT UNBLOCK), served (a push), killed, or just closed.
     fn side_block(&mut self) {
@@ -1043,11 +1052,13 @@ impl Worker {
                 if r != ":1\r\n" {
                     self.fail(&format!("CLIENT UNBLOCK of a blocked `{form}`: {r:?}"));
                 }
-                let got = String::from_utf8_lossy(&side.read_reply().unwrap_or_else(|| {
-                    self.fail(&format!(
-                        "side connection closed after CLIENT UNBLOCK of `{form}`"
-                    ))
-                }))
+                let got = String::from_utf8_lossy(
+                    &self.side_reply(&mut side, &form).unwrap_or_else(|| {
+                        self.fail(&format!(
+                            "side connection closed after CLIENT UNBLOCK of `{form}`"
+                        ))
+                    }),
+                )
                 .into_owned();
                 let want = if how == "ERROR" {
                     "-UNBLOCKED"
@@ -1066,7 +1077,7 @@ impl Worker {
                 };
                 self.note(format!("(ctl) {push}"));
                 self.ctl.cmd(&words(&push));
-                let got = side.read_reply().unwrap_or_else(|| {
+                let got = self.side_reply(&mut side, &form).unwrap_or_else(|| {
                     self.fail(&format!(
                         "side connection closed instead of serving `{form}`"
                     ))
@@ -1082,7 +1093,7 @@ impl Worker {
             2 => {
                 self.note(format!("(ctl) client kill ID {sid}"));
                 self.ctl.cmd(&["client", "kill", "ID", &sid]);
-                if side.read_reply().is_some() {
+                if self.side_reply(&mut side, &form).is_some() {
                     self.fail(&format!(
                         "killed while blocked on `{form}`, yet a reply came"
                     ));
