@@ -184,8 +184,6 @@ pub const XREADGROUP_DOLLAR: &str = "ERR The $ ID is meaningless in the context 
 pub const XREAD_GT: &str = "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.";
 /// XREADGROUP without GROUP.
 pub const XREADGROUP_NO_GROUP: &str = "ERR Missing GROUP option for XREADGROUP";
-/// XREADGROUP with an odd number of arguments after STREAMS.
-pub const XREADGROUP_UNBALANCED: &str = "ERR Unbalanced XREADGROUP list of streams: for each stream key an ID or '>' must be specified.";
 /// XCLAIM's min-idle-time that is not an integer.
 pub const XCLAIM_MIN_IDLE: &str = "ERR Invalid min-idle-time argument for XCLAIM";
 /// XCLAIM IDLE that is not an integer.
@@ -198,7 +196,7 @@ pub const XCLAIM_RETRYCOUNT: &str = "ERR Invalid RETRYCOUNT option argument for 
 pub const XAUTOCLAIM_MIN_IDLE: &str = "ERR Invalid min-idle-time argument for XAUTOCLAIM";
 /// XAUTOCLAIM COUNT below 1.
 pub const XAUTOCLAIM_COUNT: &str = "ERR COUNT must be > 0";
-/// XREAD with an odd number of arguments after STREAMS.
+/// XREAD or XREADGROUP with an odd number of arguments after STREAMS.
 pub const XREAD_UNBALANCED: &str =
     "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.";
 

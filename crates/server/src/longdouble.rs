@@ -85,6 +85,25 @@ impl LongDouble {
         Some(value)
     }
 
+    /// The nearest `f64`: infinite beyond its range, zero below it.
+    pub fn to_f64(&self) -> f64 {
+        let v = match self.class {
+            Class::Zero => 0.0,
+            Class::Inf => f64::INFINITY,
+            Class::Nan => f64::NAN,
+            // In two steps, so that 2^exp alone neither overflows nor underflows early.
+            Class::Finite { mant, exp } => {
+                let half = exp / 2;
+                mant as f64 * 2f64.powi(half) * 2f64.powi(exp - half)
+            }
+        };
+        if self.neg {
+            -v
+        } else {
+            v
+        }
+    }
+
     /// Whether the value is neither infinite nor NaN.
     pub fn is_finite(&self) -> bool {
         matches!(self.class, Class::Zero | Class::Finite { .. })

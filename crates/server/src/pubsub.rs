@@ -190,12 +190,12 @@ impl Channels {
         had
     }
 
-    fn subscribers(&self, ch: &[u8]) -> Vec<Arc<Subscriber>> {
-        self.part(ch)
-            .lock()
-            .get(ch)
-            .map(|s| s.values().cloned().collect())
-            .unwrap_or_default()
+    /// Calls `f` on every subscriber of `ch`, under the channel's lock: once `remove`
+    /// returns, no delivery to the removed subscriber is still under way.
+    fn deliver(&self, ch: &[u8], f: impl FnMut(&Arc<Subscriber>)) {
+        if let Some(s) = self.part(ch).lock().get(ch) {
+            s.values().for_each(f);
+        }
     }
 
     fn count(&self, ch: &[u8]) -> usize {
@@ -299,14 +299,14 @@ impl PubSub {
             channel,
             message,
         );
-        let subs = if shard {
-            self.shard_channels.subscribers(channel)
-        } else {
-            self.channels.subscribers(channel)
-        };
         let mut n = 0;
-        for s in &subs {
+        let push = |s: &Arc<Subscriber>| {
             n += usize::from(s.push(frames.get(s.resp3.load(Relaxed)), &limits));
+        };
+        if shard {
+            self.shard_channels.deliver(channel, push);
+        } else {
+            self.channels.deliver(channel, push);
         }
         if !shard {
             let patterns = self.patterns.read();

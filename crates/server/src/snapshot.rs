@@ -76,8 +76,7 @@ impl Preserve for Sink {
         let grew = (side.len() - before) as u64;
         // Counted before the side buffer's lock goes: the writer subtracts what it takes
         // under that lock, so counting after it could subtract bytes not added yet and
-        // wrap the counter below zero (an overflow panic at the next add, which took a
-        // worker thread's connections with it).
+        // wrap the counter below zero (an overflow panic at the next add).
         let st = &self.server.snapshot;
         let now = st.side_bytes.fetch_add(grew, Relaxed) + grew;
         drop(side);

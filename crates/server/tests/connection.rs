@@ -377,6 +377,33 @@ fn client_no_evict_and_no_touch_show_as_flags() {
 }
 
 #[test]
+fn a_blocked_client_shows_flag_b_until_its_block_is_over() {
+    let s = TestServer::kiln(&[]);
+    let mut waiter = s.raw();
+    let id = client_id(&mut waiter);
+    let mut c = s.raw();
+    let flags = |c: &mut Raw| {
+        let list = text_of(&c.cmd(&["CLIENT", "LIST", "ID", &id]));
+        field(list.trim_end(), "flags")
+    };
+    waiter.send_cmd(&["BLPOP", "q", "0"]);
+    // The block starts when the server has read the request: poll for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while flags(&mut c) != "b" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "CLIENT LIST never showed the BLPOP client as blocked (flags=b)"
+        );
+    }
+    assert_eq!(c.cmd(&["RPUSH", "q", "x"]), ":1\r\n");
+    assert_eq!(
+        String::from_utf8(waiter.read_reply().unwrap()).unwrap(),
+        "*2\r\n$1\r\nq\r\n$1\r\nx\r\n"
+    );
+    assert_eq!(flags(&mut c), "N");
+}
+
+#[test]
 fn client_setinfo_accepts_library_name_and_version() {
     let s = TestServer::kiln(&[]);
     let mut c = s.raw();

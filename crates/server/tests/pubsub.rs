@@ -129,3 +129,55 @@ fn unsubscribing_everything_leaves_subscribed_mode() {
     assert_eq!(c.cmd(&["RESET"]), "+RESET\r\n");
     assert_eq!(c.cmd(&["GET", "x"]), "$-1\r\n");
 }
+
+/// While a publisher keeps publishing, a subscriber's RESET or UNSUBSCRIBE reply is the last
+/// thing of its subscription: messages published before come ahead of it, none after it.
+#[test]
+fn no_message_follows_the_reply_that_ends_a_subscription() {
+    let s = TestServer::kiln(&["--threads", "2"]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = {
+        let (stop, mut c) = (stop.clone(), s.raw());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                c.cmd(&["PUBLISH", "ch", "m"]);
+            }
+        })
+    };
+    let mut sub = s.raw();
+    let text = |r: Option<Vec<u8>>| String::from_utf8(r.expect("closed")).unwrap();
+    let message = "*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nm\r\n";
+    for round in 0..200 {
+        sub.send_cmd(&["SUBSCRIBE", "ch"]);
+        assert_eq!(
+            text(sub.read_reply()),
+            "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n"
+        );
+        // Messages are flowing: one arrived.
+        assert_eq!(text(sub.read_reply()), message);
+        let (end, ended): (&[&str], &str) = if round % 2 == 0 {
+            (&["RESET"], "+RESET\r\n")
+        } else {
+            (
+                &["UNSUBSCRIBE", "ch"],
+                "*3\r\n$11\r\nunsubscribe\r\n$2\r\nch\r\n:0\r\n",
+            )
+        };
+        sub.send_cmd(end);
+        loop {
+            let r = text(sub.read_reply());
+            if r == ended {
+                break;
+            }
+            assert_eq!(r, message, "round {round}: before `{}`", end[0]);
+        }
+        assert_eq!(
+            sub.cmd(&["PING"]),
+            "+PONG\r\n",
+            "round {round}: a message came after `{}`",
+            end[0]
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    publisher.join().unwrap();
+}

@@ -82,9 +82,15 @@ pub struct Blocked {
 /// Like Redis 7.0: milliseconds are `ceil(seconds * 1000)`, so a tiny negative value rounds
 /// to 0 (forever), and a value too large for a 64-bit millisecond count wraps negative there,
 /// which is reported as "timeout is negative".
+///
+/// The seconds are read as a `long double` (`strtold`: hexadecimal floats too, and values
+/// beyond an `f64`'s range, which then overflow the millisecond count); a positive value too
+/// small for an `f64` still waits a millisecond.
 pub fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, CommandError> {
-    let secs = crate::util::parse_f64(arg).ok_or(E(TIMEOUT_NOT_FLOAT))?;
-    let ms = (secs * 1000.0).ceil();
+    let ld = crate::longdouble::LongDouble::parse(arg).ok_or(E(TIMEOUT_NOT_FLOAT))?;
+    let secs = ld.to_f64();
+    let tiny = secs == 0.0 && ld != crate::longdouble::LongDouble::ZERO && arg[0] != b'-';
+    let ms = if tiny { 1.0 } else { (secs * 1000.0).ceil() };
     // 2^63 ms: where Redis's conversion to a 64-bit count overflows.
     if !(0.0..9.223_372_036_854_776e18).contains(&ms) {
         return Err(E(TIMEOUT_NEGATIVE));
@@ -142,6 +148,8 @@ impl Ctx<'_> {
             sh.add_waiter(key, id);
         }
         server.waiters.lock().insert(id, waiter.clone());
+        // CLIENT LIST shows a blocked client with `flags=b` until its block is over.
+        super::client::set_flag(&mut self.client.handle.info.lock().flags, 'b', true);
         self.client.blocked = Some(Blocked {
             waiter,
             deadline: timeout.map(|t| Instant::now() + t),
@@ -265,6 +273,7 @@ pub fn unregister(server: &Server, w: &Waiter) {
         LockSet::new(&server.keyspace).with(id, |sh| sh.remove_waiter(key, w.id));
     }
     server.waiters.lock().remove(&w.id);
+    super::client::set_flag(&mut w.handle.info.lock().flags, 'b', false);
 }
 
 /// The reply a blocked command gets on timeout (all of Redis 7.0's key-blocking commands
@@ -284,6 +293,16 @@ mod tests {
     #[test]
     fn timeouts_parse_like_redis() {
         assert_eq!(parse_timeout(b"0").unwrap(), None);
+        // strtold: hexadecimal, a long double's range, its smallest values.
+        assert_eq!(
+            parse_timeout(b"0x10").unwrap(),
+            Some(Duration::from_secs(16))
+        );
+        assert!(parse_timeout(b"1e400").is_err());
+        assert_eq!(
+            parse_timeout(b"1e-400").unwrap(),
+            Some(Duration::from_millis(1))
+        );
         assert_eq!(
             parse_timeout(b"0.1").unwrap(),
             Some(Duration::from_millis(100))

@@ -160,6 +160,10 @@ fn setname(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 /// `CLIENT UNBLOCK client-id [TIMEOUT | ERROR]`: ends another client's block as if it timed
 /// out, or with an error. Replies 1 if that client was blocked. O(N) in blocked clients.
 fn unblock(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    if args.len() > 4 {
+        // Redis 7.0 checks the count before anything else, with its generic message.
+        return Err(CommandError::bad_subcommand(args[0], args[1]));
+    }
     let id = super::args::int(args[2])?;
     let error = match args.get(3) {
         None => false,
@@ -171,9 +175,6 @@ fn unblock(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             ))
         }
     };
-    if args.len() > 4 {
-        return Err(CommandError::syntax());
-    }
     let waiter = cx
         .server
         .waiters
@@ -565,6 +566,7 @@ fn reset(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     }
     super::transaction::unwatch_all(cx);
     super::pubsub::unsubscribe_all(cx.server, cx.client);
+    super::pubsub::flush_queued(cx);
     cx.out.resp3 = false;
     cx.out.simple("RESET");
     Ok(())

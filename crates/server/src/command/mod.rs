@@ -1106,7 +1106,13 @@ fn flag_multi(cx: &mut Ctx) {
 
 /// Replies with an error for a command that was refused before running.
 fn reject(cx: &mut Ctx, id: Option<usize>, e: &CommandError) {
-    cx.out.error(e.text());
+    let exec = id.and_then(|id| cx.server.commands.names.get(id));
+    if exec.is_some_and(|name| name == "exec") {
+        // A rejected EXEC discards the transaction, naming why (Redis's execCommandAbort).
+        transaction::abort(cx, e.text());
+    } else {
+        cx.out.error(e.text());
+    }
     let stats = &cx.server.stats;
     if let Some(id) = id {
         stats.cmd(id).rejected.fetch_add(1, Relaxed);

@@ -212,6 +212,7 @@ fn do_unsubscribe(cx: &mut Ctx, kind: Kind, names: &[&[u8]]) -> CmdResult {
     for name in names {
         if cx.client.subscriptions[slot(kind)].remove(&name) {
             cx.server.pubsub.unsubscribe(kind, &name, cx.client.id);
+            flush_queued(cx);
         }
         let n = count(cx.client, kind);
         cx.out.push(3);
@@ -221,6 +222,16 @@ fn do_unsubscribe(cx: &mut Ctx, kind: Kind, names: &[&[u8]]) -> CmdResult {
     }
     sync_counters(cx.client);
     Ok(())
+}
+
+/// Writes the messages already queued for this client, ahead of the reply of a command that
+/// ended subscriptions: they were published while the subscriptions held (deliveries run
+/// under the registry's locks, so none reaches the queue once the unsubscription is done).
+/// Without this they would follow the reply, after the client was told it was unsubscribed.
+pub(super) fn flush_queued(cx: &mut Ctx) {
+    if let Some(s) = &cx.client.subscriber {
+        s.drain_into(cx.out.buf);
+    }
 }
 
 /// Drops every subscription of a client (RESET, disconnect), without replies.

@@ -1525,8 +1525,9 @@ fn bzpop_generic(cx: &mut Ctx, args: &[&[u8]], max: bool) -> CmdResult {
 /// `BZMPOP timeout numkeys key [key ...] MIN | MAX [COUNT count]`: ZMPOP, waiting up to
 /// `timeout` seconds (0: forever) for a non-empty set. O(K + M log N).
 fn bzmpop(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let timeout = parse_timeout(args[1])?;
+    // Redis checks every other argument before the timeout.
     let (keys, max, count) = parse_mpop(args, 2)?;
+    let timeout = parse_timeout(args[1])?;
     blocking_pop(cx, keys, timeout, max, Some(count), MPOP_REPLY)
 }
 

@@ -641,17 +641,18 @@ fn range_cmd(cx: &mut Ctx, args: &[&[u8]], rev: bool) -> CmdResult {
 /// `XDEL key id [id ...]`: how many entries were deleted. O(log N + B) per ID.
 fn xdel(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let key = args[1];
-    // Every ID is validated before anything is deleted.
-    let mut ids = Vec::with_capacity((args.len() - 2).min(1024));
-    for a in &args[2..] {
-        ids.push(parse_id(a, 0, true, false)?.0);
-    }
     let (now, lru) = (cx.now, cx.lru());
     let (sh, h, out) = cx.shard_out(key)?;
+    // A missing key answers 0 before the IDs are looked at (as in Redis); otherwise every
+    // ID is validated before anything is deleted.
     let Some(s) = lookup(sh, h, key, now, lru)? else {
         out.int(0);
         return Ok(());
     };
+    let mut ids = Vec::with_capacity((args.len() - 2).min(1024));
+    for a in &args[2..] {
+        ids.push(parse_id(a, 0, true, false)?.0);
+    }
     let n = ids.into_iter().filter(|&id| s.remove(id)).count();
     out.int(n as i64);
     if n > 0 {
@@ -818,11 +819,8 @@ fn read_cmd(cx: &mut Ctx, args: &[&[u8]], xgroup: bool) -> CmdResult {
         } else if o == "STREAMS" && more > 0 {
             streams = i + 1;
             if !(args.len() - streams).is_multiple_of(2) {
-                return Err(E(if xgroup {
-                    XREADGROUP_UNBALANCED
-                } else {
-                    XREAD_UNBALANCED
-                }));
+                // Redis 7.0 names XREAD in this error for XREADGROUP too.
+                return Err(E(XREAD_UNBALANCED));
             }
             break;
         } else if o == "GROUP" && more >= 2 {
@@ -1685,10 +1683,8 @@ fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (key, gname, cname) = (args[1], args[2], args[3]);
     let (now, lru, server) = (cx.now, cx.lru(), cx.server);
-    let found = {
-        let (sh, h) = cx.shard(key)?;
-        lookup_read(server, sh, h, key, now, lru)?.is_some_and(|s| s.groups.contains_key(gname))
-    };
+    // Every argument is checked before the key (as in Redis 7.0: a syntax error wins over
+    // WRONGTYPE).
     let min_idle = parse_i64(args[4]).ok_or(E(XAUTOCLAIM_MIN_IDLE))?.max(0);
     let start = range_bound(args[5], true)?;
     let mut count: i64 = 100;
@@ -1709,6 +1705,10 @@ fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         }
         j += 1;
     }
+    let found = {
+        let (sh, h) = cx.shard(key)?;
+        lookup_read(server, sh, h, key, now, lru)?.is_some_and(|s| s.groups.contains_key(gname))
+    };
     if !found {
         return Err(no_key_or_group(key, gname));
     }

@@ -118,6 +118,17 @@ fn discard(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// EXEC rejected before it ran (wrong arity, not authenticated): the transaction is
+/// discarded and the reply says why.
+pub(super) fn abort(cx: &mut Ctx, why: &str) {
+    end_multi(cx);
+    unwatch_all(cx);
+    let why = why.strip_prefix("ERR ").unwrap_or(why);
+    cx.out.error(&format!(
+        "EXECABORT Transaction discarded because of: {why}"
+    ));
+}
+
 fn end_multi(cx: &mut Ctx) -> Option<Multi> {
     let m = cx.client.multi.take();
     {

@@ -2,6 +2,8 @@
 //! scripts against kiln-server and redis-server.
 #![allow(dead_code)]
 
+pub mod examples;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -336,23 +338,29 @@ impl Raw {
 
     /// Reads exactly one reply and returns its raw bytes; None on EOF.
     pub fn read_reply(&mut self) -> Option<Vec<u8>> {
+        self.try_read_reply()
+            .unwrap_or_else(|e| panic!("read error: {e}"))
+    }
+
+    /// Reads exactly one reply: `Ok(None)` when the server closed the connection (EOF, or a
+    /// reset after we wrote to a closed one), `Err` on any other error (a read timeout).
+    pub fn try_read_reply(&mut self) -> std::io::Result<Option<Vec<u8>>> {
         loop {
             match kiln_resp::decode(&self.buf) {
                 Ok((_, n)) => {
                     let r = self.buf[..n].to_vec();
                     self.buf.drain(..n);
-                    return Some(r);
+                    return Ok(Some(r));
                 }
                 Err(kiln_resp::DecodeError::Incomplete) => {}
                 Err(e) => panic!("bad reply {e}: {:?}", String::from_utf8_lossy(&self.buf)),
             }
             let mut chunk = [0u8; 65536];
             match self.stream.read(&mut chunk) {
-                Ok(0) => return None,
+                Ok(0) => return Ok(None),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                // The server closed a connection we had written more to.
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
-                Err(e) => panic!("read error: {e}"),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(None),
+                Err(e) => return Err(e),
             }
         }
     }
