@@ -1683,8 +1683,14 @@ fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (key, gname, cname) = (args[1], args[2], args[3]);
     let (now, lru, server) = (cx.now, cx.lru(), cx.server);
-    // Every argument is checked before the key (as in Redis 7.0: a syntax error wins over
-    // WRONGTYPE).
+    // Redis 7.0's order: the key is looked up first (a miss raises `keymiss` whatever
+    // follows), then every argument is checked, then the key's type (a syntax error wins
+    // over WRONGTYPE).
+    let looked = {
+        let (sh, h) = cx.shard(key)?;
+        lookup_read(server, sh, h, key, now, lru)
+            .map(|s| s.is_some_and(|s| s.groups.contains_key(gname)))
+    };
     let min_idle = parse_i64(args[4]).ok_or(E(XAUTOCLAIM_MIN_IDLE))?.max(0);
     let start = range_bound(args[5], true)?;
     let mut count: i64 = 100;
@@ -1705,11 +1711,7 @@ fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         }
         j += 1;
     }
-    let found = {
-        let (sh, h) = cx.shard(key)?;
-        lookup_read(server, sh, h, key, now, lru)?.is_some_and(|s| s.groups.contains_key(gname))
-    };
-    if !found {
+    if !looked? {
         return Err(no_key_or_group(key, gname));
     }
     let prop = cx.propagating();
