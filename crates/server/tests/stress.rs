@@ -191,11 +191,12 @@ const RARE: &[&str] = &[
 
 /// Commands whose numbers are not redrawn (protocol versions, replica counts, client ids,
 /// durations) or whose arguments are never made invalid (DEBUG SLEEP, WAIT: garbage could
-/// turn into a long sleep).
+/// turn into a long sleep; CONFIG: a `*` turns CONFIG GET into a listing of every
+/// parameter, port and dir included, in the order of Redis's hash table).
 const KEEP_NUMBERS: &[&str] = &[
     "hello", "wait", "debug", "config", "client", "command", "replconf",
 ];
-const KEEP_VALID: &[&str] = &["debug", "wait"];
+const KEEP_VALID: &[&str] = &["debug", "wait", "config"];
 
 /// Commands with durations (relative TTLs, idle times) among their numbers: redrawn, they
 /// could make the outcome depend on how fast the comparison runs (a key expiring or an entry
