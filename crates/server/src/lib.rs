@@ -19,10 +19,8 @@ pub mod command;
 pub mod config;
 pub mod crash;
 pub mod cron;
-pub mod digest;
 pub mod error;
 pub mod feed;
-pub mod longdouble;
 pub mod net;
 pub mod notify;
 pub mod persist;
@@ -32,5 +30,7 @@ pub mod repl;
 pub mod reply;
 pub mod server;
 pub mod snapshot;
-pub mod storage;
-pub mod util;
+
+// The layers below the server, under the names the server's modules use for them.
+pub use kiln_store as storage;
+pub use kiln_store::{digest, longdouble, util};

@@ -146,7 +146,7 @@ impl Snapshot {
         st.in_progress.store(true, Relaxed);
         let opts = rdb::WriteOptions {
             compress: server.config.read().get_bool("rdbcompression"),
-            list_fill: rdb::Limits::from_server(server).list_fill,
+            list_fill: rdb::limits(server).list_fill,
         };
         let ndb = server.keyspace.dbs.len();
         let sink = Arc::new(Sink {

@@ -18,7 +18,7 @@
 
 pub mod commands;
 pub mod load;
-pub mod manifest;
+pub use kiln_formats::aof::manifest;
 pub mod rewrite;
 pub mod writer;
 

@@ -17,7 +17,7 @@ use crate::error::{
     RESTORE_TTL_NEGATIVE, SYNTAX,
 };
 use crate::notify::GENERIC;
-use crate::rdb::{self, Limits, PayloadError, WriteOptions};
+use crate::rdb::{self, PayloadError, WriteOptions};
 use crate::storage::Entry;
 
 pub(super) const COMMANDS: &[CommandSpec] = &[
@@ -116,7 +116,7 @@ fn restore(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if ttl < 0 {
         return Err(E(RESTORE_TTL_NEGATIVE));
     }
-    let value = match rdb::restore_payload(args[3], Limits::from_server(cx.server)) {
+    let value = match rdb::restore_payload(args[3], rdb::limits(cx.server)) {
         Ok(v) => v,
         Err(PayloadError::VersionOrChecksum) => return Err(E(DUMP_PAYLOAD)),
         Err(PayloadError::BadData(e)) => {

@@ -227,7 +227,7 @@ pub mod build {
                 e.push(0xFE);
                 e.extend_from_slice(&(prev as u32).to_le_bytes());
             }
-            match crate::util::parse_i64(it) {
+            match kiln_store::util::parse_i64(it) {
                 Some(v @ 0..=12) => e.push(0xF1 + v as u8),
                 Some(v) if i8::try_from(v).is_ok() => {
                     e.push(0xFE);

@@ -172,7 +172,7 @@ impl Shard {
         }
     }
 
-    // --- snapshots (see `crate::snapshot`) -----------------------------------------------
+    // --- snapshots (see the server's `snapshot` module) -----------------------------------------------
 
     /// The snapshot point: every key of the shard becomes "not saved yet" in the snapshot
     /// that `sink` receives changed keys for.

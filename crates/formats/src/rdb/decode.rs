@@ -13,8 +13,8 @@ use std::io::Read;
 
 use super::listpack::{self, Item};
 use super::{crc, intset, lzf, opcode, types, ziplist, Limits, RdbError, MAX_LOAD_VERSION};
-use crate::storage::stream::{Consumer, Group, Nack, StreamId};
-use crate::storage::{hash, zset, Hash, List, Set, Stream, Value, ZSet};
+use kiln_store::stream::{Consumer, Group, Nack, StreamId};
+use kiln_store::{hash, zset, Hash, List, Set, Stream, Value, ZSet};
 
 /// Buffer size of a [`Reader`].
 const BUF_SIZE: usize = 256 * 1024;
@@ -1117,7 +1117,7 @@ mod tests {
             Value::Stream(Box::new(s)),
         ] {
             let p = encode::dump_payload(
-                crate::storage::entry::ValueRef::Other(&v),
+                kiln_store::entry::ValueRef::Other(&v),
                 &encode::WriteOptions::default(),
             );
             let back = crate::rdb::restore_payload(&p, Limits::default()).unwrap();

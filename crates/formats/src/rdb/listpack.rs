@@ -22,7 +22,7 @@
 //! elements. The reader checks every length, encoding and backlen against the blob before
 //! returning anything, so a corrupt or hostile blob is an error, never a panic.
 
-use crate::util::parse_i64;
+use kiln_store::util::parse_i64;
 
 /// Header bytes: total size and element count.
 const HEADER: usize = 6;

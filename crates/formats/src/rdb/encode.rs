@@ -16,10 +16,10 @@ use std::io::{self, Write};
 
 use super::listpack::Writer as Lp;
 use super::{crc, intset, lzf, opcode, types, Limits, RDB_VERSION};
-use crate::storage::entry::{Entry, ValueRef};
-use crate::storage::stream::{EntryRef, StreamId};
-use crate::storage::{Hash, List, Set, Stream, Value, ZSet};
-use crate::util::parse_i64;
+use kiln_store::entry::{Entry, ValueRef};
+use kiln_store::stream::{EntryRef, StreamId};
+use kiln_store::util::parse_i64;
+use kiln_store::{Hash, List, Set, Stream, Value, ZSet};
 
 /// How values are written.
 #[derive(Clone, Copy, Debug)]
@@ -475,7 +475,7 @@ fn push_score(lp: &mut Lp, score: f64) {
     if (-LIMIT..=LIMIT).contains(&score) && score.trunc() == score {
         lp.push_int(score as i64);
     } else {
-        lp.push_str(crate::util::fmt_g17(score).as_bytes());
+        lp.push_str(kiln_store::util::fmt_g17(score).as_bytes());
     }
 }
 

@@ -23,8 +23,8 @@
 
 use sha1::{Digest as _, Sha1};
 
-use crate::storage::entry::{Entry, ValueRef};
-use crate::storage::Value;
+use crate::entry::{Entry, ValueRef};
+use crate::Value;
 
 /// A 20-byte SHA-1 based digest.
 pub type Digest = [u8; 20];
@@ -172,7 +172,7 @@ pub fn hex(d: &Digest) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::entry::META_EXPIRE;
+    use crate::entry::META_EXPIRE;
 
     fn entry(k: &[u8], v: &[u8], ttl: bool) -> Entry {
         let mut e = Entry::string(k, v, 0);
