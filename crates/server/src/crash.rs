@@ -13,9 +13,17 @@
 
 use std::cell::Cell;
 use std::fmt::Write as _;
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 
-use crate::server::Server;
+/// What the report asks of the server, through nothing but atomics and `try_lock`s (the
+/// panicking thread may hold any lock). The server implements it; this module knows
+/// nothing else of it, so it sits below everything that records running commands.
+pub trait Reporter: Send + Sync {
+    /// A command's name by its table id.
+    fn command_name(&self, id: u32) -> Option<String>;
+    /// A few INFO fields, one `name:value` line each.
+    fn info(&self, out: &mut String);
+}
 
 /// Arguments whose sizes the report lists.
 const SIZES: usize = 4;
@@ -55,10 +63,9 @@ pub fn done() {
     RUNNING.with(|r| r.set(None));
 }
 
-/// Installs the panic hook: report, then abort.
-pub fn install(server: &Arc<Server>) {
-    let to_file = !server.config.read().get("logfile").is_empty();
-    let server = Arc::downgrade(server);
+/// Installs the panic hook: report, then abort. `to_file`: the log goes to a file, so the
+/// report is also written to stderr.
+pub fn install(server: Weak<dyn Reporter>, to_file: bool) {
     std::panic::set_hook(Box::new(move |info| {
         let report = report(&server, &info.to_string());
         tracing::error!("{report}");
@@ -71,7 +78,7 @@ pub fn install(server: &Arc<Server>) {
 }
 
 /// The crash report text.
-fn report(server: &Weak<Server>, what: &str) -> String {
+fn report(server: &Weak<dyn Reporter>, what: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -90,7 +97,7 @@ fn report(server: &Weak<Server>, what: &str) -> String {
         Some(r) => {
             let name = server
                 .as_ref()
-                .and_then(|srv| srv.commands.names.get(r.id as usize).cloned())
+                .and_then(|srv| srv.command_name(r.id))
                 .unwrap_or_else(|| format!("#{}", r.id));
             let _ = writeln!(s, "command: {name}");
             let _ = writeln!(s, "argc: {}", r.argc);
@@ -106,36 +113,7 @@ fn report(server: &Weak<Server>, what: &str) -> String {
     let _ = writeln!(s, "{}", std::backtrace::Backtrace::force_capture());
     if let Some(srv) = server {
         let _ = writeln!(s, "------ INFO OUTPUT ------");
-        let _ = writeln!(s, "uptime_in_seconds:{}", srv.uptime_secs());
-        let clients = srv.clients.try_lock().map(|c| c.len());
-        match clients {
-            Some(n) => {
-                let _ = writeln!(s, "connected_clients:{n}");
-            }
-            None => {
-                let _ = writeln!(s, "connected_clients:(registry locked)");
-            }
-        }
-        let _ = writeln!(s, "used_memory:{}", srv.used_memory());
-        let _ = writeln!(
-            s,
-            "total_commands_processed:{}",
-            srv.stats.sum(|t| &t.commands)
-        );
-        let _ = writeln!(
-            s,
-            "role:{}",
-            if srv.repl.is_replica() {
-                "slave"
-            } else {
-                "master"
-            }
-        );
-        let _ = writeln!(
-            s,
-            "rdb_changes_since_last_save:{}",
-            srv.changes_since_save()
-        );
+        srv.info(&mut s);
     }
     let _ = writeln!(
         s,

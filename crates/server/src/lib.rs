@@ -26,6 +26,7 @@ pub mod notify;
 pub mod persist;
 pub mod pubsub;
 pub mod rdb;
+pub mod registry;
 pub mod repl;
 pub mod reply;
 pub mod server;

@@ -85,7 +85,11 @@ fn main() -> ExitCode {
     };
     let server = Server::new_shared(config, threads);
     // A panic anywhere logs a crash report and ends the process (see `crash`).
-    kiln::crash::install(&server);
+    let log_to_file = !server.config.read().get("logfile").is_empty();
+    kiln::crash::install(
+        std::sync::Arc::downgrade(&server) as std::sync::Weak<dyn kiln::crash::Reporter>,
+        log_to_file,
+    );
     if let Some(path) = config_path {
         let _ = server.config_file.set(path);
     }
@@ -113,7 +117,7 @@ fn main() -> ExitCode {
     match kiln::aof::startup(&server) {
         Ok(true) => {}
         Ok(false) => {
-            if let Err(e) = kiln::rdb::load_at_startup(&server) {
+            if let Err(e) = kiln::persist::load_at_startup(&server) {
                 tracing::error!("Fatal error loading the DB: {e}. Exiting.");
                 return ExitCode::from(1);
             }

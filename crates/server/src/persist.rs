@@ -5,10 +5,11 @@
 
 use std::fs::File;
 use std::io::BufWriter;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use crate::rdb::{LoadOptions, LoadStats, RdbError};
 use crate::server::Server;
 use crate::snapshot::{Busy, Snapshot};
 use crate::storage::LockSet;
@@ -231,4 +232,71 @@ pub fn save_on_exit(server: &Arc<Server>) -> bool {
             false
         }
     }
+}
+
+/// Loads the RDB file at `path`: `Ok(None)` when there is no such file (an empty dataset,
+/// not an error).
+pub fn load_file(server: &Server, path: &Path) -> Result<Option<LoadStats>, RdbError> {
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(RdbError::io(0, &e)),
+    };
+    let opts = LoadOptions {
+        verify_checksum: server.config.read().get("rdbchecksum") == "yes",
+        size_hint: f.metadata().ok().map(|m| m.len()),
+        ..LoadOptions::default()
+    };
+    crate::rdb::load(server.rdb_target(), f, opts).map(Some)
+}
+
+/// Start-up: loads `dir`/`dbfilename` into the (empty) keyspace before clients are served,
+/// logging as redis-server does. A missing file is an empty dataset; a corrupt one is an
+/// error the caller reports before exiting.
+pub fn load_at_startup(server: &Server) -> Result<(), RdbError> {
+    let path = {
+        let c = server.config.read();
+        Path::new(c.get("dir")).join(c.get("dbfilename"))
+    };
+    let started = std::time::Instant::now();
+    match load_file(server, &path)? {
+        None => {}
+        Some(stats) => {
+            for (k, v) in &stats.aux {
+                let v = String::from_utf8_lossy(v);
+                match &k[..] {
+                    b"redis-ver" => tracing::info!("Loading RDB produced by version {v}"),
+                    b"ctime" => {
+                        let age =
+                            (crate::clock::now_ms() / 1000) as i64 - v.parse::<i64>().unwrap_or(0);
+                        tracing::info!("RDB age {age} seconds");
+                    }
+                    b"used-mem" => {
+                        let mb = v.parse::<f64>().unwrap_or(0.0) / (1024.0 * 1024.0);
+                        tracing::info!("RDB memory usage when created {mb:.2} Mb");
+                    }
+                    _ => {}
+                }
+            }
+            if stats.empty_skipped > 0 {
+                tracing::info!(
+                    "Done loading RDB, keys loaded: {}, keys expired: {}, empty keys skipped: {}.",
+                    stats.keys,
+                    stats.expired_skipped,
+                    stats.empty_skipped
+                );
+            } else {
+                tracing::info!(
+                    "Done loading RDB, keys loaded: {}, keys expired: {}.",
+                    stats.keys,
+                    stats.expired_skipped
+                );
+            }
+            tracing::info!(
+                "DB loaded from disk: {:.3} seconds",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok(())
 }

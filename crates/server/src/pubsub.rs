@@ -34,7 +34,7 @@ pub struct Subscriber {
     pub overflowed: AtomicBool,
     pub notify: tokio::sync::Notify,
     /// The connection, closed when the subscriber overflows (even mid-write).
-    handle: Option<Arc<crate::server::ClientHandle>>,
+    handle: Option<Arc<crate::registry::ClientHandle>>,
 }
 
 impl Subscriber {
@@ -45,7 +45,7 @@ impl Subscriber {
     pub fn for_client(
         client_id: u64,
         resp3: bool,
-        handle: Option<Arc<crate::server::ClientHandle>>,
+        handle: Option<Arc<crate::registry::ClientHandle>>,
     ) -> Self {
         Self {
             handle,

@@ -7,32 +7,24 @@
 //! start-up path.
 
 use std::io::Read;
-use std::path::Path;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::server::Server;
 use crate::storage::keyspace::shard_of;
-use crate::storage::{hash, shard_id, zset, Entry, LockSet, SHARDS};
+use crate::storage::Keyspace;
+use crate::storage::{shard_id, Entry, LockSet, SHARDS};
 
 pub use kiln_formats::rdb::*;
 
-/// The server's current encoding thresholds (`*-max-listpack-*` and friends), for building
-/// loaded and restored values.
-pub fn limits(server: &Server) -> Limits {
-    let e = &server.hot.encoding;
-    let us = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
-    Limits {
-        hash: hash::Limits {
-            entries: us(e.hash_max_listpack_entries.load(Relaxed)),
-            value: us(e.hash_max_listpack_value.load(Relaxed)),
-        },
-        zset: zset::Limits {
-            entries: us(e.zset_max_listpack_entries.load(Relaxed)),
-            value: us(e.zset_max_listpack_value.load(Relaxed)),
-        },
-        max_intset: us(e.set_max_intset_entries.load(Relaxed)),
-        list_fill: e.list_max_listpack_size.load(Relaxed),
-    }
+/// Where a load puts what it reads: a keyspace, the encoding thresholds to build values
+/// with, and the counters INFO persistence reports for the last load
+/// (`rdb_last_load_keys_loaded` / `_expired`). The server hands one out
+/// (`Server::rdb_target`); nothing here knows the server.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub keyspace: &'a Keyspace,
+    pub limits: Limits,
+    pub last_loaded: &'a AtomicU64,
+    pub last_expired: &'a AtomicU64,
 }
 
 /// How [`load`] treats what it reads.
@@ -104,25 +96,25 @@ struct Pending {
 ///
 /// The calling thread parses; inserter threads, each owning a fixed subset of the
 /// shards (so a shard's keys arrive in file order), put the keys in place meanwhile.
-pub fn load(server: &Server, r: impl Read, opts: LoadOptions) -> Result<LoadStats, RdbError> {
+pub fn load(to: Target<'_>, r: impl Read, opts: LoadOptions) -> Result<LoadStats, RdbError> {
     let mut rd = Reader::new(r)?;
-    load_from(server, &mut rd, opts)
+    load_from(to, &mut rd, opts)
 }
 
 /// [`load`] into shards a command already holds, all of them (DEBUG RELOAD inside EXEC):
 /// the calling thread inserts too, since inserter threads would wait on those locks.
 pub fn load_held(
-    server: &Server,
+    to: Target<'_>,
     locks: &mut LockSet,
     r: impl Read,
     opts: LoadOptions,
 ) -> Result<LoadStats, RdbError> {
     if !locks.holds_all() {
         debug_assert!(locks.is_empty(), "load_held needs every shard or none");
-        return load(server, r, opts);
+        return load(to, r, opts);
     }
     let mut rd = Reader::new(r)?;
-    rd.set_limits(limits(server));
+    rd.set_limits(to.limits);
     rd.set_verify_checksum(opts.verify_checksum);
     let mut stats = LoadStats {
         version: rd.version(),
@@ -130,14 +122,14 @@ pub fn load_held(
     };
     let never = std::sync::atomic::AtomicBool::new(false);
     parse_into(
-        server,
+        to,
         &mut rd,
         &opts,
         &mut stats,
         Inserters::Inline(locks),
         &never,
     )?;
-    finish_load(server, &rd, stats)
+    finish_load(to, &rd, stats)
 }
 
 /// Where parsed keys go: to inserter threads (each owning a subset of the shards), or
@@ -173,7 +165,7 @@ impl Inserters<'_, '_> {
     }
 
     /// Sizes each shard of `db` for `share` more keys.
-    fn reserve(&mut self, server: &Server, db: usize, share: usize) {
+    fn reserve(&mut self, to: Target<'_>, db: usize, share: usize) {
         let each = |locks: &mut LockSet| {
             for idx in 0..SHARDS {
                 locks.with(shard_id(db, idx), |sh| sh.reserve(share));
@@ -181,7 +173,7 @@ impl Inserters<'_, '_> {
         };
         match self {
             Inserters::Inline(locks) => each(locks),
-            Inserters::Threads(_) => each(&mut LockSet::new(&server.keyspace)),
+            Inserters::Threads(_) => each(&mut LockSet::new(to.keyspace)),
         }
     }
 }
@@ -191,11 +183,11 @@ impl Inserters<'_, '_> {
 /// stream goes on after the RDB). The reader's limits and checksum setting are replaced by
 /// the server's and `opts`'.
 pub fn load_from<R: Read>(
-    server: &Server,
+    to: Target<'_>,
     rd: &mut Reader<R>,
     opts: LoadOptions,
 ) -> Result<LoadStats, RdbError> {
-    rd.set_limits(limits(server));
+    rd.set_limits(to.limits);
     rd.set_verify_checksum(opts.verify_checksum);
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get().saturating_sub(1))
@@ -217,7 +209,7 @@ pub fn load_from<R: Read>(
                     if failed.load(Relaxed) {
                         continue;
                     }
-                    let mut locks = LockSet::new(&server.keyspace);
+                    let mut locks = LockSet::new(to.keyspace);
                     if let Err(e) = insert_batch(&mut locks, batch, opts.replace_existing) {
                         failed.store(true, Relaxed);
                         let mut slot = insert_error.lock();
@@ -229,7 +221,7 @@ pub fn load_from<R: Read>(
             });
         }
         let result = parse_into(
-            server,
+            to,
             rd,
             &opts,
             &mut stats,
@@ -249,28 +241,27 @@ pub fn load_from<R: Read>(
         (Ok(()), Some(i)) => return Err(i),
         (Ok(()), None) => {}
     }
-    finish_load(server, rd, stats)
+    finish_load(to, rd, stats)
 }
 
 /// The statistics of a load that succeeded, recorded for INFO persistence.
 fn finish_load<R: Read>(
-    server: &Server,
+    to: Target<'_>,
     rd: &Reader<R>,
     mut stats: LoadStats,
 ) -> Result<LoadStats, RdbError> {
     stats.empty_skipped = rd.empty_skipped();
     stats.bytes = rd.offset();
     // INFO persistence rdb_last_load_keys_loaded / _expired describe the last load.
-    let st = &server.rdb_state;
-    st.last_load_loaded.store(stats.keys, Relaxed);
-    st.last_load_expired.store(stats.expired_skipped, Relaxed);
+    to.last_loaded.store(stats.keys, Relaxed);
+    to.last_expired.store(stats.expired_skipped, Relaxed);
     Ok(stats)
 }
 
 /// The parsing side of [`load`]: reads every record, handles the opcodes, and sends keys
 /// in batches to the inserter that owns their shard. Stops early when an inserter failed.
 fn parse_into<R: Read>(
-    server: &Server,
+    to: Target<'_>,
     rd: &mut Reader<R>,
     opts: &LoadOptions,
     stats: &mut LoadStats,
@@ -279,7 +270,7 @@ fn parse_into<R: Read>(
 ) -> Result<(), RdbError> {
     let now = crate::clock::now_ms();
     let lru = crate::clock::lru_clock(now);
-    let dbs = &server.keyspace.dbs;
+    let dbs = &to.keyspace.dbs;
     let workers = inserters.count();
     let mut batches: Vec<Vec<Pending>> = (0..workers).map(|_| Vec::new()).collect();
     let replace = opts.replace_existing;
@@ -311,7 +302,7 @@ fn parse_into<R: Read>(
                 let cap = opts.size_hint.map_or(1 << 20, |n| n / 3);
                 let share = (keys.min(cap) as usize / SHARDS) * 9 / 8;
                 if share > 0 {
-                    inserters.reserve(server, db, share);
+                    inserters.reserve(to, db, share);
                 }
             }
             Record::Function(_) => {
@@ -335,7 +326,7 @@ fn parse_into<R: Read>(
                     Some(secs) => lru_before(lru, secs),
                     None => lru,
                 };
-                let hash = server.keyspace.hash(&key);
+                let hash = to.keyspace.hash(&key);
                 let w = shard_of(hash) % workers;
                 batches[w].push(Pending {
                     db,
@@ -389,73 +380,6 @@ fn insert_batch(locks: &mut LockSet, batch: Vec<Pending>, replace: bool) -> Resu
             Ok(())
         });
         inserted.unwrap_or_else(|| Err(RdbError::corrupt(at, "a shard could not be locked")))?;
-    }
-    Ok(())
-}
-
-/// Loads the RDB file at `path`: `Ok(None)` when there is no such file (an empty dataset,
-/// not an error).
-pub fn load_file(server: &Server, path: &Path) -> Result<Option<LoadStats>, RdbError> {
-    let f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(RdbError::io(0, &e)),
-    };
-    let opts = LoadOptions {
-        verify_checksum: server.config.read().get("rdbchecksum") == "yes",
-        size_hint: f.metadata().ok().map(|m| m.len()),
-        ..LoadOptions::default()
-    };
-    load(server, f, opts).map(Some)
-}
-
-/// Start-up: loads `dir`/`dbfilename` into the (empty) keyspace before clients are served,
-/// logging as redis-server does. A missing file is an empty dataset; a corrupt one is an
-/// error the caller reports before exiting.
-pub fn load_at_startup(server: &Server) -> Result<(), RdbError> {
-    let path = {
-        let c = server.config.read();
-        Path::new(c.get("dir")).join(c.get("dbfilename"))
-    };
-    let started = std::time::Instant::now();
-    match load_file(server, &path)? {
-        None => {}
-        Some(stats) => {
-            for (k, v) in &stats.aux {
-                let v = String::from_utf8_lossy(v);
-                match &k[..] {
-                    b"redis-ver" => tracing::info!("Loading RDB produced by version {v}"),
-                    b"ctime" => {
-                        let age =
-                            (crate::clock::now_ms() / 1000) as i64 - v.parse::<i64>().unwrap_or(0);
-                        tracing::info!("RDB age {age} seconds");
-                    }
-                    b"used-mem" => {
-                        let mb = v.parse::<f64>().unwrap_or(0.0) / (1024.0 * 1024.0);
-                        tracing::info!("RDB memory usage when created {mb:.2} Mb");
-                    }
-                    _ => {}
-                }
-            }
-            if stats.empty_skipped > 0 {
-                tracing::info!(
-                    "Done loading RDB, keys loaded: {}, keys expired: {}, empty keys skipped: {}.",
-                    stats.keys,
-                    stats.expired_skipped,
-                    stats.empty_skipped
-                );
-            } else {
-                tracing::info!(
-                    "Done loading RDB, keys loaded: {}, keys expired: {}.",
-                    stats.keys,
-                    stats.expired_skipped
-                );
-            }
-            tracing::info!(
-                "DB loaded from disk: {:.3} seconds",
-                started.elapsed().as_secs_f64()
-            );
-        }
     }
     Ok(())
 }

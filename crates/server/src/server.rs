@@ -1,7 +1,7 @@
 //! Process-wide state shared by every connection and background job.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,6 +10,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::command::CommandTable;
 use crate::config::Config;
+pub use crate::registry::{ClientHandle, ClientInfo};
 use crate::storage::Keyspace;
 
 /// Everything shared across threads.
@@ -18,7 +19,7 @@ pub struct Server {
     pub keyspace: Keyspace,
     pub commands: CommandTable,
     pub stats: Stats,
-    pub clients: Mutex<BTreeMap<u64, Arc<ClientHandle>>>,
+    pub clients: crate::registry::Registry,
     next_client_id: AtomicU64,
     pub started: Instant,
     pub run_id: String,
@@ -129,7 +130,7 @@ impl Server {
             keyspace: Keyspace::new(databases),
             commands: CommandTable::build(),
             stats: Stats::new(threads + 2),
-            clients: Mutex::new(BTreeMap::new()),
+            clients: Default::default(),
             next_client_id: AtomicU64::new(1),
             started: crate::clock::instant(),
             run_id: random_hex(40),
@@ -431,71 +432,6 @@ impl Stats {
     }
 }
 
-/// The shared, read-mostly view of a connection (CLIENT LIST, CLIENT KILL, INFO clients).
-pub struct ClientHandle {
-    pub id: u64,
-    pub addr: String,
-    pub laddr: String,
-    pub fd: i32,
-    pub created_ms: u64,
-    pub db: AtomicU32,
-    pub last_interaction_ms: AtomicU64,
-    /// Command id of the last command, `u32::MAX` for none.
-    pub last_cmd: AtomicU32,
-    pub resp: AtomicU8,
-    pub multi: AtomicU32,
-    /// Channel, pattern and shard-channel subscription counts (CLIENT LIST sub/psub/ssub).
-    pub sub: AtomicU32,
-    pub psub: AtomicU32,
-    pub ssub: AtomicU32,
-    pub query_buf: AtomicU64,
-    pub output_buf: AtomicU64,
-    pub info: Mutex<ClientInfo>,
-    /// Set to ask the connection to close (CLIENT KILL, SHUTDOWN).
-    pub killed: AtomicBool,
-    pub kill: tokio::sync::Notify,
-}
-
-/// The parts of a client's state that change rarely.
-#[derive(Default, Clone)]
-pub struct ClientInfo {
-    pub name: Vec<u8>,
-    pub lib_name: Vec<u8>,
-    pub lib_ver: Vec<u8>,
-    pub flags: String,
-}
-
-impl ClientHandle {
-    pub fn new(id: u64, addr: String, laddr: String, fd: i32, now_ms: u64) -> Self {
-        Self {
-            id,
-            addr,
-            laddr,
-            fd,
-            created_ms: now_ms,
-            db: AtomicU32::new(0),
-            last_interaction_ms: AtomicU64::new(now_ms),
-            last_cmd: AtomicU32::new(u32::MAX),
-            resp: AtomicU8::new(2),
-            multi: AtomicU32::new(0),
-            sub: AtomicU32::new(0),
-            psub: AtomicU32::new(0),
-            ssub: AtomicU32::new(0),
-            query_buf: AtomicU64::new(0),
-            output_buf: AtomicU64::new(0),
-            info: Mutex::new(ClientInfo::default()),
-            killed: AtomicBool::new(false),
-            kill: tokio::sync::Notify::new(),
-        }
-    }
-
-    /// Asks the connection to close after its current command.
-    pub fn kill(&self) {
-        self.killed.store(true, Relaxed);
-        self.kill.notify_one();
-    }
-}
-
 impl Server {
     /// Every key deleted because it expired (lazily or by the active cycle) comes through
     /// here: the one place that counts them and, as features arrive, raises `expired`
@@ -541,5 +477,78 @@ impl Server {
     }
 }
 
+impl Server {
+    /// The server's current encoding thresholds (`*-max-listpack-*` and friends), for building
+    /// loaded and restored values.
+    pub fn encoding_limits(&self) -> crate::rdb::Limits {
+        let e = &self.hot.encoding;
+        let us = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        crate::rdb::Limits {
+            hash: crate::storage::hash::Limits {
+                entries: us(e.hash_max_listpack_entries.load(Relaxed)),
+                value: us(e.hash_max_listpack_value.load(Relaxed)),
+            },
+            zset: crate::storage::zset::Limits {
+                entries: us(e.zset_max_listpack_entries.load(Relaxed)),
+                value: us(e.zset_max_listpack_value.load(Relaxed)),
+            },
+            max_intset: us(e.set_max_intset_entries.load(Relaxed)),
+            list_fill: e.list_max_listpack_size.load(Relaxed),
+        }
+    }
+
+    /// Where an RDB load puts what it reads: this keyspace, built with the current
+    /// thresholds, counted for INFO persistence.
+    pub fn rdb_target(&self) -> crate::rdb::Target<'_> {
+        crate::rdb::Target {
+            keyspace: &self.keyspace,
+            limits: self.encoding_limits(),
+            last_loaded: &self.rdb_state.last_load_loaded,
+            last_expired: &self.rdb_state.last_load_expired,
+        }
+    }
+}
+
 /// The Redis version Kiln is compatible with, reported where clients read `redis_version`.
 pub const REDIS_VERSION: &str = "7.0.15";
+
+/// The crash report's view of the server: atomics and `try_lock` only.
+impl crate::crash::Reporter for Server {
+    fn command_name(&self, id: u32) -> Option<String> {
+        self.commands.names.get(id as usize).cloned()
+    }
+
+    fn info(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let _ = writeln!(out, "uptime_in_seconds:{}", self.uptime_secs());
+        let clients = self.clients.try_lock().map(|c| c.len());
+        match clients {
+            Some(n) => {
+                let _ = writeln!(out, "connected_clients:{n}");
+            }
+            None => {
+                let _ = writeln!(out, "connected_clients:(registry locked)");
+            }
+        }
+        let _ = writeln!(out, "used_memory:{}", self.used_memory());
+        let _ = writeln!(
+            out,
+            "total_commands_processed:{}",
+            self.stats.sum(|t| &t.commands)
+        );
+        let _ = writeln!(
+            out,
+            "role:{}",
+            if self.repl.is_replica() {
+                "slave"
+            } else {
+                "master"
+            }
+        );
+        let _ = writeln!(
+            out,
+            "rdb_changes_since_last_save:{}",
+            self.changes_since_save()
+        );
+    }
+}

@@ -146,7 +146,7 @@ impl Snapshot {
         st.in_progress.store(true, Relaxed);
         let opts = rdb::WriteOptions {
             compress: server.config.read().get_bool("rdbcompression"),
-            list_fill: rdb::limits(server).list_fill,
+            list_fill: server.encoding_limits().list_fill,
         };
         let ndb = server.keyspace.dbs.len();
         let sink = Arc::new(Sink {
@@ -365,7 +365,12 @@ mod tests {
         drop(Snapshot::begin(&server, |_| ()).unwrap());
 
         let loaded = Server::new_shared(Config::default(), 1);
-        crate::rdb::load(&loaded, &file[..], crate::rdb::LoadOptions::default()).unwrap();
+        crate::rdb::load(
+            loaded.rdb_target(),
+            &file[..],
+            crate::rdb::LoadOptions::default(),
+        )
+        .unwrap();
         for i in 0..2000 {
             assert_eq!(
                 get(&loaded, format!("k{i}").as_bytes()).as_deref(),

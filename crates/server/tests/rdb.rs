@@ -421,7 +421,7 @@ fn a_file_kiln_writes_passes_redis_check_rdb_and_loads_in_redis_with_the_same_di
     let mut rc = r.client();
     let want = digest(&mut rc);
     let s = server();
-    let stats = rdb::load(&s, &file[..], rdb::LoadOptions::default()).unwrap();
+    let stats = rdb::load(s.rdb_target(), &file[..], rdb::LoadOptions::default()).unwrap();
     assert_eq!(stats.version, 10);
     let ours = write_file(&s);
     let dir = a_temp_dir("written");
@@ -474,7 +474,7 @@ fn records_written_one_by_one_read_back_in_order() {
         other => panic!("{other:?}"),
     }
     assert_eq!(r.next_record().unwrap(), Record::End);
-    let stats = rdb::load(&s, &file[..], rdb::LoadOptions::default()).unwrap();
+    let stats = rdb::load(s.rdb_target(), &file[..], rdb::LoadOptions::default()).unwrap();
     assert_eq!(stats.keys, 1);
 }
 
@@ -932,7 +932,7 @@ fn redis_7_2_and_7_4_files_load() {
 
 /// Loads `file` into a fresh in-process server.
 fn load_bytes(file: &[u8]) -> Result<rdb::LoadStats, rdb::RdbError> {
-    rdb::load(&server(), file, rdb::LoadOptions::default())
+    rdb::load(server().rdb_target(), file, rdb::LoadOptions::default())
 }
 
 #[test]
@@ -1045,7 +1045,7 @@ fn a_file_with_any_byte_changed_is_refused_and_never_panics() {
 fn damaged_dump_payloads_with_a_valid_checksum_never_panic() {
     let file = small_file();
     let s = server();
-    rdb::load(&s, &file[..], rdb::LoadOptions::default()).unwrap();
+    rdb::load(s.rdb_target(), &file[..], rdb::LoadOptions::default()).unwrap();
     let mut payloads = Vec::new();
     kiln::storage::LockSet::new(&s.keyspace).each(|sh| {
         for e in sh.iter() {
@@ -1158,16 +1158,24 @@ fn a_replica_keeps_expired_keys_and_replace_existing_overwrites() {
         replica: true,
         ..rdb::LoadOptions::default()
     };
-    let stats = rdb::load(&s, &file[..], replica).unwrap();
+    let stats = rdb::load(s.rdb_target(), &file[..], replica).unwrap();
     assert_eq!((stats.keys, stats.expired_skipped), (2, 0));
     // Loading again over the same keys fails, unless replacing is allowed.
-    assert!(rdb::load(&s, &file[..], replica).is_err());
+    assert!(rdb::load(s.rdb_target(), &file[..], replica).is_err());
     let replace = rdb::LoadOptions {
         replace_existing: true,
         ..replica
     };
-    assert_eq!(rdb::load(&s, &file[..], replace).unwrap().keys, 2);
-    let primary = rdb::load(&server(), &file[..], rdb::LoadOptions::default()).unwrap();
+    assert_eq!(
+        rdb::load(s.rdb_target(), &file[..], replace).unwrap().keys,
+        2
+    );
+    let primary = rdb::load(
+        server().rdb_target(),
+        &file[..],
+        rdb::LoadOptions::default(),
+    )
+    .unwrap();
     assert_eq!((primary.keys, primary.expired_skipped), (1, 1));
 }
 
@@ -1179,7 +1187,7 @@ fn the_reader_hands_back_the_bytes_after_the_snapshot() {
     data.extend_from_slice(b"+the replication stream goes on\r\n");
     let mut r = Reader::new(&data[..]).unwrap();
     let s = server();
-    let stats = rdb::load_from(&s, &mut r, rdb::LoadOptions::default()).unwrap();
+    let stats = rdb::load_from(s.rdb_target(), &mut r, rdb::LoadOptions::default()).unwrap();
     assert_eq!(stats.keys, 1);
     let (rest_of_reader, buffered) = r.into_parts();
     let mut all = buffered;

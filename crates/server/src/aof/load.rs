@@ -88,7 +88,7 @@ pub fn load_file(
             ..Default::default()
         };
         let mut br = BufReader::with_capacity(1 << 20, &mut f);
-        let stats = crate::rdb::load(server, &mut br, opts).map_err(|e| {
+        let stats = crate::rdb::load(server.rdb_target(), &mut br, opts).map_err(|e| {
             if legacy {
                 format!("Error reading the RDB preamble of the AOF file {name}, AOF loading aborted: {e}")
             } else {

@@ -116,7 +116,7 @@ fn restore(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if ttl < 0 {
         return Err(E(RESTORE_TTL_NEGATIVE));
     }
-    let value = match rdb::restore_payload(args[3], rdb::limits(cx.server)) {
+    let value = match rdb::restore_payload(args[3], cx.server.encoding_limits()) {
         Ok(v) => v,
         Err(PayloadError::VersionOrChecksum) => return Err(E(DUMP_PAYLOAD)),
         Err(PayloadError::BadData(e)) => {

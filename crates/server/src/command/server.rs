@@ -1367,7 +1367,12 @@ fn debug_reload(cx: &mut Ctx, opts: &[&[u8]]) -> CmdResult {
     let loaded = std::fs::File::open(&path)
         .map_err(|e| crate::rdb::RdbError::io(0, &e))
         .and_then(|f| {
-            crate::rdb::load_held(&server, cx.lock_set(), std::io::BufReader::new(f), opts)
+            crate::rdb::load_held(
+                server.rdb_target(),
+                cx.lock_set(),
+                std::io::BufReader::new(f),
+                opts,
+            )
         });
     match loaded {
         Ok(_) => {

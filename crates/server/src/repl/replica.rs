@@ -415,7 +415,7 @@ fn full_sync(
         verify_checksum: p.verify_checksum,
         size_hint: Some(data.len() as u64),
     };
-    let loaded = crate::rdb::load(server, &data[..], opts);
+    let loaded = crate::rdb::load(server.rdb_target(), &data[..], opts);
     repl.set_loading(false);
     let stats = match loaded {
         Ok(s) => s,
