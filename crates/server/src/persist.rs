@@ -258,7 +258,7 @@ pub fn load_at_startup(server: &Server) -> Result<(), RdbError> {
         let c = server.config.read();
         Path::new(c.get("dir")).join(c.get("dbfilename"))
     };
-    let started = std::time::Instant::now();
+    let started = crate::clock::instant();
     match load_file(server, &path)? {
         None => {}
         Some(stats) => {

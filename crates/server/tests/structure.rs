@@ -117,3 +117,31 @@ fn the_graph_sees_the_modules() {
     assert!(g["net"].contains("command"));
     assert!(g["clock"].is_empty(), "clock depends on {:?}", g["clock"]);
 }
+
+/// The server reads time only through `clock` (so it can be cached, reasoned about and
+/// one day faked in one place); tests and the layers below may use the standard clock.
+#[test]
+fn only_clock_reads_time() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut offenders = Vec::new();
+    let mut stack = vec![src.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("clock.rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                for (n, line) in text.lines().enumerate() {
+                    if line.contains("Instant::now()") || line.contains("SystemTime::now()") {
+                        offenders.push(format!("{}:{}", p.display(), n + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "read time through crate::clock: {offenders:#?}"
+    );
+}

@@ -341,7 +341,7 @@ pub fn startup(server: &Arc<Server>) -> Result<bool, String> {
     upgrade_legacy(server, &dir, &name, &mut m)?;
 
     // Load the files, in order.
-    let started = Instant::now();
+    let started = crate::clock::instant();
     let files: Vec<manifest::FileInfo> = m.data_files().cloned().collect();
     let mut total = 0u64;
     for f in &files {
@@ -362,7 +362,7 @@ pub fn startup(server: &Arc<Server>) -> Result<bool, String> {
             let p = dir.join(&f.name);
             let last = i + 1 == files.len();
             let is_base = i == 0 && m.base.is_some();
-            let t = Instant::now();
+            let t = crate::clock::instant();
             let outcome = load::load_file(server, &p, &f.name, f.name == name, last, truncate_ok)?;
             if is_base {
                 base_size = file_size(&p);
@@ -629,7 +629,7 @@ pub fn shutdown(server: &Server) {
 pub fn info(server: &Server, s: &mut String) {
     let aof = &server.aof;
     let st = aof.status.lock();
-    let now = Instant::now();
+    let now = crate::clock::instant();
     let mut line = |k: &str, v: &dyn std::fmt::Display| {
         let _ = write!(s, "{k}:{v}\r\n");
     };

@@ -212,7 +212,7 @@ pub(super) fn start_locked(server: &Arc<Server>, st: &mut State) -> Result<Start
     ));
     let job = Job {
         id,
-        started: Instant::now(),
+        started: crate::clock::instant(),
         kind,
         temp_base: temp_base.clone(),
         temp_incr: (kind == Kind::TurnOn).then(|| dir.join(manifest::temp_incr_name(&name))),
@@ -225,7 +225,7 @@ pub(super) fn start_locked(server: &Arc<Server>, st: &mut State) -> Result<Start
         let mut status = server.aof.status.lock();
         status.rewrites += 1;
         status.scheduled = false;
-        status.rewrite_started = Some(Instant::now());
+        status.rewrite_started = Some(crate::clock::instant());
     }
     server.aof.rewriting.store(true, Relaxed);
     tracing::info!("Background append only file rewriting started");
@@ -309,7 +309,7 @@ fn finish(server: &Arc<Server>, id: u64, temp_base: &Path, result: std::io::Resu
             status.last_failure = None;
         } else {
             status.consecutive_failures += 1;
-            status.last_failure = Some(Instant::now());
+            status.last_failure = Some(crate::clock::instant());
         }
     }
     match result {
@@ -498,7 +498,7 @@ pub(super) fn auto_check(server: &Arc<Server>) {
                     if let Err(e) = start_locked(&srv, &mut st) {
                         tracing::warn!("The automatic AOF rewrite could not start: {e}");
                         let mut status = srv.aof.status.lock();
-                        status.last_failure = Some(Instant::now());
+                        status.last_failure = Some(crate::clock::instant());
                         status.consecutive_failures += 1;
                     }
                 }

@@ -104,7 +104,7 @@ impl Writer {
                     file_len: len,
                     written: from,
                     pending: Vec::new(),
-                    last_fsync: Instant::now(),
+                    last_fsync: crate::clock::instant(),
                     last_error_log: None,
                 };
                 w.run();
@@ -147,7 +147,7 @@ impl Loop {
     fn run(&mut self) {
         let server = self.server.clone();
         let aof = &server.aof;
-        let mut last_check = Instant::now();
+        let mut last_check = crate::clock::instant();
         loop {
             // The stop flag is read before taking: once it is seen, everything appended
             // before it was set is in this take.
@@ -188,7 +188,7 @@ impl Loop {
                 return;
             }
             if last_check.elapsed() >= Duration::from_millis(100) {
-                last_check = Instant::now();
+                last_check = crate::clock::instant();
                 super::rewrite::auto_check(&server);
             }
             if held_back {
@@ -257,7 +257,7 @@ impl Loop {
                     .last_error_log
                     .is_none_or(|t| t.elapsed() >= Duration::from_secs(30))
                 {
-                    self.last_error_log = Some(Instant::now());
+                    self.last_error_log = Some(crate::clock::instant());
                     tracing::warn!("Error writing to the AOF file {}: {e}", self.name);
                 }
                 false
@@ -290,7 +290,7 @@ impl Loop {
     fn fsync(&mut self, force: bool) {
         let aof = &self.server.aof;
         if !self.synced_behind() {
-            self.last_fsync = Instant::now();
+            self.last_fsync = crate::clock::instant();
             return;
         }
         let skip = !force
@@ -313,7 +313,7 @@ impl Loop {
                 return;
             }
         }
-        self.last_fsync = Instant::now();
+        self.last_fsync = crate::clock::instant();
         aof.synced.store(self.written, Release);
         aof.synced_wake.notify_waiters();
     }

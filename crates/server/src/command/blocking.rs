@@ -152,7 +152,7 @@ impl Ctx<'_> {
         super::client::set_flag(&mut self.client.handle.info.lock().flags, 'b', true);
         self.client.blocked = Some(Blocked {
             waiter,
-            deadline: timeout.map(|t| Instant::now() + t),
+            deadline: timeout.map(|t| crate::clock::instant() + t),
         });
         Ok(())
     }

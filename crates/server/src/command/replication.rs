@@ -221,7 +221,7 @@ fn wait(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     let deadline = (timeout > 0)
-        .then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout as u64));
+        .then(|| crate::clock::instant() + std::time::Duration::from_millis(timeout as u64));
     repl.request_acks(cx.server);
     cx.client.repl.action = Some(Action::Wait {
         replicas: replicas as u64,

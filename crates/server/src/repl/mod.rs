@@ -622,7 +622,7 @@ fn set_delete_expired(server: &Server, on: bool) {
 /// backlog, enforces `client-output-buffer-limit replica` and `repl-timeout`, and counts
 /// the good replicas for `min-replicas-to-write`.
 async fn cron(server: Arc<Server>) {
-    let mut last_ping = Instant::now();
+    let mut last_ping = crate::clock::instant();
     loop {
         tokio::time::sleep(CRON_PERIOD).await;
         if server.shutting_down.load(Relaxed) {
@@ -640,7 +640,7 @@ async fn cron(server: Arc<Server>) {
         let repl = &server.repl;
         let replicas: Vec<Arc<ReplicaLink>> = repl.state.lock().replicas.clone();
         if last_ping.elapsed() >= Duration::from_secs(period) {
-            last_ping = Instant::now();
+            last_ping = crate::clock::instant();
             // A replica relays its primary's pings; only a primary makes its own.
             if !repl.is_replica() && !replicas.is_empty() {
                 server.feed.append_repl_only(&[b"ping"]);

@@ -74,7 +74,7 @@ async fn wait(
         tokio::pin!(notified);
         notified.as_mut().enable();
         let n = repl.count_acks(offset);
-        let timed_out = deadline.is_some_and(|d| std::time::Instant::now() >= d);
+        let timed_out = deadline.is_some_and(|d| crate::clock::instant() >= d);
         if n >= replicas || timed_out {
             let mut out = Vec::with_capacity(16);
             kiln_resp::encode::integer(&mut out, n as i64);

@@ -84,8 +84,8 @@ fn run(server: Arc<Server>, host: String, port: u16, gen: u64) {
             m.last_io_ms = 0;
         });
         // Redis's cron retries once a second.
-        let until = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < until {
+        let until = crate::clock::instant() + Duration::from_secs(1);
+        while crate::clock::instant() < until {
             if !live(&server, gen) {
                 return;
             }
@@ -150,7 +150,7 @@ impl Conn {
     /// keep the link alive while it prepares the snapshot. Fails after `timeout` without
     /// any byte.
     fn line(&mut self, server: &Server, gen: u64, timeout: Duration) -> Result<String, End> {
-        let mut last = Instant::now();
+        let mut last = crate::clock::instant();
         loop {
             match wire::next_line(self.pending()) {
                 LineStep::Line(line, used) => {
@@ -168,7 +168,7 @@ impl Conn {
                 return Err(End::Stopped);
             }
             if self.fill()? > 0 {
-                last = Instant::now();
+                last = crate::clock::instant();
             } else if last.elapsed() > timeout {
                 return Err(End::Failed(
                     "Timeout connecting to the MASTER...".to_string(),
@@ -471,7 +471,7 @@ fn transfer_progress(
     timeout: Duration,
 ) -> Result<(), End> {
     if got > 0 {
-        *last = Instant::now();
+        *last = crate::clock::instant();
         server.repl.with_master(gen, |m| {
             m.transfer_read = total;
             m.transfer_last_io_ms = crate::clock::now_ms();
@@ -494,7 +494,7 @@ fn receive_exact(
 ) -> Result<Vec<u8>, End> {
     // Never reserve by a length the peer sent: grow with what arrives.
     let mut data = Vec::with_capacity((len as usize).min(1 << 20));
-    let mut last = Instant::now();
+    let mut last = crate::clock::instant();
     loop {
         let want = (len - data.len() as u64) as usize;
         let take = want.min(c.pending().len());
@@ -520,7 +520,7 @@ fn receive_until_mark(
     mark: &[u8],
 ) -> Result<Vec<u8>, End> {
     let mut data: Vec<u8> = Vec::with_capacity(1 << 20);
-    let mut last = Instant::now();
+    let mut last = crate::clock::instant();
     loop {
         let searched = data.len();
         data.extend_from_slice(c.pending());
@@ -607,8 +607,8 @@ fn apply_loop(
     let mut ranges = Vec::new();
     let mut out = Vec::new();
     let mut applied = Applied::default();
-    let mut last_io = Instant::now();
-    let mut last_ack = Instant::now() - Duration::from_secs(2);
+    let mut last_io = crate::clock::instant();
+    let mut last_ack = crate::clock::instant() - Duration::from_secs(2);
     loop {
         if !live(server, gen) {
             return Err(End::Stopped);
@@ -658,15 +658,15 @@ fn apply_loop(
         }
         for off in acks {
             send_ack(&mut c.s, off)?;
-            last_ack = Instant::now();
+            last_ack = crate::clock::instant();
         }
         if last_ack.elapsed() >= Duration::from_secs(1) {
             send_ack(&mut c.s, server.feed.repl_offset())?;
-            last_ack = Instant::now();
+            last_ack = crate::clock::instant();
         }
         let n = c.fill()?;
         if n > 0 {
-            last_io = Instant::now();
+            last_io = crate::clock::instant();
             let now = crate::clock::now_ms();
             let read = server.feed.repl_offset() + (applied.held.len() + c.pending().len()) as u64;
             repl.with_master(gen, |m| {
