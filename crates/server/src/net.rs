@@ -21,7 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::client::Client;
 use crate::command::blocking::{self, WaitState};
 use crate::command::{dispatch, Ctx};
-use crate::pubsub::Limits as OutputLimits;
+use crate::pubsub::{Limits as OutputLimits, Subscriber};
 use crate::server::{set_stats_slot, ClientHandle, Server, ThreadStats};
 use kiln_resp::{Limits, Parsed, RequestParser};
 
@@ -227,7 +227,7 @@ impl Output {
     /// reading must not pin its task in a write forever (CLIENT KILL, output limits).
     async fn write_all(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &TcpStream,
         stats: &ThreadStats,
         handle: &ClientHandle,
     ) -> bool {
@@ -247,6 +247,54 @@ impl Output {
             }
         }
     }
+
+    /// The one way replies leave the connection: waits for the AOF first if `how` says
+    /// so, appends a subscriber's published messages once no reply is left unsent (a
+    /// subscription's confirmation precedes the channel's first message; until then they
+    /// wait in the subscriber's queue, under its pubsub limit), writes what the socket
+    /// takes, and with `how.all` the rest too. False if the connection is to close: the
+    /// socket broke, the client was killed while it waited, or the subscriber overflowed.
+    async fn flush(
+        &mut self,
+        server: &Server,
+        stream: &TcpStream,
+        stats: &ThreadStats,
+        handle: &ClientHandle,
+        how: Flush<'_>,
+    ) -> bool {
+        if how.durable {
+            wait_aof_synced(server).await;
+        }
+        if let Some(s) = how.messages {
+            if s.overflowed.load(Relaxed) {
+                tracing::info!(
+                    "Client {} closed for overcoming of output buffer limits.",
+                    handle.id
+                );
+                return false;
+            }
+            if self.pending() == 0 {
+                s.drain_into(&mut self.buf);
+            }
+        }
+        if !self.write_some(stream, stats, handle) {
+            return false;
+        }
+        !how.all || self.write_all(stream, stats, handle).await
+    }
+}
+
+/// What [`Output::flush`] does besides writing what the socket takes now.
+#[derive(Default, Clone, Copy)]
+struct Flush<'s> {
+    /// Wait first until the AOF holds on disk everything appended so far: under
+    /// `appendfsync always`, replies to writes go out only then.
+    durable: bool,
+    /// The connection's subscriber, whose published messages follow the replies.
+    messages: Option<&'s Subscriber>,
+    /// Write everything before returning: what follows waits on something other than the
+    /// socket (closing, a replica link, WAIT, a blocked command).
+    all: bool,
 }
 
 /// The `client-output-buffer-limit` class that applies to a client: `pubsub` while it is
@@ -356,7 +404,9 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
                     Err(_) => break,
                 },
                 r = stream.writable(), if writing => {
-                    if r.is_err() || !out.write_some(&stream, stats, &handle) {
+                    if r.is_err()
+                        || !out.flush(&server, &stream, stats, &handle, Flush::default()).await
+                    {
                         break;
                     }
                     continue 'conn;
@@ -370,14 +420,8 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
                     }
                 }, if !writing => {
                     // Published messages: write them and go back to waiting.
-                    if let Some(s) = &sub {
-                        if s.overflowed.load(Relaxed) {
-                            tracing::info!("Client {id} closed for overcoming of output buffer limits.");
-                            break;
-                        }
-                        s.drain_into(&mut out.buf);
-                    }
-                    if !out.write_some(&stream, stats, &handle) {
+                    let how = Flush { messages: sub.as_deref(), ..Flush::default() };
+                    if !out.flush(&server, &stream, stats, &handle, how).await {
                         break;
                     }
                     continue 'conn;
@@ -495,28 +539,14 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
             tracing::debug!("Protocol error from client {id}: {e}");
         }
         handle.query_buf.store((rbuf.len() - start) as u64, Relaxed);
-        // `appendfsync always`: replies to writes go out once the AOF holds them on disk.
-        if server.aof.fsync_always() && stats.dirty.load(Relaxed) != dirty_before {
-            wait_aof_synced(&server).await;
-        }
-        // Messages published to this client go out after its command replies (a
-        // subscription's confirmation precedes the channel's first message). While replies
-        // are still unsent they wait in the subscriber's queue, under its pubsub limit.
-        if let Some(s) = &client.subscriber {
-            if s.overflowed.load(Relaxed) {
-                break;
-            }
-            if out.pending() == 0 {
-                s.drain_into(&mut out.buf);
-            }
-        }
-        if !out.write_some(&stream, stats, &handle) {
-            break;
-        }
-        // What follows waits on something else than the socket: replies so far go first.
-        let exclusive =
-            client.close_after_reply || client.repl.action.is_some() || client.blocked.is_some();
-        if exclusive && !out.write_all(&mut stream, stats, &handle).await {
+        let how = Flush {
+            durable: server.aof.fsync_always() && stats.dirty.load(Relaxed) != dirty_before,
+            messages: client.subscriber.as_deref(),
+            all: client.close_after_reply
+                || client.repl.action.is_some()
+                || client.blocked.is_some(),
+        };
+        if !out.flush(&server, &stream, stats, &handle, how).await {
             break;
         }
         if client.close_after_reply {
@@ -594,10 +624,12 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
             }
             // The command that served this client wrote (a pop): its effect must be durable
             // before the reply under `appendfsync always`.
-            if server.aof.fsync_always() {
-                wait_aof_synced(&server).await;
-            }
-            if !out.write_all(&mut stream, stats, &handle).await {
+            let how = Flush {
+                durable: server.aof.fsync_always(),
+                messages: None,
+                all: true,
+            };
+            if !out.flush(&server, &stream, stats, &handle, how).await {
                 break 'conn;
             }
             need_read = false;

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::Ctx;
+use super::{Ctx, Mode};
 use crate::client::Client;
 use crate::error::{CmdResult, CommandError, E, TIMEOUT_NEGATIVE, TIMEOUT_NOT_FLOAT};
 use crate::server::{ClientHandle, Server};
@@ -113,20 +113,23 @@ impl Ctx<'_> {
         timeout: Option<Duration>,
         argv: impl Into<Option<Vec<Vec<u8>>>>,
     ) -> CmdResult {
-        if self.in_exec {
-            // Inside MULTI/EXEC nothing blocks: the command answers as its non-blocking form
-            // would with no data (a null for the moves, a null array for the pops).
-            let name = self.argv.first().map(|a| a.to_ascii_lowercase());
-            match name.as_deref() {
-                Some(b"blmove" | b"brpoplpush") => self.out.null(),
-                _ => self.out.null_array(),
+        match &mut self.mode {
+            Mode::Exec => {
+                // Inside MULTI/EXEC nothing blocks: the command answers as its non-blocking
+                // form would with no data (a null for the moves, a null array for the pops).
+                let name = self.argv.first().map(|a| a.to_ascii_lowercase());
+                match name.as_deref() {
+                    Some(b"blmove" | b"brpoplpush") => self.out.null(),
+                    _ => self.out.null_array(),
+                }
+                return Ok(());
             }
-            return Ok(());
-        }
-        if self.serving {
-            // Re-run on behalf of a waiter and still nothing to serve: it keeps waiting.
-            self.reblocked = true;
-            return Ok(());
+            Mode::Serving { reblocked } => {
+                // Re-run on behalf of a waiter and still nothing to serve: it keeps waiting.
+                *reblocked = true;
+                return Ok(());
+            }
+            Mode::Direct => {}
         }
         let server = self.server;
         let id = server.next_waiter_id.fetch_add(1, Relaxed);
@@ -231,15 +234,13 @@ fn run_as_waiter(cx: &mut Ctx, w: &Waiter) -> Option<Vec<u8>> {
     std::mem::swap(cx.client, &mut as_waiter);
     std::mem::swap(cx.out.buf, &mut out);
     let resp3 = std::mem::replace(&mut cx.out.resp3, w.resp3);
-    let (serving, reblocked) = (cx.serving, cx.reblocked);
-    cx.serving = true;
-    cx.reblocked = false;
+    let mode = std::mem::replace(&mut cx.mode, Mode::Serving { reblocked: false });
     let saved_argv = std::mem::take(&mut cx.argv);
     cx.argv = w.argv.clone();
 
     let dirty_before = cx.cmd_dirty.replace(0);
     let result = (cmd.spec.handler)(cx, &argv);
-    let again = cx.reblocked;
+    let again = cx.mode == Mode::Serving { reblocked: true };
     // Served: its effects follow the pusher's in the feed, under the same locks.
     let dirty = cx.cmd_dirty.replace(dirty_before) > 0;
     if again {
@@ -249,8 +250,7 @@ fn run_as_waiter(cx: &mut Ctx, w: &Waiter) -> Option<Vec<u8>> {
     }
 
     cx.argv = saved_argv;
-    cx.serving = serving;
-    cx.reblocked = reblocked;
+    cx.mode = mode;
     cx.out.resp3 = resp3;
     std::mem::swap(cx.out.buf, &mut out);
     std::mem::swap(cx.client, &mut as_waiter);

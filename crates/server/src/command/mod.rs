@@ -329,6 +329,25 @@ impl CommandTable {
     }
 }
 
+/// What the command a [`Ctx`] runs is nested in. One value rather than a flag for each,
+/// so that states no code path produces (serving a waiter inside EXEC, re-blocked while
+/// serving nobody) cannot be written down. Where commands come from (`Ctx::replaying`) and
+/// whether the outermost one writes (`Ctx::writing`) hold in every mode: an AOF replays
+/// its own EXECs, a replica's applied writes serve its XREAD waiters, and EXEC's or the
+/// pusher's locks keep the copy-on-write setting they were taken with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Run by the dispatcher for the connection's own client (or a replayed stream): it
+    /// takes and releases its planned locks, and may block.
+    Direct,
+    /// A command MULTI queued, run by EXEC: the locks are EXEC's, nothing blocks.
+    Exec,
+    /// A blocked client's command re-run on its behalf inside the locks of the command that
+    /// gave its keys data (see `blocking`); `reblocked` once it found nothing again, so the
+    /// client keeps waiting.
+    Serving { reblocked: bool },
+}
+
 /// Everything a handler may touch.
 pub struct Ctx<'a> {
     pub server: &'a Server,
@@ -344,15 +363,12 @@ pub struct Ctx<'a> {
     reach: std::ops::Range<u32>,
     /// The running command's name (for the debug check's message).
     cmd_name: &'static str,
-    /// Re-running a blocked client's command on its behalf (see `blocking`).
-    serving: bool,
-    /// Set when a re-run command would block again.
-    reblocked: bool,
+    /// What the running command is nested in: run by the dispatcher for its client, by
+    /// EXEC, or on behalf of a blocked client.
+    mode: Mode,
     /// The running command's arguments, kept only for BLOCKING commands (a waiter stores
     /// its command to be re-run).
     argv: Vec<Vec<u8>>,
-    /// Running the queued commands of an EXEC: locks are held by EXEC, nothing blocks.
-    in_exec: bool,
     /// Changes the running command made (`Ctx::dirty`).
     cmd_dirty: std::cell::Cell<u64>,
     /// Wall clock (unix ms) and monotonic clock read together when the context was made:
@@ -394,10 +410,8 @@ impl<'a> Ctx<'a> {
             locks: LockSet::new(&server.keyspace),
             reach: 0..0,
             cmd_name: "",
-            serving: false,
-            reblocked: false,
+            mode: Mode::Direct,
             argv: Vec::new(),
-            in_exec: false,
             cmd_dirty: std::cell::Cell::new(0),
             effects: None,
             batch: None,
@@ -432,7 +446,7 @@ impl<'a> Ctx<'a> {
     /// nil rather than the null array [`Ctx::block`] gives).
     #[inline]
     pub fn in_exec(&self) -> bool {
-        self.in_exec
+        self.mode == Mode::Exec
     }
 
     /// The wall clock (unix ms) at the start of the command, for times a command records
@@ -591,7 +605,7 @@ impl<'a> Ctx<'a> {
     pub fn unlock_all(&mut self) {
         self.flush_new();
         self.feed_expired();
-        if self.in_exec || self.serving {
+        if self.mode != Mode::Direct {
             return;
         }
         let released = self.locks.release();
@@ -912,14 +926,14 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
         return;
     }
     // Replication's write gate: READONLY on a replica, NOREPLICAS, MASTERDOWN.
-    if !cx.in_exec {
+    if !cx.in_exec() {
         if let Some(e) = server.repl.gate(cx.client, spec.flags) {
             flag_multi(cx);
             reject(cx, Some(cmd.id), &E(e));
             return;
         }
     }
-    if !cx.client.resp3 && cx.client.subscribed() && !cx.in_exec {
+    if !cx.client.resp3 && cx.client.subscribed() && !cx.in_exec() {
         let top = cx.server.commands.get(args[0]).map_or("", |c| c.spec.name);
         if !pubsub::allowed_when_subscribed(top) {
             flag_multi(cx);
@@ -934,7 +948,7 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
             return;
         }
     }
-    if cx.client.multi.is_some() && !cx.in_exec {
+    if cx.client.multi.is_some() && !cx.in_exec() {
         let top = cx.server.commands.get(args[0]).map_or("", |c| c.spec.name);
         if !transaction::runs_inside_multi(top) {
             if spec.flags & flags::NO_MULTI != 0 {
@@ -958,7 +972,7 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
 
     let mark = cx.out.buf.len();
     cx.cmd_name = spec.name;
-    if !cx.in_exec {
+    if !cx.in_exec() {
         cx.writing = spec.flags & flags::WRITE != 0;
         cx.lock_for(spec, args);
     }
@@ -970,12 +984,12 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     let result = (spec.handler)(cx, args);
     crate::crash::done();
     cx.propagate_effects(args, cx.cmd_dirty.get() > 0);
-    if !cx.in_exec && server.feed.is_active() && (cx.cmd_dirty.get() > 0 || spec.name == "exec") {
+    if !cx.in_exec() && server.feed.is_active() && (cx.cmd_dirty.get() > 0 || spec.name == "exec") {
         // WAIT waits for the offset right after the client's last write.
         cx.client.repl.woff = server.feed.repl_offset();
     }
     cx.after_write(spec, args);
-    if !cx.in_exec {
+    if !cx.in_exec() {
         if cx.locks.iter_mut().any(|(_, g)| g.has_ready()) {
             blocking::serve_ready(cx);
         }
@@ -1100,7 +1114,7 @@ pub(super) fn key_miss(server: &Server, db: usize, key: &[u8]) {
 
 /// A command refused while queuing a transaction makes its EXEC fail.
 fn flag_multi(cx: &mut Ctx) {
-    if !cx.in_exec {
+    if !cx.in_exec() {
         if let Some(m) = cx.client.multi.as_mut() {
             m.error = true;
         }

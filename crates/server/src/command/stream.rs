@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use super::flags::*;
-use super::{CommandSpec, Ctx, Keys};
+use super::{CommandSpec, Ctx, Keys, Mode};
 use crate::error::*;
 use crate::notify::STREAM;
 use crate::reply::Out;
@@ -851,7 +851,7 @@ fn read_cmd(cx: &mut Ctx, args: &[&[u8]], xgroup: bool) -> CmdResult {
     let (now, lru) = (cx.now, cx.lru());
     // Both passes read each key as Redis does (two `keymiss` events for a missing key),
     // except when a write serves this blocked command: Redis then reads nothing.
-    let reader = (!cx.serving).then_some(cx.server);
+    let reader = (!matches!(cx.mode, Mode::Serving { .. })).then_some(cx.server);
     // Resolve every ID first (WRONGTYPE, missing groups and parse errors in key order, as
     // Redis). `>` is StreamId::MAX.
     let mut ids: Vec<StreamId> = Vec::with_capacity(n.min(1024));

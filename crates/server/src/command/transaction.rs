@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use smallvec::SmallVec;
 
 use super::flags::*;
-use super::{CommandSpec, Ctx, Keys};
+use super::{CommandSpec, Ctx, Keys, Mode};
 use crate::error::{CmdResult, CommandError, E};
 use crate::storage::keyspace::shard_of;
 use crate::storage::shard_id;
@@ -255,7 +255,8 @@ fn exec(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     }
 
     cx.out.array(m.queue.len());
-    cx.in_exec = true;
+    debug_assert_eq!(cx.mode, Mode::Direct, "EXEC runs for its own client");
+    cx.mode = Mode::Exec;
     // The transaction's effects reach the feed together, as MULTI ... EXEC when there is
     // more than one, before EXEC releases its locks.
     cx.batch = Some(Vec::new());
@@ -263,7 +264,7 @@ fn exec(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
         let args: SmallVec<[&[u8]; 8]> = argv.iter().map(|a| &a[..]).collect();
         super::execute(cx, &args);
     }
-    cx.in_exec = false;
+    cx.mode = Mode::Direct;
     if let Some(batch) = cx.batch.take() {
         cx.server.feed.append(&batch, batch.len() > 1);
     }

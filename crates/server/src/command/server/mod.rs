@@ -1,0 +1,92 @@
+//! Server commands: INFO, CONFIG, DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, TIME, LASTSAVE, SAVE,
+//! BGSAVE, SHUTDOWN and DEBUG, one file per command (FLUSHDB and FLUSHALL share one), each
+//! with its table entry, handler, helpers and tests. This file assembles the family's
+//! table and holds what several of them share.
+
+mod bgsave;
+mod config;
+mod dbsize;
+mod debug;
+mod flush;
+mod info;
+mod lastsave;
+mod lazyfree;
+mod save;
+mod shutdown;
+mod swapdb;
+mod time;
+
+use super::{CommandSpec, Ctx};
+use crate::error::{CmdResult, CLIENT_NAME, E};
+use crate::reply::Out;
+
+pub use config::rewrite_config_text;
+pub(crate) use lazyfree::{free_lazily, LAZYFREE_THRESHOLD};
+
+pub(super) const COMMANDS: &[CommandSpec] = &[
+    info::INFO,
+    config::CONFIG,
+    dbsize::DBSIZE,
+    flush::FLUSHDB,
+    flush::FLUSHALL,
+    swapdb::SWAPDB,
+    time::TIME,
+    lastsave::LASTSAVE,
+    save::SAVE,
+    bgsave::BGSAVE,
+    shutdown::SHUTDOWN,
+    debug::DEBUG,
+];
+
+/// Writes a HELP reply the way Redis lays it out: a header, the given lines, then HELP.
+fn help_reply(out: &mut Out, cmd: &str, lines: &[&str]) {
+    out.array(lines.len() + 3);
+    out.simple(&format!(
+        "{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    ));
+    for l in lines {
+        out.simple(l);
+    }
+    out.simple("HELP");
+    out.simple("    Prints this help.");
+}
+
+/// Whether a connection from `addr` counts as local for the `enable-*` options.
+fn is_local(addr: &str) -> bool {
+    addr.parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| match a.ip() {
+            std::net::IpAddr::V4(ip) => ip == std::net::Ipv4Addr::LOCALHOST,
+            std::net::IpAddr::V6(ip) => ip == std::net::Ipv6Addr::LOCALHOST,
+        })
+}
+
+/// Whether an `enable-*` option (`no`, `yes`, `local`) lets this client through.
+fn enabled_for(cx: &Ctx, option: &str) -> bool {
+    match cx.server.config.read().get(option) {
+        "yes" => true,
+        "local" => is_local(&cx.client.handle.addr),
+        _ => false,
+    }
+}
+
+/// Client names may not contain spaces or special characters (CLIENT SETNAME, HELLO).
+pub(super) fn validate_client_name(name: &[u8]) -> CmdResult {
+    if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(E(CLIENT_NAME));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_peers_are_local() {
+        assert!(is_local("127.0.0.1:5000"));
+        assert!(is_local("[::1]:5000"));
+        assert!(!is_local("10.0.0.1:5000"));
+        assert!(!is_local("127.0.0.2:5000"));
+        assert!(!is_local(""));
+    }
+}
