@@ -31,7 +31,7 @@ pub async fn run(server: Arc<Server>) {
         let hz = u64::from(server.hot.hz.load(Relaxed).max(1));
         let period = Duration::from_millis(1000 / hz);
         tokio::time::sleep(period).await;
-        if server.shutting_down.load(Relaxed) {
+        if server.process.shutting_down.load(Relaxed) {
             return;
         }
         // DEBUG SET-ACTIVE-EXPIRE 0 turns the cycle off (lazy expiry still applies).
@@ -123,10 +123,10 @@ fn sample_metrics(server: &Server) {
     // Reading used memory records the peak (INFO used_memory_peak), as Redis's cron does.
     server.used_memory();
     let now = crate::clock::now_ms();
-    let ops = server.stats.sum(|s| &s.commands);
-    let inp = server.stats.sum(|s| &s.net_input);
-    let out = server.stats.sum(|s| &s.net_output);
-    let mut m = server.inst.lock();
+    let ops = server.metrics.stats.sum(|s| &s.commands);
+    let inp = server.metrics.stats.sum(|s| &s.net_input);
+    let out = server.metrics.stats.sum(|s| &s.net_output);
+    let mut m = server.metrics.inst.lock();
     let dt = now.saturating_sub(m.last_sample_ms);
     if m.last_sample_ms != 0 && dt > 0 {
         m.ops_per_sec = ops.saturating_sub(m.last_ops) * 1000 / dt;

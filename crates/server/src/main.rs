@@ -91,7 +91,7 @@ fn main() -> ExitCode {
         log_to_file,
     );
     if let Some(path) = config_path {
-        let _ = server.config_file.set(path);
+        let _ = server.process.config_file.set(path);
     }
     let listeners = match kiln::net::bind(&server) {
         Ok(l) => l,
@@ -108,7 +108,10 @@ fn main() -> ExitCode {
     tracing::info!(
         "Server initialized: {} worker threads, port {}",
         threads,
-        server.port.load(std::sync::atomic::Ordering::Relaxed)
+        server
+            .process
+            .port
+            .load(std::sync::atomic::Ordering::Relaxed)
     );
     // The dataset is loaded before the first client is served; a file that cannot be
     // loaded stops the server, as it stops redis-server.

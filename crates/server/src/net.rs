@@ -53,7 +53,7 @@ pub fn bind(server: &Server) -> std::io::Result<Vec<std::net::TcpListener>> {
     }
     if let Some(l) = out.first() {
         if let Ok(a) = l.local_addr() {
-            server.port.store(a.port(), Relaxed);
+            server.process.port.store(a.port(), Relaxed);
         }
     }
     Ok(out)
@@ -63,7 +63,7 @@ pub fn bind(server: &Server) -> std::io::Result<Vec<std::net::TcpListener>> {
 pub fn serve(server: Arc<Server>, listeners: Vec<std::net::TcpListener>) -> std::io::Result<()> {
     let mut handles = Vec::new();
     let mut joins = Vec::new();
-    for i in 0..server.threads {
+    for i in 0..server.process.threads {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -76,9 +76,9 @@ pub fn serve(server: Arc<Server>, listeners: Vec<std::net::TcpListener>) -> std:
                 .spawn(move || {
                     set_stats_slot(i);
                     rt.block_on(async {
-                        while !srv.shutting_down.load(Relaxed) {
-                            let n = srv.shutdown.notified();
-                            if srv.shutting_down.load(Relaxed) {
+                        while !srv.process.shutting_down.load(Relaxed) {
+                            let n = srv.process.shutdown.notified();
+                            if srv.process.shutting_down.load(Relaxed) {
                                 break;
                             }
                             n.await;
@@ -95,7 +95,7 @@ pub fn serve(server: Arc<Server>, listeners: Vec<std::net::TcpListener>) -> std:
         .enable_all()
         .build()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    set_stats_slot(server.threads);
+    set_stats_slot(server.process.threads);
     main_rt.block_on(async {
         let mut tasks = Vec::new();
         for l in listeners {
@@ -115,8 +115,8 @@ pub fn serve(server: Arc<Server>, listeners: Vec<std::net::TcpListener>) -> std:
             srv.request_shutdown();
         });
         loop {
-            let n = server.shutdown.notified();
-            if server.shutting_down.load(Relaxed) {
+            let n = server.process.shutdown.notified();
+            if server.process.shutting_down.load(Relaxed) {
                 break;
             }
             n.await;
@@ -324,7 +324,7 @@ const REPLY_BUF: usize = 16 * 1024;
 
 async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    let stats = server.stats.local();
+    let stats = server.metrics.stats.local();
     let now = crate::clock::now_ms();
     let id = server.next_client_id();
     let laddr = stream

@@ -20,6 +20,8 @@ const RETRY_DELAY_MS: u64 = 5000;
 
 /// RDB save bookkeeping (INFO persistence, LASTSAVE).
 pub struct RdbState {
+    /// The sum of the per-thread `dirty` counters at the last successful save.
+    pub dirty_at_save: AtomicU64,
     /// Unix ms of the last successful save (or of start-up).
     pub last_save_ms: AtomicU64,
     /// Unix ms of the last save attempt (for the retry delay).
@@ -46,6 +48,7 @@ pub struct RdbState {
 impl RdbState {
     pub fn new(now_ms: u64) -> Self {
         Self {
+            dirty_at_save: AtomicU64::new(0),
             last_save_ms: AtomicU64::new(now_ms),
             last_try_ms: AtomicU64::new(0),
             last_ok: AtomicBool::new(true),
@@ -71,7 +74,7 @@ pub fn rdb_path(server: &Server) -> PathBuf {
 /// Takes a snapshot point for a save: the dirty counter at that point becomes the
 /// "changes since last save" baseline once the save succeeds.
 fn begin(server: &Arc<Server>, locks: &mut LockSet) -> Result<(Snapshot, u64), Busy> {
-    Snapshot::begin_in(server, locks, |s| s.stats.sum(|t| &t.dirty))
+    Snapshot::begin_in(server, locks, |s| s.metrics.stats.sum(|t| &t.dirty))
 }
 
 /// SAVE: writes the snapshot in the calling thread (the client waits; others keep being
@@ -127,7 +130,7 @@ fn finish(server: &Server, ok: bool, dirty: u64, bg_started: Option<u64>) {
     if ok {
         st.last_save_ms.store(now, Relaxed);
         st.saves.fetch_add(1, Relaxed);
-        server.dirty_at_save.store(dirty, Relaxed);
+        server.rdb_state.dirty_at_save.store(dirty, Relaxed);
     }
     if let Some(started) = bg_started {
         st.last_bgsave_secs

@@ -13,29 +13,27 @@ use crate::config::Config;
 pub use crate::registry::{ClientHandle, ClientInfo};
 use crate::storage::Keyspace;
 
-/// Everything shared across threads.
+/// Everything shared across threads: the configuration, the keyspace and the command
+/// table, then one field per subsystem, each owning its state.
 pub struct Server {
     pub config: RwLock<Config>,
-    pub keyspace: Keyspace,
-    pub commands: CommandTable,
-    pub stats: Stats,
-    pub clients: crate::registry::Registry,
-    next_client_id: AtomicU64,
-    pub started: Instant,
-    pub run_id: String,
-    /// The port actually bound (differs from config when `port 0`).
-    pub port: AtomicU16,
     /// Mirrors of config values read on hot paths.
     pub hot: HotConfig,
-    /// The sum of the per-thread `dirty` counters at the last successful save.
-    pub dirty_at_save: AtomicU64,
-    /// Set by SHUTDOWN or a signal; the listener exits and workers stop.
-    pub shutdown: tokio::sync::Notify,
-    pub shutting_down: AtomicBool,
+    pub keyspace: Keyspace,
+    pub commands: CommandTable,
+    /// The process: identity, start time, bound port, threads, shutdown.
+    pub process: Process,
+    /// Counters and samples INFO reports.
+    pub metrics: Metrics,
+    /// Every connection's shared handle (see `registry`).
+    pub clients: crate::registry::Registry,
+    next_client_id: AtomicU64,
+    /// Blocked clients by waiter id (see `command::blocking`).
+    pub blocked: crate::command::blocking::Registry,
+    /// Number of WATCH registrations alive: when 0, writes skip the watch bookkeeping.
+    pub watching: std::sync::atomic::AtomicUsize,
     /// DEBUG SET-ACTIVE-EXPIRE.
     pub active_expire: AtomicBool,
-    /// Number of worker threads serving connections.
-    pub threads: usize,
     /// Pub/Sub subscriptions.
     pub pubsub: crate::pubsub::PubSub,
     /// Every change to the dataset, for the AOF and replicas (see `feed`).
@@ -51,19 +49,32 @@ pub struct Server {
     /// This server's own `Arc` (set by [`Server::new_shared`]), for work that outlives a
     /// command (a background save).
     me: std::sync::OnceLock<std::sync::Weak<Server>>,
-    /// Blocked clients by waiter id (see `command::blocking`).
-    pub waiters: Mutex<std::collections::HashMap<u64, Arc<crate::command::blocking::Waiter>>>,
-    pub next_waiter_id: AtomicU64,
-    /// Number of WATCH registrations alive: when 0, writes skip the watch bookkeeping.
-    pub watching: std::sync::atomic::AtomicUsize,
-    /// Instantaneous ops/sec samples, computed by the cron.
-    pub inst: Mutex<InstMetrics>,
-    /// Unix ms when the server started (LASTSAVE and `rdb_last_save_time` until there is
-    /// persistence).
+}
+
+/// The process: who it is, since when, where it listens, and its shutdown signal.
+pub struct Process {
+    pub run_id: String,
+    pub started: Instant,
+    /// Unix ms when the server started.
     pub started_ms: u64,
+    /// The port actually bound (differs from config when `port 0`).
+    pub port: AtomicU16,
+    /// Number of worker threads serving connections.
+    pub threads: usize,
     /// Absolute path of the config file the server was started with (CONFIG REWRITE,
     /// INFO `config_file`); unset without one.
     pub config_file: std::sync::OnceLock<std::path::PathBuf>,
+    /// Set by SHUTDOWN or a signal; the listener exits and workers stop.
+    pub shutdown: tokio::sync::Notify,
+    pub shutting_down: AtomicBool,
+}
+
+/// What INFO's stats and memory sections report.
+pub struct Metrics {
+    /// Per-thread counters.
+    pub stats: Stats,
+    /// Instantaneous ops/sec samples, computed by the cron.
+    pub inst: Mutex<InstMetrics>,
     /// Highest `used_memory` seen (INFO `used_memory_peak`).
     pub mem_peak: AtomicU64,
     /// `used_memory` right after start (INFO `used_memory_startup`).
@@ -129,18 +140,28 @@ impl Server {
         let s = Self {
             keyspace: Keyspace::new(databases),
             commands: CommandTable::build(),
-            stats: Stats::new(threads + 2),
+            process: Process {
+                run_id: random_hex(40),
+                started: crate::clock::instant(),
+                started_ms: crate::clock::now_ms(),
+                port: AtomicU16::new(0),
+                threads,
+                config_file: std::sync::OnceLock::new(),
+                shutdown: tokio::sync::Notify::new(),
+                shutting_down: AtomicBool::new(false),
+            },
+            metrics: Metrics {
+                stats: Stats::new(threads + 2),
+                inst: Mutex::new(InstMetrics::default()),
+                mem_peak: AtomicU64::new(0),
+                mem_startup: AtomicU64::new(0),
+            },
             clients: Default::default(),
             next_client_id: AtomicU64::new(1),
-            started: crate::clock::instant(),
-            run_id: random_hex(40),
-            port: AtomicU16::new(0),
-            hot: HotConfig::default(),
-            dirty_at_save: AtomicU64::new(0),
-            shutdown: tokio::sync::Notify::new(),
-            shutting_down: AtomicBool::new(false),
+            blocked: crate::command::blocking::Registry::new(),
+            watching: std::sync::atomic::AtomicUsize::new(0),
             active_expire: AtomicBool::new(true),
-            threads,
+            hot: HotConfig::default(),
             pubsub: crate::pubsub::PubSub::new(),
             feed: crate::feed::Feed::new(),
             repl: crate::repl::Repl::new(),
@@ -148,18 +169,10 @@ impl Server {
             aof: crate::aof::Aof::new(),
             rdb_state: crate::persist::RdbState::new(crate::clock::now_ms()),
             me: std::sync::OnceLock::new(),
-            waiters: Mutex::new(std::collections::HashMap::new()),
-            watching: std::sync::atomic::AtomicUsize::new(0),
-            next_waiter_id: AtomicU64::new(1),
-            inst: Mutex::new(InstMetrics::default()),
             config: RwLock::new(config),
-            started_ms: crate::clock::now_ms(),
-            config_file: std::sync::OnceLock::new(),
-            mem_peak: AtomicU64::new(0),
-            mem_startup: AtomicU64::new(0),
         };
         s.refresh_hot_config();
-        s.mem_startup.store(s.used_memory(), Relaxed);
+        s.metrics.mem_startup.store(s.used_memory(), Relaxed);
         s
     }
 
@@ -184,7 +197,7 @@ impl Server {
         // jemalloc caches its statistics until the epoch advances.
         let _ = tikv_jemalloc_ctl::epoch::advance();
         let used = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
-        self.mem_peak.fetch_max(used, Relaxed);
+        self.metrics.mem_peak.fetch_max(used, Relaxed);
         used
     }
 
@@ -232,19 +245,20 @@ impl Server {
 
     /// Starts a shutdown: the listener stops and every worker ends its connections.
     pub fn request_shutdown(&self) {
-        self.shutting_down.store(true, Relaxed);
-        self.shutdown.notify_waiters();
+        self.process.shutting_down.store(true, Relaxed);
+        self.process.shutdown.notify_waiters();
     }
 
     /// Changes since the last successful save (INFO rdb_changes_since_last_save).
     pub fn changes_since_save(&self) -> u64 {
-        self.stats
+        self.metrics
+            .stats
             .sum(|s| &s.dirty)
-            .saturating_sub(self.dirty_at_save.load(Relaxed))
+            .saturating_sub(self.rdb_state.dirty_at_save.load(Relaxed))
     }
 
     pub fn uptime_secs(&self) -> u64 {
-        self.started.elapsed().as_secs()
+        self.process.started.elapsed().as_secs()
     }
 }
 
@@ -466,11 +480,13 @@ impl Server {
                 );
             }
         }
-        self.stats
+        self.metrics
+            .stats
             .local()
             .expired_keys
             .fetch_add(keys.len() as u64, Relaxed);
-        self.stats
+        self.metrics
+            .stats
             .local()
             .dirty
             .fetch_add(keys.len() as u64, Relaxed);
@@ -534,7 +550,7 @@ impl crate::crash::Reporter for Server {
         let _ = writeln!(
             out,
             "total_commands_processed:{}",
-            self.stats.sum(|t| &t.commands)
+            self.metrics.stats.sum(|t| &t.commands)
         );
         let _ = writeln!(
             out,

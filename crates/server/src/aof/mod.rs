@@ -385,7 +385,7 @@ pub fn startup(server: &Arc<Server>) -> Result<bool, String> {
     }
     // What the replayed commands counted is not the server's activity (Redis does not
     // count them either); the changes themselves stay counted as unsaved.
-    server.stats.reset();
+    server.metrics.stats.reset();
 
     std::fs::create_dir_all(&dir).map_err(|e| {
         format!(

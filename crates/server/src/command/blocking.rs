@@ -44,6 +44,27 @@ pub enum WaitState {
     Unblocked(Vec<u8>),
 }
 
+/// Every blocked client by waiter id, and the ids to hand out.
+pub struct Registry {
+    pub by_id: Mutex<std::collections::HashMap<u64, Arc<Waiter>>>,
+    pub next_id: std::sync::atomic::AtomicU64,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self {
+            by_id: Mutex::new(std::collections::HashMap::new()),
+            next_id: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A blocked client.
 pub struct Waiter {
     pub id: u64,
@@ -132,7 +153,7 @@ impl Ctx<'_> {
             Mode::Direct => {}
         }
         let server = self.server;
-        let id = server.next_waiter_id.fetch_add(1, Relaxed);
+        let id = server.blocked.next_id.fetch_add(1, Relaxed);
         let db = self.client.db;
         let waiter = Arc::new(Waiter {
             id,
@@ -150,7 +171,7 @@ impl Ctx<'_> {
             let (sh, _) = self.shard(key)?;
             sh.add_waiter(key, id);
         }
-        server.waiters.lock().insert(id, waiter.clone());
+        server.blocked.by_id.lock().insert(id, waiter.clone());
         // CLIENT LIST shows a blocked client with `flags=b` until its block is over.
         super::client::set_flag(&mut self.client.handle.info.lock().flags, 'b', true);
         self.client.blocked = Some(Blocked {
@@ -191,7 +212,7 @@ fn serve_key(cx: &mut Ctx, db: usize, key: &[u8]) {
         let Some(wid) = sh.first_waiter(key) else {
             return;
         };
-        let waiter = server.waiters.lock().get(&wid).cloned();
+        let waiter = server.blocked.by_id.lock().get(&wid).cloned();
         let Some(w) = waiter.filter(|w| *w.state.lock() == WaitState::Waiting) else {
             // Stale registration (served elsewhere, timed out, gone): drop it.
             if let Ok((sh, _)) = cx.shard_in(db, key) {
@@ -272,7 +293,7 @@ pub fn unregister(server: &Server, w: &Waiter) {
         let id = shard_id(w.db, shard_of(server.keyspace.hash(key)));
         LockSet::new(&server.keyspace).with(id, |sh| sh.remove_waiter(key, w.id));
     }
-    server.waiters.lock().remove(&w.id);
+    server.blocked.by_id.lock().remove(&w.id);
     super::client::set_flag(&mut w.handle.info.lock().flags, 'b', false);
 }
 

@@ -177,7 +177,8 @@ fn unblock(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     };
     let waiter = cx
         .server
-        .waiters
+        .blocked
+        .by_id
         .lock()
         .values()
         .find(|w| w.handle.id as i64 == id)

@@ -365,7 +365,7 @@ fn scan(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             let matched = pattern.is_none_or(|p| glob_match(p, e.key(), false));
             // Redis checks the type of a matching key with a read lookup: a keyspace hit.
             if matched && type_name.is_some() {
-                server.stats.lookup(true);
+                server.metrics.stats.lookup(true);
             }
             let type_ok =
                 type_name.is_none_or(|t| t.eq_ignore_ascii_case(e.type_name().as_bytes()));
@@ -379,7 +379,7 @@ fn scan(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             for i in expired_before..sh.expired.len() {
                 if pattern.is_none_or(|p| glob_match(p, &sh.expired[i], false)) {
                     tell_expired_to(server, sh, i + 1);
-                    server.stats.lookup(false);
+                    server.metrics.stats.lookup(false);
                     key_miss(server, db, &sh.expired[i]);
                 }
             }

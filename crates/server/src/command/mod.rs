@@ -640,7 +640,7 @@ impl<'a> Ctx<'a> {
     /// Counts a keyspace hit or miss (INFO keyspace_hits / keyspace_misses).
     #[inline]
     pub fn hit(&self, hit: bool) {
-        self.server.stats.lookup(hit);
+        self.server.metrics.stats.lookup(hit);
     }
 
     /// Raises a keyspace notification (`class` from `crate::notify`, Redis's event name)
@@ -805,7 +805,12 @@ impl<'a> Ctx<'a> {
         if n == 0 {
             return;
         }
-        self.server.stats.local().dirty.fetch_add(n, Relaxed);
+        self.server
+            .metrics
+            .stats
+            .local()
+            .dirty
+            .fetch_add(n, Relaxed);
         if spec.flags & flags::WRITE == 0 || self.server.watching.load(Relaxed) == 0 {
             return;
         }
@@ -1005,7 +1010,7 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     cx.mark = end;
     let usec = end.saturating_duration_since(start).as_micros() as u64;
 
-    let stats = &server.stats;
+    let stats = &server.metrics.stats;
     stats.local().commands.fetch_add(1, Relaxed);
     let cs = stats.cmd(cmd.id);
     cs.calls.fetch_add(1, Relaxed);
@@ -1045,26 +1050,26 @@ pub(super) fn lookup_read<'s>(
 ) -> Option<&'s mut crate::storage::Entry> {
     if server.hot.notify.load(Relaxed) & crate::notify::KEY_MISS == 0 {
         let e = lookup(sh, h, key, now, lru);
-        server.stats.lookup(e.is_some());
+        server.metrics.stats.lookup(e.is_some());
         return e;
     }
     // With `keymiss` events on, a miss must reach the shard again (to raise the `expired`
     // event of a key this lookup expired first), which a borrow returned on a hit forbids:
     // look a hit up twice instead.
     if lookup(sh, h, key, now, lru).is_none() {
-        server.stats.lookup(false);
+        server.metrics.stats.lookup(false);
         tell_expired(server, sh);
         key_miss(server, sh.db, key);
         return None;
     }
-    server.stats.lookup(true);
+    server.metrics.stats.lookup(true);
     sh.get(h, key, now)
 }
 
 /// Counts a read lookup made without [`lookup_read`] (EXISTS, TYPE and the TTL family leave
 /// the LRU clock alone) and, on a miss, raises `keymiss` as [`lookup_read`] does.
 pub(super) fn count_read(server: &Server, sh: &mut Shard, key: &[u8], found: bool) {
-    server.stats.lookup(found);
+    server.metrics.stats.lookup(found);
     if !found && server.hot.notify.load(Relaxed) & crate::notify::KEY_MISS != 0 {
         tell_expired(server, sh);
         key_miss(server, sh.db, key);
@@ -1130,7 +1135,7 @@ fn reject(cx: &mut Ctx, id: Option<usize>, e: &CommandError) {
     } else {
         cx.out.error(e.text());
     }
-    let stats = &cx.server.stats;
+    let stats = &cx.server.metrics.stats;
     if let Some(id) = id {
         stats.cmd(id).rejected.fetch_add(1, Relaxed);
     }

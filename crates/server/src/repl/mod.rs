@@ -625,7 +625,7 @@ async fn cron(server: Arc<Server>) {
     let mut last_ping = crate::clock::instant();
     loop {
         tokio::time::sleep(CRON_PERIOD).await;
-        if server.shutting_down.load(Relaxed) {
+        if server.process.shutting_down.load(Relaxed) {
             return;
         }
         let (period, backlog, timeout, limits) = {

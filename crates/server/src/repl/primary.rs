@@ -79,6 +79,7 @@ async fn wait(
             let mut out = Vec::with_capacity(16);
             kiln_resp::encode::integer(&mut out, n as i64);
             server
+                .metrics
                 .stats
                 .local()
                 .net_output
@@ -100,7 +101,7 @@ async fn wait(
             r = stream.read_buf(rbuf) => match r {
                 Ok(0) | Err(_) => return false,
                 Ok(n) => {
-                    server.stats.local().net_input.fetch_add(n as u64, Relaxed);
+                    server.metrics.stats.local().net_input.fetch_add(n as u64, Relaxed);
                 }
             },
             _ = handle.kill.notified() => return false,

@@ -97,7 +97,7 @@ fn run(server: Arc<Server>, host: String, port: u16, gen: u64) {
 
 /// Whether generation `gen` is still the one to run.
 fn live(server: &Server, gen: u64) -> bool {
-    server.repl.current(gen) && !server.shutting_down.load(Relaxed)
+    server.repl.current(gen) && !server.process.shutting_down.load(Relaxed)
 }
 
 /// A blocking connection with a read buffer, polling so role changes are noticed.
@@ -220,7 +220,7 @@ struct Params {
 fn params(server: &Server) -> Params {
     let c = server.config.read();
     let announce_port = match c.get_u64("replica-announce-port") {
-        0 => server.port.load(Relaxed),
+        0 => server.process.port.load(Relaxed),
         p => p as u16,
     };
     Params {

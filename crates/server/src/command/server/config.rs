@@ -182,10 +182,10 @@ fn set_value(cfg: &mut Config, p: &Param, value: &str) -> Result<(), String> {
 /// `CONFIG RESETSTAT`: zeroes INFO's counters. O(commands).
 fn config_resetstat(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     let server = cx.server;
-    server.stats.reset();
-    *server.inst.lock() = InstMetrics::default();
+    server.metrics.stats.reset();
+    *server.metrics.inst.lock() = InstMetrics::default();
     LAZYFREED.store(0, Relaxed);
-    server.mem_peak.store(server.used_memory(), Relaxed);
+    server.metrics.mem_peak.store(server.used_memory(), Relaxed);
     cx.out.ok();
     Ok(())
 }
@@ -193,7 +193,7 @@ fn config_resetstat(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
 /// `CONFIG REWRITE`: writes the configuration in force back to the config file the server
 /// was started with, keeping its comments and layout. O(parameters).
 fn config_rewrite(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
-    let Some(path) = cx.server.config_file.get() else {
+    let Some(path) = cx.server.process.config_file.get() else {
         return Err(E(NO_CONFIG_FILE));
     };
     let cfg = cx.server.config.read().clone();

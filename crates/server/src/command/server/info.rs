@@ -125,7 +125,7 @@ fn info_server(cx: &mut Ctx, s: &mut String) {
     let server = cx.server;
     let (hz, port) = {
         let c = server.config.read();
-        (c.get_u64("hz"), server.port.load(Relaxed))
+        (c.get_u64("hz"), server.process.port.load(Relaxed))
     };
     let uptime = server.uptime_secs();
     field!(s, "redis_version", "{}", crate::server::REDIS_VERSION);
@@ -152,7 +152,7 @@ fn info_server(cx: &mut Ctx, s: &mut String) {
     field!(s, "gcc_version", "0.0.0");
     field!(s, "process_id", "{}", std::process::id());
     field!(s, "process_supervised", "no");
-    field!(s, "run_id", "{}", server.run_id);
+    field!(s, "run_id", "{}", server.process.run_id);
     field!(s, "tcp_port", "{port}");
     field!(s, "server_time_usec", "{}", crate::clock::now_us());
     field!(s, "uptime_in_seconds", "{uptime}");
@@ -165,6 +165,7 @@ fn info_server(cx: &mut Ctx, s: &mut String) {
         .unwrap_or_default();
     field!(s, "executable", "{exe}");
     let conf = server
+        .process
         .config_file
         .get()
         .map(|p| p.display().to_string())
@@ -212,7 +213,7 @@ fn info_clients(cx: &mut Ctx, s: &mut String) {
     field!(s, "maxclients", "{}", server.hot.maxclients.load(Relaxed));
     field!(s, "client_recent_max_input_buffer", "{}", c.max_query);
     field!(s, "client_recent_max_output_buffer", "{}", c.max_output);
-    let blocked = server.waiters.lock().len();
+    let blocked = server.blocked.by_id.lock().len();
     field!(s, "blocked_clients", "{}", blocked);
     field!(s, "tracking_clients", "0");
     field!(s, "clients_in_timeout_table", "{}", blocked);
@@ -273,8 +274,8 @@ fn total_system_memory() -> u64 {
 fn info_memory(cx: &mut Ctx, s: &mut String) {
     let server = cx.server;
     let used = server.used_memory();
-    let peak = server.mem_peak.load(Relaxed).max(used);
-    let startup = server.mem_startup.load(Relaxed);
+    let peak = server.metrics.mem_peak.load(Relaxed).max(used);
+    let startup = server.metrics.mem_startup.load(Relaxed);
     let active = tikv_jemalloc_ctl::stats::active::read().unwrap_or(0) as u64;
     let resident = tikv_jemalloc_ctl::stats::resident::read().unwrap_or(0) as u64;
     let rss = sys::rss_bytes();
@@ -446,9 +447,9 @@ fn info_persistence(cx: &mut Ctx, s: &mut String) {
 
 fn info_stats(cx: &mut Ctx, s: &mut String) {
     let server = cx.server;
-    let st = &server.stats;
+    let st = &server.metrics.stats;
     let (ops, in_kbps, out_kbps) = {
-        let m = server.inst.lock();
+        let m = server.metrics.inst.lock();
         (m.ops_per_sec, m.in_kbps, m.out_kbps)
     };
     field!(
@@ -557,7 +558,7 @@ fn info_cpu(_cx: &mut Ctx, s: &mut String) {
 fn info_commandstats(cx: &mut Ctx, s: &mut String) {
     let server = cx.server;
     for (id, name) in server.commands.names.iter().enumerate() {
-        let (calls, usec, rejected, failed) = server.stats.cmd_totals(id);
+        let (calls, usec, rejected, failed) = server.metrics.stats.cmd_totals(id);
         if calls == 0 && rejected == 0 && failed == 0 {
             continue;
         }
@@ -570,7 +571,7 @@ fn info_commandstats(cx: &mut Ctx, s: &mut String) {
 }
 
 fn info_errorstats(cx: &mut Ctx, s: &mut String) {
-    for (code, n) in cx.server.stats.errors.lock().iter() {
+    for (code, n) in cx.server.metrics.stats.errors.lock().iter() {
         let _ = write!(s, "errorstat_{code}:count={n}\r\n");
     }
 }
