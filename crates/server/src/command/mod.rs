@@ -7,7 +7,9 @@
 //! The dispatcher does everything a handler must not repeat: lookup, arity, authentication,
 //! locking the shards of the command's keys (from its key spec) in a global order, timing and
 //! stats, and turning an `Err` into the error reply. The table also generates `COMMAND`,
-//! `COMMAND INFO`, `COMMAND DOCS`, `COMMAND COUNT` and `COMMAND GETKEYS`.
+//! `COMMAND INFO`, `COMMAND DOCS`, `COMMAND COUNT` and `COMMAND GETKEYS`: [`meta`] joins
+//! Redis's generated metadata (ACL categories, tips, key specs) into each [`Cmd`] when the
+//! table is built.
 
 mod aof;
 pub mod args;
