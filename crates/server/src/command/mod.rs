@@ -7,7 +7,7 @@
 //! The dispatcher does everything a handler must not repeat: lookup, arity, authentication,
 //! locking the shards of the command's keys (from its key spec) in a global order, timing and
 //! stats, and turning an `Err` into the error reply. The table also generates `COMMAND`,
-//! `COMMAND INFO`, `COMMAND DOCS`, `COMMAND COUNT` and `COMMAND GETKEYS`: [`meta`] joins
+//! `COMMAND INFO`, `COMMAND DOCS`, `COMMAND COUNT` and `COMMAND GETKEYS`: `meta` joins
 //! Redis's generated metadata (ACL categories, tips, key specs) into each [`Cmd`] when the
 //! table is built.
 
@@ -235,7 +235,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
 /// A looked-up command: its spec, the metadata joined to it, and its stats id.
 pub struct Cmd {
     pub spec: &'static CommandSpec,
-    /// ACL categories, tips and key specs with access flags (see [`meta`]).
+    /// ACL categories, tips and key specs with access flags (see `command/meta.rs`).
     pub meta: meta::Meta,
     pub id: usize,
     /// For container commands: subcommands by lowercase name.
