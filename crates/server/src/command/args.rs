@@ -1,77 +1,40 @@
-//! Parsing a command's arguments: typed reads with Redis's error texts, and option words.
+//! The argument parsers handlers share, each with Redis's error text: integers, floats and
+//! the SCAN family's cursor and options. Handlers index their arguments (`args[i]`; the dispatcher has
+//! checked the arity) and parse them with these.
 
-use crate::error::{CommandError, E, NOT_FLOAT, NOT_INTEGER, SYNTAX};
+use crate::error::{CommandError, E, INVALID_CURSOR, NOT_FLOAT, NOT_INTEGER, SYNTAX};
 use crate::util::{parse_f64, parse_i64};
 
-/// A cursor over a command's arguments (after the name).
-pub struct Args<'a, 'b> {
-    args: &'b [&'a [u8]],
-    pos: usize,
-}
-
-impl<'a, 'b> Args<'a, 'b> {
-    /// Starts after `skip` arguments (1 skips the command name).
-    pub fn new(args: &'b [&'a [u8]], skip: usize) -> Self {
-        Self { args, pos: skip }
+/// Parses a SCAN cursor as Redis does with `strtoul`: optional sign (a minus wraps around),
+/// decimal digits, nothing after them (bytes after a NUL are ignored, C-string style), no
+/// leading space; an empty cursor is 0.
+pub fn parse_cursor(a: &[u8]) -> Result<u64, CommandError> {
+    let a = a.split(|&c| c == 0).next().unwrap_or_default();
+    let Some(&first) = a.first() else {
+        return Ok(0);
+    };
+    if matches!(first, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+        return Err(E(INVALID_CURSOR));
     }
-
-    pub fn remaining(&self) -> usize {
-        self.args.len().saturating_sub(self.pos)
+    let (neg, digits) = match first {
+        b'-' => (true, &a[1..]),
+        b'+' => (false, &a[1..]),
+        _ => (false, a),
+    };
+    if digits.is_empty() {
+        return Err(E(INVALID_CURSOR));
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.remaining() == 0
-    }
-
-    /// The next argument, or a syntax error.
-    #[allow(clippy::should_implement_trait)] // fallible, so not an Iterator
-    pub fn next(&mut self) -> Result<&'a [u8], CommandError> {
-        let a = self.args.get(self.pos).ok_or(E(SYNTAX))?;
-        self.pos += 1;
-        Ok(a)
-    }
-
-    /// Peeks at the next argument.
-    pub fn peek(&self) -> Option<&'a [u8]> {
-        self.args.get(self.pos).copied()
-    }
-
-    /// The next argument as an i64 (`ERR value is not an integer or out of range`).
-    pub fn next_i64(&mut self) -> Result<i64, CommandError> {
-        int(self.next()?)
-    }
-
-    /// The next argument as a float (`ERR value is not a valid float`).
-    pub fn next_f64(&mut self) -> Result<f64, CommandError> {
-        float(self.next()?)
-    }
-
-    /// Consumes the next argument if it equals `word` (case-insensitive).
-    pub fn eat(&mut self, word: &str) -> bool {
-        if self
-            .peek()
-            .is_some_and(|a| a.eq_ignore_ascii_case(word.as_bytes()))
-        {
-            self.pos += 1;
-            true
-        } else {
-            false
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return Err(E(INVALID_CURSOR));
         }
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(c - b'0')))
+            .ok_or(E(INVALID_CURSOR))?;
     }
-
-    /// The next argument, uppercased, for matching option words.
-    pub fn next_upper(&mut self) -> Result<Vec<u8>, CommandError> {
-        Ok(self.next()?.to_ascii_uppercase())
-    }
-
-    /// Errors unless every argument was consumed.
-    pub fn finish(&self) -> Result<(), CommandError> {
-        if self.is_empty() {
-            Ok(())
-        } else {
-            Err(E(SYNTAX))
-        }
-    }
+    Ok(if neg { v.wrapping_neg() } else { v })
 }
 
 /// The options of SCAN, HSCAN, SSCAN and ZSCAN: `[MATCH pattern] [COUNT count]`, plus
@@ -124,4 +87,31 @@ pub fn int(a: &[u8]) -> Result<i64, CommandError> {
 /// Parses a float argument with Redis's error.
 pub fn float(a: &[u8]) -> Result<f64, CommandError> {
     parse_f64(a).ok_or(E(NOT_FLOAT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_parse_like_strtoul() {
+        assert_eq!(parse_cursor(b"0"), Ok(0));
+        assert_eq!(parse_cursor(b""), Ok(0));
+        assert_eq!(parse_cursor(b"007"), Ok(7));
+        assert_eq!(parse_cursor(b"+5"), Ok(5));
+        assert_eq!(parse_cursor(b"-1"), Ok(u64::MAX));
+        assert_eq!(parse_cursor(b"18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(parse_cursor(b"12\0junk"), Ok(12));
+        for bad in [
+            &b"18446744073709551616"[..],
+            b" 5",
+            b"5 ",
+            b"-",
+            b"+",
+            b"0x10",
+            b"abc",
+        ] {
+            assert_eq!(parse_cursor(bad), Err(E(INVALID_CURSOR)), "{bad:?}");
+        }
+    }
 }

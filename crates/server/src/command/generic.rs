@@ -12,13 +12,13 @@
 //! write lookups do not; EXISTS, TYPE, TTL and OBJECT leave the LRU clock alone, the others
 //! record an access.
 
-use super::args::int;
+use super::args::{int, parse_cursor};
 use super::flags::*;
 use super::server::{free_lazily, LAZYFREE_THRESHOLD};
 use super::{count_read, key_miss, lookup_read, tell_expired_to, CommandSpec, Ctx, Keys};
 use crate::error::{
     CmdResult, CommandError, DB_INDEX, E, EXPIRE_GT_AND_LT, EXPIRE_NX_AND_OTHERS, INT_RANGE,
-    INVALID_CURSOR, LFU_NOT_SELECTED, LFU_SELECTED, NO_SUCH_KEY, SAME_OBJECT, SYNTAX,
+    LFU_NOT_SELECTED, LFU_SELECTED, NO_SUCH_KEY, SAME_OBJECT, SYNTAX,
 };
 use crate::notify::GENERIC;
 use crate::reply::Out;
@@ -303,38 +303,6 @@ fn keys(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     cx.out.array(n);
     cx.out.raw(&body);
     Ok(())
-}
-
-/// Parses a SCAN cursor as Redis does with `strtoul`: optional sign (a minus wraps around),
-/// decimal digits, nothing after them (bytes after a NUL are ignored, C-string style), no
-/// leading space; an empty cursor is 0.
-pub(super) fn parse_cursor(a: &[u8]) -> Result<u64, CommandError> {
-    let a = a.split(|&c| c == 0).next().unwrap_or_default();
-    let Some(&first) = a.first() else {
-        return Ok(0);
-    };
-    if matches!(first, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
-        return Err(E(INVALID_CURSOR));
-    }
-    let (neg, digits) = match first {
-        b'-' => (true, &a[1..]),
-        b'+' => (false, &a[1..]),
-        _ => (false, a),
-    };
-    if digits.is_empty() {
-        return Err(E(INVALID_CURSOR));
-    }
-    let mut v: u64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return Err(E(INVALID_CURSOR));
-        }
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u64::from(c - b'0')))
-            .ok_or(E(INVALID_CURSOR))?;
-    }
-    Ok(if neg { v.wrapping_neg() } else { v })
 }
 
 /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`: about COUNT keys (default 10)
@@ -1001,28 +969,6 @@ fn object_help(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cursors_parse_like_strtoul() {
-        assert_eq!(parse_cursor(b"0"), Ok(0));
-        assert_eq!(parse_cursor(b""), Ok(0));
-        assert_eq!(parse_cursor(b"007"), Ok(7));
-        assert_eq!(parse_cursor(b"+5"), Ok(5));
-        assert_eq!(parse_cursor(b"-1"), Ok(u64::MAX));
-        assert_eq!(parse_cursor(b"18446744073709551615"), Ok(u64::MAX));
-        assert_eq!(parse_cursor(b"12\0junk"), Ok(12));
-        for bad in [
-            &b"18446744073709551616"[..],
-            b" 5",
-            b"5 ",
-            b"-",
-            b"+",
-            b"0x10",
-            b"abc",
-        ] {
-            assert_eq!(parse_cursor(bad), Err(E(INVALID_CURSOR)), "{bad:?}");
-        }
-    }
 
     #[test]
     fn expire_options_are_checked_like_redis() {

@@ -14,9 +14,8 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use rand::Rng;
 
-use super::args::int;
+use super::args::{int, parse_cursor};
 use super::flags::*;
-use super::generic::parse_cursor;
 use super::{CommandSpec, Ctx, Keys};
 use crate::error::{
     CmdResult, CommandError, E, HASH_NOT_FLOAT, HASH_NOT_INTEGER, INCR_NAN_OR_INF, LONG_RANGE,

@@ -7,7 +7,9 @@
 //! The dispatcher does everything a handler must not repeat: lookup, arity, authentication,
 //! locking the shards of the command's keys (from its key spec) in a global order, timing and
 //! stats, and turning an `Err` into the error reply. The table also generates `COMMAND`,
-//! `COMMAND INFO`, `COMMAND DOCS`, `COMMAND COUNT` and `COMMAND GETKEYS`.
+//! `COMMAND INFO`, `COMMAND DOCS`, `COMMAND COUNT` and `COMMAND GETKEYS`: `meta` joins
+//! Redis's generated metadata (ACL categories, tips, key specs) into each [`Cmd`] when the
+//! table is built.
 
 mod aof;
 pub mod args;
@@ -19,6 +21,7 @@ mod generic;
 mod hash;
 mod introspection;
 mod list;
+mod meta;
 pub mod pubsub;
 mod replication;
 mod server;
@@ -41,8 +44,6 @@ use crate::reply::Out;
 use crate::server::Server;
 use crate::storage::keyspace::shard_of;
 use crate::storage::{shard_id, LockSet, Shard, SHARDS};
-
-pub use args::Args;
 
 /// A command handler. `args[0]` is the command name as the client sent it.
 pub type Handler = fn(&mut Ctx, &[&[u8]]) -> CmdResult;
@@ -231,9 +232,11 @@ const FAMILIES: &[&[CommandSpec]] = &[
     replication::COMMANDS,
 ];
 
-/// A looked-up command: its spec and its stats id.
+/// A looked-up command: its spec, the metadata joined to it, and its stats id.
 pub struct Cmd {
     pub spec: &'static CommandSpec,
+    /// ACL categories, tips and key specs with access flags (see `command/meta.rs`).
+    pub meta: meta::Meta,
     pub id: usize,
     /// For container commands: subcommands by lowercase name.
     pub subs: HashMap<Vec<u8>, Cmd>,
@@ -265,6 +268,7 @@ impl CommandTable {
                         sub.name.as_bytes().to_vec(),
                         Cmd {
                             spec: sub,
+                            meta: meta::Meta::join(sub, &fullname),
                             id: sid,
                             subs: HashMap::new(),
                             fullname,
@@ -275,6 +279,7 @@ impl CommandTable {
                     spec.name.as_bytes().to_vec(),
                     Cmd {
                         spec,
+                        meta: meta::Meta::join(spec, spec.name),
                         id,
                         subs,
                         fullname: spec.name.to_string(),
@@ -800,7 +805,8 @@ impl<'a> Ctx<'a> {
 
     /// After a write command changed something: count it, and mark the transactions that
     /// watch its keys dirty (Redis's signalModifiedKey).
-    fn after_write(&mut self, spec: &CommandSpec, args: &[&[u8]]) {
+    fn after_write(&mut self, cmd: &Cmd, args: &[&[u8]]) {
+        let spec = cmd.spec;
         let n = self.cmd_dirty.replace(0);
         if n == 0 {
             return;
@@ -817,7 +823,7 @@ impl<'a> Ctx<'a> {
         let db = self.client.db;
         // Only the keys the command writes (not a STORE command's sources), per its key
         // specs; every key when the specs cannot tell.
-        let written = introspection::written_positions(&self.server.commands, args);
+        let written = cmd.written_positions(args);
         let is_written = |i: usize| written.as_ref().is_none_or(|w| w.contains(&i));
         let mut keys: SmallVec<[(usize, &[u8]); 4]> = SmallVec::new();
         match spec.keys {
@@ -993,7 +999,7 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
         // WAIT waits for the offset right after the client's last write.
         cx.client.repl.woff = server.feed.repl_offset();
     }
-    cx.after_write(spec, args);
+    cx.after_write(cmd, args);
     if !cx.in_exec() {
         if cx.locks.iter_mut().any(|(_, g)| g.has_ready()) {
             blocking::serve_ready(cx);

@@ -4,11 +4,12 @@
 //! into a replica link, WAIT waits for acknowledgements) that the connection task carries
 //! out once the batch's replies are written.
 
+use super::args::int;
 use super::flags::*;
 use super::{CommandSpec, Ctx, Keys};
 use crate::error::{
-    CmdResult, CommandError, CLIENT_IS_REPLICA, E, INVALID_MASTER_PORT, NOMASTERLINK, NOT_INTEGER,
-    SYNTAX, TIMEOUT_NEGATIVE, TIMEOUT_NOT_INTEGER, WAIT_ON_REPLICA,
+    CmdResult, CommandError, CLIENT_IS_REPLICA, E, INVALID_MASTER_PORT, NOMASTERLINK, SYNTAX,
+    TIMEOUT_NEGATIVE, TIMEOUT_NOT_INTEGER, WAIT_ON_REPLICA,
 };
 use crate::repl::Action;
 use crate::util::parse_i64;
@@ -131,7 +132,7 @@ fn replconf(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     for pair in args[1..].chunks(2) {
         let (opt, val) = (pair[0], pair[1]);
         if opt.eq_ignore_ascii_case(b"listening-port") {
-            let port = parse_i64(val).ok_or(E(NOT_INTEGER))?;
+            let port = int(val)?;
             cx.client.repl.listening_port = u16::try_from(port).unwrap_or(0);
         } else if opt.eq_ignore_ascii_case(b"ip-address") {
             let ip = String::from_utf8_lossy(val).into_owned();
@@ -209,7 +210,7 @@ fn wait(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if repl.is_replica() {
         return Err(E(WAIT_ON_REPLICA));
     }
-    let replicas = parse_i64(args[1]).ok_or(E(NOT_INTEGER))?;
+    let replicas = int(args[1])?;
     let timeout = parse_i64(args[2]).ok_or(E(TIMEOUT_NOT_INTEGER))?;
     if timeout < 0 {
         return Err(E(TIMEOUT_NEGATIVE));

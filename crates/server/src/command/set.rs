@@ -17,9 +17,8 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use rand::Rng;
 
-use super::args::int;
+use super::args::{int, parse_cursor};
 use super::flags::*;
-use super::generic::parse_cursor;
 use super::{lookup, lookup_read};
 use super::{CommandSpec, Ctx, Keys};
 use crate::error::{

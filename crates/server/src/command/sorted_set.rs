@@ -23,10 +23,9 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use rand::Rng;
 
-use super::args::int;
+use super::args::{int, parse_cursor};
 use super::blocking::parse_timeout;
 use super::flags::*;
-use super::generic::parse_cursor;
 use super::{CommandSpec, Ctx, Keys};
 use crate::error::{
     CmdResult, CommandError, COUNT_NOT_POSITIVE, E, LEX_RANGE_INVALID, LIMIT_NEEDS_BY,

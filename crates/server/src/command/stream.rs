@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use super::args::int;
 use super::flags::*;
 use super::{CommandSpec, Ctx, Keys, Mode};
 use crate::error::*;
@@ -414,7 +415,7 @@ fn parse_add_or_trim(
                 i += 1;
             }
             if opt == "MAXLEN" {
-                let n = parse_i64(args[i + 1]).ok_or(E(NOT_INTEGER))?;
+                let n = int(args[i + 1])?;
                 if n < 0 {
                     return Err(E(XTRIM_MAXLEN_NEGATIVE));
                 }
@@ -424,7 +425,7 @@ fn parse_add_or_trim(
             }
             i += 1;
         } else if opt == "LIMIT" && more > 0 {
-            let n = parse_i64(args[i + 1]).ok_or(E(NOT_INTEGER))?;
+            let n = int(args[i + 1])?;
             if n < 0 {
                 return Err(E(XTRIM_LIMIT_NEGATIVE));
             }
@@ -612,7 +613,7 @@ fn range_cmd(cx: &mut Ctx, args: &[&[u8]], rev: bool) -> CmdResult {
     let mut i = 4;
     while i < args.len() {
         if upper(args[i]) == "COUNT" && i + 1 < args.len() {
-            count = parse_i64(args[i + 1]).ok_or(E(NOT_INTEGER))?.max(0);
+            count = int(args[i + 1])?.max(0);
             i += 2;
         } else {
             return Err(E(SYNTAX));
@@ -700,7 +701,7 @@ fn xsetid(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     while i < args.len() {
         let opt = upper(args[i]);
         if opt == "ENTRIESADDED" && i + 1 < args.len() {
-            let n = parse_i64(args[i + 1]).ok_or(E(NOT_INTEGER))?;
+            let n = int(args[i + 1])?;
             if n < 0 {
                 return Err(E(XSETID_ENTRIES_NEGATIVE));
             }
@@ -814,7 +815,7 @@ fn read_cmd(cx: &mut Ctx, args: &[&[u8]], xgroup: bool) -> CmdResult {
             block = Some((ms > 0).then(|| Duration::from_millis(ms as u64)));
             i += 2;
         } else if o == "COUNT" && more > 0 {
-            count = parse_i64(args[i + 1]).ok_or(E(NOT_INTEGER))?.max(0) as usize;
+            count = int(args[i + 1])?.max(0) as usize;
             i += 2;
         } else if o == "STREAMS" && more > 0 {
             streams = i + 1;
@@ -1179,7 +1180,7 @@ fn no_key_or_group(key: &[u8], group: &[u8]) -> CommandError {
 
 /// Parses an ENTRIESREAD value (-1 = unknown).
 fn entries_read_arg(a: &[u8]) -> Result<i64, CommandError> {
-    let n = parse_i64(a).ok_or(E(NOT_INTEGER))?;
+    let n = int(a)?;
     if n < -1 {
         return Err(E(ENTRIESREAD_INVALID));
     }
@@ -1384,13 +1385,13 @@ fn xpending(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         let mut si = 3;
         let mut min_idle = 0i64;
         if upper(args[3]) == "IDLE" {
-            min_idle = parse_i64(args[4]).ok_or(E(NOT_INTEGER))?;
+            min_idle = int(args[4])?;
             if args.len() < 8 {
                 return Err(E(SYNTAX));
             }
             si += 2;
         }
-        let count = parse_i64(args[si + 2]).ok_or(E(NOT_INTEGER))?.max(0) as usize;
+        let count = int(args[si + 2])?.max(0) as usize;
         let start = range_bound_strict(args[si], true)?;
         let end = range_bound_strict(args[si + 1], false)?;
         let consumer = args.get(si + 3).copied();
@@ -1871,7 +1872,7 @@ fn xinfo_stream(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             if args.len() != 6 || upper(args[4]) != "COUNT" {
                 return Err(CommandError::bad_subcommand(args[0], args[1]));
             }
-            count = parse_i64(args[5]).ok_or(E(NOT_INTEGER))?.max(0) as usize;
+            count = int(args[5])?.max(0) as usize;
         }
     }
     out.map(if full { 9 } else { 10 });

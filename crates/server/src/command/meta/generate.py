@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Prints redis_7_0.rs, Redis's command metadata, from the installed redis-server.
+
+Usage: generate.py [REDIS_SERVER] | rustfmt --edition 2021 > redis_7_0.rs
+       (`.ci/command-meta --write` does exactly that; `.ci/command-meta` checks the file.)
+
+It starts REDIS_SERVER (default: `redis-server` on the PATH) on a private unix socket, with
+no persistence, and reads `COMMAND INFO` (RESP2). For every command and subcommand it keeps
+Redis's arity and flags (only to check Kiln's own against them), the ACL categories the
+flags do not imply, the tips, the legacy (first, last, step) triple and the key specs.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+
+class Conn:
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX)
+        self.s.connect(path)
+        self.buf = b""
+
+    def _recv(self):
+        data = self.s.recv(1 << 20)
+        if not data:
+            raise EOFError("redis-server closed the connection")
+        self.buf += data
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._recv()
+        i = self.buf.index(b"\r\n")
+        line, self.buf = self.buf[:i], self.buf[i + 2:]
+        return line
+
+    def read(self):
+        line = self._line()
+        t, rest = line[:1], line[1:]
+        if t == b"+":
+            return rest.decode()
+        if t == b"-":
+            raise RuntimeError(rest.decode())
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                self._recv()
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return data.decode()
+        if t == b"*":
+            return [self.read() for _ in range(int(rest))]
+        raise ValueError(line)
+
+    def cmd(self, *args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a.encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.s.sendall(out)
+        return self.read()
+
+
+def start(binary, tmp):
+    """Starts redis-server listening on a unix socket in `tmp` only; returns the process
+    and a connection to it."""
+    path = os.path.join(tmp, "redis.sock")
+    proc = subprocess.Popen(
+        [binary, "--port", "0", "--unixsocket", path, "--save", "", "--appendonly", "no",
+         "--dir", tmp],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            return proc, Conn(path)
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("%s exited with status %d" % (binary, proc.returncode))
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("%s did not open %s" % (binary, path))
+
+
+def implied(flags, acl):
+    """The categories Kiln derives from a command's flags (see `meta::acl_mask`)."""
+    cats = set()
+    if "write" in flags:
+        cats.add("@write")
+    if "readonly" in flags and "@scripting" not in acl:
+        cats.add("@read")
+    if "admin" in flags:
+        cats |= {"@admin", "@dangerous"}
+    if "pubsub" in flags:
+        cats.add("@pubsub")
+    if "fast" in flags:
+        cats.add("@fast")
+    else:
+        cats.add("@slow")
+    if "blocking" in flags:
+        cats.add("@blocking")
+    return cats
+
+
+def pairs(lst):
+    return dict(zip(lst[::2], lst[1::2]))
+
+
+def rust_str(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def key_spec(raw):
+    m = pairs(raw)
+    b, f = pairs(m["begin_search"]), pairs(m["find_keys"])
+    bs, fs = pairs(b["spec"]), pairs(f["spec"])
+    if b["type"] == "index":
+        begin = "Begin::Index(%d)" % bs["index"]
+    elif b["type"] == "keyword":
+        begin = "Begin::Keyword(%s, %d)" % (rust_str(bs["keyword"]), bs["startfrom"])
+    else:
+        begin = "Begin::Unknown"
+    if f["type"] == "range":
+        find = "Find::Range(%d, %d, %d)" % (fs["lastkey"], fs["keystep"], fs["limit"])
+    elif f["type"] == "keynum":
+        find = "Find::Keynum(%d, %d, %d)" % (fs["keynumidx"], fs["firstkey"], fs["keystep"])
+    else:
+        find = "Find::Unknown"
+    return "KeySpec { notes: %s, flags: %s, begin: %s, find: %s }" % (
+        rust_str(m.get("notes", "")), rust_str(" ".join(m["flags"])), begin, find)
+
+
+def generate(conn):
+    entries = {}
+
+    def walk(lst):
+        for e in lst:
+            name, arity, flags, first, last, step, acl, tips, specs, subs = e
+            expl = [a for a in acl if a not in implied(flags, acl)]
+            entries[name] = (arity, " ".join(flags), " ".join(expl), " ".join(tips),
+                             (first, last, step), [key_spec(s) for s in specs])
+            walk(subs)
+
+    walk(conn.cmd("COMMAND", "INFO"))
+    version = conn.cmd("INFO", "server").split("redis_version:")[1].split("\r\n")[0]
+    out = []
+    out.append("// @generated by generate.py from redis-server %s: do not edit by hand." % version)
+    out.append("")
+    out.append("use super::{Begin, Find, KeySpec, RedisEntry};")
+    out.append("")
+    out.append("/// Redis 7.0's `COMMAND INFO` for every command and subcommand, sorted by full name.")
+    out.append("pub(super) const COMMANDS: &[RedisEntry] = &[")
+    for name in sorted(entries):
+        arity, flags, acl, tips, legacy, specs = entries[name]
+        out.append("    RedisEntry {")
+        out.append("        name: %s," % rust_str(name))
+        out.append("        arity: %d," % arity)
+        out.append("        flags: %s," % rust_str(flags))
+        out.append("        acl: %s," % rust_str(acl))
+        out.append("        tips: %s," % rust_str(tips))
+        out.append("        legacy: (%d, %d, %d)," % legacy)
+        if specs:
+            out.append("        specs: &[")
+            for s in specs:
+                out.append("            %s," % s)
+            out.append("        ],")
+        else:
+            out.append("        specs: &[],")
+        out.append("    },")
+    out.append("];")
+    return "\n".join(out) + "\n"
+
+
+def main():
+    binary = sys.argv[1] if len(sys.argv) > 1 else "redis-server"
+    tmp = tempfile.mkdtemp(prefix="kiln-command-meta.")
+    proc = None
+    try:
+        proc, conn = start(binary, tmp)
+        sys.stdout.write(generate(conn))
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+main()
