@@ -32,6 +32,10 @@ pub mod reply;
 pub mod server;
 pub mod snapshot;
 
+/// The Redis version Kiln is compatible with, reported where clients read `redis_version`
+/// (INFO, HELLO, the `redis-ver` field of the RDB files it writes).
+pub const REDIS_VERSION: &str = "7.0.15";
+
 // The layers below the server, under the names the server's modules use for them.
 pub use kiln_store as storage;
 pub use kiln_store::{digest, longdouble, util};

@@ -224,7 +224,7 @@ pub fn save_on_exit(server: &Arc<Server>) -> bool {
         return true;
     }
     tracing::info!("Saving the final RDB snapshot before exiting.");
-    Snapshot::wait_idle(server);
+    server.snapshot.wait_idle();
     match save(server) {
         Ok(()) => {
             tracing::info!("DB saved on disk");

@@ -525,8 +525,33 @@ impl Server {
     }
 }
 
-/// The Redis version Kiln is compatible with, reported where clients read `redis_version`.
-pub const REDIS_VERSION: &str = "7.0.15";
+pub use crate::REDIS_VERSION;
+
+/// What a snapshot reads of the server.
+impl crate::snapshot::Source for Server {
+    fn keyspace(&self) -> &Keyspace {
+        &self.keyspace
+    }
+
+    fn status(&self) -> &crate::snapshot::Status {
+        &self.snapshot
+    }
+
+    fn write_options(&self) -> crate::rdb::WriteOptions {
+        crate::rdb::WriteOptions {
+            compress: self.config.read().get_bool("rdbcompression"),
+            list_fill: self.encoding_limits().list_fill,
+        }
+    }
+
+    fn checksum(&self) -> bool {
+        self.config.read().get_bool("rdbchecksum")
+    }
+
+    fn used_memory(&self) -> u64 {
+        Server::used_memory(self)
+    }
+}
 
 /// The crash report's view of the server: atomics and `try_lock` only.
 impl crate::crash::Reporter for Server {

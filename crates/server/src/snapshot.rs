@@ -25,9 +25,23 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex};
 
 use crate::rdb;
-use crate::server::Server;
 use crate::storage::keyspace::{Preserve, SHARDS};
-use crate::storage::{shard_id, Entry, LockSet};
+use crate::storage::{shard_id, Entry, Keyspace, LockSet};
+
+/// What a snapshot needs of the server it snapshots: its keyspace, its snapshot
+/// bookkeeping, and the settings the writer follows. The server implements it; nothing
+/// here knows the server, so persistence, AOF rewrites and full syncs share this module
+/// without a loop through `server`.
+pub trait Source: Send + Sync + 'static {
+    fn keyspace(&self) -> &Keyspace;
+    fn status(&self) -> &Status;
+    /// How records are written (`rdbcompression`, `list-max-listpack-size`).
+    fn write_options(&self) -> rdb::WriteOptions;
+    /// `rdbchecksum`.
+    fn checksum(&self) -> bool;
+    /// Bytes in use (the `used-mem` aux field).
+    fn used_memory(&self) -> u64;
+}
 
 /// Keys the writer saves per hold of a shard's lock.
 const STEP: usize = 256;
@@ -51,6 +65,14 @@ pub struct Status {
 }
 
 impl Status {
+    /// Waits until no snapshot is being written.
+    pub fn wait_idle(&self) {
+        let mut busy = self.busy.lock();
+        while *busy {
+            self.idle.wait(&mut busy);
+        }
+    }
+
     /// Peak bytes of side buffers during the last (or current) snapshot.
     pub fn side_peak(&self) -> u64 {
         self.side_peak.load(Relaxed)
@@ -63,7 +85,7 @@ pub struct Busy;
 
 /// Receives keys that commands change before the writer saved them.
 struct Sink {
-    server: Arc<Server>,
+    server: Arc<dyn Source>,
     side: Vec<Mutex<Vec<u8>>>,
     opts: rdb::WriteOptions,
 }
@@ -77,7 +99,7 @@ impl Preserve for Sink {
         // Counted before the side buffer's lock goes: the writer subtracts what it takes
         // under that lock, so counting after it could subtract bytes not added yet and
         // wrap the counter below zero (an overflow panic at the next add).
-        let st = &self.server.snapshot;
+        let st = self.server.status();
         let now = st.side_bytes.fetch_add(grew, Relaxed) + grew;
         drop(side);
         st.side_peak.fetch_max(now, Relaxed);
@@ -101,7 +123,7 @@ impl Drop for Snapshot {
     fn drop(&mut self) {
         if !self.finished {
             let server = self.sink.server.clone();
-            self.finish_in(&mut LockSet::new(&server.keyspace));
+            self.finish_in(&mut LockSet::new(server.keyspace()));
         }
     }
 }
@@ -110,19 +132,19 @@ impl Snapshot {
     /// Takes the snapshot point and runs `at_point` while nothing can change. Fails with
     /// [`Busy`] while another snapshot is being written. For threads that hold no shard
     /// lock; a command passes its own lock set to [`Snapshot::begin_in`].
-    pub fn begin<T>(
-        server: &Arc<Server>,
-        at_point: impl FnOnce(&Server) -> T,
+    pub fn begin<S: Source, T>(
+        server: &Arc<S>,
+        at_point: impl FnOnce(&S) -> T,
     ) -> Result<(Snapshot, T), Busy> {
-        Self::begin_in(server, &mut LockSet::new(&server.keyspace), at_point)
+        Self::begin_in(server, &mut LockSet::new(server.keyspace()), at_point)
     }
 
     /// [`Snapshot::begin`] through `locks`, which holds either nothing (the point takes and
     /// releases every shard) or every shard (a command inside EXEC, whose locks stay).
-    pub fn begin_in<T>(
-        server: &Arc<Server>,
+    pub fn begin_in<S: Source, T>(
+        server: &Arc<S>,
         locks: &mut LockSet,
-        at_point: impl FnOnce(&Server) -> T,
+        at_point: impl FnOnce(&S) -> T,
     ) -> Result<(Snapshot, T), Busy> {
         let was_empty = locks.is_empty();
         debug_assert!(
@@ -133,24 +155,21 @@ impl Snapshot {
             return Err(Busy);
         }
         {
-            let mut busy = server.snapshot.busy.lock();
+            let mut busy = server.status().busy.lock();
             if *busy {
                 return Err(Busy);
             }
             *busy = true;
         }
-        let st = &server.snapshot;
+        let st = server.status();
         st.side_bytes.store(0, Relaxed);
         st.side_peak.store(0, Relaxed);
         st.keys_done.store(0, Relaxed);
         st.in_progress.store(true, Relaxed);
-        let opts = rdb::WriteOptions {
-            compress: server.config.read().get_bool("rdbcompression"),
-            list_fill: server.encoding_limits().list_fill,
-        };
-        let ndb = server.keyspace.dbs.len();
+        let opts = server.write_options();
+        let ndb = server.keyspace().dbs.len();
         let sink = Arc::new(Sink {
-            server: server.clone(),
+            server: server.clone() as Arc<dyn Source>,
             side: (0..ndb).map(|_| Mutex::new(Vec::new())).collect(),
             opts,
         });
@@ -181,20 +200,12 @@ impl Snapshot {
         ))
     }
 
-    /// Waits until no snapshot is being written.
-    pub fn wait_idle(server: &Server) {
-        let mut busy = server.snapshot.busy.lock();
-        while *busy {
-            server.snapshot.idle.wait(&mut busy);
-        }
-    }
-
     /// Writes the snapshot as a complete RDB file to `w`: header with the standard aux
     /// fields plus `aux`, each database's keys, EOF and checksum. Returns the bytes written.
     /// Blocking (it takes each shard's lock in turn): run it off the worker threads.
     pub fn write_rdb(self, w: impl Write, aux: &[(&str, String)]) -> std::io::Result<u64> {
         let server = self.sink.server.clone();
-        let mut locks = LockSet::new(&server.keyspace);
+        let mut locks = LockSet::new(server.keyspace());
         self.write_rdb_in(&mut locks, w, aux)
     }
 
@@ -218,14 +229,14 @@ impl Snapshot {
         aux: &[(&str, String)],
     ) -> std::io::Result<u64> {
         let server = &self.sink.server;
-        let checksum = server.config.read().get_bool("rdbchecksum");
+        let checksum = server.checksum();
         let opts = self.sink.opts;
         let mut fw = rdb::FileWriter::new(w, checksum);
         let mut buf = Vec::with_capacity(FLUSH_AT + 4096);
         let mut fields: Vec<(&str, rdb::AuxValue)> = vec![
             (
                 "redis-ver",
-                rdb::AuxValue::Str(crate::server::REDIS_VERSION.as_bytes()),
+                rdb::AuxValue::Str(crate::REDIS_VERSION.as_bytes()),
             ),
             ("redis-bits", rdb::AuxValue::Int(64)),
             ("ctime", rdb::AuxValue::Int(self.ctime as i64)),
@@ -238,7 +249,7 @@ impl Snapshot {
             fields.push(("aof-base", rdb::AuxValue::Int(0)));
         }
         rdb::write_header(&mut buf, &fields);
-        let st = &server.snapshot;
+        let st = server.status();
         for (db, &(keys, expires)) in self.sizes.iter().enumerate() {
             if keys == 0 {
                 continue;
@@ -285,7 +296,7 @@ impl Snapshot {
             buf.extend_from_slice(&side);
             self.sink
                 .server
-                .snapshot
+                .status()
                 .side_bytes
                 .fetch_sub(side.len() as u64, Relaxed);
             *side = Vec::new();
@@ -302,7 +313,7 @@ impl Snapshot {
                 g.snapshot_drain(|_, _| {});
             }
         });
-        let st = &server.snapshot;
+        let st = server.status();
         st.in_progress.store(false, Relaxed);
         st.side_bytes.store(0, Relaxed);
         *st.busy.lock() = false;
@@ -314,6 +325,7 @@ impl Snapshot {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::server::Server;
     use crate::storage::keyspace::shard_of;
     use crate::storage::Shard;
 

@@ -405,7 +405,7 @@ fn schedule(server: &Arc<Server>, st: &mut State, delay: Duration) {
         .spawn(move || {
             std::thread::sleep(delay);
             loop {
-                Snapshot::wait_idle(&srv);
+                srv.snapshot.wait_idle();
                 let mut st = srv.aof.state.lock();
                 if !srv.aof.scheduled() || st.rewrite.is_some() {
                     srv.aof.set_scheduled(false);
