@@ -6,9 +6,10 @@
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+pub use crate::rdb::RdbState;
 use crate::rdb::{LoadOptions, LoadStats, RdbError};
 use crate::server::Server;
 use crate::snapshot::{Busy, Snapshot};
@@ -17,53 +18,6 @@ use crate::storage::LockSet;
 /// After a failed background save, automatic saves wait this long before trying again
 /// (as Redis does, so a full disk is not hammered).
 const RETRY_DELAY_MS: u64 = 5000;
-
-/// RDB save bookkeeping (INFO persistence, LASTSAVE).
-pub struct RdbState {
-    /// The sum of the per-thread `dirty` counters at the last successful save.
-    pub dirty_at_save: AtomicU64,
-    /// Unix ms of the last successful save (or of start-up).
-    pub last_save_ms: AtomicU64,
-    /// Unix ms of the last save attempt (for the retry delay).
-    last_try_ms: AtomicU64,
-    pub last_ok: AtomicBool,
-    /// Seconds the last background save took (-1: none yet).
-    pub last_bgsave_secs: AtomicI64,
-    /// Unix ms the running background save started (0: none).
-    pub bgsave_started_ms: AtomicU64,
-    pub saves: AtomicU64,
-    /// BGSAVE SCHEDULE asked for a save while another snapshot was running.
-    pub scheduled: AtomicBool,
-    /// Peak bytes of the last snapshot's side buffers (INFO rdb_last_cow_size).
-    pub last_cow: AtomicU64,
-    /// Keys loaded / skipped as expired by the last load.
-    pub last_load_loaded: AtomicU64,
-    pub last_load_expired: AtomicU64,
-    /// SHUTDOWN NOSAVE: skip the save on exit.
-    pub nosave_on_exit: AtomicBool,
-    /// SHUTDOWN SAVE: save on exit even without save points.
-    pub force_save_on_exit: AtomicBool,
-}
-
-impl RdbState {
-    pub fn new(now_ms: u64) -> Self {
-        Self {
-            dirty_at_save: AtomicU64::new(0),
-            last_save_ms: AtomicU64::new(now_ms),
-            last_try_ms: AtomicU64::new(0),
-            last_ok: AtomicBool::new(true),
-            last_bgsave_secs: AtomicI64::new(-1),
-            bgsave_started_ms: AtomicU64::new(0),
-            saves: AtomicU64::new(0),
-            scheduled: AtomicBool::new(false),
-            last_cow: AtomicU64::new(0),
-            last_load_loaded: AtomicU64::new(0),
-            last_load_expired: AtomicU64::new(0),
-            nosave_on_exit: AtomicBool::new(false),
-            force_save_on_exit: AtomicBool::new(false),
-        }
-    }
-}
 
 /// Where the RDB file lives: `dir`/`dbfilename`.
 pub fn rdb_path(server: &Server) -> PathBuf {

@@ -7,13 +7,61 @@
 //! start-up path.
 
 use std::io::Read;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use crate::storage::keyspace::shard_of;
 use crate::storage::Keyspace;
 use crate::storage::{shard_id, Entry, LockSet, SHARDS};
 
 pub use kiln_formats::rdb::*;
+
+/// RDB bookkeeping the server keeps (INFO persistence, LASTSAVE): saves, which `persist`
+/// drives, and loads.
+pub struct RdbState {
+    /// The sum of the per-thread `dirty` counters at the last successful save.
+    pub dirty_at_save: AtomicU64,
+    /// Unix ms of the last successful save (or of start-up).
+    pub last_save_ms: AtomicU64,
+    /// Unix ms of the last save attempt (for the retry delay).
+    pub last_try_ms: AtomicU64,
+    pub last_ok: AtomicBool,
+    /// Seconds the last background save took (-1: none yet).
+    pub last_bgsave_secs: AtomicI64,
+    /// Unix ms the running background save started (0: none).
+    pub bgsave_started_ms: AtomicU64,
+    pub saves: AtomicU64,
+    /// BGSAVE SCHEDULE asked for a save while another snapshot was running.
+    pub scheduled: AtomicBool,
+    /// Peak bytes of the last snapshot's side buffers (INFO rdb_last_cow_size).
+    pub last_cow: AtomicU64,
+    /// Keys loaded / skipped as expired by the last load.
+    pub last_load_loaded: AtomicU64,
+    pub last_load_expired: AtomicU64,
+    /// SHUTDOWN NOSAVE: skip the save on exit.
+    pub nosave_on_exit: AtomicBool,
+    /// SHUTDOWN SAVE: save on exit even without save points.
+    pub force_save_on_exit: AtomicBool,
+}
+
+impl RdbState {
+    pub fn new(now_ms: u64) -> Self {
+        Self {
+            dirty_at_save: AtomicU64::new(0),
+            last_save_ms: AtomicU64::new(now_ms),
+            last_try_ms: AtomicU64::new(0),
+            last_ok: AtomicBool::new(true),
+            last_bgsave_secs: AtomicI64::new(-1),
+            bgsave_started_ms: AtomicU64::new(0),
+            saves: AtomicU64::new(0),
+            scheduled: AtomicBool::new(false),
+            last_cow: AtomicU64::new(0),
+            last_load_loaded: AtomicU64::new(0),
+            last_load_expired: AtomicU64::new(0),
+            nosave_on_exit: AtomicBool::new(false),
+            force_save_on_exit: AtomicBool::new(false),
+        }
+    }
+}
 
 /// Where a load puts what it reads: a keyspace, the encoding thresholds to build values
 /// with, and the counters INFO persistence reports for the last load

@@ -44,8 +44,8 @@ pub struct Server {
     pub snapshot: crate::snapshot::Status,
     /// The append-only file (see `aof`).
     pub aof: crate::aof::Aof,
-    /// RDB save bookkeeping (see `persist`).
-    pub rdb_state: crate::persist::RdbState,
+    /// RDB save and load bookkeeping (see `rdb`, `persist`).
+    pub rdb_state: crate::rdb::RdbState,
     /// This server's own `Arc` (set by [`Server::new_shared`]), for work that outlives a
     /// command (a background save).
     me: std::sync::OnceLock<std::sync::Weak<Server>>,
@@ -167,7 +167,7 @@ impl Server {
             repl: crate::repl::Repl::new(),
             snapshot: crate::snapshot::Status::default(),
             aof: crate::aof::Aof::new(),
-            rdb_state: crate::persist::RdbState::new(crate::clock::now_ms()),
+            rdb_state: crate::rdb::RdbState::new(crate::clock::now_ms()),
             me: std::sync::OnceLock::new(),
             config: RwLock::new(config),
         };
