@@ -258,15 +258,7 @@ fn blocking_case(
         a.cmd(&s.split(' ').collect::<Vec<_>>());
     }
     a.send_cmd(&last.split(' ').collect::<Vec<_>>());
-    let mut polls = 0;
-    while !b
-        .cmd(&["INFO", "clients"])
-        .contains("blocked_clients:1\r\n")
-    {
-        polls += 1;
-        assert!(polls < 1000, "{last} never blocked");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    b.wait_blocked(1);
     let replies = actions
         .iter()
         .map(|s| b.cmd(&s.split(' ').collect::<Vec<_>>()))

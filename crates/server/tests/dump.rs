@@ -95,16 +95,8 @@ fn a_restored_list_serves_a_blocked_client() {
     let mut waiter = k.raw();
     waiter.send_cmd(&["BLPOP", "q", "0"]);
     // Wait until the server has the client blocked.
+    k.raw().wait_blocked(1);
     let mut c = k.client();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let info: String = redis::cmd("INFO").arg("clients").query(&mut c).unwrap();
-        if info.contains("blocked_clients:1") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "never blocked");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
     let ok: String = redis::cmd("RESTORE")
         .arg("q")
         .arg(0)

@@ -28,20 +28,6 @@ fn list_digests_match_redis() {
     );
 }
 
-/// Waits until the server reports `n` blocked clients (INFO clients), so a test knows its
-/// waiters are registered, in order, before it pushes.
-fn wait_blocked(s: &TestServer, n: usize) {
-    let mut con = s.raw();
-    let want = format!("blocked_clients:{n}\r\n");
-    for _ in 0..1000 {
-        if con.cmd(&["INFO", "clients"]).contains(&want) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("never saw {n} blocked clients");
-}
-
 /// Whether a reply is waiting to be read on `raw` (without consuming it).
 fn has_reply(raw: &support::Raw) -> bool {
     let mut b = [0u8; 1];
@@ -71,7 +57,7 @@ fn waiters_on_one_key_are_served_first_come_first_served() {
     for i in 0..4 {
         let mut w = s.raw();
         w.send_cmd(&["BLPOP", "q", "0"]);
-        wait_blocked(&s, i + 1);
+        s.raw().wait_blocked(i + 1);
         waiters.push(w);
     }
     let mut pusher = s.raw();
@@ -81,7 +67,7 @@ fn waiters_on_one_key_are_served_first_come_first_served() {
         assert_eq!(got, pair("q", want));
     }
     // The fourth is still waiting, and gets the next push.
-    wait_blocked(&s, 1);
+    s.raw().wait_blocked(1);
     assert!(!has_reply(&waiters[3]));
     assert_eq!(pusher.cmd(&["LPUSH", "q", "d"]), ":1\r\n");
     let got = String::from_utf8(waiters[3].read_reply().unwrap()).unwrap();
@@ -103,14 +89,14 @@ fn blpop_on_several_keys_takes_the_first_non_empty_one() {
     // All empty: it waits on every key, and a push to any of them serves it.
     let mut w = s.raw();
     w.send_cmd(&["BLPOP", "k1", "k2", "k3", "0"]);
-    wait_blocked(&s, 1);
+    s.raw().wait_blocked(1);
     c.cmd(&["RPUSH", "k3", "x"]);
     assert_eq!(
         String::from_utf8(w.read_reply().unwrap()).unwrap(),
         pair("k3", "x")
     );
     // Its registrations on the other keys are gone: a later push stays in the list.
-    wait_blocked(&s, 0);
+    s.raw().wait_blocked(0);
     c.cmd(&["RPUSH", "k1", "y"]);
     assert_eq!(c.cmd(&["LRANGE", "k1", "0", "-1"]), "*1\r\n$1\r\ny\r\n");
 }
@@ -133,7 +119,7 @@ fn a_fractional_timeout_replies_a_null_array() {
     assert_eq!(c.cmd(&["BLPOP", "nokey", "0.05"]), "_\r\n");
     // Nothing was created, and the connection is usable.
     assert_eq!(c.cmd(&["EXISTS", "a", "b", "nokey"]), ":0\r\n");
-    wait_blocked(&s, 0);
+    s.raw().wait_blocked(0);
 }
 
 #[test]
@@ -141,7 +127,7 @@ fn a_zero_timeout_waits_until_a_push() {
     let s = TestServer::kiln(&[]);
     let mut w = s.raw();
     w.send_cmd(&["BRPOP", "k", "0"]);
-    wait_blocked(&s, 1);
+    s.raw().wait_blocked(1);
     std::thread::sleep(Duration::from_millis(300));
     assert!(!has_reply(&w), "BRPOP with timeout 0 returned early");
     let mut c = s.raw();
@@ -166,7 +152,7 @@ fn a_waiter_is_woken_by_lpush_from_another_connection() {
                 .unwrap()
         }
     });
-    wait_blocked(&s, 1);
+    s.raw().wait_blocked(1);
     let n: i64 = redis::cmd("LPUSH")
         .arg("jobs")
         .arg("job-1")
@@ -187,10 +173,10 @@ fn rpush_creating_the_key_wakes_brpop_and_blmpop_waiters() {
     let s = TestServer::kiln(&[]);
     let mut a = s.raw();
     a.send_cmd(&["BRPOP", "fresh", "0"]);
-    wait_blocked(&s, 1);
+    s.raw().wait_blocked(1);
     let mut b = s.raw();
     b.send_cmd(&["BLMPOP", "0", "2", "other", "fresh", "RIGHT", "COUNT", "5"]);
-    wait_blocked(&s, 2);
+    s.raw().wait_blocked(2);
     let mut c = s.raw();
     assert_eq!(c.cmd(&["RPUSH", "fresh", "1", "2", "3", "4"]), ":4\r\n");
     // BRPOP came first and takes the tail; BLMPOP gets the rest, tail first.
@@ -210,7 +196,7 @@ fn lmove_into_the_key_wakes_a_waiter() {
     let s = TestServer::kiln(&[]);
     let mut w = s.raw();
     w.send_cmd(&["BLPOP", "dst", "0"]);
-    wait_blocked(&s, 1);
+    s.raw().wait_blocked(1);
     let mut c = s.raw();
     c.cmd(&["RPUSH", "src", "moved"]);
     assert_eq!(
@@ -224,7 +210,7 @@ fn lmove_into_the_key_wakes_a_waiter() {
     assert_eq!(c.cmd(&["EXISTS", "src", "dst"]), ":0\r\n");
     // RPOPLPUSH too.
     w.send_cmd(&["BRPOP", "dst", "0"]);
-    wait_blocked(&s, 1);
+    s.raw().wait_blocked(1);
     c.cmd(&["RPUSH", "src", "again"]);
     assert_eq!(c.cmd(&["RPOPLPUSH", "src", "dst"]), bulk("again"));
     assert_eq!(
@@ -239,10 +225,10 @@ fn a_blmove_waiter_passes_the_element_on_to_the_next_waiter() {
     // BLMOVE a -> b waits on a; BLPOP waits on b; one push to a serves both in turn.
     let mut mover = s.raw();
     mover.send_cmd(&["BLMOVE", "a", "b", "LEFT", "RIGHT", "0"]);
-    wait_blocked(&s, 1);
+    s.raw().wait_blocked(1);
     let mut popper = s.raw();
     popper.send_cmd(&["BLPOP", "b", "0"]);
-    wait_blocked(&s, 2);
+    s.raw().wait_blocked(2);
     let mut c = s.raw();
     c.cmd(&["RPUSH", "a", "baton"]);
     assert_eq!(
@@ -256,7 +242,7 @@ fn a_blmove_waiter_passes_the_element_on_to_the_next_waiter() {
     assert_eq!(c.cmd(&["EXISTS", "a", "b"]), ":0\r\n");
     // BRPOPLPUSH the same way.
     mover.send_cmd(&["BRPOPLPUSH", "a", "b", "0"]);
-    wait_blocked(&s, 1);
+    s.raw().wait_blocked(1);
     c.cmd(&["LPUSH", "a", "x", "y"]);
     assert_eq!(
         String::from_utf8(mover.read_reply().unwrap()).unwrap(),
@@ -272,21 +258,21 @@ fn a_client_that_disconnects_while_blocked_leaves_no_trace() {
     {
         let mut gone = s.raw();
         gone.send_cmd(&["BLPOP", "k", "0"]);
-        wait_blocked(&s, 1);
+        s.raw().wait_blocked(1);
     }
-    wait_blocked(&s, 0);
+    s.raw().wait_blocked(0);
     let mut c = s.raw();
     assert_eq!(c.cmd(&["RPUSH", "k", "kept"]), ":1\r\n");
     assert_eq!(c.cmd(&["LRANGE", "k", "0", "-1"]), "*1\r\n$4\r\nkept\r\n");
     // A live waiter queued behind a departed one still gets served.
     let mut first = s.raw();
     first.send_cmd(&["BLPOP", "k2", "0"]);
-    wait_blocked(&s, 1);
+    s.raw().wait_blocked(1);
     let mut second = s.raw();
     second.send_cmd(&["BLPOP", "k2", "0"]);
-    wait_blocked(&s, 2);
+    s.raw().wait_blocked(2);
     drop(first);
-    wait_blocked(&s, 1);
+    s.raw().wait_blocked(1);
     c.cmd(&["RPUSH", "k2", "v"]);
     assert_eq!(
         String::from_utf8(second.read_reply().unwrap()).unwrap(),
@@ -340,7 +326,7 @@ fn waiters_in_another_database_are_not_served() {
     let mut w = s.raw();
     w.cmd(&["SELECT", "1"]);
     w.send_cmd(&["BLPOP", "k", "0"]);
-    wait_blocked(&s, 1);
+    s.raw().wait_blocked(1);
     let mut c = s.raw();
     c.cmd(&["RPUSH", "k", "db0"]);
     std::thread::sleep(Duration::from_millis(100));

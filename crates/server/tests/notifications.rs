@@ -6,8 +6,8 @@
 //!
 //! Script format (on top of the differential format, whose replies `differential.rs`
 //! compares separately): `#! args: --notify-keyspace-events Kl` on any line sets the server
-//! arguments; `& CMD` sends a command on a second connection without reading its reply (a
-//! client that blocks); `!sleep MS` sleeps; `sort:`, `~` and `[N]` prefixes are stripped;
+//! arguments; `& CMD` sends a command on a second connection without reading its reply and
+//! waits until the server counts it blocked (it must block; the one before must be served); `!sleep MS` sleeps; `sort:`, `~` and `[N]` prefixes are stripped;
 //! `!uncompared CMD` runs a command whose events are left out of the comparison (what it does
 //! depends on an earlier random choice).
 //!
@@ -73,9 +73,12 @@ fn events(server: &TestServer, script: &str) -> Vec<String> {
             continue;
         }
         if let Some(cmd) = line.strip_prefix("& ") {
+            // The client served last may still count as blocked until its task took the
+            // reply: wait for that, so that the count seen next is this command's.
+            c.wait_blocked(0);
             blocked.send_cmd(&split_line(cmd));
-            // Let the command reach the server and block before the script goes on.
-            std::thread::sleep(Duration::from_millis(100));
+            // The script goes on once the command blocked.
+            c.wait_blocked(1);
             continue;
         }
         let mut replies = 1;

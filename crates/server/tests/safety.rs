@@ -31,18 +31,6 @@ impl Drop for Dir {
     }
 }
 
-/// Polls INFO until `field` reads `value` (a watchdog fails a state that never comes).
-fn wait_info(c: &mut Raw, section: &str, field: &str, value: &str) {
-    for _ in 0..3000 {
-        let info = c.cmd(&["INFO", section]);
-        if info.contains(&format!("{field}:{value}\r\n")) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("INFO {field} never became {value}");
-}
-
 #[test]
 fn a_panic_reports_and_exits_and_every_acknowledged_write_survives_the_restart() {
     let dir = Dir::new("panic");
@@ -73,7 +61,7 @@ fn a_panic_reports_and_exits_and_every_acknowledged_write_survives_the_restart()
     assert_eq!(in_multi.cmd(&["INCR", "counter"]), "+QUEUED\r\n");
     let mut blocked = kiln.raw();
     blocked.send_cmd(&["BLPOP", "nolist", "0"]);
-    wait_info(&mut c, "clients", "blocked_clients", "1");
+    c.wait_info("clients", "blocked_clients", "1");
 
     c.send_cmd(&["DEBUG", "PANIC"]);
     assert_eq!(c.read_reply(), None, "DEBUG PANIC answers nothing");
@@ -124,7 +112,7 @@ fn clients_in_every_state(kiln: &TestServer) -> Vec<Raw> {
     blocked.send_cmd(&["BLPOP", "nolist", "0"]);
     let mut blocked_stream = kiln.raw();
     blocked_stream.send_cmd(&["XREAD", "BLOCK", "0", "STREAMS", "nostream", "$"]);
-    wait_info(&mut admin, "clients", "blocked_clients", "2");
+    admin.wait_info("clients", "blocked_clients", "2");
     let mut in_multi = kiln.raw();
     assert_eq!(in_multi.cmd(&["MULTI"]), "+OK\r\n");
     assert_eq!(in_multi.cmd(&["SET", "a", "1"]), "+QUEUED\r\n");
@@ -187,8 +175,8 @@ fn every_way_a_connection_ends_leaves_nothing_behind() {
     let kiln = TestServer::kiln(&["--client-output-buffer-limit", "normal 1mb 0 0"]);
     let mut admin = kiln.raw();
     let settled = |admin: &mut Raw| {
-        wait_info(admin, "clients", "connected_clients", "1");
-        wait_info(admin, "clients", "blocked_clients", "0");
+        admin.wait_info("clients", "connected_clients", "1");
+        admin.wait_info("clients", "blocked_clients", "0");
         assert_eq!(
             admin.cmd(&["PUBSUB", "NUMSUB", "ch"]),
             "*2\r\n$2\r\nch\r\n:0\r\n"
@@ -215,7 +203,7 @@ fn every_way_a_connection_ends_leaves_nothing_behind() {
         assert_eq!(watching.cmd(&["MULTI"]), "+OK\r\n");
         let mut mid = kiln.raw();
         mid.send(b"*2\r\n$3\r\nGET\r\n$100\r\nab");
-        wait_info(&mut admin, "clients", "blocked_clients", "1");
+        admin.wait_info("clients", "blocked_clients", "1");
     }
     settled(&mut admin);
 
@@ -227,7 +215,7 @@ fn every_way_a_connection_ends_leaves_nothing_behind() {
     let sid = id_of(&mut sub);
     sub.send_cmd(&["SUBSCRIBE", "ch"]);
     sub.read_reply().unwrap();
-    wait_info(&mut admin, "clients", "blocked_clients", "1");
+    admin.wait_info("clients", "blocked_clients", "1");
     assert_eq!(admin.cmd(&["CLIENT", "KILL", "ID", &bid]), ":1\r\n");
     assert_eq!(admin.cmd(&["CLIENT", "KILL", "ID", &sid]), ":1\r\n");
     assert_eq!(blocked.read_reply(), None);

@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use support::TestServer;
 
 #[test]
@@ -44,7 +42,7 @@ fn a_blocked_xread_is_woken_by_xadd_from_another_client() {
     let s = TestServer::kiln(&[]);
     let mut reader = s.raw();
     reader.send_cmd(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]);
-    std::thread::sleep(Duration::from_millis(100));
+    s.raw().wait_blocked(1);
     let mut writer = s.raw();
     assert_eq!(writer.cmd(&["XADD", "s", "1-1", "f", "v"]), "$3\r\n1-1\r\n");
     assert_eq!(
@@ -60,7 +58,7 @@ fn xread_with_dollar_only_sees_entries_added_after_the_call() {
     writer.cmd(&["XADD", "s", "1", "old", "x"]);
     let mut reader = s.raw();
     reader.send_cmd(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]);
-    std::thread::sleep(Duration::from_millis(100));
+    s.raw().wait_blocked(1);
     // An entry below the last ID cannot be added; a later one wakes the reader with only it.
     writer.cmd(&["XADD", "s", "2", "new", "y"]);
     let reply = reply(&mut reader);
@@ -90,7 +88,7 @@ fn every_blocked_xread_on_a_stream_gets_the_new_entry() {
     for r in readers.iter_mut() {
         r.send_cmd(&["XREAD", "BLOCK", "0", "STREAMS", "other", "s", "0", "0"]);
     }
-    std::thread::sleep(Duration::from_millis(100));
+    s.raw().wait_blocked(3);
     let mut w = s.raw();
     w.cmd(&["XADD", "s", "7", "f", "v"]);
     for r in readers.iter_mut() {
@@ -105,7 +103,7 @@ fn xadd_inside_multi_wakes_a_blocked_xread() {
     let s = TestServer::kiln(&[]);
     let mut reader = s.raw();
     reader.send_cmd(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]);
-    std::thread::sleep(Duration::from_millis(100));
+    s.raw().wait_blocked(1);
     let mut w = s.raw();
     w.cmd(&["MULTI"]);
     w.cmd(&["XADD", "s", "3", "f", "v"]);
@@ -135,7 +133,7 @@ fn a_blocked_xreadgroup_gets_the_new_entry_and_it_becomes_pending() {
         "s",
         ">",
     ]);
-    std::thread::sleep(Duration::from_millis(100));
+    s.raw().wait_blocked(1);
     w.cmd(&["XADD", "s", "5-1", "f", "v"]);
     assert_eq!(
         reply(&mut reader),
@@ -163,7 +161,7 @@ fn blocked_consumers_of_one_group_share_the_entries_first_come_first_served() {
         "s",
         ">",
     ]);
-    std::thread::sleep(Duration::from_millis(100));
+    s.raw().wait_blocked(1);
     let mut second = s.raw();
     second.send_cmd(&[
         "XREADGROUP",
@@ -176,7 +174,7 @@ fn blocked_consumers_of_one_group_share_the_entries_first_come_first_served() {
         "s",
         ">",
     ]);
-    std::thread::sleep(Duration::from_millis(100));
+    s.raw().wait_blocked(2);
     w.cmd(&["XADD", "s", "1", "n", "1"]);
     assert!(reply(&mut first).contains("1-0"));
     w.cmd(&["XADD", "s", "2", "n", "2"]);
@@ -213,7 +211,7 @@ fn xread_blocked_on_several_streams_is_served_by_the_one_that_gets_data() {
     w.cmd(&["XADD", "a", "1", "x", "1"]);
     let mut reader = s.raw();
     reader.send_cmd(&["XREAD", "BLOCK", "0", "STREAMS", "a", "b", "$", "$"]);
-    std::thread::sleep(Duration::from_millis(100));
+    s.raw().wait_blocked(1);
     w.cmd(&["XADD", "b", "9", "y", "2"]);
     let r = reply(&mut reader);
     assert!(r.starts_with("*1\r\n*2\r\n$1\r\nb\r\n"));

@@ -160,8 +160,9 @@ fn disconnecting_with_watches_leaves_no_trace() {
         assert_eq!(a.cmd(&["WATCH", "k1", "k2"]), "+OK\r\n");
         assert_eq!(a.cmd(&["MULTI"]), "+OK\r\n");
     }
-    thread::sleep(Duration::from_millis(100));
+    // Once the server has seen the disconnect, only `b` is connected.
     let mut b = s.raw();
+    b.wait_info("clients", "connected_clients", "1");
     assert_eq!(b.cmd(&["SET", "k1", "v"]), "+OK\r\n");
     assert_eq!(b.cmd(&["MULTI"]), "+OK\r\n");
     assert_eq!(b.cmd(&["GET", "k1"]), "+QUEUED\r\n");
@@ -179,16 +180,7 @@ fn a_push_inside_exec_wakes_a_blocked_client() {
         c.cmd(&["BLPOP", "q", "0"])
     });
     // Let the waiter block first.
-    let mut probe = s.raw();
-    for _ in 0..200 {
-        if probe
-            .cmd(&["INFO", "clients"])
-            .contains("blocked_clients:1")
-        {
-            break;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
+    s.raw().wait_blocked(1);
     let mut c = s.raw();
     assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
     assert_eq!(c.cmd(&["RPUSH", "q", "a", "b"]), "+QUEUED\r\n");

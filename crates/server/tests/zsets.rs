@@ -74,7 +74,7 @@ fn bzpopmin_waits_for_a_zadd_and_gets_the_lowest_member() {
     let server = TestServer::kiln(&[]);
     let mut waiter = server.raw();
     waiter.send_cmd(&["BZPOPMIN", "nokey", "z", "0"]);
-    std::thread::sleep(Duration::from_millis(100));
+    server.raw().wait_blocked(1);
     let mut other = server.raw();
     assert_eq!(
         other.cmd(&["ZADD", "z", "3", "c", "1", "a", "2", "b"]),
@@ -94,7 +94,7 @@ fn bzpopmax_is_served_when_members_are_added_to_an_existing_set() {
     // Another key makes the blocking command wait; then an existing key gets a member.
     let mut waiter = server.raw();
     waiter.send_cmd(&["BZPOPMAX", "z", "1.5"]);
-    std::thread::sleep(Duration::from_millis(100));
+    server.raw().wait_blocked(1);
     other.cmd(&["ZADD", "z", "1", "a"]);
     assert_eq!(
         String::from_utf8(waiter.read_reply().unwrap()).unwrap(),
@@ -102,7 +102,7 @@ fn bzpopmax_is_served_when_members_are_added_to_an_existing_set() {
     );
     // Keys that exist but get new members by ZINCRBY or a store also wake waiters.
     waiter.send_cmd(&["BZPOPMAX", "z2", "0"]);
-    std::thread::sleep(Duration::from_millis(100));
+    server.raw().wait_blocked(1);
     other.cmd(&["ZADD", "src", "5", "x", "6", "y"]);
     assert_eq!(other.cmd(&["ZUNIONSTORE", "z2", "1", "src"]), ":2\r\n");
     assert_eq!(
@@ -117,9 +117,9 @@ fn bzmpop_serves_waiters_in_arrival_order_with_their_counts() {
     let mut first = server.raw();
     let mut second = server.raw();
     first.send_cmd(&["BZMPOP", "0", "2", "k1", "k2", "MIN", "COUNT", "2"]);
-    std::thread::sleep(Duration::from_millis(100));
+    server.raw().wait_blocked(1);
     second.send_cmd(&["BZMPOP", "0", "1", "k2", "MAX"]);
-    std::thread::sleep(Duration::from_millis(100));
+    server.raw().wait_blocked(2);
     let mut other = server.raw();
     other.cmd(&["ZADD", "k2", "1", "a", "2", "b", "3", "c"]);
     assert_eq!(
@@ -150,7 +150,7 @@ fn a_blocked_pop_ignores_a_key_recreated_with_another_type() {
     let server = TestServer::kiln(&[]);
     let mut waiter = server.raw();
     waiter.send_cmd(&["BZPOPMIN", "k", "0"]);
-    std::thread::sleep(Duration::from_millis(100));
+    server.raw().wait_blocked(1);
     let mut other = server.raw();
     other.cmd(&["LPUSH", "k", "x"]);
     other.cmd(&["DEL", "k"]);

@@ -6,14 +6,13 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
-/// Set (to anything but "0") to make a missing redis-server/redis-cli a failure.
-pub const REQUIRE_REDIS_ENV: &str = "KILN_REQUIRE_REDIS";
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use kiln_testkit::{free_port, wait_until};
 
 /// The kiln-cli binary under test.
 pub fn kiln_cli() -> &'static str {
@@ -28,42 +27,27 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// A port nobody listens on right now (the kernel picks it).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn tool_found(name: &str) -> bool {
-    Command::new(name)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
 /// Whether redis-server and redis-cli are there; panics if they are missing and required.
 pub fn redis_available() -> bool {
     static FOUND: OnceLock<bool> = OnceLock::new();
-    let found = *FOUND.get_or_init(|| tool_found("redis-server") && tool_found("redis-cli"));
-    if !found {
-        if std::env::var(REQUIRE_REDIS_ENV).is_ok_and(|v| v != "0") {
-            panic!("redis-server/redis-cli not found and {REQUIRE_REDIS_ENV} is set");
-        }
-        eprintln!("redis-server or redis-cli not found: skipping this test");
-    }
-    found
+    *FOUND.get_or_init(|| kiln_testkit::redis_tools(&["redis-server", "redis-cli"]))
 }
 
-/// A server process killed on drop.
-pub struct Server {
-    pub port: u16,
-    pub dir: PathBuf,
-    child: Child,
+/// A server process killed on drop ([`kiln_testkit::Server`]), started the ways these
+/// tests need.
+pub struct Server(kiln_testkit::Server);
+
+impl std::ops::Deref for Server {
+    type Target = kiln_testkit::Server;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl Server {
@@ -75,7 +59,7 @@ impl Server {
         }
         let mut args = vec!["--enable-debug-command", "yes"];
         args.extend_from_slice(extra);
-        Some(Self::spawn(Path::new("redis-server"), &args, None))
+        Some(Server(kiln_testkit::Server::start("redis-server", &args)))
     }
 
     /// Starts redis-server on a given port (to restart one where it was).
@@ -83,67 +67,16 @@ impl Server {
         if !redis_available() {
             return None;
         }
-        Some(Self::spawn(Path::new("redis-server"), extra, Some(port)))
+        Some(Server(kiln_testkit::Server::start_on(
+            "redis-server",
+            port,
+            extra,
+        )))
     }
 
     /// Starts kiln-server.
     pub fn kiln(extra: &[&str]) -> Server {
-        Self::spawn(&kiln_server_binary(), extra, None)
-    }
-
-    fn spawn(bin: &Path, extra: &[&str], fixed_port: Option<u16>) -> Server {
-        for _attempt in 0..5 {
-            let port = fixed_port.unwrap_or_else(free_port);
-            let dir = scratch(&format!("server-{port}"));
-            let port_s = port.to_string();
-            let dir_s = dir.to_string_lossy().to_string();
-            let mut args: Vec<&str> = vec![
-                "--port",
-                &port_s,
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                &dir_s,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ];
-            args.extend_from_slice(extra);
-            let child = Command::new(bin)
-                .args(&args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-            let mut s = Server { port, dir, child };
-            if s.wait_ready() {
-                return s;
-            }
-            // Lost a race for the port: try another one.
-            let _ = s.child.kill();
-        }
-        panic!("{} did not start", bin.display());
-    }
-
-    fn wait_ready(&mut self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if let Ok(mut c) = TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
-                if c.write_all(b"PING\r\n").is_ok() {
-                    let mut b = [0u8; 64];
-                    if matches!(c.read(&mut b), Ok(n) if n > 0) {
-                        return true;
-                    }
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
+        Server(kiln_testkit::Server::kiln(extra))
     }
 
     /// The port as an argument string.
@@ -153,61 +86,10 @@ impl Server {
 
     /// Sends one inline command with a raw connection and returns the raw reply bytes.
     pub fn raw(&self, line: &str) -> Vec<u8> {
-        let mut c = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        c.write_all(format!("{line}\r\n").as_bytes()).unwrap();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 65536];
-        loop {
-            let n = c.read(&mut chunk).unwrap();
-            buf.extend_from_slice(&chunk[..n]);
-            if n == 0 || kiln_resp::decode(&buf).is_ok() {
-                return buf;
-            }
-        }
+        let mut c = self.0.raw();
+        c.send(format!("{line}\r\n").as_bytes());
+        c.read_reply().expect("connection closed")
     }
-
-    /// Stops the server (to test what clients do when it goes away).
-    pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// kiln-server: next to the test binaries when the workspace was built (as `cargo test
-/// --workspace` does), otherwise built here with `cargo build -p kiln-server` into a
-/// separate target directory (the running `cargo test` may hold the lock of its own).
-pub fn kiln_server_binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        // <target>/<profile>/deps/<test binary>
-        let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-        let next_to_us = profile_dir.join("kiln-server");
-        if next_to_us.exists() {
-            return next_to_us;
-        }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let target = profile_dir.join("kiln-cli-test-build");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "kiln-server", "--bin", "kiln-server"])
-            .env("CARGO_TARGET_DIR", &target)
-            .current_dir(&root)
-            .status()
-            .expect("running cargo build -p kiln-server");
-        assert!(status.success(), "cargo build -p kiln-server failed");
-        target.join("debug").join("kiln-server")
-    })
-    .clone()
 }
 
 /// What a CLI run produced.
@@ -329,14 +211,4 @@ pub fn stream_until(bin: &str, args: &[&str], during: impl FnOnce(), until: &str
     let _ = reader.join();
     let out = seen.lock().unwrap().clone();
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Waits until `cond` holds (polling), panicking after a generous deadline: only a broken
-/// program takes that long.
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

@@ -916,7 +916,9 @@ fn read_cmd(cx: &mut Ctx, args: &[&[u8]], xgroup: bool) -> CmdResult {
                 Some(c) => c,
                 None => {
                     created.push(k);
-                    if prop && noack && !history {
+                    // With NOACK nothing else tells the replicas about the consumer
+                    // (a read of the history included).
+                    if prop && noack {
                         effects.push(vec![
                             b"XGROUP".to_vec(),
                             b"CREATECONSUMER".to_vec(),

@@ -79,6 +79,9 @@ fn flushdb(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let db = cx.db();
     let removed = flush_dbs(cx, db..db + 1, lazy)?;
     cx.dirty(removed as u64);
+    // Fed even when there was nothing to remove, as in Redis: a replica holding keys its
+    // primary lacks is emptied too.
+    cx.propagate(args);
     cx.out.ok();
     Ok(())
 }
@@ -90,6 +93,8 @@ fn flushall(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let n = cx.server.keyspace.dbs.len();
     let removed = flush_dbs(cx, 0..n, lazy)?;
     cx.dirty(removed as u64);
+    // Fed even when every database was empty (see FLUSHDB).
+    cx.propagate(args);
     cx.out.ok();
     Ok(())
 }
