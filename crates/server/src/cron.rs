@@ -94,6 +94,10 @@ impl ActiveExpire {
                     // Replicas and the AOF learn of the deletions while the shard is still
                     // held, so no later write to these keys can be fed before them.
                     server.propagate_deletions(db, &keys);
+                    if shard.has_ready() {
+                        // An expired stream owes its XREADGROUP waiters their answer.
+                        crate::command::blocking::answer_deleted(server, shard, now);
+                    }
                     Some((next, examined, deleted, keys))
                 });
                 let Some(Some((next, examined, deleted, keys))) = step else {

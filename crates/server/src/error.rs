@@ -7,6 +7,11 @@ use std::borrow::Cow;
 use std::fmt;
 
 pub const WRONG_TYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+/// To a client blocked in XREADGROUP whose stream was deleted or replaced by another type.
+pub const STREAM_GONE: &str = "UNBLOCKED the stream key no longer exists";
+/// To a client blocked in XREADGROUP whose group was destroyed (or whose stream was recreated).
+pub const GROUP_GONE: &str =
+    "NOGROUP the consumer group this client was blocked on no longer exists";
 pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 pub const NOT_FLOAT: &str = "ERR value is not a valid float";
 /// Redis's bare `-ERR` (a failed SAVE).

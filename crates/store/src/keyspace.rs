@@ -410,6 +410,8 @@ impl Shard {
         self.preserve(h, key);
         let th = table_hash(h);
         let e = self.table.remove(th, key, self.hasher)?;
+        // A waiter may be owed an answer now that the key is gone (XREADGROUP's UNBLOCKED).
+        self.signal_ready(key);
         if e.has_expire() {
             if let Ok(x) = self.expires.find_entry(th, |x| &*x.key == key) {
                 x.remove();
@@ -488,6 +490,7 @@ impl Shard {
         self.touch_all_watched();
         self.table = Table::default();
         self.expires = HashTable::new();
+        self.signal_all_waited();
     }
 
     /// Moves this shard's contents out, leaving it empty (FLUSHALL ASYNC, SWAPDB).
@@ -498,6 +501,9 @@ impl Shard {
         other.touch_all_watched();
         std::mem::swap(&mut self.table, &mut other.table);
         std::mem::swap(&mut self.expires, &mut other.expires);
+        // Waiters stay with their database: each learns what its key holds now.
+        self.signal_all_waited();
+        other.signal_all_waited();
     }
 
     /// Moves this shard's keys into a new detached shard, leaving this one empty: the
@@ -661,6 +667,22 @@ impl Shard {
         {
             self.ready.push(key.into());
         }
+    }
+
+    /// Marks every key with waiters ready: the whole shard changed (FLUSHDB, SWAPDB).
+    fn signal_all_waited(&mut self) {
+        for key in self.blocked.keys() {
+            if !self.ready.iter().any(|k| k == key) {
+                self.ready.push(key.clone());
+            }
+        }
+    }
+
+    /// The waiters on `key`, first come first.
+    pub fn waiter_ids(&self, key: &[u8]) -> Vec<u64> {
+        self.blocked
+            .get(key)
+            .map_or_else(Vec::new, |q| q.iter().copied().collect())
     }
 
     /// Whether any key of this shard is ready for its waiters.

@@ -14,6 +14,13 @@
 //! write it. If the waiter's command needs a shard that cannot be taken without risking a
 //! deadlock, the waiter is woken to retry on its own instead.
 //!
+//! What a waiter gets is decided first by the type its key holds now, as in Redis: a key of
+//! its type re-runs its command (whose errors, such as BLMOVE's WRONGTYPE destination, are
+//! its answer); another type, or no key, leaves it waiting, except XREADGROUP, which is
+//! answered UNBLOCKED (or NOGROUP when its group is gone). Deleting a key with waiters,
+//! FLUSHDB/FLUSHALL, SWAPDB and XGROUP DESTROY therefore mark the keys ready too, and the
+//! active expiry cycle answers the XREADGROUP waiters of the keys it deletes.
+//!
 //! The waiter's task cleans up after itself (its registrations on other keys, the registry
 //! entry) whether it was served, timed out, unblocked (CLIENT UNBLOCK) or disconnected.
 
@@ -25,7 +32,9 @@ use parking_lot::Mutex;
 
 use super::{Ctx, Mode};
 use crate::client::Client;
-use crate::error::{CmdResult, CommandError, E, TIMEOUT_NEGATIVE, TIMEOUT_NOT_FLOAT};
+use crate::error::{
+    CmdResult, CommandError, E, GROUP_GONE, STREAM_GONE, TIMEOUT_NEGATIVE, TIMEOUT_NOT_FLOAT,
+};
 use crate::server::{ClientHandle, Server};
 use crate::storage::keyspace::shard_of;
 use crate::storage::{shard_id, LockSet, SHARDS};
@@ -205,13 +214,13 @@ pub(super) fn serve_ready(cx: &mut Ctx) {
 
 fn serve_key(cx: &mut Ctx, db: usize, key: &[u8]) {
     let server = cx.server;
-    loop {
-        let Ok((sh, _)) = cx.shard_in(db, key) else {
-            return;
-        };
-        let Some(wid) = sh.first_waiter(key) else {
-            return;
-        };
+    let now = cx.now;
+    let Ok((sh, _)) = cx.shard_in(db, key) else {
+        return;
+    };
+    // Each waiter queued now, once, first come first served (Redis walks the queue the same
+    // way): one that cannot be served keeps its place and the next one is tried.
+    for wid in sh.waiter_ids(key) {
         let waiter = server.blocked.by_id.lock().get(&wid).cloned();
         let Some(w) = waiter.filter(|w| *w.state.lock() == WaitState::Waiting) else {
             // Stale registration (served elsewhere, timed out, gone): drop it.
@@ -220,6 +229,18 @@ fn serve_key(cx: &mut Ctx, db: usize, key: &[u8]) {
             }
             continue;
         };
+        let Ok((sh, h)) = cx.shard_in(db, key) else {
+            return;
+        };
+        match verdict(&w, sh, h, key, now) {
+            Verdict::Wait => continue,
+            Verdict::Answer(text) => {
+                sh.remove_waiter(key, wid);
+                w.finish(WaitState::Served(error_reply(text, w.resp3)));
+                continue;
+            }
+            Verdict::Run => {}
+        }
         if !cx.lock_for_waiter(&w) {
             // Its command needs a shard we cannot take in order: let it retry on its own.
             if let Ok((sh, _)) = cx.shard_in(db, key) {
@@ -228,22 +249,91 @@ fn serve_key(cx: &mut Ctx, db: usize, key: &[u8]) {
             w.finish(WaitState::Retry);
             continue;
         }
-        match run_as_waiter(cx, &w) {
-            Some(reply) => {
-                if let Ok((sh, _)) = cx.shard_in(db, key) {
-                    sh.remove_waiter(key, wid);
-                }
-                w.finish(WaitState::Served(reply));
+        // None: nothing for this one (its stream ID is ahead, the list was emptied by an
+        // earlier waiter): it keeps waiting.
+        if let Some(reply) = run_as_waiter(cx, &w) {
+            if let Ok((sh, _)) = cx.shard_in(db, key) {
+                sh.remove_waiter(key, wid);
             }
-            // Nothing for the first waiter (the key is empty again, or holds another type):
-            // later waiters would find nothing either.
-            None => return,
+            w.finish(WaitState::Served(reply));
         }
     }
 }
 
-/// Re-runs the waiter's command as the waiter. Returns its reply, or None if it would
-/// block again (or hit WRONGTYPE, which in Redis 7.0 keeps the client blocked).
+/// What a waiter on a ready key gets, decided as Redis 7.0 does by the type the key holds
+/// now rather than by re-running the command: a key of the waiter's type re-runs it (and
+/// then every error it meets, such as BLMOVE's WRONGTYPE destination, is its answer); a key
+/// of another type, or none, leaves it waiting, except for XREADGROUP, whose stream (or
+/// group) is gone.
+enum Verdict {
+    Run,
+    Wait,
+    Answer(&'static str),
+}
+
+fn verdict(w: &Waiter, sh: &mut crate::storage::Shard, h: u64, key: &[u8], now: u64) -> Verdict {
+    let name = w.argv[0].to_ascii_lowercase();
+    let wants = match &name[..] {
+        b"bzpopmin" | b"bzpopmax" | b"bzmpop" => "zset",
+        b"xread" | b"xreadgroup" => "stream",
+        _ => "list",
+    };
+    let group_reader = name == b"xreadgroup";
+    let Some(entry) = sh.get(h, key, now) else {
+        return if group_reader {
+            Verdict::Answer(STREAM_GONE)
+        } else {
+            Verdict::Wait
+        };
+    };
+    if entry.type_name() != wants {
+        return if group_reader {
+            Verdict::Answer(STREAM_GONE)
+        } else {
+            Verdict::Wait
+        };
+    }
+    if group_reader {
+        // XREADGROUP GROUP <group> <consumer> ...: the group must still exist.
+        let group = w.argv.get(2).map_or(&[][..], |g| &g[..]);
+        if let crate::storage::entry::ValueRef::Other(crate::storage::Value::Stream(s)) =
+            entry.value()
+        {
+            if !s.groups.contains_key(group) {
+                return Verdict::Answer(GROUP_GONE);
+            }
+        }
+    }
+    Verdict::Run
+}
+
+/// `text` as an error reply.
+fn error_reply(text: &str, resp3: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    crate::reply::Out::new(&mut out, resp3).error(text);
+    out
+}
+
+/// Answers the XREADGROUP waiters of keys that became ready in `sh` outside any command
+/// (active expiry deleted them): the only change such a key can have seen is its deletion,
+/// so nothing else is served here.
+pub fn answer_deleted(server: &Server, sh: &mut crate::storage::Shard, now: u64) {
+    for key in sh.take_ready() {
+        let h = server.keyspace.hash(&key);
+        for wid in sh.waiter_ids(&key) {
+            let waiter = server.blocked.by_id.lock().get(&wid).cloned();
+            let Some(w) = waiter else { continue };
+            if let Verdict::Answer(text) = verdict(&w, sh, h, &key, now) {
+                if w.finish(WaitState::Served(error_reply(text, w.resp3))) {
+                    sh.remove_waiter(&key, wid);
+                }
+            }
+        }
+    }
+}
+
+/// Re-runs the waiter's command as the waiter. Returns its reply (an error included), or
+/// None if it would block again.
 fn run_as_waiter(cx: &mut Ctx, w: &Waiter) -> Option<Vec<u8>> {
     let server = cx.server;
     let argv: Vec<&[u8]> = w.argv.iter().map(|a| &a[..]).collect();
@@ -262,13 +352,16 @@ fn run_as_waiter(cx: &mut Ctx, w: &Waiter) -> Option<Vec<u8>> {
     let dirty_before = cx.cmd_dirty.replace(0);
     let result = (cmd.spec.handler)(cx, &argv);
     let again = cx.mode == Mode::Serving { reblocked: true };
-    // Served: its effects follow the pusher's in the feed, under the same locks.
-    let dirty = cx.cmd_dirty.replace(dirty_before) > 0;
     if again {
         cx.effects = None;
     } else {
+        // Served: its effects follow the pusher's in the feed, under the same locks, and
+        // WATCHes of the keys it wrote (BLMOVE's destination) are invalidated.
+        let dirty = cx.cmd_dirty.get() > 0;
         cx.propagate_effects(&argv, dirty);
+        cx.after_write(cmd, &argv);
     }
+    cx.cmd_dirty.set(dirty_before);
 
     cx.argv = saved_argv;
     cx.mode = mode;
@@ -277,12 +370,7 @@ fn run_as_waiter(cx: &mut Ctx, w: &Waiter) -> Option<Vec<u8>> {
     std::mem::swap(cx.client, &mut as_waiter);
     match result {
         _ if again => None,
-        Err(e) if e.text() == crate::error::WRONG_TYPE => None,
-        Err(e) => {
-            let mut o = crate::reply::Out::new(&mut out, w.resp3);
-            o.error(e.text());
-            Some(out)
-        }
+        Err(e) => Some(error_reply(e.text(), w.resp3)),
         Ok(()) => Some(out),
     }
 }

@@ -1294,6 +1294,8 @@ fn xgroup_destroy(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let gone = s.groups.remove(gname).is_some();
     out.int(gone as i64);
     if gone {
+        // Its blocked readers get NOGROUP.
+        sh.signal_ready(key);
         cx.dirty(1);
         cx.notify(STREAM, "xgroup-destroy", key);
     }
