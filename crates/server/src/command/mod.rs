@@ -376,6 +376,9 @@ pub struct Ctx<'a> {
     argv: Vec<Vec<u8>>,
     /// Changes the running command made (`Ctx::dirty`).
     cmd_dirty: std::cell::Cell<u64>,
+    /// Argument positions (a bit each) of keys the running command leaves its WATCHes on
+    /// although it writes them (`Ctx::keep_watches`).
+    kept_watches: u64,
     /// Wall clock (unix ms) and monotonic clock read together when the context was made:
     /// each command's "now" is derived from the monotonic reading it takes anyway for its
     /// duration, so a command costs one clock read, not three (clock reads showed up at ~10%
@@ -418,6 +421,7 @@ impl<'a> Ctx<'a> {
             mode: Mode::Direct,
             argv: Vec::new(),
             cmd_dirty: std::cell::Cell::new(0),
+            kept_watches: 0,
             effects: None,
             batch: None,
             writing: false,
@@ -803,10 +807,21 @@ impl<'a> Ctx<'a> {
         self.cmd_dirty.set(self.cmd_dirty.get() + n);
     }
 
+    /// The key at argument `pos`, which the command's key spec says it writes, keeps its
+    /// WATCHes: Redis signals no change of it this time (SMOVE's destination that already
+    /// holds the member; a stream's consumer groups and last ID, which Redis 7.0 changes
+    /// without signalling).
+    pub fn keep_watches(&mut self, pos: usize) {
+        if pos < 64 {
+            self.kept_watches |= 1 << pos;
+        }
+    }
+
     /// After a write command changed something: count it, and mark the transactions that
     /// watch its keys dirty (Redis's signalModifiedKey).
     fn after_write(&mut self, cmd: &Cmd, args: &[&[u8]]) {
         let spec = cmd.spec;
+        let kept = std::mem::take(&mut self.kept_watches);
         let n = self.cmd_dirty.replace(0);
         if n == 0 {
             return;
@@ -824,7 +839,9 @@ impl<'a> Ctx<'a> {
         // Only the keys the command writes (not a STORE command's sources), per its key
         // specs; every key when the specs cannot tell.
         let written = cmd.written_positions(args);
-        let is_written = |i: usize| written.as_ref().is_none_or(|w| w.contains(&i));
+        let is_written = |i: usize| {
+            (i >= 64 || kept & (1 << i) == 0) && written.as_ref().is_none_or(|w| w.contains(&i))
+        };
         let mut keys: SmallVec<[(usize, &[u8]); 4]> = SmallVec::new();
         match spec.keys {
             Keys::Range(..) => keys.extend(
@@ -991,6 +1008,7 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
         cx.argv = args.iter().map(|a| a.to_vec()).collect();
     }
     cx.cmd_dirty.set(0);
+    cx.kept_watches = 0;
     crate::crash::running(cmd.id, args);
     let result = (spec.handler)(cx, args);
     crate::crash::done();

@@ -740,6 +740,7 @@ fn xsetid(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     out.ok();
     cx.dirty(1);
+    cx.keep_watches(1);
     cx.notify(STREAM, "xsetid", key);
     Ok(())
 }
@@ -1231,11 +1232,15 @@ fn xgroup_create(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             consumers: Default::default(),
         },
     );
+    let mkstream = created.is_some();
     if let Some(s) = created {
         sh.insert(h, Entry::new(key, Value::Stream(Box::new(s)), lru));
     }
     out.ok();
     cx.dirty(1);
+    if !mkstream {
+        cx.keep_watches(2);
+    }
     cx.notify(STREAM, "xgroup-create", key);
     Ok(())
 }
@@ -1279,6 +1284,7 @@ fn xgroup_setid(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     g.entries_read = entries_read;
     out.ok();
     cx.dirty(1);
+    cx.keep_watches(2);
     cx.notify(STREAM, "xgroup-setid", key);
     Ok(())
 }
@@ -1293,6 +1299,7 @@ fn xgroup_destroy(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     out.int(gone as i64);
     if gone {
         cx.dirty(1);
+        cx.keep_watches(2);
         cx.notify(STREAM, "xgroup-destroy", key);
     }
     Ok(())
@@ -1317,6 +1324,7 @@ fn xgroup_createconsumer(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     out.int(created as i64);
     if created {
         cx.dirty(1);
+        cx.keep_watches(2);
         cx.notify(STREAM, "xgroup-createconsumer", key);
     }
     Ok(())
@@ -1337,6 +1345,7 @@ fn xgroup_delconsumer(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     out.int(c.pel.len() as i64);
     cx.dirty(1);
+    cx.keep_watches(2);
     cx.notify(STREAM, "xgroup-delconsumer", key);
     Ok(())
 }
@@ -1369,6 +1378,7 @@ fn xack(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     out.int(n);
     if n > 0 {
         cx.dirty(n as u64);
+        cx.keep_watches(1);
     }
     Ok(())
 }
@@ -1671,6 +1681,7 @@ fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     if dirty > 0 {
         cx.dirty(dirty);
+        cx.keep_watches(1);
         cx.propagate_owned(effects);
     }
     if created_consumer {
@@ -1829,6 +1840,7 @@ fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let dirty = (claimed.len() + deleted.len()) as u64;
     if dirty > 0 {
         cx.dirty(dirty);
+        cx.keep_watches(1);
         cx.propagate_owned(effects);
     }
     if created_consumer {
