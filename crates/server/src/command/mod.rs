@@ -379,6 +379,9 @@ pub struct Ctx<'a> {
     /// Argument positions (a bit each) of keys the running command leaves its WATCHes on
     /// although it writes them (`Ctx::keep_watches`).
     kept_watches: u64,
+    /// The running command's reply is pub/sub pushes only (`Ctx::pushes_only`): CLIENT
+    /// REPLY OFF / SKIP let it through.
+    pushes_only: bool,
     /// Wall clock (unix ms) and monotonic clock read together when the context was made:
     /// each command's "now" is derived from the monotonic reading it takes anyway for its
     /// duration, so a command costs one clock read, not three (clock reads showed up at ~10%
@@ -422,6 +425,7 @@ impl<'a> Ctx<'a> {
             argv: Vec::new(),
             cmd_dirty: std::cell::Cell::new(0),
             kept_watches: 0,
+            pushes_only: false,
             effects: None,
             batch: None,
             writing: false,
@@ -817,6 +821,12 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The command's reply is (un)subscription pushes, which Redis sends even under CLIENT
+    /// REPLY OFF or SKIP. Not inside EXEC, whose reply is one array.
+    pub fn pushes_only(&mut self) {
+        self.pushes_only = !self.in_exec();
+    }
+
     /// After a write command changed something: count it, and mark the transactions that
     /// watch its keys dirty (Redis's signalModifiedKey).
     fn after_write(&mut self, cmd: &Cmd, args: &[&[u8]]) {
@@ -918,11 +928,13 @@ pub(crate) fn plan(
 /// Runs one command: the whole life of a request after parsing.
 pub fn dispatch(cx: &mut Ctx, args: &[&[u8]]) {
     // CLIENT REPLY OFF / SKIP: the command runs, its reply (error or not) is dropped. Checked
-    // after the command, so CLIENT REPLY ON's own +OK gets through.
+    // after the command, so CLIENT REPLY ON's own +OK gets through. (Un)subscription pushes
+    // get through too.
     cx.client.reply_skip = std::mem::take(&mut cx.client.reply_skip_next);
     let mark = cx.out.buf.len();
+    cx.pushes_only = false;
     execute(cx, args);
-    if cx.client.reply_off || cx.client.reply_skip {
+    if (cx.client.reply_off || cx.client.reply_skip) && !cx.pushes_only {
         cx.out.buf.truncate(mark);
     }
 }
