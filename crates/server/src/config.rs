@@ -383,6 +383,13 @@ impl Config {
             let merged = [self.get(p.name).to_string(), args.join(" ")];
             value = normalise(p, &merged)?;
         }
+        if p.name == "dir" && self.get("dir") != "." {
+            // Redis changes into `dir`, so a relative one is relative to the previous `dir`.
+            value = std::path::Path::new(self.get("dir"))
+                .join(&value)
+                .to_string_lossy()
+                .into_owned();
+        }
         if p.name == "hz" {
             // Redis accepts any hz and stores it clamped to what the server loop supports.
             value = value.parse::<i64>().unwrap_or(10).clamp(1, 500).to_string();
@@ -655,6 +662,11 @@ fn notify_flags(v: &str) -> Result<String, String> {
 pub fn shown(name: &str, value: &str) -> String {
     if name == "notify-keyspace-events" && value.starts_with('A') {
         value.replace('n', "")
+    } else if name == "dir" {
+        // Redis changes into `dir` and reports its working directory: an absolute path.
+        // Kiln's paths are `dir` joined to the process's own working directory, the same.
+        std::fs::canonicalize(value)
+            .map_or_else(|_| value.to_owned(), |p| p.to_string_lossy().into_owned())
     } else {
         value.to_owned()
     }

@@ -811,3 +811,19 @@ fn debug_commands_match_redis() {
         support::run_script_with(&name, &std::fs::read_to_string(&p).unwrap(), DEBUG_ON);
     }
 }
+
+/// `CONFIG GET dir` reports the absolute working directory Redis changed into: a `dir`
+/// given with `..` in it, or as `.` after CONFIG SET, comes back resolved.
+#[test]
+fn config_get_dir_is_the_resolved_directory() {
+    let base = std::env::temp_dir().join(format!("kiln-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&base).unwrap();
+    let name = base.file_name().unwrap().to_string_lossy().to_string();
+    let indirect = base.join("..").join(&name).to_string_lossy().to_string();
+    support::run_script_with(
+        "config_dir",
+        "CONFIG GET dir\nCONFIG SET dir .\nCONFIG GET dir\n",
+        &["--dir", &indirect, "--enable-protected-configs", "yes"],
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}

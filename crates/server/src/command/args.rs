@@ -2,7 +2,7 @@
 //! the SCAN family's cursor and options. Handlers index their arguments (`args[i]`; the dispatcher has
 //! checked the arity) and parse them with these.
 
-use crate::error::{CommandError, E, INVALID_CURSOR, NOT_FLOAT, NOT_INTEGER, SYNTAX};
+use crate::error::{CommandError, E, INT_RANGE, INVALID_CURSOR, NOT_FLOAT, NOT_INTEGER, SYNTAX};
 use crate::util::{parse_f64, parse_i64};
 
 /// Parses a SCAN cursor as Redis does with `strtoul`: optional sign (a minus wraps around),
@@ -82,6 +82,16 @@ pub fn scan_options<'a>(
 #[inline]
 pub fn int(a: &[u8]) -> Result<i64, CommandError> {
     parse_i64(a).ok_or(E(NOT_INTEGER))
+}
+
+/// Parses a database index as Redis's `getIntFromObjectOrReply` does (C `int` range:
+/// SELECT, MOVE, COPY DB); the range of existing databases is checked separately.
+pub fn parse_db(a: &[u8]) -> Result<i64, CommandError> {
+    let v = int(a)?;
+    if i32::try_from(v).is_err() {
+        return Err(E(INT_RANGE));
+    }
+    Ok(v)
 }
 
 /// Parses a float argument with Redis's error.

@@ -91,7 +91,7 @@ fn quit(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
 
 /// `SELECT index`: the database the connection's later commands use. O(1).
 fn select(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let idx = super::args::int(args[1])?;
+    let idx = super::args::parse_db(args[1])?;
     if idx < 0 || idx as usize >= cx.server.keyspace.dbs.len() {
         return Err(E(DB_INDEX));
     }

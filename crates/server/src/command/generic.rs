@@ -12,13 +12,13 @@
 //! write lookups do not; EXISTS, TYPE, TTL and OBJECT leave the LRU clock alone, the others
 //! record an access.
 
-use super::args::{int, parse_cursor};
+use super::args::{int, parse_cursor, parse_db};
 use super::flags::*;
 use super::server::{free_lazily, LAZYFREE_THRESHOLD};
 use super::{count_read, key_miss, lookup_read, tell_expired_to, CommandSpec, Ctx, Keys};
 use crate::error::{
-    CmdResult, CommandError, DB_INDEX, E, EXPIRE_GT_AND_LT, EXPIRE_NX_AND_OTHERS, INT_RANGE,
-    LFU_NOT_SELECTED, LFU_SELECTED, NO_SUCH_KEY, SAME_OBJECT, SYNTAX,
+    CmdResult, CommandError, DB_INDEX, E, EXPIRE_GT_AND_LT, EXPIRE_NX_AND_OTHERS, LFU_NOT_SELECTED,
+    LFU_SELECTED, NO_SUCH_KEY, SAME_OBJECT, SYNTAX,
 };
 use crate::notify::GENERIC;
 use crate::reply::Out;
@@ -497,16 +497,6 @@ fn rename_generic(cx: &mut Ctx, args: &[&[u8]], nx: bool) -> CmdResult {
     Ok(())
 }
 
-/// Parses a database index as Redis's `getIntFromObjectOrReply` does (C `int` range); the
-/// range of existing databases is checked separately.
-fn parse_db(a: &[u8]) -> Result<i64, CommandError> {
-    let v = int(a)?;
-    if i32::try_from(v).is_err() {
-        return Err(E(INT_RANGE));
-    }
-    Ok(v)
-}
-
 /// Checks that a database index names an existing database.
 fn db_index(v: i64, databases: usize) -> Result<usize, CommandError> {
     usize::try_from(v)
@@ -969,6 +959,7 @@ fn object_help(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::INT_RANGE;
 
     #[test]
     fn expire_options_are_checked_like_redis() {

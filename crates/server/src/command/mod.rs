@@ -376,6 +376,12 @@ pub struct Ctx<'a> {
     argv: Vec<Vec<u8>>,
     /// Changes the running command made (`Ctx::dirty`).
     cmd_dirty: std::cell::Cell<u64>,
+    /// Argument positions (a bit each) of keys the running command leaves its WATCHes on
+    /// although it writes them (`Ctx::keep_watches`).
+    kept_watches: u64,
+    /// The running command's reply is pub/sub pushes only (`Ctx::pushes_only`): CLIENT
+    /// REPLY OFF / SKIP let it through.
+    pushes_only: bool,
     /// Wall clock (unix ms) and monotonic clock read together when the context was made:
     /// each command's "now" is derived from the monotonic reading it takes anyway for its
     /// duration, so a command costs one clock read, not three (clock reads showed up at ~10%
@@ -418,6 +424,8 @@ impl<'a> Ctx<'a> {
             mode: Mode::Direct,
             argv: Vec::new(),
             cmd_dirty: std::cell::Cell::new(0),
+            kept_watches: 0,
+            pushes_only: false,
             effects: None,
             batch: None,
             writing: false,
@@ -803,10 +811,27 @@ impl<'a> Ctx<'a> {
         self.cmd_dirty.set(self.cmd_dirty.get() + n);
     }
 
+    /// The key at argument `pos`, which the command's key spec says it writes, keeps its
+    /// WATCHes: Redis signals no change of it this time (SMOVE's destination that already
+    /// holds the member; a stream's consumer groups and last ID, which Redis 7.0 changes
+    /// without signalling).
+    pub fn keep_watches(&mut self, pos: usize) {
+        if pos < 64 {
+            self.kept_watches |= 1 << pos;
+        }
+    }
+
+    /// The command's reply is (un)subscription pushes, which Redis sends even under CLIENT
+    /// REPLY OFF or SKIP. Not inside EXEC, whose reply is one array.
+    pub fn pushes_only(&mut self) {
+        self.pushes_only = !self.in_exec();
+    }
+
     /// After a write command changed something: count it, and mark the transactions that
     /// watch its keys dirty (Redis's signalModifiedKey).
     fn after_write(&mut self, cmd: &Cmd, args: &[&[u8]]) {
         let spec = cmd.spec;
+        let kept = std::mem::take(&mut self.kept_watches);
         let n = self.cmd_dirty.replace(0);
         if n == 0 {
             return;
@@ -824,7 +849,9 @@ impl<'a> Ctx<'a> {
         // Only the keys the command writes (not a STORE command's sources), per its key
         // specs; every key when the specs cannot tell.
         let written = cmd.written_positions(args);
-        let is_written = |i: usize| written.as_ref().is_none_or(|w| w.contains(&i));
+        let is_written = |i: usize| {
+            (i >= 64 || kept & (1 << i) == 0) && written.as_ref().is_none_or(|w| w.contains(&i))
+        };
         let mut keys: SmallVec<[(usize, &[u8]); 4]> = SmallVec::new();
         match spec.keys {
             Keys::Range(..) => keys.extend(
@@ -901,11 +928,13 @@ pub(crate) fn plan(
 /// Runs one command: the whole life of a request after parsing.
 pub fn dispatch(cx: &mut Ctx, args: &[&[u8]]) {
     // CLIENT REPLY OFF / SKIP: the command runs, its reply (error or not) is dropped. Checked
-    // after the command, so CLIENT REPLY ON's own +OK gets through.
+    // after the command, so CLIENT REPLY ON's own +OK gets through. (Un)subscription pushes
+    // get through too.
     cx.client.reply_skip = std::mem::take(&mut cx.client.reply_skip_next);
     let mark = cx.out.buf.len();
+    cx.pushes_only = false;
     execute(cx, args);
-    if cx.client.reply_off || cx.client.reply_skip {
+    if (cx.client.reply_off || cx.client.reply_skip) && !cx.pushes_only {
         cx.out.buf.truncate(mark);
     }
 }
@@ -991,6 +1020,7 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
         cx.argv = args.iter().map(|a| a.to_vec()).collect();
     }
     cx.cmd_dirty.set(0);
+    cx.kept_watches = 0;
     crate::crash::running(cmd.id, args);
     let result = (spec.handler)(cx, args);
     crate::crash::done();

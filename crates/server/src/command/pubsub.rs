@@ -189,6 +189,7 @@ fn do_subscribe(cx: &mut Ctx, kind: Kind, names: &[&[u8]]) -> CmdResult {
         cx.out.int(n as i64);
     }
     sync_counters(cx.client);
+    cx.pushes_only();
     Ok(())
 }
 
@@ -207,6 +208,7 @@ fn do_unsubscribe(cx: &mut Ctx, kind: Kind, names: &[&[u8]]) -> CmdResult {
         cx.out.bulk(event_name(kind, false));
         cx.out.null();
         cx.out.int(n as i64);
+        cx.pushes_only();
         return Ok(());
     }
     for name in names {
@@ -221,6 +223,7 @@ fn do_unsubscribe(cx: &mut Ctx, kind: Kind, names: &[&[u8]]) -> CmdResult {
         cx.out.int(n as i64);
     }
     sync_counters(cx.client);
+    cx.pushes_only();
     Ok(())
 }
 
@@ -326,8 +329,9 @@ fn shardchannels(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     names_reply(cx, true, args)
 }
 
+/// Channel, count, channel, count...: a flat array in RESP3 too, as Redis 7.0 replies.
 fn numsub_reply(cx: &mut Ctx, shard: bool, args: &[&[u8]]) -> CmdResult {
-    cx.out.map(args.len() - 2);
+    cx.out.array(2 * (args.len() - 2));
     for ch in &args[2..] {
         cx.out.bulk(ch);
         cx.out.int(cx.server.pubsub.numsub(shard, ch) as i64);

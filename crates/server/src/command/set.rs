@@ -652,6 +652,9 @@ fn smove(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     cx.dirty(1 + u64::from(added));
     if added {
         cx.notify(SET_EVENTS, "sadd", dst);
+    } else {
+        // The destination already held the member: unchanged, so not signalled.
+        cx.keep_watches(2);
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::args::int;
 use super::flags::*;
+use super::server::help_reply;
 use super::{CommandSpec, Ctx, Keys, Mode};
 use crate::error::*;
 use crate::notify::STREAM;
@@ -163,6 +164,17 @@ const XGROUP_SUBCOMMANDS: &[CommandSpec] = &[
     .summary("Deletes a consumer from a consumer group, with its pending entries.")
     .complexity("O(N) for its N pending entries.")
     .syntax("key group consumer"),
+    CommandSpec::new(
+        "help",
+        2,
+        super::flags::LOADING | STALE,
+        Keys::None,
+        xgroup_help,
+    )
+    .group("stream")
+    .since("5.0.0")
+    .summary("Lists the XGROUP subcommands.")
+    .complexity("O(1)"),
 ];
 
 const XINFO_SUBCOMMANDS: &[CommandSpec] = &[
@@ -190,7 +202,57 @@ const XINFO_SUBCOMMANDS: &[CommandSpec] = &[
     .summary("Returns the consumers of a consumer group.")
     .complexity("O(C) consumers.")
     .syntax("key group"),
+    CommandSpec::new(
+        "help",
+        2,
+        super::flags::LOADING | STALE,
+        Keys::None,
+        xinfo_help,
+    )
+    .group("stream")
+    .since("5.0.0")
+    .summary("Lists the XINFO subcommands.")
+    .complexity("O(1)"),
 ];
+
+/// `XGROUP HELP`: the subcommands, in Redis's help layout. O(1).
+fn xgroup_help(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
+    help_reply(
+        &mut cx.out,
+        "XGROUP",
+        &[
+            "CREATE <key> <groupname> <id|$> [option]",
+            "    Make a consumer group that delivers the entries after <id> ($: the last one).",
+            "    Options: MKSTREAM (make an empty stream if <key> is missing), ENTRIESREAD <n>.",
+            "CREATECONSUMER <key> <groupname> <consumer>",
+            "    Add a consumer to a group.",
+            "DELCONSUMER <key> <groupname> <consumer>",
+            "    Remove a consumer and its pending entries from a group.",
+            "DESTROY <key> <groupname>",
+            "    Remove a consumer group.",
+            "SETID <key> <groupname> <id|$> [ENTRIESREAD <n>]",
+            "    Move a group's last delivered ID.",
+        ],
+    );
+    Ok(())
+}
+
+/// `XINFO HELP`: the subcommands, in Redis's help layout. O(1).
+fn xinfo_help(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
+    help_reply(
+        &mut cx.out,
+        "XINFO",
+        &[
+            "CONSUMERS <key> <groupname>",
+            "    List the consumers of a group.",
+            "GROUPS <key>",
+            "    List the consumer groups of a stream.",
+            "STREAM <key> [FULL [COUNT <count>]]",
+            "    Describe a stream; FULL adds its entries, groups and pending entries.",
+        ],
+    );
+    Ok(())
+}
 
 /// The XGROUP / XINFO containers: the dispatcher always resolves a subcommand first.
 fn container(_cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
@@ -740,6 +802,7 @@ fn xsetid(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     out.ok();
     cx.dirty(1);
+    cx.keep_watches(1);
     cx.notify(STREAM, "xsetid", key);
     Ok(())
 }
@@ -1233,11 +1296,15 @@ fn xgroup_create(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             consumers: Default::default(),
         },
     );
+    let mkstream = created.is_some();
     if let Some(s) = created {
         sh.insert(h, Entry::new(key, Value::Stream(Box::new(s)), lru));
     }
     out.ok();
     cx.dirty(1);
+    if !mkstream {
+        cx.keep_watches(2);
+    }
     cx.notify(STREAM, "xgroup-create", key);
     Ok(())
 }
@@ -1272,15 +1339,17 @@ fn xgroup_setid(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (now, lru) = (cx.now, cx.lru());
     let (sh, h, out) = cx.shard_out(key)?;
     let (g, last) = xgroup_lookup(sh, h, key, gname, now, lru)?;
+    // Unlike XGROUP CREATE, `-` and `+` are IDs here (as in Redis).
     let id = if args[4] == b"$" {
         last
     } else {
-        parse_id(args[4], 0, true, false)?.0
+        parse_id(args[4], 0, false, false)?.0
     };
     g.last_id = id;
     g.entries_read = entries_read;
     out.ok();
     cx.dirty(1);
+    cx.keep_watches(2);
     cx.notify(STREAM, "xgroup-setid", key);
     Ok(())
 }
@@ -1297,6 +1366,7 @@ fn xgroup_destroy(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         // Its blocked readers get NOGROUP.
         sh.signal_ready(key);
         cx.dirty(1);
+        cx.keep_watches(2);
         cx.notify(STREAM, "xgroup-destroy", key);
     }
     Ok(())
@@ -1321,6 +1391,7 @@ fn xgroup_createconsumer(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     out.int(created as i64);
     if created {
         cx.dirty(1);
+        cx.keep_watches(2);
         cx.notify(STREAM, "xgroup-createconsumer", key);
     }
     Ok(())
@@ -1341,6 +1412,7 @@ fn xgroup_delconsumer(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     out.int(c.pel.len() as i64);
     cx.dirty(1);
+    cx.keep_watches(2);
     cx.notify(STREAM, "xgroup-delconsumer", key);
     Ok(())
 }
@@ -1373,6 +1445,7 @@ fn xack(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     out.int(n);
     if n > 0 {
         cx.dirty(n as u64);
+        cx.keep_watches(1);
     }
     Ok(())
 }
@@ -1675,6 +1748,7 @@ fn xclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     if dirty > 0 {
         cx.dirty(dirty);
+        cx.keep_watches(1);
         cx.propagate_owned(effects);
     }
     if created_consumer {
@@ -1833,6 +1907,7 @@ fn xautoclaim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let dirty = (claimed.len() + deleted.len()) as u64;
     if dirty > 0 {
         cx.dirty(dirty);
+        cx.keep_watches(1);
         cx.propagate_owned(effects);
     }
     if created_consumer {

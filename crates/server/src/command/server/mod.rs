@@ -39,7 +39,7 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
 ];
 
 /// Writes a HELP reply the way Redis lays it out: a header, the given lines, then HELP.
-fn help_reply(out: &mut Out, cmd: &str, lines: &[&str]) {
+pub(crate) fn help_reply(out: &mut Out, cmd: &str, lines: &[&str]) {
     out.array(lines.len() + 3);
     out.simple(&format!(
         "{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
