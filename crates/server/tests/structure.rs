@@ -14,44 +14,49 @@ const KNOWN_LOOP: &[&str] = &["aof", "client", "command", "persist", "repl", "se
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
 
-/// Top-level module of every source file and the modules its non-test code names.
-fn graph() -> Graph {
+/// Every source file of the server crate: its path below `src/` and its text.
+fn sources() -> Vec<(std::path::PathBuf, String)> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut g = Graph::new();
+    let mut files = Vec::new();
     let mut stack = vec![src.clone()];
     while let Some(dir) = stack.pop() {
         for e in std::fs::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-                continue;
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                files.push((p.strip_prefix(&src).unwrap().to_path_buf(), text));
             }
-            if p.extension().is_none_or(|x| x != "rs") {
-                continue;
-            }
-            let rel = p.strip_prefix(&src).unwrap();
-            let top = rel
-                .components()
-                .next()
-                .unwrap()
-                .as_os_str()
-                .to_string_lossy();
-            let top = top.trim_end_matches(".rs").to_string();
-            if top == "lib" || top == "main" {
-                continue;
-            }
-            let text = std::fs::read_to_string(&p).unwrap();
-            // Test modules sit at the end of a file; what they use is not structure.
-            let code = text.split("#[cfg(test)]").next().unwrap();
-            let deps = g.entry(top.clone()).or_default();
-            for (i, _) in code.match_indices("crate::") {
-                let name: String = code[i + 7..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
-                    .collect();
-                if !name.is_empty() && name != top {
-                    deps.insert(name);
-                }
+        }
+    }
+    files
+}
+
+/// Top-level module of every source file and the modules its non-test code names.
+fn graph() -> Graph {
+    let mut g = Graph::new();
+    for (rel, text) in sources() {
+        let top = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
+        let top = top.trim_end_matches(".rs").to_string();
+        if top == "lib" || top == "main" {
+            continue;
+        }
+        // Test modules sit at the end of a file; what they use is not structure.
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        let deps = g.entry(top.clone()).or_default();
+        for (i, _) in code.match_indices("crate::") {
+            let name: String = code[i + 7..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            if !name.is_empty() && name != top {
+                deps.insert(name);
             }
         }
     }
@@ -120,21 +125,14 @@ fn the_graph_sees_the_modules() {
 /// one day faked in one place); tests and the layers below may use the standard clock.
 #[test]
 fn only_clock_reads_time() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut offenders = Vec::new();
-    let mut stack = vec![src.clone()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("clock.rs") {
-                let text = std::fs::read_to_string(&p).unwrap();
-                for (n, line) in text.lines().enumerate() {
-                    if line.contains("Instant::now()") || line.contains("SystemTime::now()") {
-                        offenders.push(format!("{}:{}", p.display(), n + 1));
-                    }
-                }
+    for (rel, text) in sources() {
+        if rel.ends_with("clock.rs") {
+            continue;
+        }
+        for (n, line) in text.lines().enumerate() {
+            if line.contains("Instant::now()") || line.contains("SystemTime::now()") {
+                offenders.push(format!("src/{}:{}", rel.display(), n + 1));
             }
         }
     }
