@@ -18,7 +18,7 @@ mod number;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use mlua::{Function, Lua, LightUserData, MultiValue, Table, Value};
+use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
 
 /// Lua 5.1's limit on the stack slots one C function may use (`LUAI_MAXCSTACK`); lua-cjson
 /// asks for slots as it nests, so this bounds the nesting it can reach whatever the limits.
@@ -60,23 +60,28 @@ type Shared = Rc<RefCell<Config>>;
 /// What an implementation hands its wrapper: up to three results, or an error message.
 type Outcome = Result<Vec<Value>, mlua::String>;
 
+/// An implementation: the arguments, and the table they were packed in (for exact numbers).
+type Impl = dyn Fn(&Lua, &Shared, MultiValue, &Table) -> mlua::Result<Outcome>;
+
 /// Lua source of the wrapper: calls the implementation (not as a tail call, so the frame
-/// stays for error positions) and raises its message at the caller's level.
-const WRAPPER: &str = r#"
-local impl, raise, three = ...
+/// stays for error positions) and raises its message at the caller's level. Arguments
+/// travel packed in a table, so numbers can be read back exactly (mlua's `Value` turns a
+/// number within an epsilon of an integer into that integer, losing `-0` and tiny values).
+const WRAPPER: &str = r##"
+local impl, raise, three, select = ...
 if three then
   return function(...)
-    local ok, a, b, c = impl(...)
+    local ok, a, b, c = impl(select("#", ...), {...})
     if not ok then raise(a, 2) end
     return a, b, c
   end
 end
 return function(...)
-  local ok, a = impl(...)
+  local ok, a = impl(select("#", ...), {...})
   if not ok then raise(a, 2) end
   return a
 end
-"#;
+"##;
 
 /// Registers the global `cjson` table.
 pub fn register(lua: &Lua) -> mlua::Result<()> {
@@ -90,15 +95,17 @@ fn new_module(lua: &Lua) -> mlua::Result<Table> {
     let table = lua.create_table()?;
     let factory: Function = lua.load(WRAPPER).set_name("=cjson").into_function()?;
     let raise: Function = lua.globals().raw_get("error")?;
+    let select: Function = lua.globals().raw_get("select")?;
 
-    let add = |name: &str,
-               three: bool,
-               f: Box<dyn Fn(&Lua, &Shared, MultiValue) -> mlua::Result<Outcome>>|
-     -> mlua::Result<()> {
+    let add = |name: &str, three: bool, f: Box<Impl>| -> mlua::Result<()> {
         let cfg = cfg.clone();
-        let imp = lua.create_function(move |lua, args: MultiValue| {
+        let imp = lua.create_function(move |lua, (count, packed): (i64, Table)| {
+            let mut args = MultiValue::new();
+            for i in 1..=count {
+                args.push_back(packed.raw_get::<Value>(i)?);
+            }
             let mut out = MultiValue::new();
-            match f(lua, &cfg, args)? {
+            match f(lua, &cfg, args, &packed)? {
                 Ok(values) => {
                     out.push_back(Value::Boolean(true));
                     out.extend(values);
@@ -110,13 +117,17 @@ fn new_module(lua: &Lua) -> mlua::Result<Table> {
             }
             Ok(out)
         })?;
-        let wrapped: Function = factory.call((imp, raise.clone(), three))?;
+        let wrapped: Function = factory.call((imp, raise.clone(), three, select.clone()))?;
         table.raw_set(name, wrapped)
     };
 
     add("encode", false, Box::new(encode::lua_encode))?;
     add("decode", false, Box::new(decode::lua_decode))?;
-    add("encode_sparse_array", true, Box::new(cfg_encode_sparse_array))?;
+    add(
+        "encode_sparse_array",
+        true,
+        Box::new(cfg_encode_sparse_array),
+    )?;
     add("encode_max_depth", false, Box::new(cfg_encode_max_depth))?;
     add("decode_max_depth", false, Box::new(cfg_decode_max_depth))?;
     add(
@@ -124,7 +135,11 @@ fn new_module(lua: &Lua) -> mlua::Result<Table> {
         false,
         Box::new(cfg_encode_number_precision),
     )?;
-    add("encode_keep_buffer", false, Box::new(cfg_encode_keep_buffer))?;
+    add(
+        "encode_keep_buffer",
+        false,
+        Box::new(cfg_encode_keep_buffer),
+    )?;
     add(
         "encode_invalid_numbers",
         false,
@@ -138,10 +153,13 @@ fn new_module(lua: &Lua) -> mlua::Result<Table> {
     add(
         "new",
         false,
-        Box::new(|lua, _, _| Ok(Ok(vec![Value::Table(new_module(lua)?)]))),
+        Box::new(|lua, _, _, _| Ok(Ok(vec![Value::Table(new_module(lua)?)]))),
     )?;
 
-    table.raw_set("null", Value::LightUserData(LightUserData(std::ptr::null_mut())))?;
+    table.raw_set(
+        "null",
+        Value::LightUserData(LightUserData(std::ptr::null_mut())),
+    )?;
     table.raw_set("_NAME", "cjson")?;
     table.raw_set("_VERSION", "2.1.0")?;
     Ok(table)
@@ -228,7 +246,11 @@ fn check_string(
 }
 
 /// The arguments of a configuration function, after the "too many" check.
-fn config_args(lua: &Lua, args: MultiValue, max: usize) -> mlua::Result<Result<Vec<Value>, mlua::String>> {
+fn config_args(
+    lua: &Lua,
+    args: MultiValue,
+    max: usize,
+) -> mlua::Result<Result<Vec<Value>, mlua::String>> {
     let args: Vec<Value> = args.into_iter().collect();
     if args.len() > max {
         return Ok(Err(arg_error(lua, max + 1, "found too many arguments")?));
@@ -294,7 +316,9 @@ fn enum_option(
     if *setting == 0 || *setting == bool_true {
         Ok(Ok(Value::Boolean(*setting != 0)))
     } else {
-        Ok(Ok(Value::String(lua.create_string(options[*setting as usize])?)))
+        Ok(Ok(Value::String(
+            lua.create_string(options[*setting as usize])?,
+        )))
     }
 }
 
@@ -309,39 +333,92 @@ macro_rules! try_outcome {
     };
 }
 
-fn cfg_encode_sparse_array(lua: &Lua, cfg: &Shared, args: MultiValue) -> mlua::Result<Outcome> {
+fn cfg_encode_sparse_array(
+    lua: &Lua,
+    cfg: &Shared,
+    args: MultiValue,
+    _packed: &Table,
+) -> mlua::Result<Outcome> {
     let args = try_outcome!(config_args(lua, args, 3));
     let mut c = cfg.borrow_mut();
     let mut convert = u8::from(c.sparse_convert);
     let a = try_outcome!(enum_option(lua, &args, 1, &mut convert, ON_OFF, 1));
     c.sparse_convert = convert != 0;
-    let b = try_outcome!(integer_option(lua, &args, 2, &mut c.sparse_ratio, 0, i32::MAX));
-    let d = try_outcome!(integer_option(lua, &args, 3, &mut c.sparse_safe, 0, i32::MAX));
+    let b = try_outcome!(integer_option(
+        lua,
+        &args,
+        2,
+        &mut c.sparse_ratio,
+        0,
+        i32::MAX
+    ));
+    let d = try_outcome!(integer_option(
+        lua,
+        &args,
+        3,
+        &mut c.sparse_safe,
+        0,
+        i32::MAX
+    ));
     Ok(Ok(vec![a, b, d]))
 }
 
-fn cfg_encode_max_depth(lua: &Lua, cfg: &Shared, args: MultiValue) -> mlua::Result<Outcome> {
+fn cfg_encode_max_depth(
+    lua: &Lua,
+    cfg: &Shared,
+    args: MultiValue,
+    _packed: &Table,
+) -> mlua::Result<Outcome> {
     let args = try_outcome!(config_args(lua, args, 1));
     let mut c = cfg.borrow_mut();
-    let v = try_outcome!(integer_option(lua, &args, 1, &mut c.encode_max_depth, 1, i32::MAX));
+    let v = try_outcome!(integer_option(
+        lua,
+        &args,
+        1,
+        &mut c.encode_max_depth,
+        1,
+        i32::MAX
+    ));
     Ok(Ok(vec![v]))
 }
 
-fn cfg_decode_max_depth(lua: &Lua, cfg: &Shared, args: MultiValue) -> mlua::Result<Outcome> {
+fn cfg_decode_max_depth(
+    lua: &Lua,
+    cfg: &Shared,
+    args: MultiValue,
+    _packed: &Table,
+) -> mlua::Result<Outcome> {
     let args = try_outcome!(config_args(lua, args, 1));
     let mut c = cfg.borrow_mut();
-    let v = try_outcome!(integer_option(lua, &args, 1, &mut c.decode_max_depth, 1, i32::MAX));
+    let v = try_outcome!(integer_option(
+        lua,
+        &args,
+        1,
+        &mut c.decode_max_depth,
+        1,
+        i32::MAX
+    ));
     Ok(Ok(vec![v]))
 }
 
-fn cfg_encode_number_precision(lua: &Lua, cfg: &Shared, args: MultiValue) -> mlua::Result<Outcome> {
+fn cfg_encode_number_precision(
+    lua: &Lua,
+    cfg: &Shared,
+    args: MultiValue,
+    _packed: &Table,
+) -> mlua::Result<Outcome> {
     let args = try_outcome!(config_args(lua, args, 1));
     let mut c = cfg.borrow_mut();
     let v = try_outcome!(integer_option(lua, &args, 1, &mut c.precision, 1, 14));
     Ok(Ok(vec![v]))
 }
 
-fn cfg_encode_keep_buffer(lua: &Lua, cfg: &Shared, args: MultiValue) -> mlua::Result<Outcome> {
+fn cfg_encode_keep_buffer(
+    lua: &Lua,
+    cfg: &Shared,
+    args: MultiValue,
+    _packed: &Table,
+) -> mlua::Result<Outcome> {
     let args = try_outcome!(config_args(lua, args, 1));
     let mut c = cfg.borrow_mut();
     let mut keep = u8::from(c.keep_buffer);
@@ -350,7 +427,12 @@ fn cfg_encode_keep_buffer(lua: &Lua, cfg: &Shared, args: MultiValue) -> mlua::Re
     Ok(Ok(vec![v]))
 }
 
-fn cfg_encode_invalid_numbers(lua: &Lua, cfg: &Shared, args: MultiValue) -> mlua::Result<Outcome> {
+fn cfg_encode_invalid_numbers(
+    lua: &Lua,
+    cfg: &Shared,
+    args: MultiValue,
+    _packed: &Table,
+) -> mlua::Result<Outcome> {
     let args = try_outcome!(config_args(lua, args, 1));
     let mut c = cfg.borrow_mut();
     let v = try_outcome!(enum_option(
@@ -364,7 +446,12 @@ fn cfg_encode_invalid_numbers(lua: &Lua, cfg: &Shared, args: MultiValue) -> mlua
     Ok(Ok(vec![v]))
 }
 
-fn cfg_decode_invalid_numbers(lua: &Lua, cfg: &Shared, args: MultiValue) -> mlua::Result<Outcome> {
+fn cfg_decode_invalid_numbers(
+    lua: &Lua,
+    cfg: &Shared,
+    args: MultiValue,
+    _packed: &Table,
+) -> mlua::Result<Outcome> {
     let args = try_outcome!(config_args(lua, args, 1));
     let mut c = cfg.borrow_mut();
     let mut on = u8::from(c.decode_invalid_numbers);

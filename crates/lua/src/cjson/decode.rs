@@ -41,10 +41,11 @@ impl Token {
     }
 }
 
-/// A container being filled.
+/// A container being filled (the table itself sits in `open[depth]`: mlua can hold only
+/// so many references at once, and Redis allows nesting near that number).
 enum Open {
-    Array(Table, i64),
-    Object(Table, Vec<u8>),
+    Array(i64),
+    Object(Vec<u8>),
 }
 
 struct Parser<'a> {
@@ -57,7 +58,12 @@ struct Parser<'a> {
     slots: usize,
 }
 
-pub(super) fn lua_decode(lua: &Lua, cfg: &Shared, args: MultiValue) -> mlua::Result<Outcome> {
+pub(super) fn lua_decode(
+    lua: &Lua,
+    cfg: &Shared,
+    args: MultiValue,
+    _packed: &Table,
+) -> mlua::Result<Outcome> {
     let args: Vec<Value> = args.into_iter().collect();
     if args.len() != 1 {
         return Ok(Err(arg_error(lua, 1, "expected 1 argument")?));
@@ -101,6 +107,7 @@ impl Parser<'_> {
 
     fn parse(&mut self, lua: &Lua) -> mlua::Result<Result<Value, String>> {
         let mut stack: Vec<Open> = Vec::new();
+        let open = lua.create_table()?;
         let (mut token, mut index) = self.next_token();
         'value: loop {
             let mut value = match token {
@@ -122,7 +129,8 @@ impl Parser<'_> {
                             Ok(k) => k,
                             Err(e) => return Ok(Err(e)),
                         };
-                        stack.push(Open::Object(table, key));
+                        stack.push(Open::Object(key));
+                        open.raw_set(stack.len(), table)?;
                         (token, index) = self.next_token();
                         continue 'value;
                     }
@@ -137,7 +145,8 @@ impl Parser<'_> {
                         self.ascend(1);
                         Value::Table(table)
                     } else {
-                        stack.push(Open::Array(table, 1));
+                        stack.push(Open::Array(1));
+                        open.raw_set(stack.len(), table)?;
                         (token, index) = (t, i);
                         continue 'value;
                     }
@@ -146,6 +155,7 @@ impl Parser<'_> {
             };
             // Store the value in its container; close containers that end here.
             loop {
+                let depth = stack.len();
                 match stack.last_mut() {
                     None => {
                         let (t, i) = self.next_token();
@@ -154,16 +164,16 @@ impl Parser<'_> {
                         }
                         return Ok(Ok(value));
                     }
-                    Some(Open::Array(table, n)) => {
+                    Some(Open::Array(n)) => {
+                        let table: Table = open.raw_get(depth)?;
                         table.raw_set(*n, value)?;
                         *n += 1;
                         let (t, i) = self.next_token();
                         match t {
                             Token::ArrEnd => {
                                 self.ascend(1);
-                                let Some(Open::Array(table, _)) = stack.pop() else {
-                                    unreachable!("the top is an array");
-                                };
+                                stack.pop();
+                                open.raw_set(depth, Value::Nil)?;
                                 value = Value::Table(table);
                             }
                             Token::Comma => {
@@ -173,15 +183,15 @@ impl Parser<'_> {
                             other => return Ok(Err(expected("comma or array end", &other, i))),
                         }
                     }
-                    Some(Open::Object(table, key)) => {
+                    Some(Open::Object(key)) => {
+                        let table: Table = open.raw_get(depth)?;
                         table.raw_set(lua.create_string(&*key)?, value)?;
                         let (t, i) = self.next_token();
                         match t {
                             Token::ObjEnd => {
                                 self.ascend(2);
-                                let Some(Open::Object(table, _)) = stack.pop() else {
-                                    unreachable!("the top is an object");
-                                };
+                                stack.pop();
+                                open.raw_set(depth, Value::Nil)?;
                                 value = Value::Table(table);
                             }
                             Token::Comma => {
@@ -193,9 +203,7 @@ impl Parser<'_> {
                                 (token, index) = self.next_token();
                                 continue 'value;
                             }
-                            other => {
-                                return Ok(Err(expected("comma or object end", &other, i)))
-                            }
+                            other => return Ok(Err(expected("comma or object end", &other, i))),
                         }
                     }
                 }
@@ -349,10 +357,7 @@ impl Parser<'_> {
                                     self.pos += len;
                                 }
                                 None => {
-                                    return (
-                                        Token::Error("invalid unicode escape code"),
-                                        self.pos,
-                                    )
+                                    return (Token::Error("invalid unicode escape code"), self.pos)
                                 }
                             }
                             continue;

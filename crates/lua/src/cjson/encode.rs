@@ -1,22 +1,37 @@
 //! `cjson.encode`: Lua values to JSON text, walking nested tables with an explicit stack
 //! (so deep nesting costs heap, not Rust stack).
 
-use mlua::{Lua, MultiValue, Table, Value};
+use mlua::{Function, Lua, MultiValue, Table, Value};
 
 use super::number::{c_int_direct, format_g};
 use super::{arg_error, type_name, Config, Outcome, Shared, LUA_MAX_C_STACK};
 
-/// A table being written: an array (indices still to write) or an object (pairs left).
+/// A table being written: an array (indices still to write) or an object. The tables
+/// themselves (and an object's current key) sit in Lua tables indexed by depth, since mlua
+/// can hold only so many references at once and Redis allows nesting near that number.
+#[derive(Clone, Copy)]
 enum Frame {
-    Array { table: Table, len: i64, next: i64 },
-    Object { entries: Vec<(Value, Value)>, next: usize },
+    Array { len: i64, next: i64 },
+    Object { first: bool },
 }
 
 /// How a table is written, decided as lua-cjson does from its keys.
 enum Shape {
     Array(i64),
-    Object(Vec<(Value, Value)>),
+    Object,
 }
+
+/// One step through an object: the next pair after `keys[depth]` (which it advances, so
+/// keys never round-trip through Rust), with numbers also returned as plain numbers to be
+/// read exactly.
+const STEP: &str = r#"
+local next = ...
+return function(t, keys, depth)
+  local k, v = next(t, keys[depth])
+  keys[depth] = k
+  return k, v, type(k) == "number" and k or 0, type(v) == "number" and v or 0
+end
+"#;
 
 struct Encoder<'a> {
     cfg: &'a Config,
@@ -25,19 +40,39 @@ struct Encoder<'a> {
     /// Lua stack slots lua-cjson would be using (the argument, plus per level one for an
     /// array's element or two for an object's key and value).
     slots: usize,
+    /// `open[depth]`: the table being written at that depth.
+    open: Table,
+    /// `keys[depth]`: the current key of the object at that depth.
+    keys: Table,
+    /// [`STEP`], built.
+    step: Function,
 }
 
-pub(super) fn lua_encode(lua: &Lua, cfg: &Shared, args: MultiValue) -> mlua::Result<Outcome> {
+pub(super) fn lua_encode(
+    lua: &Lua,
+    cfg: &Shared,
+    args: MultiValue,
+    packed: &Table,
+) -> mlua::Result<Outcome> {
     if args.len() != 1 {
         return Ok(Err(arg_error(lua, 1, "expected 1 argument")?));
     }
-    let value = args.into_iter().next().unwrap_or(Value::Nil);
+    let mut value = args.into_iter().next().unwrap_or(Value::Nil);
+    if let Value::Integer(_) = value {
+        value = Value::Number(packed.raw_get::<f64>(1)?);
+    }
     let cfg = cfg.borrow().clone();
     let mut enc = Encoder {
         cfg: &cfg,
         out: Vec::new(),
         stack: Vec::new(),
         slots: 1,
+        open: lua.create_table()?,
+        keys: lua.create_table()?,
+        step: lua
+            .load(STEP)
+            .set_name("=cjson")
+            .call(lua.globals().raw_get::<Function>("next")?)?,
     };
     match enc.run(value)? {
         Ok(()) => Ok(Ok(vec![Value::String(lua.create_string(&enc.out)?)])),
@@ -62,29 +97,45 @@ impl Encoder<'_> {
         if let Err(e) = self.value(value)? {
             return Ok(Err(e));
         }
-        while let Some(frame) = self.stack.last_mut() {
+        while let Some(&frame) = self.stack.last() {
+            let depth = self.stack.len();
             let child = match frame {
-                Frame::Array { table, len, next } => {
-                    if *next > *len {
+                Frame::Array { len, next } => {
+                    if next > len {
                         None
                     } else {
-                        if *next > 1 {
+                        if next > 1 {
                             self.out.push(b',');
                         }
-                        let v: Value = table.raw_get(*next)?;
-                        *next += 1;
+                        let table: Table = self.open.raw_get(depth)?;
+                        let mut v: Value = table.raw_get(next)?;
+                        if let Value::Integer(_) = v {
+                            v = Value::Number(table.raw_get::<f64>(next)?);
+                        }
+                        self.stack[depth - 1] = Frame::Array {
+                            len,
+                            next: next + 1,
+                        };
                         Some(v)
                     }
                 }
-                Frame::Object { entries, next } => {
-                    if *next >= entries.len() {
+                Frame::Object { first } => {
+                    let table: Table = self.open.raw_get(depth)?;
+                    let (mut k, mut v, kn, vn): (Value, Value, f64, f64) =
+                        self.step.call((table, &self.keys, depth))?;
+                    if let Value::Integer(_) = k {
+                        k = Value::Number(kn);
+                    }
+                    if let Value::Integer(_) = v {
+                        v = Value::Number(vn);
+                    }
+                    if k.is_nil() {
                         None
                     } else {
-                        let (k, v) = std::mem::replace(&mut entries[*next], (Value::Nil, Value::Nil));
-                        if *next > 0 {
+                        if !first {
                             self.out.push(b',');
                         }
-                        *next += 1;
+                        self.stack[depth - 1] = Frame::Object { first: false };
                         match &k {
                             Value::String(s) => {
                                 self.string(&s.as_bytes());
@@ -115,6 +166,8 @@ impl Encoder<'_> {
                     }
                 }
                 None => {
+                    self.open.raw_set(depth, Value::Nil)?;
+                    self.keys.raw_set(depth, Value::Nil)?;
                     match self.stack.pop() {
                         Some(Frame::Array { .. }) => {
                             self.out.push(b']');
@@ -155,24 +208,24 @@ impl Encoder<'_> {
     fn table(&mut self, t: Table) -> mlua::Result<Result<(), String>> {
         let depth = self.stack.len() + 1;
         if depth > self.cfg.encode_max_depth as usize || self.slots + 3 > LUA_MAX_C_STACK {
-            return Ok(Err(format!("Cannot serialise, excessive nesting ({depth})")));
+            return Ok(Err(format!(
+                "Cannot serialise, excessive nesting ({depth})"
+            )));
         }
         match self.shape(&t)? {
             Err(e) => Ok(Err(e)),
             Ok(Shape::Array(len)) => {
                 self.out.push(b'[');
                 self.slots += 1;
-                self.stack.push(Frame::Array {
-                    table: t,
-                    len,
-                    next: 1,
-                });
+                self.open.raw_set(depth, t)?;
+                self.stack.push(Frame::Array { len, next: 1 });
                 Ok(Ok(()))
             }
-            Ok(Shape::Object(entries)) => {
+            Ok(Shape::Object) => {
                 self.out.push(b'{');
                 self.slots += 2;
-                self.stack.push(Frame::Object { entries, next: 0 });
+                self.open.raw_set(depth, t)?;
+                self.stack.push(Frame::Object { first: true });
                 Ok(Ok(()))
             }
         }
@@ -181,22 +234,26 @@ impl Encoder<'_> {
     /// lua-cjson's array test: every key a number that is a whole number >= 1, and the
     /// array not excessively sparse (which is an error unless conversion is on).
     fn shape(&self, t: &Table) -> mlua::Result<Result<Shape, String>> {
-        let entries = t
-            .clone()
-            .pairs::<Value, Value>()
-            .collect::<mlua::Result<Vec<_>>>()?;
         let mut max: i32 = 0;
         let mut items: i32 = 0;
-        for (k, _) in &entries {
-            match number_of(k) {
+        let mut array = true;
+        t.for_each::<Value, mlua::Value>(|k, _| {
+            if !array {
+                return Ok(());
+            }
+            match number_of(&k) {
                 Some(n) if n != 0.0 && n.floor() == n && n >= 1.0 => {
                     if n > f64::from(max) {
                         max = c_int_direct(n);
                     }
                     items = items.wrapping_add(1);
                 }
-                _ => return Ok(Ok(Shape::Object(entries))),
+                _ => array = false,
             }
+            Ok(())
+        })?;
+        if !array {
+            return Ok(Ok(Shape::Object));
         }
         let cfg = self.cfg;
         if cfg.sparse_ratio > 0
@@ -208,12 +265,12 @@ impl Encoder<'_> {
                     "Cannot serialise table: excessively sparse array".to_string()
                 ));
             }
-            return Ok(Ok(Shape::Object(entries)));
+            return Ok(Ok(Shape::Object));
         }
         if max > 0 {
             Ok(Ok(Shape::Array(i64::from(max))))
         } else {
-            Ok(Ok(Shape::Object(entries)))
+            Ok(Ok(Shape::Object))
         }
     }
 

@@ -5,8 +5,7 @@
 /// anything out of range (including NaN).
 pub(super) fn c_int_from_double(d: f64) -> i32 {
     // Lua 5.1 first converts to `lua_Integer` (64 bits), then lua-cjson stores into an int.
-    let wide: i64 = if d.is_finite() && d >= -9.223_372_036_854_776e18 && d < 9.223_372_036_854_776e18
-    {
+    let wide: i64 = if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&d) {
         d as i64
     } else {
         i64::MIN
@@ -74,14 +73,21 @@ pub(super) fn strtod(s: &[u8]) -> (f64, usize) {
     let sign = |v: f64| if negative { -v } else { v };
     let rest = &s[i..];
     if starts_with_ci(rest, b"inf") {
-        let len = if starts_with_ci(rest, b"infinity") { 8 } else { 3 };
+        let len = if starts_with_ci(rest, b"infinity") {
+            8
+        } else {
+            3
+        };
         return (sign(f64::INFINITY), i + len);
     }
     if starts_with_ci(rest, b"nan") {
         let mut len = 3;
         if rest.get(3) == Some(&b'(') {
             let mut j = 4;
-            while rest.get(j).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+            while rest
+                .get(j)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+            {
                 j += 1;
             }
             if rest.get(j) == Some(&b')') {
