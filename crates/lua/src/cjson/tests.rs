@@ -144,6 +144,14 @@ const CASES: &[(&str, &[u8])] = &[
     (r#"return cjson.encode({n=cjson.null, [1]=cjson.null})"#, b"{\"1\":null,\"n\":null}"),
     (r#"local t = setmetatable({}, {__index=function() return 1 end}) t[1] = 5 return cjson.encode(t)"#, b"[5]"),
     (r#"return cjson.encode({"a", {b = {"c", {d = "e"}}}})"#, b"[\"a\",{\"b\":[\"c\",{\"d\":\"e\"}]}]"),
+    (r#"local t = {} for i=1,20000 do t[i] = i end local s = cjson.encode(t) return #s .. s:sub(1,20)"#, b"108895[1,2,3,4,5,6,7,8,9,1"),
+    (r#"local t = {} for i=1,20000 do t["k"..i] = {i} end local s = cjson.encode(t) return tostring(#s)"#, b"317789"),
+    (r#"return cjson.encode({1e-20, -1e-20, 0.30000000000000004, [1e-20]=nil})"#, b"[1e-20,-1e-20,0.3]"),
+    (r#"return cjson.encode({[1e-20]=1})"#, b"{\"1e-20\":1}"),
+    (r#"return cjson.encode(cjson.decode('[1e-20, -0.0, 3.0000000000000004]'))"#, b"[1e-20,-0,3]"),
+    (r#"local t = cjson.decode('[' .. string.rep('1,', 20000) .. '1]') return tostring(#t)"#, b"20001"),
+    (r#"return cjson.encode(-0.0)"#, b"-0"),
+
 ];
 
 fn run(script: &str) -> Vec<u8> {
