@@ -189,7 +189,7 @@ pub fn register(lua: &Lua) -> mlua::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn lua() -> Lua {
