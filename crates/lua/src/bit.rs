@@ -50,6 +50,11 @@ pub(crate) fn lua_error(lua: &Lua, msg: &str) -> mlua::Error {
 /// An error raised the way `luaL_argerror` raises it: `bad argument #N to 'name' (extra)`,
 /// with the name the running function was called by (and method calls counted as Lua does).
 pub(crate) fn arg_error(lua: &Lua, narg: usize, extra: &str) -> mlua::Error {
+    arg_error_at(lua, narg as i64, extra)
+}
+
+/// [`arg_error`] for any argument number, including 0 (used for "the call as a whole").
+pub(crate) fn arg_error_at(lua: &Lua, narg: i64, extra: &str) -> mlua::Error {
     let Some(current) = lua.inspect_stack(0) else {
         return lua_error(lua, &format!("bad argument #{narg} ({extra})"));
     };

@@ -28,7 +28,7 @@ const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
 
 /// A C cast from double to a 64-bit signed integer on x86-64: out of range (and NaN) gives
 /// the "integer indefinite" value, `i64::MIN`.
-fn c_to_i64(n: f64) -> i64 {
+pub(crate) fn c_to_i64(n: f64) -> i64 {
     if n.is_nan() || !(-TWO_POW_63..TWO_POW_63).contains(&n) {
         i64::MIN
     } else {
@@ -164,7 +164,7 @@ fn to_align(len: usize, header: &Header, opt: u8, size: usize) -> usize {
 }
 
 /// `luaL_checklstring`: a string, or a number converted to one.
-fn check_bytes(lua: &Lua, args: &[Value], idx: usize) -> mlua::Result<Vec<u8>> {
+pub(crate) fn check_bytes(lua: &Lua, args: &[Value], idx: usize) -> mlua::Result<Vec<u8>> {
     let value = args.get(idx - 1);
     match value {
         Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
@@ -177,7 +177,7 @@ fn check_bytes(lua: &Lua, args: &[Value], idx: usize) -> mlua::Result<Vec<u8>> {
 }
 
 /// `luaL_checknumber`.
-fn check_number(lua: &Lua, args: &[Value], idx: usize) -> mlua::Result<f64> {
+pub(crate) fn check_number(lua: &Lua, args: &[Value], idx: usize) -> mlua::Result<f64> {
     let value = args.get(idx - 1);
     value
         .and_then(|v| to_number(lua, v))
@@ -185,7 +185,12 @@ fn check_number(lua: &Lua, args: &[Value], idx: usize) -> mlua::Result<f64> {
 }
 
 /// `luaL_optinteger`: the default for a missing or nil argument, else the number truncated.
-fn opt_integer(lua: &Lua, args: &[Value], idx: usize, default: i64) -> mlua::Result<i64> {
+pub(crate) fn opt_integer(
+    lua: &Lua,
+    args: &[Value],
+    idx: usize,
+    default: i64,
+) -> mlua::Result<i64> {
     match args.get(idx - 1) {
         None | Some(Value::Nil) => Ok(default),
         Some(_) => Ok(c_to_i64(check_number(lua, args, idx)?)),
