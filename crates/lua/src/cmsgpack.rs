@@ -680,6 +680,21 @@ mod tests {
     }
 
     #[test]
+    fn map_key_order() {
+        // Same construction, same Lua 5.1 hash layout, so the same traversal order.
+        check(&[
+            (
+                "hx(cmsgpack.pack({a=1,b=2,c=3,[10]=5,foo='bar',[1]=true}))",
+                "86a16101a16303a1620201c30a05a3666f6fa3626172",
+            ),
+            (
+                "hx(cmsgpack.pack({x={y={1,2}}, [2.5]=false}))",
+                "82ca40200000c2a17881a179920102",
+            ),
+        ]);
+    }
+
+    #[test]
     fn nesting_limit() {
         check(&[
             (
