@@ -46,6 +46,8 @@ pub struct Server {
     pub aof: crate::aof::Aof,
     /// RDB save and load bookkeeping (see `rdb`, `persist`).
     pub rdb_state: crate::rdb::RdbState,
+    /// The Lua script cache and the running script's controls (see `command::scripting`).
+    pub scripts: crate::command::scripting::Scripts,
     /// This server's own `Arc` (set by [`Server::new_shared`]), for work that outlives a
     /// command (a background save).
     me: std::sync::OnceLock<std::sync::Weak<Server>>,
@@ -137,8 +139,11 @@ pub struct EncodingLimits {
 impl Server {
     pub fn new(config: Config, threads: usize) -> Self {
         let databases = config.get_u64("databases").max(1) as usize;
+        let keyspace = Keyspace::new(databases);
+        let scripts = crate::command::scripting::Scripts::new(keyspace.gate.busy_flag());
         let s = Self {
-            keyspace: Keyspace::new(databases),
+            keyspace,
+            scripts,
             commands: CommandTable::build(),
             process: Process {
                 run_id: random_hex(40),

@@ -22,3 +22,8 @@ fn keyspace_commands_match_redis() {
 fn server_commands_match_redis() {
     support::run_script_dir("server");
 }
+
+#[test]
+fn scripting_commands_match_redis() {
+    support::run_script_dir("scripting");
+}

@@ -49,6 +49,9 @@ pub struct Keyspace {
     hasher: KeyHasher,
     /// Shared by every shard: see [`Keyspace::set_delete_expired`].
     delete_expired: Arc<AtomicBool>,
+    /// Every lock set passes it before its first shard; a script takes it whole (see
+    /// [`crate::locks::Gate`]).
+    pub gate: crate::locks::Gate,
 }
 
 impl Keyspace {
@@ -61,6 +64,7 @@ impl Keyspace {
                 .collect(),
             hasher,
             delete_expired,
+            gate: crate::locks::Gate::new(),
         }
     }
 

@@ -15,10 +15,21 @@
 //!   they need before they start (`command::plan`), so for them that fallback never fires.
 //!
 //! Shard ids are `db * SHARDS + index`, the global order.
+//!
+//! Above the shards sits the [`Gate`], lock number "minus one": a lock set passes it
+//! (shared, one counter of its thread's own) before its first shard, and leaves when it
+//! holds none again. A script, which cannot say in advance which keys it will touch, takes
+//! the gate whole instead ([`LockSet::exclusive`]): it waits for every other lock set to
+//! let go, holding nothing itself, and then owns every shard. Nothing waits for the gate
+//! while holding a shard, so the gate adds no cycle.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
 
-use parking_lot::MutexGuard;
+use crossbeam_utils::CachePadded;
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use smallvec::SmallVec;
 
 use super::keyspace::{Keyspace, Shard, SHARDS};
@@ -26,12 +37,152 @@ use super::keyspace::{Keyspace, Shard, SHARDS};
 thread_local! {
     /// Shard guards held by lock sets on this thread (at most one set holds any).
     static HELD: Cell<usize> = const { Cell::new(0) };
+    /// This thread's counter in every [`Gate`].
+    static SLOT: usize = NEXT_SLOT.fetch_add(1, SeqCst) % SLOTS;
+}
+
+/// Gate counters: threads beyond this many share them (counters, not flags, so sharing is
+/// correct, only slower).
+const SLOTS: usize = 64;
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+
+/// The gate above every shard: shared by every lock set that holds shards, or held whole by
+/// one (a script). A brlock: each thread enters through a counter of its own, so the shared
+/// side costs one uncontended atomic add and a load, and commands on different cores do not
+/// bounce one cache line between them.
+///
+/// Entering shared bumps the thread's counter, then checks `exclusive`; taking it whole
+/// sets `exclusive`, then waits until every counter is zero. Both sides use sequentially
+/// consistent operations, so at least one of them sees the other.
+pub struct Gate {
+    /// One lock set holds (or is about to hold) the gate whole.
+    exclusive: AtomicBool,
+    /// Serialises the exclusive holders; its guard lives in the lock set holding the gate.
+    owner: Mutex<()>,
+    slots: Box<[CachePadded<AtomicUsize>]>,
+    /// Sleeping on either side (readers waiting for the owner to finish, the owner waiting
+    /// for readers to drain).
+    park: Mutex<()>,
+    wake: Condvar,
+    /// The owner has run for too long (a script past `busy-reply-threshold`): entrants that
+    /// may be refused stop waiting (Redis answers them `-BUSY`).
+    busy: Arc<AtomicBool>,
+}
+
+/// [`LockSet::enter`] was refused: the gate is held whole by a script that is past its
+/// time limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gate {
+    pub fn new() -> Self {
+        Self {
+            exclusive: AtomicBool::new(false),
+            owner: Mutex::new(()),
+            slots: (0..SLOTS).map(|_| CachePadded::new(AtomicUsize::new(0))).collect(),
+            park: Mutex::new(()),
+            wake: Condvar::new(),
+            busy: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Marks the gate's owner as past its time limit (or not): waiting entrants that may be
+    /// refused are, from now on.
+    pub fn set_busy(&self, on: bool) {
+        self.busy.store(on, SeqCst);
+        if on {
+            let _g = self.park.lock();
+            self.wake.notify_all();
+        }
+    }
+
+    /// The busy flag itself, for the owner's time keeper (a script's instruction hook sets
+    /// it; entrants waiting at the gate look at it at least every 100 ms).
+    pub fn busy_flag(&self) -> Arc<AtomicBool> {
+        self.busy.clone()
+    }
+
+    /// Whether the gate is held whole by an owner past its time limit.
+    pub fn is_busy(&self) -> bool {
+        self.busy.load(SeqCst)
+    }
+
+    /// Enters shared for this thread; waits while the gate is held whole, or returns
+    /// [`Busy`] if `refusable` and the owner is past its limit.
+    fn enter(&self, refusable: bool) -> Result<(), Busy> {
+        let slot = &self.slots[SLOT.with(|s| *s)];
+        loop {
+            slot.fetch_add(1, SeqCst);
+            if !self.exclusive.load(SeqCst) {
+                return Ok(());
+            }
+            // Step back out of the owner's way, and tell it.
+            self.leave_slot(slot);
+            let mut g = self.park.lock();
+            while self.exclusive.load(SeqCst) {
+                if refusable && self.busy.load(SeqCst) {
+                    return Err(Busy);
+                }
+                // The timeout is a safety net only: both sides notify under `park`.
+                self.wake.wait_for(&mut g, Duration::from_millis(100));
+            }
+        }
+    }
+
+    fn leave(&self) {
+        self.leave_slot(&self.slots[SLOT.with(|s| *s)]);
+    }
+
+    fn leave_slot(&self, slot: &AtomicUsize) {
+        slot.fetch_sub(1, SeqCst);
+        if self.exclusive.load(SeqCst) {
+            let _g = self.park.lock();
+            self.wake.notify_all();
+        }
+    }
+
+    /// Takes the gate whole: waits for the other owner, if any, then for every shared
+    /// entrant to leave. The caller holds no shard.
+    fn take(&self) -> MutexGuard<'_, ()> {
+        let owner = self.owner.lock();
+        self.exclusive.store(true, SeqCst);
+        let mut g = self.park.lock();
+        while self.slots.iter().any(|s| s.load(SeqCst) != 0) {
+            self.wake.wait_for(&mut g, Duration::from_millis(100));
+        }
+        owner
+    }
+
+    fn give_back(&self, owner: MutexGuard<'_, ()>) {
+        self.busy.store(false, SeqCst);
+        self.exclusive.store(false, SeqCst);
+        drop(owner);
+        let _g = self.park.lock();
+        self.wake.notify_all();
+    }
+}
+
+/// Where a lock set stands with its keyspace's [`Gate`].
+enum World<'a> {
+    /// Not entered: holds no shard.
+    Out,
+    /// Entered shared (holds shards, or is about to).
+    Shared,
+    /// Holds the gate whole: every shard is free for it to take.
+    Exclusive(MutexGuard<'a, ()>),
 }
 
 /// Shard locks held together, sorted by id.
 pub struct LockSet<'a> {
     ks: &'a Keyspace,
     held: SmallVec<[(u32, MutexGuard<'a, Shard>); 4]>,
+    world: World<'a>,
 }
 
 /// A shard lock id: its database and its index in the database.
@@ -45,6 +196,55 @@ impl<'a> LockSet<'a> {
         Self {
             ks,
             held: SmallVec::new(),
+            world: World::Out,
+        }
+    }
+
+    /// Enters the gate before the set's first shard (the dispatcher does, so that a client
+    /// command can be refused with `-BUSY` while a script holds the gate too long). Shard
+    /// locks enter by themselves, never refused; this only makes the wait refusable.
+    pub fn enter(&mut self, refusable: bool) -> Result<(), Busy> {
+        if matches!(self.world, World::Out) {
+            self.ks.gate.enter(refusable)?;
+            self.world = World::Shared;
+        }
+        Ok(())
+    }
+
+    /// Takes the gate whole, for a script: afterwards every shard is this set's to lock, in
+    /// any order, without waiting on anyone. Holding nothing yet is the caller's promise
+    /// (checked); a set that holds the gate keeps it until [`LockSet::release`] or drop.
+    pub fn exclusive(&mut self) {
+        assert!(
+            self.held.is_empty() && matches!(self.world, World::Out),
+            "the gate is taken whole before any shard"
+        );
+        debug_assert_eq!(
+            HELD.with(|h| h.get()),
+            0,
+            "the gate is taken whole by a thread holding shard locks"
+        );
+        self.world = World::Exclusive(self.ks.gate.take());
+    }
+
+    /// Whether the set holds the gate whole.
+    pub fn is_exclusive(&self) -> bool {
+        matches!(self.world, World::Exclusive(_))
+    }
+
+    /// Marks the gate's exclusive owner (this set) as past its time limit, or not.
+    pub fn set_busy(&self, on: bool) {
+        if self.is_exclusive() {
+            self.ks.gate.set_busy(on);
+        }
+    }
+
+    /// Leaves the gate if the set entered it shared and holds no shard any more. A set
+    /// holding it whole keeps it until [`LockSet::release`] or drop.
+    fn maybe_leave(&mut self) {
+        if self.held.is_empty() && matches!(self.world, World::Shared) {
+            self.world = World::Out;
+            self.ks.gate.leave();
         }
     }
 
@@ -111,6 +311,10 @@ impl<'a> LockSet<'a> {
             Err(pos) => pos,
         };
         let m = self.mutex(id);
+        if matches!(self.world, World::Out) {
+            // Holds nothing, so waiting at the gate cannot deadlock; never refused.
+            let _ = self.enter(false);
+        }
         // Another lock set on this thread holds shards: waiting could be waiting on
         // ourselves. A bug wherever it happens; tests run debug builds and catch it.
         let foreign = HELD.with(|h| h.get()) > self.held.len();
@@ -120,8 +324,11 @@ impl<'a> LockSet<'a> {
         );
         let g = if pos == self.held.len() && !foreign {
             m.lock()
+        } else if let Some(g) = m.try_lock() {
+            g
         } else {
-            m.try_lock()?
+            self.maybe_leave();
+            return None;
         };
         HELD.with(|h| h.set(h.get() + 1));
         if pos == self.held.len() {
@@ -148,16 +355,23 @@ impl<'a> LockSet<'a> {
         // Taken for the call only (the cron's and the snapshot writer's steps): the guard
         // never joins the held list, which stays as it was.
         let m = self.mutex(id);
-        let mut g = if above_all && !foreign {
-            m.lock()
+        if matches!(self.world, World::Out) {
+            let _ = self.enter(false);
+        }
+        let g = if above_all && !foreign {
+            Some(m.lock())
         } else {
-            m.try_lock()?
+            m.try_lock()
         };
-        HELD.with(|h| h.set(h.get() + 1));
-        let r = f(&mut g);
-        drop(g);
-        HELD.with(|h| h.set(h.get() - 1));
-        Some(r)
+        let r = g.map(|mut g| {
+            HELD.with(|h| h.set(h.get() + 1));
+            let r = f(&mut g);
+            drop(g);
+            HELD.with(|h| h.set(h.get() - 1));
+            r
+        });
+        self.maybe_leave();
+        r
     }
 
     /// Releases shard `id` if held.
@@ -165,14 +379,20 @@ impl<'a> LockSet<'a> {
         if let Ok(i) = self.held.binary_search_by_key(&id, |x| x.0) {
             drop(self.held.remove(i));
             HELD.with(|h| h.set(h.get() - 1));
+            self.maybe_leave();
         }
     }
 
-    /// Hands over every held guard (the caller drops them), leaving the set empty.
-    pub fn release(&mut self) -> SmallVec<[(u32, MutexGuard<'a, Shard>); 4]> {
+    /// Hands over every held guard (the caller drops them), leaving the set empty. The gate
+    /// is left once the guards are gone (see [`Released`]).
+    pub fn release(&mut self) -> Released<'a> {
         let n = self.held.len();
         HELD.with(|h| h.set(h.get() - n));
-        std::mem::take(&mut self.held)
+        Released {
+            guards: std::mem::take(&mut self.held),
+            world: std::mem::replace(&mut self.world, World::Out),
+            gate: &self.ks.gate,
+        }
     }
 
     /// The held guards, in id order.
@@ -199,11 +419,46 @@ impl<'a> LockSet<'a> {
     }
 }
 
+/// Guards handed over by [`LockSet::release`]: the shards are unlocked, then the gate left,
+/// when this is dropped (so the caller can still read the shards in between).
+pub struct Released<'a> {
+    pub guards: SmallVec<[(u32, MutexGuard<'a, Shard>); 4]>,
+    world: World<'a>,
+    gate: &'a Gate,
+}
+
+impl Released<'_> {
+    pub fn len(&self) -> usize {
+        self.guards.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.guards.is_empty()
+    }
+}
+
+impl Drop for Released<'_> {
+    fn drop(&mut self) {
+        self.guards.clear();
+        match std::mem::replace(&mut self.world, World::Out) {
+            World::Out => {}
+            World::Shared => self.gate.leave(),
+            World::Exclusive(owner) => self.gate.give_back(owner),
+        }
+    }
+}
+
 impl Drop for LockSet<'_> {
     fn drop(&mut self) {
         let n = self.held.len();
         if n > 0 {
             HELD.with(|h| h.set(h.get() - n));
+        }
+        self.held.clear();
+        match std::mem::replace(&mut self.world, World::Out) {
+            World::Out => {}
+            World::Shared => self.ks.gate.leave(),
+            World::Exclusive(owner) => self.ks.gate.give_back(owner),
         }
     }
 }
@@ -244,6 +499,53 @@ mod tests {
         });
         assert!(a.acquire_all());
         assert!(a.holds_all());
+    }
+
+    #[test]
+    fn the_gate_taken_whole_waits_for_holders_and_holds_off_entrants() {
+        use std::sync::mpsc;
+        let ks = Keyspace::new(1);
+        let mut a = LockSet::new(&ks);
+        assert!(a.lock(shard_id(0, 7)).is_some());
+        std::thread::scope(|s| {
+            let (took, got) = mpsc::channel();
+            let (finish, finished) = mpsc::channel::<()>();
+            let ks = &ks;
+            let owner = s.spawn(move || {
+                let mut b = LockSet::new(ks);
+                b.exclusive();
+                took.send(()).unwrap();
+                // Every shard is free for the owner, in any order.
+                assert!(b.lock(shard_id(0, 9)).is_some());
+                assert!(b.lock(shard_id(0, 7)).is_some());
+                assert!(b.lock(shard_id(0, 1)).is_some());
+                b.set_busy(true);
+                took.send(()).unwrap();
+                // Until told to finish (after a refused entrant was seen).
+                finished.recv().unwrap();
+                assert!(b.is_exclusive());
+            });
+            // The owner announced itself and waits for `a` to leave.
+            while !ks.gate.exclusive.load(SeqCst) {
+                std::thread::yield_now();
+            }
+            assert!(got.try_recv().is_err(), "took the gate while a shard was held");
+            drop(a.release());
+            got.recv().unwrap();
+            got.recv().unwrap();
+            // A refusable entrant is refused while the owner is busy; a plain one waits.
+            let mut c = LockSet::new(ks);
+            assert_eq!(c.enter(true), Err(Busy));
+            let waiter = s.spawn(move || {
+                let mut d = LockSet::new(ks);
+                assert!(d.lock(shard_id(0, 7)).is_some());
+            });
+            finish.send(()).unwrap();
+            owner.join().unwrap();
+            waiter.join().unwrap();
+            assert!(!ks.gate.is_busy());
+        });
+        assert!(ks.gate.slots.iter().all(|s| s.load(SeqCst) == 0));
     }
 
     #[test]

@@ -223,8 +223,16 @@ fn glob_inner(mut p: &[u8], mut s: &[u8], nocase: bool, depth: u32, give_up: &mu
 /// and digests: 17 significant digits, trailing zeros removed, exponent form below 1e-4 and
 /// from 1e17, `inf` / `-inf`, and `-0` for negative zero.
 pub fn fmt_g17(d: f64) -> String {
+    fmt_g(d, 17)
+}
+
+/// Formats a double like C's `printf("%.<precision>g")` (`precision` 1 to 17): see
+/// [`fmt_g17`]. Lua 5.1 turns numbers into strings with `%.14g`.
+pub fn fmt_g(d: f64, precision: usize) -> String {
+    let precision = precision.clamp(1, 17);
     if d.is_nan() {
-        return "nan".into();
+        // glibc prints the sign of a NaN (0/0 on x86 is negative).
+        return if d.is_sign_negative() { "-nan" } else { "nan" }.into();
     }
     if d.is_infinite() {
         return if d > 0.0 { "inf".into() } else { "-inf".into() };
@@ -237,7 +245,7 @@ pub fn fmt_g17(d: f64) -> String {
         };
     }
     // Rust rounds `{:e}` exactly (ties to even on the binary value), as glibc's printf does.
-    let s = format!("{d:.16e}");
+    let s = format!("{d:.*e}", precision - 1);
     let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let neg = mant.starts_with('-');
@@ -246,7 +254,7 @@ pub fn fmt_g17(d: f64) -> String {
     if neg {
         out.push('-');
     }
-    if !(-4..17).contains(&exp) {
+    if !(-4..precision as i32).contains(&exp) {
         let trimmed = digits.trim_end_matches('0');
         out.push_str(&trimmed[..1]);
         if trimmed.len() > 1 {

@@ -24,6 +24,7 @@ mod list;
 mod meta;
 pub mod pubsub;
 mod replication;
+pub(crate) mod scripting;
 mod server;
 mod set;
 mod sorted_set;
@@ -43,6 +44,7 @@ use crate::error::{CmdResult, CommandError, E};
 use crate::reply::Out;
 use crate::server::Server;
 use crate::storage::keyspace::shard_of;
+use crate::storage::locks::Busy;
 use crate::storage::{shard_id, LockSet, Shard, SHARDS};
 
 /// A command handler. `args[0]` is the command name as the client sent it.
@@ -114,6 +116,10 @@ pub enum Keys {
     /// pass, SAVE/BGSAVE/BGREWRITEAOF, CONFIG SET, SHUTDOWN: whatever may take a snapshot
     /// point or visit the whole keyspace).
     WalkAll,
+    /// Any key of any database (a script, whose keys are known only as it runs): the gate
+    /// above every shard is taken whole first (`storage::locks::Gate`), so the handler may
+    /// then lock any shard, in any order.
+    Script,
     /// Keys found by a function of the arguments, possibly in other databases (MOVE,
     /// COPY ... DB): it calls `push(db, key)` for each key; `cur_db` is the selected one.
     Custom(KeyFinder),
@@ -230,6 +236,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     dump::COMMANDS,
     aof::COMMANDS,
     replication::COMMANDS,
+    scripting::COMMANDS,
 ];
 
 /// A looked-up command: its spec, the metadata joined to it, and its stats id.
@@ -625,12 +632,9 @@ impl<'a> Ctx<'a> {
         self.after_release(released);
     }
 
-    fn after_release(
-        &mut self,
-        mut released: SmallVec<[(u32, parking_lot::MutexGuard<'a, Shard>); 4]>,
-    ) {
+    fn after_release(&mut self, mut released: crate::storage::locks::Released<'a>) {
         let mut expired = Vec::new();
-        for (id, g) in released.iter_mut() {
+        for (id, g) in released.guards.iter_mut() {
             g.track_new = false;
             g.cow = false;
             g.expired_fed = 0;
@@ -868,7 +872,12 @@ impl<'a> Ctx<'a> {
                 }
             }),
             // Whole-database writes (FLUSHDB, SWAPDB) mark their shards' watchers themselves.
-            Keys::AllDb | Keys::AllDbs | Keys::WalkDb | Keys::WalkAll | Keys::None => {}
+            Keys::AllDb
+            | Keys::AllDbs
+            | Keys::WalkDb
+            | Keys::WalkAll
+            | Keys::Script
+            | Keys::None => {}
         }
         for (d, key) in keys {
             if d < self.server.keyspace.dbs.len() {
@@ -880,12 +889,22 @@ impl<'a> Ctx<'a> {
     }
 
     /// Takes the shards `spec` plans for `args` before its handler runs, and sets its reach.
-    fn lock_for(&mut self, spec: &CommandSpec, args: &[&[u8]]) {
+    /// A script takes the gate above the shards whole instead. `Err` when a script past
+    /// its time limit holds the gate and the command may not wait (`-BUSY`).
+    fn lock_for(&mut self, spec: &CommandSpec, args: &[&[u8]]) -> Result<(), Busy> {
         let mut ids = SmallVec::new();
         self.reach = plan(self.server, spec, args, self.client.db, &mut ids);
+        if matches!(spec.keys, Keys::Script) {
+            self.locks.exclusive();
+            return Ok(());
+        }
+        if !ids.is_empty() || !self.reach.is_empty() {
+            self.locks.enter(spec.flags & flags::ALLOW_BUSY == 0)?;
+        }
         if !ids.is_empty() {
             self.take(&mut ids);
         }
+        Ok(())
     }
 }
 
@@ -920,7 +939,7 @@ pub(crate) fn plan(
         Keys::AllDb => ids.extend(db_range(db)),
         Keys::AllDbs => ids.extend(0..shard_id(ndb, 0)),
         Keys::WalkDb => return db_range(db),
-        Keys::WalkAll => return 0..shard_id(ndb, 0),
+        Keys::WalkAll | Keys::Script => return 0..shard_id(ndb, 0),
     }
     0..0
 }
@@ -1013,8 +1032,17 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     let mark = cx.out.buf.len();
     cx.cmd_name = spec.name;
     if !cx.in_exec() {
+        let busy = |cx: &mut Ctx| {
+            reject(cx, Some(cmd.id), &E(crate::error::BUSY));
+        };
+        if spec.flags & flags::ALLOW_BUSY == 0 && server.keyspace.gate.is_busy() {
+            return busy(cx);
+        }
         cx.writing = spec.flags & flags::WRITE != 0;
-        cx.lock_for(spec, args);
+        if cx.lock_for(spec, args).is_err() {
+            cx.reach = 0..0;
+            return busy(cx);
+        }
     }
     if spec.flags & flags::BLOCKING != 0 {
         cx.argv = args.iter().map(|a| a.to_vec()).collect();
@@ -1025,7 +1053,10 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     let result = (spec.handler)(cx, args);
     crate::crash::done();
     cx.propagate_effects(args, cx.cmd_dirty.get() > 0);
-    if !cx.in_exec() && server.feed.is_active() && (cx.cmd_dirty.get() > 0 || spec.name == "exec") {
+    if !cx.in_exec()
+        && server.feed.is_active()
+        && (cx.cmd_dirty.get() > 0 || spec.name == "exec" || matches!(spec.keys, Keys::Script))
+    {
         // WAIT waits for the offset right after the client's last write.
         cx.client.repl.woff = server.feed.repl_offset();
     }

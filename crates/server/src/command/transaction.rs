@@ -219,6 +219,16 @@ fn lock_plan(cx: &Ctx, queue: &[Vec<Vec<u8>>]) -> SmallVec<[u32; 8]> {
     ids
 }
 
+/// Whether a queued command is a script ([`Keys::Script`]).
+fn queues_script(cx: &Ctx, queue: &[Vec<Vec<u8>>]) -> bool {
+    queue.iter().any(|argv| {
+        cx.server
+            .commands
+            .get(&argv[0])
+            .is_some_and(|c| matches!(c.spec.keys, Keys::Script))
+    })
+}
+
 /// `EXEC`
 fn exec(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     let Some(m) = end_multi(cx) else {
@@ -232,6 +242,12 @@ fn exec(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     }
     let mut ids = lock_plan(cx, &m.queue);
     cx.writing = true;
+    // A queued script may touch any key: the transaction takes the gate whole, as the
+    // script would (see `scripting`).
+    if queues_script(cx, &m.queue) {
+        cx.locks.exclusive();
+        cx.reach = 0..shard_id(cx.server.keyspace.dbs.len(), 0);
+    }
     cx.take(&mut ids);
 
     // A watched key that was modified, or that has expired since WATCH, aborts.

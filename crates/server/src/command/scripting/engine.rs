@@ -1,0 +1,261 @@
+//! The Lua interpreter scripts run in.
+//!
+//! Each thread that runs a script has an interpreter of its own ([`with_vm`]), built once
+//! with the libraries and the `redis` table Redis 7.0 gives scripts, and with its globals
+//! protected: a script reads globals through a read-only view (a missing one is an error,
+//! as is any assignment), so no script can leave state for the next one, and interpreters
+//! on different threads behave alike. Compiled scripts are kept per interpreter, by SHA1;
+//! `SCRIPT FLUSH` bumps a generation that makes every interpreter start afresh.
+//!
+//! A run ([`Vm::run`]) calls the script under `xpcall` with a message handler that notes the
+//! script line an error came from (Redis's `script: <sha>, on @user_script:<line>.`).
+//! `redis.call` and `redis.pcall` reach the command that runs the script through a function
+//! created for the run only (an `mlua` scope), so the borrow of the command's context never
+//! outlives the run.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+
+/// What a run needs beyond the interpreter: set before the script starts, read by the
+/// `redis.*` functions and the instruction hook.
+pub struct Run {
+    /// `redis.setresp`: the protocol replies reach the script in.
+    pub resp3: bool,
+    /// `redis.set_repl` flags (`REPL_*`).
+    pub repl: u32,
+    /// The script line an error was raised at (found by the message handler).
+    pub err_line: Option<i32>,
+    /// When the run started, and after how long it counts as busy.
+    pub started: std::time::Instant,
+    pub limit: std::time::Duration,
+    /// Reported busy once (the gate told, the log written).
+    pub busy: bool,
+    /// SCRIPT KILL stopped it.
+    pub killed: bool,
+    /// Checked by the hook: a SCRIPT KILL request, a busy report.
+    pub control: Arc<super::Control>,
+}
+
+/// One thread's interpreter.
+pub struct Vm {
+    pub lua: Lua,
+    generation: u64,
+    funcs: HashMap<[u8; 40], Function>,
+    /// The message handler `xpcall` runs scripts with.
+    handler: Function,
+    xpcall: Function,
+    /// The real globals (KEYS and ARGV are set here) and the scripts' read-only view.
+    globals: Table,
+    env: Table,
+}
+
+thread_local! {
+    static VM: RefCell<Option<Vm>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's interpreter, made (or made again after a SCRIPT FLUSH of
+/// `generation`) first.
+pub fn with_vm<R>(generation: u64, f: impl FnOnce(&mut Vm) -> R) -> mlua::Result<R> {
+    VM.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|vm| vm.generation != generation) {
+            *slot = None;
+            *slot = Some(Vm::new(generation)?);
+        }
+        Ok(f(slot.as_mut().expect("made above")))
+    })
+}
+
+/// Memory this thread's interpreter uses (INFO `used_memory_lua`).
+pub fn used_memory() -> usize {
+    VM.with(|cell| {
+        cell.try_borrow()
+            .ok()
+            .and_then(|s| s.as_ref().map(|vm| vm.lua.used_memory()))
+            .unwrap_or(0)
+    })
+}
+
+/// The Lua half of the environment: `pcall` turning errors into their text (as Redis 7.0's
+/// does), the read-only view of the globals and library tables, and the removal of what
+/// scripts do not get. Returns the view.
+const BOOTSTRAP: &str = r#"
+local G = _G
+local error, type, rawget, rawset, pcall, tostring, setmetatable, setfenv, loadstring, select =
+      error, type, rawget, rawset, pcall, tostring, setmetatable, setfenv, loadstring, select
+-- `rawset` (Kiln's, refusing read-only tables) and the functions above stay reachable.
+local errtext = rawget(G, '__kiln').errtext
+rawset(G, '__kiln', nil)
+local function fix(ok, ...)
+  if not ok then
+    local e = ...
+    if type(e) == 'table' and type(rawget(e, 'err')) == 'string' then
+      return false, rawget(e, 'err')
+    end
+    if type(e) == 'userdata' then
+      local text = errtext(e)
+      if text then return false, text end
+    end
+  end
+  return ok, ...
+end
+G.pcall = function(...) return fix(pcall(...)) end
+
+local function deny() error("Attempt to modify a readonly table", 2) end
+local function protect(t)
+  return setmetatable({}, { __index = t, __newindex = deny, __metatable = false,
+                            __readonly = true })
+end
+for _, name in ipairs({ 'string', 'table', 'math', 'coroutine', 'redis', 'bit', 'cjson',
+                        'cmsgpack', 'struct' }) do
+  if type(rawget(G, name)) == 'table' then rawset(G, name, protect(rawget(G, name))) end
+end
+local env = setmetatable({}, {
+  __index = function(_, k)
+    local v = rawget(G, k)
+    if v == nil then
+      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+    end
+    return v
+  end,
+  __newindex = deny,
+  __metatable = false,
+  __readonly = true,
+})
+G.loadstring = function(s, name)
+  if type(s) == 'string' and s:byte(1) == 27 then
+    return nil, 'binary chunks are not loaded'
+  end
+  local f, e = loadstring(s, name)
+  if f then setfenv(f, env) end
+  return f, e
+end
+for _, name in ipairs({ 'print', 'setfenv', 'getfenv', 'newproxy', 'module', 'require',
+                        'dofile', 'loadfile' }) do
+  rawset(G, name, nil)
+end
+rawset(G, '_G', env)
+return env
+"#;
+
+impl Vm {
+    fn new(generation: u64) -> mlua::Result<Self> {
+        let lua = Lua::new_with(
+            StdLib::TABLE | StdLib::STRING | StdLib::MATH,
+            LuaOptions::new(),
+        )?;
+        kiln_lua::register_all(&lua)?;
+        super::api::register(&lua)?;
+        let globals = lua.globals();
+        let env: Table = lua.load(BOOTSTRAP).set_name("=kiln").call(())?;
+        let handler = lua.create_function(|lua, err: Value| {
+            // The innermost frame of the script itself: where Redis reports the error.
+            let line = (1..64)
+                .map_while(|level| lua.inspect_stack(level))
+                .find(|d| d.source().source.as_deref() == Some("@user_script"))
+                .map(|d| d.curr_line());
+            if let Some(mut run) = lua.app_data_mut::<Run>() {
+                run.err_line = line;
+            }
+            Ok(err)
+        })?;
+        let xpcall: Function = globals.raw_get("xpcall")?;
+        lua.set_hook(
+            HookTriggers::new().every_nth_instruction(100_000),
+            |lua, _| {
+                let Some(mut run) = lua.app_data_mut::<Run>() else {
+                    return Ok(VmState::Continue);
+                };
+                if run.control.kill_requested() {
+                    run.killed = true;
+                    return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
+                }
+                if !run.busy && run.started.elapsed() >= run.limit {
+                    run.busy = true;
+                    run.control.set_busy(true);
+                }
+                Ok(VmState::Continue)
+            },
+        );
+        Ok(Self {
+            lua,
+            generation,
+            funcs: HashMap::new(),
+            handler,
+            xpcall,
+            globals,
+            env,
+        })
+    }
+
+    /// The compiled script `sha`, compiling `body` if this interpreter has not yet. `Err`
+    /// carries Redis's compile error text.
+    pub fn function(&mut self, sha: &[u8; 40], body: &[u8]) -> Result<Function, String> {
+        if let Some(f) = self.funcs.get(sha) {
+            return Ok(f.clone());
+        }
+        let f = self
+            .lua
+            .load(body)
+            .set_name("@user_script")
+            .set_mode(mlua::ChunkMode::Text)
+            .set_environment(self.env.clone())
+            .into_function()
+            .map_err(|e| {
+                let msg = match &e {
+                    mlua::Error::SyntaxError { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
+                format!("ERR Error compiling script (new function): {msg}")
+            })?;
+        self.funcs.insert(*sha, f.clone());
+        Ok(f)
+    }
+
+    /// Runs `f` with `KEYS` and `ARGV` set and `call` as the per-run command function
+    /// (`api::CALL`: called with the mode and the arguments of `redis.call`, `pcall` or
+    /// `acl_check_cmd`). The script's result, or the error value it raised.
+    pub fn run(
+        &mut self,
+        f: &Function,
+        keys: &[&[u8]],
+        argv: &[&[u8]],
+        run: Run,
+        call: impl FnMut(&Lua, MultiValue) -> mlua::Result<Value>,
+    ) -> (Result<Value, Value>, Run) {
+        let lua = &self.lua;
+        let result = (|| -> mlua::Result<Result<Value, Value>> {
+            self.globals.raw_set("KEYS", strings(lua, keys)?)?;
+            self.globals.raw_set("ARGV", strings(lua, argv)?)?;
+            lua.set_app_data(run);
+            lua.scope(|scope| {
+                let raw = scope.create_function_mut(call)?;
+                lua.set_named_registry_value(super::api::CALL, raw)?;
+                let out = self
+                    .xpcall
+                    .call::<MultiValue>((f.clone(), self.handler.clone()));
+                lua.unset_named_registry_value(super::api::CALL)?;
+                let mut out = out?.into_iter();
+                let ok = matches!(out.next(), Some(Value::Boolean(true)));
+                let v = out.next().unwrap_or(Value::Nil);
+                Ok(if ok { Ok(v) } else { Err(v) })
+            })
+        })();
+        let run = lua.remove_app_data::<Run>().expect("set above");
+        let result = result.unwrap_or_else(|e| Err(Value::String(
+            lua.create_string(e.to_string()).unwrap_or_else(|_| lua.create_string("").expect("small")),
+        )));
+        (result, run)
+    }
+}
+
+fn strings(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(items.len(), 0)?;
+    for (i, s) in items.iter().enumerate() {
+        t.raw_set(i + 1, lua.create_string(s)?)?;
+    }
+    Ok(t)
+}

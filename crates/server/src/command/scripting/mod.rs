@@ -1,0 +1,644 @@
+//! Lua scripting: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT.
+//!
+//! **Atomicity.** A script may touch keys it did not declare, in any database, so it cannot
+//! plan its shards as other commands do. Its key spec is [`Keys::Script`]: the dispatcher
+//! (or EXEC, for a queued script) takes the keyspace's gate whole before the script starts
+//! (`storage::locks::Gate`), which waits for every other command holding shards to finish
+//! and holds new ones off until the script ends. The script's commands then lock whatever
+//! shards they need, and no client on any thread sees a state between two of them. Commands
+//! that touch no shard (PING, INFO server, ...) still run on other threads meanwhile, as do
+//! clients' reads of their own sockets.
+//!
+//! **Commands inside.** `redis.call` checks the command as Redis's `scriptCall` does (unknown,
+//! arity, `noscript`, writes in a read-only script), then runs it through the dispatcher as
+//! EXEC runs a queued command: inside the script's locks, never blocking, its effects joining
+//! the script's batch, which reaches the feed as one MULTI ... EXEC once the script ends
+//! (Redis 7.0's effects replication). The reply is written to the output buffer, decoded and
+//! handed to Lua ([`convert`]), and cut from the buffer again.
+//!
+//! **Long scripts.** After `busy-reply-threshold` the instruction hook marks the gate busy:
+//! clients then get `-BUSY` instead of waiting, except for `allow_busy` commands (SCRIPT
+//! KILL). SCRIPT KILL stops a script that has not written.
+
+mod api;
+pub(crate) mod convert;
+mod engine;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+use mlua::{Lua, MultiValue, Value};
+use parking_lot::Mutex;
+use smallvec::SmallVec;
+
+use super::flags::*;
+use super::{CommandSpec, Ctx, Keys, Mode};
+use crate::error::{CmdResult, CommandError, E};
+
+pub(super) const COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new(
+        "eval",
+        -3,
+        NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS,
+        Keys::Script,
+        eval,
+    )
+    .group("scripting")
+    .since("2.6.0")
+    .summary("Executes a server-side Lua script.")
+    .complexity("Depends on the script that is executed.")
+    .syntax("script numkeys [key [key ...]] [arg [arg ...]]"),
+    CommandSpec::new(
+        "evalsha",
+        -3,
+        NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS,
+        Keys::Script,
+        evalsha,
+    )
+    .group("scripting")
+    .since("2.6.0")
+    .summary("Executes a server-side Lua script by SHA1 digest.")
+    .complexity("Depends on the script that is executed.")
+    .syntax("sha1 numkeys [key [key ...]] [arg [arg ...]]"),
+    CommandSpec::new(
+        "eval_ro",
+        -3,
+        READONLY | NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS,
+        Keys::Script,
+        eval_ro,
+    )
+    .group("scripting")
+    .since("7.0.0")
+    .summary("Executes a read-only server-side Lua script.")
+    .complexity("Depends on the script that is executed.")
+    .syntax("script numkeys [key [key ...]] [arg [arg ...]]"),
+    CommandSpec::new(
+        "evalsha_ro",
+        -3,
+        READONLY | NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS,
+        Keys::Script,
+        evalsha_ro,
+    )
+    .group("scripting")
+    .since("7.0.0")
+    .summary("Executes a read-only server-side Lua script by SHA1 digest.")
+    .complexity("Depends on the script that is executed.")
+    .syntax("sha1 numkeys [key [key ...]] [arg [arg ...]]"),
+    CommandSpec::new("script", -2, NOSCRIPT, Keys::None, container)
+        .group("scripting")
+        .since("2.6.0")
+        .summary("A container for Lua scripts management commands.")
+        .complexity("Depends on subcommand.")
+        .subcommands(SCRIPT_SUBCOMMANDS),
+];
+
+const SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("load", 3, NOSCRIPT | STALE, Keys::None, script_load)
+        .group("scripting")
+        .since("2.6.0")
+        .summary("Loads a server-side Lua script to the script cache.")
+        .complexity("O(N) with N being the length in bytes of the script body.")
+        .syntax("script"),
+    CommandSpec::new("exists", -3, NOSCRIPT, Keys::None, script_exists)
+        .group("scripting")
+        .since("2.6.0")
+        .summary("Determines whether server-side Lua scripts exist in the script cache.")
+        .complexity("O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation).")
+        .syntax("sha1 [sha1 ...]"),
+    CommandSpec::new("flush", -2, NOSCRIPT, Keys::None, script_flush)
+        .group("scripting")
+        .since("2.6.0")
+        .summary("Removes all server-side Lua scripts from the script cache.")
+        .complexity("O(N) with N being the number of scripts in cache")
+        .syntax("[ASYNC | SYNC]"),
+    CommandSpec::new("kill", 2, NOSCRIPT | ALLOW_BUSY, Keys::None, script_kill)
+        .group("scripting")
+        .since("2.6.0")
+        .summary("Terminates a server-side Lua script during execution.")
+        .complexity("O(1)"),
+    CommandSpec::new("debug", 3, NOSCRIPT, Keys::None, script_debug)
+        .group("scripting")
+        .since("3.2.0")
+        .summary("Sets the debug mode of server-side Lua scripts.")
+        .complexity("O(1)")
+        .syntax("YES | SYNC | NO"),
+    CommandSpec::new("help", 2, LOADING | STALE, Keys::None, script_help)
+        .group("scripting")
+        .since("5.0.0")
+        .summary("Returns helpful text about the different subcommands.")
+        .complexity("O(1)"),
+];
+
+fn container(_cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
+    Err(CommandError::err("unknown subcommand"))
+}
+
+/// A cached script: its body and the flags its shebang declares.
+pub struct Script {
+    pub body: Box<[u8]>,
+    pub flags: ScriptFlags,
+}
+
+/// What a `#!lua flags=...` shebang says (Redis 7.0's script flags). A script without a
+/// shebang has none of them and keeps the pre-7.0 behaviour.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct ScriptFlags {
+    pub shebang: bool,
+    pub no_writes: bool,
+    pub allow_oom: bool,
+    pub allow_stale: bool,
+    pub no_cluster: bool,
+    pub allow_cross_slot: bool,
+}
+
+/// Telling a running script to stop, and the script telling the server it runs long.
+pub struct Control {
+    running: AtomicBool,
+    kill: AtomicBool,
+    wrote: AtomicBool,
+    /// The keyspace gate's busy flag (see `storage::locks::Gate`).
+    gate_busy: Arc<AtomicBool>,
+}
+
+impl Control {
+    pub fn kill_requested(&self) -> bool {
+        self.kill.load(Relaxed)
+    }
+
+    pub fn set_busy(&self, on: bool) {
+        self.gate_busy.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The script cache and the running script's controls (`Server::scripts`).
+pub struct Scripts {
+    cache: Mutex<HashMap<[u8; 40], Arc<Script>>>,
+    /// Bumped by SCRIPT FLUSH: interpreters made for an older generation are rebuilt.
+    generation: AtomicU64,
+    control: Arc<Control>,
+    /// Bytes of script bodies cached (INFO `used_memory_scripts`).
+    bytes: AtomicU64,
+}
+
+impl Scripts {
+    pub fn new(gate_busy: Arc<AtomicBool>) -> Self {
+        Self {
+            cache: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            control: Arc::new(Control {
+                running: AtomicBool::new(false),
+                kill: AtomicBool::new(false),
+                wrote: AtomicBool::new(false),
+                gate_busy,
+            }),
+            bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// Number of cached scripts (INFO `number_of_cached_scripts`).
+    pub fn count(&self) -> usize {
+        self.cache.lock().len()
+    }
+
+    /// Bytes of cached script bodies.
+    pub fn memory(&self) -> u64 {
+        self.bytes.load(Relaxed)
+    }
+
+    /// Whether a script is running now.
+    pub fn running(&self) -> bool {
+        self.control.running.load(Relaxed)
+    }
+
+    fn get(&self, sha: &[u8; 40]) -> Option<Arc<Script>> {
+        self.cache.lock().get(sha).cloned()
+    }
+
+    fn insert(&self, sha: [u8; 40], script: Script) -> Arc<Script> {
+        let mut cache = self.cache.lock();
+        cache
+            .entry(sha)
+            .or_insert_with(|| {
+                self.bytes.fetch_add(script.body.len() as u64, Relaxed);
+                Arc::new(script)
+            })
+            .clone()
+    }
+
+    fn flush(&self) {
+        let old = std::mem::take(&mut *self.cache.lock());
+        self.bytes.store(0, Relaxed);
+        self.generation.fetch_add(1, Relaxed);
+        drop(old);
+    }
+}
+
+/// Parses a script's shebang line (`#!lua flags=no-writes,...`), if it has one.
+fn shebang(body: &[u8]) -> Result<ScriptFlags, String> {
+    let mut flags = ScriptFlags::default();
+    if !body.starts_with(b"#!") {
+        return Ok(flags);
+    }
+    flags.shebang = true;
+    let line = body.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split(' ').filter(|p| !p.is_empty());
+    let engine = parts.next().unwrap_or("");
+    if engine != "#!lua" {
+        return Err(format!("ERR Unexpected engine in script shebang: {engine}"));
+    }
+    for opt in parts {
+        let Some(list) = opt.strip_prefix("flags=") else {
+            return Err(format!("ERR Unknown lua shebang option: {opt}"));
+        };
+        for f in list.split(',').filter(|f| !f.is_empty()) {
+            match f {
+                "no-writes" => flags.no_writes = true,
+                "allow-oom" => flags.allow_oom = true,
+                "allow-stale" => flags.allow_stale = true,
+                "no-cluster" => flags.no_cluster = true,
+                "allow-cross-slot-keys" => flags.allow_cross_slot = true,
+                other => return Err(format!("ERR Unexpected flag in script shebang: {other}")),
+            }
+        }
+    }
+    Ok(flags)
+}
+
+/// The body Lua compiles: the shebang line blanked (so line numbers stay).
+fn lua_body(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if body.starts_with(b"#!") {
+        let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
+        std::borrow::Cow::Owned(body[end..].to_vec())
+    } else {
+        std::borrow::Cow::Borrowed(body)
+    }
+}
+
+/// Caches `body` (checking its shebang and that it compiles) and returns its SHA1.
+fn load(cx: &Ctx, body: &[u8]) -> Result<([u8; 40], Arc<Script>), CommandError> {
+    let sha = api::sha1_hex(body);
+    if let Some(s) = cx.server.scripts.get(&sha) {
+        return Ok((sha, s));
+    }
+    let flags = shebang(body).map_err(CommandError::Owned)?;
+    let generation = cx.server.scripts.generation.load(Relaxed);
+    engine::with_vm(generation, |vm| vm.function(&sha, &lua_body(body)).map(|_| ()))
+        .map_err(|e| CommandError::Owned(format!("ERR {e}")))?
+        .map_err(CommandError::Owned)?;
+    let script = cx.server.scripts.insert(
+        sha,
+        Script {
+            body: body.into(),
+            flags,
+        },
+    );
+    Ok((sha, script))
+}
+
+fn eval(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let (sha, script) = load(cx, args[1])?;
+    run(cx, args, sha, script, false)
+}
+
+fn eval_ro(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let (sha, script) = load(cx, args[1])?;
+    run(cx, args, sha, script, true)
+}
+
+fn by_sha(cx: &Ctx, arg: &[u8]) -> Result<([u8; 40], Arc<Script>), CommandError> {
+    let mut sha = [0u8; 40];
+    if arg.len() == 40 {
+        sha.copy_from_slice(arg);
+        sha.make_ascii_lowercase();
+        if let Some(s) = cx.server.scripts.get(&sha) {
+            return Ok((sha, s));
+        }
+    }
+    Err(E(NO_MATCHING))
+}
+
+const NO_MATCHING: &str = "NOSCRIPT No matching script. Please use EVAL.";
+
+fn evalsha(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let (sha, script) = by_sha(cx, args[1])?;
+    run(cx, args, sha, script, false)
+}
+
+fn evalsha_ro(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let (sha, script) = by_sha(cx, args[1])?;
+    run(cx, args, sha, script, true)
+}
+
+/// Runs a cached script for `EVAL*` / `EVALSHA*` (`args`: the command's arguments).
+fn run(
+    cx: &mut Ctx,
+    args: &[&[u8]],
+    sha: [u8; 40],
+    script: Arc<Script>,
+    read_only: bool,
+) -> CmdResult {
+    let numkeys = crate::util::parse_i64(args[2]).ok_or(E(crate::error::NOT_INTEGER))?;
+    if numkeys < 0 {
+        return Err(CommandError::err("Number of keys can't be negative"));
+    }
+    if numkeys as usize > args.len() - 3 {
+        return Err(CommandError::err(
+            "Number of keys can't be greater than number of args",
+        ));
+    }
+    let split = 3 + numkeys as usize;
+    let (keys, argv) = (&args[3..split], &args[split..]);
+    let read_only = read_only || script.flags.no_writes;
+
+    let server = cx.server;
+    let control = server.scripts.control.clone();
+    control.kill.store(false, Relaxed);
+    control.wrote.store(false, Relaxed);
+    control.running.store(true, Relaxed);
+    let limit = {
+        let c = server.config.read();
+        c.get("busy-reply-threshold").parse::<u64>().unwrap_or(5000)
+    };
+    let run = engine::Run {
+        resp3: false,
+        repl: api::REPL_ALL,
+        err_line: None,
+        started: crate::clock::instant(),
+        limit: std::time::Duration::from_millis(limit),
+        busy: false,
+        killed: false,
+        control: control.clone(),
+    };
+
+    // The script's commands run as EXEC runs queued ones; their effects gather in a batch
+    // that reaches the feed as one MULTI ... EXEC (or joins the EXEC this script is in).
+    let outer = cx.mode;
+    let own_batch = cx.batch.is_none();
+    if own_batch {
+        cx.batch = Some(Vec::new());
+    }
+    cx.mode = Mode::Exec;
+    let db = cx.client.db;
+    let client_resp3 = cx.out.resp3;
+
+    let generation = server.scripts.generation.load(Relaxed);
+    let body = lua_body(&script.body);
+    let outcome = engine::with_vm(generation, |vm| {
+        let f = vm.function(&sha, &body)?;
+        let (result, run) = vm.run(&f, keys, argv, run, |lua, call_args| {
+            call(cx, lua, call_args, read_only)
+        });
+        let mut reply = Vec::new();
+        match &result {
+            Ok(v) => {
+                let mut out = crate::reply::Out::new(&mut reply, client_resp3);
+                convert::lua_to_reply(&mut out, v);
+            }
+            Err(e) => {
+                let text = error_text(&vm.lua, e, &run);
+                let located = match run.err_line {
+                    Some(line) if !run.killed => format!(
+                        "{text} script: {}, on @user_script:{line}.",
+                        String::from_utf8_lossy(&sha)
+                    ),
+                    _ => text,
+                };
+                crate::reply::Out::new(&mut reply, client_resp3).error(&located);
+            }
+        }
+        Ok::<_, String>(reply)
+    });
+
+    cx.mode = outer;
+    cx.client.db = db;
+    cx.out.resp3 = client_resp3;
+    control.running.store(false, Relaxed);
+    control.set_busy(false);
+    if own_batch {
+        if let Some(batch) = cx.batch.take() {
+            if !batch.is_empty() {
+                cx.server.feed.append(&batch, batch.len() > 1);
+            }
+        }
+    }
+    cx.propagate_nothing();
+    match outcome {
+        Ok(Ok(reply)) => {
+            cx.out.raw(&reply);
+            Ok(())
+        }
+        Ok(Err(compile)) => Err(CommandError::Owned(compile)),
+        Err(e) => Err(CommandError::Owned(format!("ERR {e}"))),
+    }
+}
+
+/// The text of the error a script raised: an `{err=...}` table's text as it is, a string
+/// with `ERR ` before it (Redis's message handler does the same).
+fn error_text(lua: &Lua, e: &Value, run: &engine::Run) -> String {
+    if run.killed {
+        return "ERR Script killed by user with SCRIPT KILL...".into();
+    }
+    match e {
+        Value::Table(t) => match t.raw_get::<Value>("err") {
+            Ok(Value::String(s)) => {
+                let s = String::from_utf8_lossy(&s.as_bytes()).into_owned();
+                s.strip_prefix('-').map(str::to_string).unwrap_or(s)
+            }
+            _ => "ERR unknown error".into(),
+        },
+        other => {
+            let s = lua
+                .coerce_string(other.clone())
+                .ok()
+                .flatten()
+                .map(|s| String::from_utf8_lossy(&s.as_bytes()).into_owned())
+                .unwrap_or_default();
+            if let Value::Error(e) = other {
+                // Raised from Rust: a command's error as it is, a message after `ERR `.
+                let (text, reply) = api::error_text(e);
+                return if reply {
+                    text.strip_prefix('-').map(str::to_string).unwrap_or(text)
+                } else {
+                    format!("ERR {text}")
+                };
+            }
+            format!("ERR {s}")
+        }
+    }
+}
+
+/// `redis.call` / `redis.pcall` / `redis.acl_check_cmd`: the first Lua argument says which
+/// (0, 1, 2). A failure is raised ([`api::CallError`]) by `call` and `acl_check_cmd`, and
+/// returned as an `{err=...}` table by `pcall`.
+fn call(cx: &mut Ctx, lua: &Lua, args: MultiValue, read_only: bool) -> mlua::Result<Value> {
+    let mut it = args.into_iter();
+    let mode = match it.next() {
+        Some(Value::Integer(n)) => n as i64,
+        Some(Value::Number(n)) => n as i64,
+        _ => 0,
+    };
+    let fail = |msg: &str| -> mlua::Result<Value> {
+        if mode == 1 {
+            let t = lua.create_table()?;
+            t.raw_set("err", msg)?;
+            return Ok(Value::Table(t));
+        }
+        Err(mlua::Error::external(api::CallError(msg.to_string())))
+    };
+    let mut argv: SmallVec<[Vec<u8>; 8]> = SmallVec::new();
+    for v in it {
+        match v {
+            Value::String(s) => argv.push(s.as_bytes().to_vec()),
+            // Redis 7.0 writes numbers with `%.17g`.
+            Value::Integer(n) => argv.push(crate::util::fmt_g17(n as f64).into_bytes()),
+            Value::Number(n) => argv.push(crate::util::fmt_g17(n).into_bytes()),
+            _ => return fail("ERR Lua redis lib command arguments must be strings or integers"),
+        }
+    }
+    if argv.is_empty() {
+        return fail("ERR Please specify at least one argument for this redis lib call");
+    }
+    let refs: SmallVec<[&[u8]; 8]> = argv.iter().map(|a| &a[..]).collect();
+    let cmd = match cx.server.commands.resolve(&refs) {
+        Ok(c) => c,
+        Err(_) if mode == 2 => return fail("ERR Invalid command passed to redis.acl_check_cmd()"),
+        Err(_) => return fail("ERR Unknown Redis command called from script"),
+    };
+    if mode == 2 {
+        return Ok(Value::Boolean(true));
+    }
+    let spec = cmd.spec;
+    if !spec.arity_ok(refs.len()) {
+        return fail("ERR Wrong number of args calling Redis command from script");
+    }
+    if spec.flags & NOSCRIPT != 0 {
+        return fail("ERR This Redis command is not allowed from script");
+    }
+    if spec.flags & WRITE != 0 {
+        if read_only {
+            return fail("ERR Write commands are not allowed from read-only scripts.");
+        }
+        cx.server.scripts.control.wrote.store(true, Relaxed);
+    }
+    let resp3 = lua.app_data_ref::<engine::Run>().is_some_and(|r| r.resp3);
+    let saved = std::mem::replace(&mut cx.out.resp3, resp3);
+    let mark = cx.out.buf.len();
+    super::execute(cx, &refs);
+    cx.out.resp3 = saved;
+    let decoded = kiln_resp::decode(&cx.out.buf[mark..]);
+    cx.out.buf.truncate(mark);
+    let reply = match decoded {
+        Ok((v, _)) => v,
+        Err(_) => return fail("ERR the command's reply could not be read"),
+    };
+    match convert::reply_to_lua(lua, reply, resp3)? {
+        Ok(v) => Ok(v),
+        Err(e) => fail(&e),
+    }
+}
+
+/// `SCRIPT LOAD script`
+fn script_load(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let (sha, _) = load(cx, args[2])?;
+    cx.out.bulk(&sha);
+    Ok(())
+}
+
+/// `SCRIPT EXISTS sha1 [sha1 ...]`
+fn script_exists(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    cx.out.array(args.len() - 2);
+    for a in &args[2..] {
+        let found = by_sha(cx, a).is_ok();
+        cx.out.int(found as i64);
+    }
+    Ok(())
+}
+
+/// `SCRIPT FLUSH [ASYNC|SYNC]`
+fn script_flush(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    match args.get(2) {
+        None => {}
+        Some(m) if args.len() == 3 && (m.eq_ignore_ascii_case(b"sync") || m.eq_ignore_ascii_case(b"async")) => {}
+        _ => return Err(CommandError::err("SCRIPT FLUSH only support SYNC|ASYNC option")),
+    }
+    cx.server.scripts.flush();
+    cx.out.ok();
+    Ok(())
+}
+
+/// `SCRIPT KILL`
+fn script_kill(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
+    let control = &cx.server.scripts.control;
+    if !control.running.load(Relaxed) {
+        return Err(E("NOTBUSY No scripts in execution right now."));
+    }
+    if control.wrote.load(Relaxed) {
+        return Err(E("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command."));
+    }
+    control.kill.store(true, Relaxed);
+    cx.out.ok();
+    Ok(())
+}
+
+/// `SCRIPT DEBUG YES|SYNC|NO`: Kiln has no Lua debugger; NO is accepted.
+fn script_debug(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let mode = args[2];
+    if mode.eq_ignore_ascii_case(b"no") {
+        cx.out.ok();
+        return Ok(());
+    }
+    if mode.eq_ignore_ascii_case(b"yes") || mode.eq_ignore_ascii_case(b"sync") {
+        return Err(CommandError::err(
+            "SCRIPT DEBUG is not supported: this server has no Lua debugger",
+        ));
+    }
+    Err(CommandError::err("Use SCRIPT DEBUG YES/SYNC/NO"))
+}
+
+/// `SCRIPT HELP`
+fn script_help(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
+    super::server::help_reply(
+        &mut cx.out,
+        "SCRIPT",
+        &[
+            "DEBUG (YES|SYNC|NO)",
+            "    Set the Lua debugger mode for later scripts (this server has none: NO only).",
+            "EXISTS <sha1> [<sha1> ...]",
+            "    For each <sha1>, 1 if the script is in the cache, else 0.",
+            "FLUSH [ASYNC|SYNC]",
+            "    Empty the script cache.",
+            "KILL",
+            "    Stop the running script, if it has not written anything.",
+            "LOAD <script>",
+            "    Put <script> in the cache without running it; reply with its SHA1.",
+        ],
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebangs() {
+        assert!(!shebang(b"return 1").unwrap().shebang);
+        let f = shebang(b"#!lua flags=no-writes,allow-stale\nreturn 1").unwrap();
+        assert!(f.shebang && f.no_writes && f.allow_stale && !f.allow_oom);
+        assert_eq!(
+            shebang(b"#!lua flags=bogus\n").unwrap_err(),
+            "ERR Unexpected flag in script shebang: bogus"
+        );
+        assert_eq!(
+            shebang(b"#!py\n").unwrap_err(),
+            "ERR Unexpected engine in script shebang: #!py"
+        );
+        assert_eq!(
+            shebang(b"#!lua name=x\n").unwrap_err(),
+            "ERR Unknown lua shebang option: name=x"
+        );
+        assert_eq!(&lua_body(b"#!lua\nreturn 1")[..], b"\nreturn 1");
+    }
+}
