@@ -85,7 +85,9 @@ impl Gate {
         Self {
             exclusive: AtomicBool::new(false),
             owner: Mutex::new(()),
-            slots: (0..SLOTS).map(|_| CachePadded::new(AtomicUsize::new(0))).collect(),
+            slots: (0..SLOTS)
+                .map(|_| CachePadded::new(AtomicUsize::new(0)))
+                .collect(),
             park: Mutex::new(()),
             wake: Condvar::new(),
             busy: Arc::new(AtomicBool::new(false)),
@@ -529,7 +531,10 @@ mod tests {
             while !ks.gate.exclusive.load(SeqCst) {
                 std::thread::yield_now();
             }
-            assert!(got.try_recv().is_err(), "took the gate while a shard was held");
+            assert!(
+                got.try_recv().is_err(),
+                "took the gate while a shard was held"
+            );
             drop(a.release());
             got.recv().unwrap();
             got.recv().unwrap();

@@ -94,7 +94,9 @@ pub fn register(lua: &Lua) -> mlua::Result<()> {
             if v.len() != 1 {
                 return Err(mlua::Error::runtime("wrong number of arguments"));
             }
-            let s = lua.coerce_string(v[0].clone())?.map(|s| s.as_bytes().to_vec());
+            let s = lua
+                .coerce_string(v[0].clone())?
+                .map(|s| s.as_bytes().to_vec());
             let hex = sha1_hex(s.as_deref().unwrap_or_default());
             lua.create_string(hex)
         })?,
@@ -304,14 +306,20 @@ fn register_random(lua: &Lua) -> mlua::Result<()> {
                 1 => {
                     let m = v[0];
                     if m < 1.0 {
-                        return Err(located(lua, "bad argument #1 to 'random' (interval is empty)"));
+                        return Err(located(
+                            lua,
+                            "bad argument #1 to 'random' (interval is empty)",
+                        ));
                     }
                     Ok((r * m).floor() + 1.0)
                 }
                 2 => {
                     let (m, n) = (v[0], v[1]);
                     if m > n {
-                        return Err(located(lua, "bad argument #2 to 'random' (interval is empty)"));
+                        return Err(located(
+                            lua,
+                            "bad argument #2 to 'random' (interval is empty)",
+                        ));
                     }
                     Ok((r * (n - m + 1.0)).floor() + m)
                 }

@@ -198,7 +198,8 @@ fn write_table(out: &mut Out, t: &Table, depth: usize) {
             return;
         }
         if let Value::Table(v) = field(t, "verbatim_string") {
-            if let (Value::String(fmt), Value::String(s)) = (field(&v, "format"), field(&v, "string"))
+            if let (Value::String(fmt), Value::String(s)) =
+                (field(&v, "format"), field(&v, "string"))
             {
                 let fmt = fmt.as_bytes();
                 let s = s.as_bytes();

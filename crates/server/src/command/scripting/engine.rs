@@ -44,6 +44,8 @@ pub struct Vm {
     pub lua: Lua,
     generation: u64,
     funcs: HashMap<[u8; 40], Function>,
+    /// What [`Vm::report`] last added to the total.
+    reported: usize,
     /// The message handler `xpcall` runs scripts with.
     handler: Function,
     xpcall: Function,
@@ -69,14 +71,28 @@ pub fn with_vm<R>(generation: u64, f: impl FnOnce(&mut Vm) -> R) -> mlua::Result
     })
 }
 
-/// Memory this thread's interpreter uses (INFO `used_memory_lua`).
+/// Memory every thread's interpreter uses together (INFO `used_memory_lua`), as of each
+/// one's last run.
 pub fn used_memory() -> usize {
-    VM.with(|cell| {
-        cell.try_borrow()
-            .ok()
-            .and_then(|s| s.as_ref().map(|vm| vm.lua.used_memory()))
-            .unwrap_or(0)
-    })
+    LUA_MEMORY.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static LUA_MEMORY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Vm {
+    /// Brings [`used_memory`] up to date with this interpreter.
+    pub fn report(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.lua.used_memory();
+        LUA_MEMORY.fetch_add(now, Relaxed);
+        LUA_MEMORY.fetch_sub(std::mem::replace(&mut self.reported, now), Relaxed);
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        LUA_MEMORY.fetch_sub(self.reported, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The Lua half of the environment: `pcall` turning errors into their text (as Redis 7.0's
@@ -171,7 +187,9 @@ impl Vm {
                 };
                 if run.control.kill_requested() {
                     run.killed = true;
-                    return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
+                    return Err(mlua::Error::runtime(
+                        "Script killed by user with SCRIPT KILL...",
+                    ));
                 }
                 if !run.busy && run.started.elapsed() >= run.limit {
                     run.busy = true;
@@ -184,6 +202,7 @@ impl Vm {
             lua,
             generation,
             funcs: HashMap::new(),
+            reported: 0,
             handler,
             xpcall,
             globals,
@@ -245,9 +264,12 @@ impl Vm {
             })
         })();
         let run = lua.remove_app_data::<Run>().expect("set above");
-        let result = result.unwrap_or_else(|e| Err(Value::String(
-            lua.create_string(e.to_string()).unwrap_or_else(|_| lua.create_string("").expect("small")),
-        )));
+        let result = result.unwrap_or_else(|e| {
+            Err(lua
+                .create_string(e.to_string())
+                .map_or(Value::Nil, Value::String))
+        });
+        self.report();
         (result, run)
     }
 }

@@ -167,7 +167,8 @@ impl Control {
     }
 
     pub fn set_busy(&self, on: bool) {
-        self.gate_busy.store(on, std::sync::atomic::Ordering::SeqCst);
+        self.gate_busy
+            .store(on, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -234,6 +235,11 @@ impl Scripts {
     }
 }
 
+/// Bytes the Lua interpreters use (INFO `used_memory_lua`).
+pub fn lua_memory() -> usize {
+    engine::used_memory()
+}
+
 /// Parses a script's shebang line (`#!lua flags=no-writes,...`), if it has one.
 fn shebang(body: &[u8]) -> Result<ScriptFlags, String> {
     let mut flags = ScriptFlags::default();
@@ -284,9 +290,11 @@ fn load(cx: &Ctx, body: &[u8]) -> Result<([u8; 40], Arc<Script>), CommandError> 
     }
     let flags = shebang(body).map_err(CommandError::Owned)?;
     let generation = cx.server.scripts.generation.load(Relaxed);
-    engine::with_vm(generation, |vm| vm.function(&sha, &lua_body(body)).map(|_| ()))
-        .map_err(|e| CommandError::Owned(format!("ERR {e}")))?
-        .map_err(CommandError::Owned)?;
+    engine::with_vm(generation, |vm| {
+        vm.function(&sha, &lua_body(body)).map(|_| ())
+    })
+    .map_err(|e| CommandError::Owned(format!("ERR {e}")))?
+    .map_err(CommandError::Owned)?;
     let script = cx.server.scripts.insert(
         sha,
         Script {
@@ -560,8 +568,14 @@ fn script_exists(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 fn script_flush(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     match args.get(2) {
         None => {}
-        Some(m) if args.len() == 3 && (m.eq_ignore_ascii_case(b"sync") || m.eq_ignore_ascii_case(b"async")) => {}
-        _ => return Err(CommandError::err("SCRIPT FLUSH only support SYNC|ASYNC option")),
+        Some(m)
+            if args.len() == 3
+                && (m.eq_ignore_ascii_case(b"sync") || m.eq_ignore_ascii_case(b"async")) => {}
+        _ => {
+            return Err(CommandError::err(
+                "SCRIPT FLUSH only support SYNC|ASYNC option",
+            ))
+        }
     }
     cx.server.scripts.flush();
     cx.out.ok();

@@ -318,12 +318,13 @@ fn info_memory(cx: &mut Ctx, s: &mut String) {
     field!(s, "allocator_resident", "{resident}");
     field!(s, "total_system_memory", "{total_mem}");
     field!(s, "total_system_memory_human", "{}", human(total_mem));
-    // No scripting engine: nothing is spent on one.
-    field!(s, "used_memory_lua", "0");
-    field!(s, "used_memory_lua_human", "0B");
-    field!(s, "used_memory_scripts", "0");
-    field!(s, "used_memory_scripts_human", "0B");
-    field!(s, "number_of_cached_scripts", "0");
+    let lua = crate::command::scripting::lua_memory() as u64;
+    let scripts = server.scripts.memory();
+    field!(s, "used_memory_lua", "{lua}");
+    field!(s, "used_memory_lua_human", "{}", human(lua));
+    field!(s, "used_memory_scripts", "{scripts}");
+    field!(s, "used_memory_scripts_human", "{}", human(scripts));
+    field!(s, "number_of_cached_scripts", "{}", server.scripts.count());
     field!(s, "maxmemory", "{maxmemory}");
     field!(s, "maxmemory_human", "{}", human(maxmemory));
     field!(s, "maxmemory_policy", "{policy}");

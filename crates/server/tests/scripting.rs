@@ -1,0 +1,150 @@
+//! Lua scripting: atomicity across threads, long scripts (BUSY, SCRIPT KILL), and what
+//! scripts propagate. Replies and error texts are in tests/diff/scripting/.
+
+mod support;
+
+use std::thread;
+use support::{wait_until, TestServer};
+
+/// Moves one unit from a declared key to a key the script builds itself (undeclared), and
+/// back, while plain INCRBY/DECRBY pairs run: the total never changes, and every script's
+/// read-modify-write is atomic (no lost update).
+#[test]
+fn scripts_are_atomic_across_threads_with_declared_and_undeclared_keys() {
+    let s = TestServer::kiln(&["--threads", "4"]);
+    let mut c = s.raw();
+    const KEYS: usize = 8;
+    for i in 0..KEYS {
+        assert_eq!(c.cmd(&["SET", &format!("acct:{i}"), "1000"]), "+OK\r\n");
+    }
+    // Reads both balances, then writes both: a lost update would break the sum.
+    let transfer = "local from = tonumber(redis.call('GET', KEYS[1])) \
+                    local to = 'acct:' .. ARGV[1] \
+                    local b = tonumber(redis.call('GET', to)) \
+                    redis.call('SET', KEYS[1], from - 1) \
+                    redis.call('SET', to, b + 1) \
+                    return from - 1";
+    let sha = c.cmd(&["SCRIPT", "LOAD", transfer]);
+    let sha = sha.lines().nth(1).unwrap().to_string();
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            let port = s.port;
+            let sha = sha.clone();
+            thread::spawn(move || {
+                let mut c = support::Raw::connect(port);
+                for n in 0..300 {
+                    let a = (w + n) % KEYS;
+                    let b = (w * 3 + n * 7 + 1) % KEYS;
+                    if w % 3 == 2 {
+                        // Plain commands next to the scripts.
+                        let r = c.cmd(&["INCRBY", &format!("acct:{a}"), "5"]);
+                        assert!(r.starts_with(':'), "{r}");
+                        let r = c.cmd(&["DECRBY", &format!("acct:{a}"), "5"]);
+                        assert!(r.starts_with(':'), "{r}");
+                    } else {
+                        let r =
+                            c.cmd(&["EVALSHA", &sha, "1", &format!("acct:{a}"), &b.to_string()]);
+                        assert!(r.starts_with(':'), "{r}");
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let mut total = 0i64;
+    for i in 0..KEYS {
+        let r = c.cmd(&["GET", &format!("acct:{i}")]);
+        total += r.lines().nth(1).unwrap().parse::<i64>().unwrap();
+    }
+    assert_eq!(total, 1000 * KEYS as i64);
+}
+
+/// A script past busy-reply-threshold makes other clients' commands fail with BUSY (keyed
+/// ones and others alike); SCRIPT KILL stops it; the server serves everyone afterwards.
+#[test]
+fn a_long_script_answers_busy_and_script_kill_stops_it() {
+    let s = TestServer::kiln(&["--busy-reply-threshold", "50"]);
+    let mut c = s.raw();
+    let mut other = s.raw();
+    assert_eq!(c.cmd(&["SET", "k", "v"]), "+OK\r\n");
+    assert_eq!(
+        other.cmd(&["SCRIPT", "KILL"]),
+        "-NOTBUSY No scripts in execution right now.\r\n"
+    );
+    c.send_cmd(&[
+        "EVAL",
+        "local x = redis.call('get', 'k') while true do end",
+        "0",
+    ]);
+    wait_until("the script to be reported busy", || {
+        other.cmd(&["PING"]).starts_with("-BUSY")
+    });
+    assert_eq!(
+        other.cmd(&["GET", "k"]),
+        "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n"
+    );
+    assert_eq!(other.cmd(&["SCRIPT", "KILL"]), "+OK\r\n");
+    let reply = String::from_utf8(c.read_reply().unwrap()).unwrap();
+    assert!(
+        reply.starts_with("-ERR Script killed by user with SCRIPT KILL..."),
+        "{reply}"
+    );
+    assert_eq!(other.cmd(&["GET", "k"]), "$1\r\nv\r\n");
+    assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+}
+
+/// A script that wrote cannot be killed.
+#[test]
+fn a_script_that_wrote_is_unkillable() {
+    let s = TestServer::kiln(&["--busy-reply-threshold", "50"]);
+    let mut c = s.raw();
+    let mut other = s.raw();
+    c.send_cmd(&[
+        "EVAL",
+        "redis.call('set', 'w', '1') local t = redis.call('time') \
+         while tonumber(redis.call('time')[1]) < t[1] + 1 do end return 'done'",
+        "0",
+    ]);
+    wait_until("the script to be reported busy", || {
+        other.cmd(&["PING"]).starts_with("-BUSY")
+    });
+    let r = other.cmd(&["SCRIPT", "KILL"]);
+    assert!(
+        r.starts_with("-UNKILLABLE Sorry the script already executed write commands"),
+        "{r}"
+    );
+    assert_eq!(c.read_reply().unwrap(), b"$4\r\ndone\r\n");
+    assert_eq!(other.cmd(&["GET", "w"]), "$1\r\n1\r\n");
+}
+
+/// A script's writes reach a replica as its effects (one MULTI/EXEC), so the replica ends
+/// equal to the primary even for a script whose result depends on when it ran.
+#[test]
+fn script_effects_reach_a_replica() {
+    let primary = TestServer::kiln(&[]);
+    let replica = TestServer::kiln(&[]);
+    let mut p = primary.raw();
+    let mut r = replica.raw();
+    assert_eq!(
+        r.cmd(&["REPLICAOF", "127.0.0.1", &primary.port.to_string()]),
+        "+OK\r\n"
+    );
+    r.wait_info("replication", "master_link_status", "up");
+    let script = "redis.call('set', KEYS[1], redis.call('time')[1]) \
+                  redis.call('incr', 'counter') \
+                  redis.call('lpush', 'list', 'a', 'b') return 1";
+    for _ in 0..3 {
+        assert_eq!(p.cmd(&["EVAL", script, "1", "stamp"]), ":1\r\n");
+    }
+    assert_eq!(
+        p.cmd(&["EVAL", "return redis.call('get', 'counter')", "0"]),
+        "$1\r\n3\r\n"
+    );
+    let target = p.cmd(&["DEBUG", "DIGEST"]);
+    wait_until("the replica to match the primary", || {
+        r.cmd(&["DEBUG", "DIGEST"]) == target
+    });
+    assert_eq!(r.cmd(&["LLEN", "list"]), ":6\r\n");
+}
