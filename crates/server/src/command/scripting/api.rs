@@ -154,7 +154,7 @@ pub fn register(lua: &Lua) -> mlua::Result<()> {
                 return Err(runtime("redis.set_repl() requires one argument."));
             }
             let flags = match &v[0] {
-                Value::Integer(n) => *n as i64,
+                Value::Integer(n) => *n,
                 Value::Number(n) => *n as i64,
                 _ => -1,
             };
@@ -176,7 +176,7 @@ pub fn register(lua: &Lua) -> mlua::Result<()> {
                 return Err(runtime("redis.log() requires two arguments or more."));
             }
             let level = match &v[0] {
-                Value::Integer(n) => *n as i64,
+                Value::Integer(n) => *n,
                 Value::Number(n) => *n as i64,
                 _ => return Err(runtime("First argument must be a number (log level).")),
             };

@@ -102,7 +102,9 @@ fn nested(lua: &Lua, v: Resp, resp3: bool) -> mlua::Result<Value> {
 /// Lua's number to integer conversion for replies: truncation, with what the C cast gives
 /// on x86-64 for values it cannot hold (the minimum integer).
 pub fn truncate(n: f64) -> i64 {
-    if n.is_nan() || n >= 9.223_372_036_854_775_807e18 || n < -9.223_372_036_854_775_808e18 {
+    // 2^63: the first double an i64 cannot hold.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if n.is_nan() || !(-LIMIT..LIMIT).contains(&n) {
         i64::MIN
     } else {
         n as i64
@@ -118,7 +120,7 @@ fn write(out: &mut Out, v: &Value, depth: usize) {
     match v {
         Value::String(s) => out.bulk(&s.as_bytes()),
         Value::Number(n) => out.int(truncate(*n)),
-        Value::Integer(n) => out.int(*n as i64),
+        Value::Integer(n) => out.int(*n),
         Value::Boolean(true) => {
             if out.resp3 {
                 out.boolean(true)

@@ -483,7 +483,7 @@ fn error_text(lua: &Lua, e: &Value, run: &engine::Run) -> String {
 fn call(cx: &mut Ctx, lua: &Lua, args: MultiValue, read_only: bool) -> mlua::Result<Value> {
     let mut it = args.into_iter();
     let mode = match it.next() {
-        Some(Value::Integer(n)) => n as i64,
+        Some(Value::Integer(n)) => n,
         Some(Value::Number(n)) => n as i64,
         _ => 0,
     };
