@@ -230,7 +230,114 @@ pub fn register(lua: &Lua) -> mlua::Result<()> {
         })?,
     )?;
     lua.globals().raw_set("__kiln", internal)?;
+
+    // What a library's code sees as `redis` while it loads.
+    let load = lua.create_table()?;
+    load.raw_set("register_function", lua.create_function(register_function)?)?;
+    let redis: Table = lua.globals().raw_get("redis")?;
+    for name in [
+        "log",
+        "LOG_DEBUG",
+        "LOG_VERBOSE",
+        "LOG_NOTICE",
+        "LOG_WARNING",
+        "REDIS_VERSION",
+        "REDIS_VERSION_NUM",
+    ] {
+        load.raw_set(name, redis.raw_get::<Value>(name)?)?;
+    }
+    lua.globals().raw_set("__kiln_load", load)?;
     register_random(lua)?;
+    Ok(())
+}
+
+/// Whether `name` is a valid library or function name: letters, digits and `_`, at least
+/// one.
+pub fn valid_name(name: &[u8]) -> bool {
+    !name.is_empty() && name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+pub const BAD_NAME: &str = "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
+
+fn call_error(msg: &str) -> mlua::Error {
+    mlua::Error::external(CallError(msg.to_string()))
+}
+
+/// `redis.register_function(name, callback)` or `redis.register_function{function_name=...,
+/// callback=..., flags={...}, description=...}`, while a library loads.
+fn register_function(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
+    let mut name = None;
+    let mut callback = None;
+    let mut flags = super::ScriptFlags::default();
+    let mut description = None;
+    match args.len() {
+        1 => {
+            let Some(Value::Table(t)) = args.front() else {
+                return Err(call_error("ERR calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments)."));
+            };
+            for pair in t.pairs::<Value, Value>() {
+                let (k, v) = pair?;
+                let key = match &k {
+                    Value::String(s) => s.as_bytes().to_vec(),
+                    _ => return Err(call_error("ERR named argument key given to redis.register_function is not a string")),
+                };
+                match (&key[..], v) {
+                    (b"function_name", Value::String(s)) => name = Some(s.as_bytes().to_vec()),
+                    (b"function_name", _) => return Err(call_error("ERR function_name argument given to redis.register_function must be a string")),
+                    (b"callback", Value::Function(f)) => callback = Some(f),
+                    (b"callback", _) => return Err(call_error("ERR callback argument given to redis.register_function must be a function")),
+                    (b"description", Value::String(s)) => description = Some(s.as_bytes().to_vec()),
+                    (b"description", _) => return Err(call_error("ERR description argument given to redis.register_function must be a string")),
+                    (b"flags", Value::Table(list)) => {
+                        for f in list.sequence_values::<Value>() {
+                            let Value::String(f) = f? else {
+                                return Err(call_error("ERR unknown flag given"));
+                            };
+                            if !flags.set(&f.as_bytes()) {
+                                return Err(call_error("ERR unknown flag given"));
+                            }
+                        }
+                    }
+                    (b"flags", _) => return Err(call_error("ERR flags argument to redis.register_function must be a table representing function flags")),
+                    _ => return Err(call_error("ERR unknown argument given to redis.register_function")),
+                }
+            }
+        }
+        2 => {
+            let mut it = args.into_iter();
+            match it.next() {
+                Some(Value::String(s)) => name = Some(s.as_bytes().to_vec()),
+                _ => return Err(call_error("ERR first argument to redis.register_function must be a string")),
+            }
+            match it.next() {
+                Some(Value::Function(f)) => callback = Some(f),
+                _ => return Err(call_error("ERR second argument to redis.register_function must be a function")),
+            }
+        }
+        _ => return Err(call_error("ERR wrong number of arguments to redis.register_function")),
+    }
+    let Some(name) = name else {
+        return Err(call_error("ERR redis.register_function must get a function name argument"));
+    };
+    let Some(callback) = callback else {
+        return Err(call_error("ERR redis.register_function must get a callback argument"));
+    };
+    if !valid_name(&name) {
+        return Err(call_error(BAD_NAME));
+    }
+    let name = String::from_utf8_lossy(&name).into_owned();
+    let mut reg = lua
+        .app_data_mut::<super::engine::Registering>()
+        .ok_or_else(|| call_error("ERR redis.register_function can only be called on FUNCTION LOAD command"))?;
+    if reg.0.iter().any(|r| r.name == name) {
+        return Err(call_error("ERR Function already exists in the library"));
+    }
+    reg.0.push(super::engine::Registered {
+        name,
+        description,
+        flags,
+        callback,
+    });
     Ok(())
 }
 

