@@ -1033,7 +1033,7 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     cx.cmd_name = spec.name;
     if !cx.in_exec() {
         let busy = |cx: &mut Ctx| {
-            reject(cx, Some(cmd.id), &E(crate::error::BUSY));
+            reject(cx, Some(cmd.id), &E(cx.server.scripts.busy_text()));
         };
         if spec.flags & flags::ALLOW_BUSY == 0 && server.keyspace.gate.is_busy() {
             return busy(cx);

@@ -305,8 +305,9 @@ fn register_function(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
         }
         2 => {
             let mut it = args.into_iter();
-            match it.next() {
-                Some(Value::String(s)) => name = Some(s.as_bytes().to_vec()),
+            // A number is a name too (Lua turns it into a string).
+            match it.next().map(|v| lua.coerce_string(v)) {
+                Some(Ok(Some(s))) => name = Some(s.as_bytes().to_vec()),
                 _ => return Err(call_error("ERR first argument to redis.register_function must be a string")),
             }
             match it.next() {

@@ -287,6 +287,33 @@ impl Vm {
         })
     }
 
+    /// The callback of function `name`, the libraries' code re-run first if the registry
+    /// changed since this interpreter last ran it.
+    pub fn callback(
+        &mut self,
+        libs: &super::functions::Libraries,
+        name: &str,
+    ) -> Result<Function, String> {
+        if self.fn_generation != libs.generation {
+            self.functions.clear();
+            for lib in libs.iter() {
+                let body = super::lua_body(&lib.code);
+                // Each library loaded once already, so it loads again; one that no longer
+                // would (it cannot change) leaves its functions missing.
+                if let Ok(registered) = self.load_library(&body) {
+                    for r in registered {
+                        self.functions.insert(r.name, r.callback);
+                    }
+                }
+            }
+            self.fn_generation = libs.generation;
+        }
+        self.functions
+            .get(name)
+            .cloned()
+            .ok_or_else(|| "ERR Function not found".to_string())
+    }
+
     /// Runs a library's code (`body`: the shebang line blanked) to collect the functions
     /// it registers. `Err`: Redis's text for a compile or registration failure.
     pub fn load_library(&mut self, body: &[u8]) -> Result<Vec<Registered>, String> {

@@ -23,13 +23,14 @@
 mod api;
 pub(crate) mod convert;
 mod engine;
+pub mod functions;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use hashbrown::HashMap;
 use mlua::{Lua, MultiValue, Value};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use smallvec::SmallVec;
 
 use super::flags::*;
@@ -85,12 +86,84 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
     .summary("Executes a read-only server-side Lua script by SHA1 digest.")
     .complexity("Depends on the script that is executed.")
     .syntax("sha1 numkeys [key [key ...]] [arg [arg ...]]"),
+    CommandSpec::new(
+        "fcall",
+        -3,
+        NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS,
+        Keys::Script,
+        fcall,
+    )
+    .group("scripting")
+    .since("7.0.0")
+    .summary("Invokes a function.")
+    .complexity("Depends on the function that is executed.")
+    .syntax("function numkeys [key [key ...]] [arg [arg ...]]"),
+    CommandSpec::new(
+        "fcall_ro",
+        -3,
+        READONLY | NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS,
+        Keys::Script,
+        fcall_ro,
+    )
+    .group("scripting")
+    .since("7.0.0")
+    .summary("Invokes a read-only function.")
+    .complexity("Depends on the function that is executed.")
+    .syntax("function numkeys [key [key ...]] [arg [arg ...]]"),
+    CommandSpec::new("function", -2, 0, Keys::None, container)
+        .group("scripting")
+        .since("7.0.0")
+        .summary("A container for function commands.")
+        .complexity("Depends on subcommand.")
+        .subcommands(FUNCTION_SUBCOMMANDS),
     CommandSpec::new("script", -2, 0, Keys::None, container)
         .group("scripting")
         .since("2.6.0")
         .summary("A container for Lua scripts management commands.")
         .complexity("Depends on subcommand.")
         .subcommands(SCRIPT_SUBCOMMANDS),
+];
+
+const FUNCTION_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("load", -3, WRITE | DENYOOM | NOSCRIPT, Keys::None, functions::function_load)
+        .group("scripting")
+        .since("7.0.0")
+        .summary("Creates a library.")
+        .complexity("O(1) (considering compilation time is redundant)")
+        .syntax("[REPLACE] function-code"),
+    CommandSpec::new("delete", 3, WRITE | NOSCRIPT, Keys::None, functions::function_delete)
+        .group("scripting")
+        .since("7.0.0")
+        .summary("Deletes a library and its functions.")
+        .complexity("O(1)")
+        .syntax("library-name"),
+    CommandSpec::new("flush", -2, WRITE | NOSCRIPT, Keys::None, functions::function_flush)
+        .group("scripting")
+        .since("7.0.0")
+        .summary("Deletes all libraries and functions.")
+        .complexity("O(N) where N is the number of functions deleted")
+        .syntax("[ASYNC | SYNC]"),
+    CommandSpec::new("list", -2, NOSCRIPT, Keys::None, functions::function_list)
+        .group("scripting")
+        .since("7.0.0")
+        .summary("Returns information about all libraries.")
+        .complexity("O(N) where N is the number of functions")
+        .syntax("[LIBRARYNAME library-name-pattern] [WITHCODE]"),
+    CommandSpec::new("stats", 2, NOSCRIPT | ALLOW_BUSY, Keys::None, functions::function_stats)
+        .group("scripting")
+        .since("7.0.0")
+        .summary("Returns information about a function during execution.")
+        .complexity("O(1)"),
+    CommandSpec::new("kill", 2, NOSCRIPT | ALLOW_BUSY, Keys::None, function_kill)
+        .group("scripting")
+        .since("7.0.0")
+        .summary("Terminates a function during execution.")
+        .complexity("O(1)"),
+    CommandSpec::new("help", 2, LOADING | STALE, Keys::None, functions::function_help)
+        .group("scripting")
+        .since("7.0.0")
+        .summary("Returns helpful text about the different subcommands.")
+        .complexity("O(1)"),
 ];
 
 const SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
@@ -185,6 +258,8 @@ impl ScriptFlags {
 /// Telling a running script to stop, and the script telling the server it runs long.
 pub struct Control {
     running: AtomicBool,
+    /// The running code is a function (FCALL), not an EVAL script.
+    function: AtomicBool,
     kill: AtomicBool,
     wrote: AtomicBool,
     /// The keyspace gate's busy flag (see `storage::locks::Gate`).
@@ -210,6 +285,10 @@ pub struct Scripts {
     control: Arc<Control>,
     /// Bytes of script bodies cached (INFO `used_memory_scripts`).
     bytes: AtomicU64,
+    /// The function libraries (see `functions`).
+    pub libraries: RwLock<functions::Libraries>,
+    /// The running function, its command and start (FUNCTION STATS).
+    running_function: Mutex<Option<(String, Vec<Vec<u8>>, std::time::Instant)>>,
 }
 
 impl Scripts {
@@ -219,11 +298,31 @@ impl Scripts {
             generation: AtomicU64::new(0),
             control: Arc::new(Control {
                 running: AtomicBool::new(false),
+                function: AtomicBool::new(false),
                 kill: AtomicBool::new(false),
                 wrote: AtomicBool::new(false),
                 gate_busy,
             }),
             bytes: AtomicU64::new(0),
+            libraries: RwLock::new(functions::Libraries::default()),
+            running_function: Mutex::new(None),
+        }
+    }
+
+    /// The running function's name, command and milliseconds so far.
+    pub fn running_function(&self) -> Option<(String, Vec<Vec<u8>>, u64)> {
+        self.running_function
+            .lock()
+            .as_ref()
+            .map(|(n, c, t)| (n.clone(), c.clone(), t.elapsed().as_millis() as u64))
+    }
+
+    /// The `-BUSY` text for the code running now (a function names FUNCTION KILL).
+    pub fn busy_text(&self) -> &'static str {
+        if self.control.function.load(Relaxed) {
+            "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+        } else {
+            crate::error::BUSY
         }
     }
 
@@ -332,12 +431,12 @@ fn load(cx: &Ctx, body: &[u8]) -> Result<([u8; 40], Arc<Script>), CommandError> 
 
 fn eval(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (sha, script) = load(cx, args[1])?;
-    run(cx, args, sha, script, false)
+    run(cx, args, Code::Eval { sha, script }, false)
 }
 
 fn eval_ro(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (sha, script) = load(cx, args[1])?;
-    run(cx, args, sha, script, true)
+    run(cx, args, Code::Eval { sha, script }, true)
 }
 
 fn by_sha(cx: &Ctx, arg: &[u8]) -> Result<([u8; 40], Arc<Script>), CommandError> {
@@ -356,23 +455,29 @@ const NO_MATCHING: &str = "NOSCRIPT No matching script. Please use EVAL.";
 
 fn evalsha(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (sha, script) = by_sha(cx, args[1])?;
-    run(cx, args, sha, script, false)
+    run(cx, args, Code::Eval { sha, script }, false)
 }
 
 fn evalsha_ro(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (sha, script) = by_sha(cx, args[1])?;
-    run(cx, args, sha, script, true)
+    run(cx, args, Code::Eval { sha, script }, true)
 }
 
-/// Runs a cached script for `EVAL*` / `EVALSHA*` (`args`: the command's arguments).
-fn run(
-    cx: &mut Ctx,
-    args: &[&[u8]],
-    sha: [u8; 40],
-    script: Arc<Script>,
-    read_only: bool,
-) -> CmdResult {
-    let numkeys = crate::util::parse_i64(args[2]).ok_or(E(crate::error::NOT_INTEGER))?;
+/// What a run executes: a cached EVAL script, or a registered function.
+enum Code {
+    Eval { sha: [u8; 40], script: Arc<Script> },
+    Function { name: String, flags: ScriptFlags },
+}
+
+/// Runs a cached script (`EVAL*` / `EVALSHA*`) or a function (`FCALL*`); `args` are the
+/// command's arguments (name, script or function, numkeys, keys, args).
+fn run(cx: &mut Ctx, args: &[&[u8]], code: Code, read_only: bool) -> CmdResult {
+    let function = matches!(code, Code::Function { .. });
+    let numkeys = match crate::util::parse_i64(args[2]) {
+        Some(n) => n,
+        None if function => return Err(CommandError::err("Bad number of keys provided")),
+        None => return Err(E(crate::error::NOT_INTEGER)),
+    };
     if numkeys < 0 {
         return Err(CommandError::err("Number of keys can't be negative"));
     }
@@ -383,12 +488,29 @@ fn run(
     }
     let split = 3 + numkeys as usize;
     let (keys, argv) = (&args[3..split], &args[split..]);
-    let read_only = read_only || script.flags.no_writes;
+    let flags = match &code {
+        Code::Eval { script, .. } => script.flags,
+        Code::Function { flags, .. } => *flags,
+    };
+    if read_only && (function || flags.shebang) && !flags.no_writes {
+        return Err(CommandError::err(
+            "Can not execute a script with write flag using *_ro command.",
+        ));
+    }
+    let read_only = read_only || flags.no_writes;
 
     let server = cx.server;
     let control = server.scripts.control.clone();
     control.kill.store(false, Relaxed);
     control.wrote.store(false, Relaxed);
+    control.function.store(function, Relaxed);
+    if let Code::Function { name, .. } = &code {
+        *server.scripts.running_function.lock() = Some((
+            name.clone(),
+            args.iter().map(|a| a.to_vec()).collect(),
+            crate::clock::instant(),
+        ));
+    }
     control.running.store(true, Relaxed);
     let limit = {
         let c = server.config.read();
@@ -417,10 +539,28 @@ fn run(
     let client_resp3 = cx.out.resp3;
 
     let generation = server.scripts.generation.load(Relaxed);
-    let body = lua_body(&script.body);
     let outcome = engine::with_vm(generation, |vm| {
-        let f = vm.function(&sha, &body)?;
-        let (result, run) = vm.run(engine::Target::Script(&f), keys, argv, run, |lua, call_args| {
+        let (f, who, source) = match &code {
+            Code::Eval { sha, script } => (
+                vm.function(sha, &lua_body(&script.body))?,
+                String::from_utf8_lossy(sha).into_owned(),
+                "@user_script",
+            ),
+            Code::Function { name, .. } => {
+                let libs = server.scripts.libraries.read();
+                (
+                    vm.callback(&libs, name)?,
+                    name.clone(),
+                    "@user_function",
+                )
+            }
+        };
+        let target = if function {
+            engine::Target::Function(&f)
+        } else {
+            engine::Target::Script(&f)
+        };
+        let (result, run) = vm.run(target, keys, argv, run, |lua, call_args| {
             call(cx, lua, call_args, read_only)
         });
         let mut reply = Vec::new();
@@ -432,10 +572,9 @@ fn run(
             Err(e) => {
                 let text = error_text(&vm.lua, e, run.killed);
                 let located = match run.err_line {
-                    Some(line) if !run.killed => format!(
-                        "{text} script: {}, on @user_script:{line}.",
-                        String::from_utf8_lossy(&sha)
-                    ),
+                    Some(line) if !run.killed => {
+                        format!("{text} script: {who}, on {source}:{line}.")
+                    }
                     _ => text,
                 };
                 crate::reply::Out::new(&mut reply, client_resp3).error(&located);
@@ -449,6 +588,9 @@ fn run(
     cx.out.resp3 = client_resp3;
     control.running.store(false, Relaxed);
     control.set_busy(false);
+    if function {
+        *server.scripts.running_function.lock() = None;
+    }
     if own_batch {
         if let Some(batch) = cx.batch.take() {
             if !batch.is_empty() {
@@ -465,6 +607,35 @@ fn run(
         Ok(Err(compile)) => Err(CommandError::Owned(compile)),
         Err(e) => Err(CommandError::Owned(format!("ERR {e}"))),
     }
+}
+
+/// `FCALL function numkeys [key ...] [arg ...]`
+fn fcall(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let code = lookup_function(cx, args[1])?;
+    run(cx, args, code, false)
+}
+
+/// `FCALL_RO function numkeys [key ...] [arg ...]`
+fn fcall_ro(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let code = lookup_function(cx, args[1])?;
+    run(cx, args, code, true)
+}
+
+fn lookup_function(cx: &Ctx, name: &[u8]) -> Result<Code, CommandError> {
+    let name = String::from_utf8_lossy(name);
+    let libs = cx.server.scripts.libraries.read();
+    let (lib, i) = libs
+        .function(&name)
+        .ok_or_else(|| CommandError::err("Function not found"))?;
+    Ok(Code::Function {
+        name: name.into_owned(),
+        flags: lib.functions[i].flags,
+    })
+}
+
+/// `FUNCTION KILL`
+fn function_kill(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
+    kill(cx, true)
 }
 
 /// The text of the error a script raised: an `{err=...}` table's text as it is, a string
@@ -609,9 +780,22 @@ fn script_flush(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 /// `SCRIPT KILL`
 fn script_kill(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
+    kill(cx, false)
+}
+
+/// SCRIPT KILL (`function` false) or FUNCTION KILL: stops the running script or function
+/// if it has not written.
+fn kill(cx: &mut Ctx, function: bool) -> CmdResult {
     let control = &cx.server.scripts.control;
     if !control.running.load(Relaxed) {
         return Err(E("NOTBUSY No scripts in execution right now."));
+    }
+    if control.function.load(Relaxed) != function {
+        return Err(E(if function {
+            "NOTBUSY No scripts in execution right now."
+        } else {
+            "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+        }));
     }
     if control.wrote.load(Relaxed) {
         return Err(E("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command."));
