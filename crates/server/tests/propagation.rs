@@ -477,4 +477,5 @@ feed_tests! {
     strings_feed_what_redis_feeds: "strings",
     transactions_feed_what_redis_feeds: "transactions",
     zsets_feed_what_redis_feeds: "zsets",
+    scripting_feeds_what_redis_feeds: "scripting",
 }

@@ -95,6 +95,24 @@ fn a_long_script_answers_busy_and_script_kill_stops_it() {
     assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
 }
 
+/// While a script is busy, SHUTDOWN answers BUSY and SHUTDOWN NOSAVE stops the server.
+#[test]
+fn shutdown_nosave_stops_a_server_running_a_busy_script() {
+    let mut s = TestServer::kiln(&["--busy-reply-threshold", "50"]);
+    let mut c = s.raw();
+    let mut other = s.raw();
+    c.send_cmd(&["EVAL", "while true do end", "0"]);
+    wait_until("the script to be reported busy", || {
+        other.cmd(&["PING"]).starts_with("-BUSY")
+    });
+    assert!(other.cmd(&["SHUTDOWN"]).starts_with("-BUSY"));
+    other.send_cmd(&["SHUTDOWN", "NOSAVE"]);
+    assert!(
+        s.wait_exit(std::time::Duration::from_secs(30)).is_some(),
+        "the server did not exit"
+    );
+}
+
 /// A script that wrote cannot be killed.
 #[test]
 fn a_script_that_wrote_is_unkillable() {
@@ -147,4 +165,52 @@ fn script_effects_reach_a_replica() {
         r.cmd(&["DEBUG", "DIGEST"]) == target
     });
     assert_eq!(r.cmd(&["LLEN", "list"]), ":6\r\n");
+}
+
+/// On a read-only replica, scripts read; a write inside one fails with READONLY, and a
+/// script whose flags allow writes is refused before it runs (texts from redis-server
+/// 7.0.15).
+#[test]
+fn scripts_on_a_read_only_replica() {
+    let primary = TestServer::kiln(&[]);
+    let replica = TestServer::kiln(&[]);
+    let mut p = primary.raw();
+    let mut r = replica.raw();
+    assert_eq!(p.cmd(&["SET", "a", "1"]), "+OK\r\n");
+    assert_eq!(
+        r.cmd(&["REPLICAOF", "127.0.0.1", &primary.port.to_string()]),
+        "+OK\r\n"
+    );
+    r.wait_info("replication", "master_link_status", "up");
+    wait_until("the key to reach the replica", || {
+        r.cmd(&["GET", "a"]) == "$1\r\n1\r\n"
+    });
+    assert_eq!(
+        r.cmd(&["EVAL", "return redis.call('set','a','b')", "0"]),
+        "-READONLY You can't write against a read only replica. script: ff967d0ae0e68b4f9e360fa91c54598bc25ad9b6, on @user_script:1.\r\n"
+    );
+    assert_eq!(r.cmd(&["EVAL", "return redis.call('get','a')", "0"]), "$1\r\n1\r\n");
+    assert_eq!(
+        r.cmd(&["EVAL", "#!lua\nreturn redis.call('get','a')", "0"]),
+        "-READONLY You can't write against a read only replica.\r\n"
+    );
+    assert_eq!(
+        r.cmd(&["EVAL", "#!lua flags=no-writes\nreturn redis.call('get','a')", "0"]),
+        "$1\r\n1\r\n"
+    );
+    assert_eq!(
+        r.cmd(&["EVAL", "return redis.pcall('set','a','b')", "0"]),
+        "-READONLY You can't write against a read only replica.\r\n"
+    );
+    // Functions reach the replica, and only those flagged no-writes run there.
+    let lib = "#!lua name=rl\nredis.register_function('w', function() return 1 end)\n\
+               redis.register_function{function_name='r', callback=function() return 2 end, flags={'no-writes'}}";
+    assert_eq!(p.cmd(&["FUNCTION", "LOAD", lib]), "$2\r\nrl\r\n");
+    wait_until("the library to reach the replica", || {
+        r.cmd(&["FCALL", "r", "0"]) == ":2\r\n"
+    });
+    assert_eq!(
+        r.cmd(&["FCALL", "w", "0"]),
+        "-READONLY You can't write against a read only replica.\r\n"
+    );
 }

@@ -898,6 +898,12 @@ impl<'a> Ctx<'a> {
             self.locks.exclusive();
             return Ok(());
         }
+        if spec.flags & flags::ALLOW_BUSY != 0 && self.server.keyspace.gate.is_busy() {
+            // A script past its limit holds every shard: what may run meanwhile (SCRIPT
+            // KILL, SHUTDOWN NOSAVE) runs without any, rather than wait for it.
+            self.reach = 0..0;
+            return Ok(());
+        }
         if !ids.is_empty() || !self.reach.is_empty() {
             self.locks.enter(spec.flags & flags::ALLOW_BUSY == 0)?;
         }

@@ -497,6 +497,14 @@ fn run(cx: &mut Ctx, args: &[&[u8]], code: Code, read_only: bool) -> CmdResult {
             "Can not execute a script with write flag using *_ro command.",
         ));
     }
+    // A script that may write (Redis 7.0 flags: a shebang without no-writes, or a function
+    // without it) is refused up front where writes are (a read-only replica, too few
+    // replicas); one without flags finds out at its first write.
+    if (function || flags.shebang) && !flags.no_writes {
+        if let Some(e) = cx.server.repl.gate(cx.client, WRITE) {
+            return Err(E(e));
+        }
+    }
     let read_only = read_only || flags.no_writes;
 
     let server = cx.server;
@@ -572,7 +580,7 @@ fn run(cx: &mut Ctx, args: &[&[u8]], code: Code, read_only: bool) -> CmdResult {
             Err(e) => {
                 let text = error_text(&vm.lua, e, run.killed);
                 let located = match run.err_line {
-                    Some(line) if !run.killed => {
+                    Some(line) => {
                         format!("{text} script: {who}, on {source}:{line}.")
                     }
                     _ => text,
@@ -723,6 +731,10 @@ fn call(cx: &mut Ctx, lua: &Lua, args: MultiValue, read_only: bool) -> mlua::Res
     if spec.flags & WRITE != 0 {
         if read_only {
             return fail("ERR Write commands are not allowed from read-only scripts.");
+        }
+        // The replication write gate, as for a client's own write (READONLY, NOREPLICAS).
+        if let Some(e) = cx.server.repl.gate(cx.client, spec.flags) {
+            return fail(e);
         }
         cx.server.scripts.control.wrote.store(true, Relaxed);
     }

@@ -40,6 +40,10 @@ fn shutdown(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         // A shutdown starts and completes within this command: none is ever pending.
         return Err(E(NO_SHUTDOWN_IN_PROGRESS));
     }
+    if !nosave && cx.server.keyspace.gate.is_busy() {
+        // A script past its limit holds the keyspace: only SHUTDOWN NOSAVE goes (as Redis).
+        return Err(E(cx.server.scripts.busy_text()));
+    }
     let force = args[1..].iter().any(|a| a.eq_ignore_ascii_case(b"force"));
     tracing::warn!("User requested shutdown...");
     let server = cx.server.arc();
