@@ -6,6 +6,7 @@ Usage:
     python3 bench/compare.py --quick    # smoke run: well under a minute
     python3 bench/compare.py --aof      # only the append-only file rows
     python3 bench/compare.py --replication   # only the replication rows
+    python3 bench/compare.py --scripting     # only the scripting rows
 
 What it does:
   1. builds Kiln (`cargo build --release -p kiln-server`, skip with --no-build);
@@ -41,7 +42,20 @@ What it does:
      built in random order as in real use), each piped through `redis-cli --pipe` into its
      own fresh pair of servers.
 
-  7. with --replication (and only then): replication, Kiln to Kiln against Redis to Redis.
+  7. measures scripting throughput (skip with --skip-scripting, or run only these rows
+     with --scripting), on the servers of step 3, each row without pipelining and with -P 16:
+       EVALSHA INCR   `return redis.call('INCR', KEYS[1])`, `EVALSHA <sha> 1 key:__rand_int__`;
+       EVALSHA 5 cmd  SET and GET on KEYS[1], HSET, HINCRBY and EXPIRE on KEYS[2]
+                      (`EVALSHA <sha> 2 s:__rand_int__ h:__rand_int__ v`);
+       EVALSHA undecl INCR of a key the script builds from ARGV[1], declaring none
+                      (`EVALSHA <sha> 0 __rand_int__`);
+       FCALL INCR     `FCALL incr1 1 key:__rand_int__`, incr1 being the INCR script above
+                      registered by a library `benchlib` (FUNCTION LOAD REPLACE).
+     Before each run the script is loaded with SCRIPT LOAD (its SHA1, computed here, must be
+     the one the server answers) or the library with FUNCTION LOAD; a server that answers
+     that with an error (Kiln before FUNCTION) reads n/a on that row.
+
+  8. with --replication (and only then): replication, Kiln to Kiln against Redis to Redis.
      Full sync time: a primary loaded with DEBUG POPULATE --keys, then a replica started
      with --replicaof; the time from its start until its link is up with every key loaded
      (Redis primaries run with repl-diskless-sync-delay 0, so neither side waits for more
@@ -59,6 +73,7 @@ bench/out/ (ignored by git).
 
 import argparse
 import atexit
+import hashlib
 import os
 import random
 import shutil
@@ -265,6 +280,55 @@ def build_tests(args):
               scale=0.2, probe=("XLEN", "mystream"), setup=top_up_stream),
         Bench("XREADGROUP+XACK", scale=0.2, probe=("XLEN", "mystream"),
               setup=stream_group, runner=run_consumers),
+    ]
+
+
+# --- scripting -----------------------------------------------------------------------
+
+SCRIPT_INCR = "return redis.call('INCR', KEYS[1])"
+SCRIPT_FIVE = (
+    "redis.call('SET', KEYS[1], ARGV[1])\n"
+    "redis.call('GET', KEYS[1])\n"
+    "redis.call('HSET', KEYS[2], 'f', ARGV[1])\n"
+    "local n = redis.call('HINCRBY', KEYS[2], 'n', 1)\n"
+    "redis.call('EXPIRE', KEYS[2], 100)\n"
+    "return n"
+)
+SCRIPT_UNDECLARED = "return redis.call('INCR', 'u:' .. ARGV[1])"
+FUNCTION_LIB = (
+    "#!lua name=benchlib\n"
+    "redis.register_function('incr1', function(keys, args) "
+    "return redis.call('INCR', keys[1]) end)"
+)
+
+
+def sha1_hex(script):
+    return hashlib.sha1(script.encode()).hexdigest()
+
+
+def script_loaded(script):
+    """A setup that checks SCRIPT LOAD gave the SHA1 the row's EVALSHA sends."""
+    def setup(server, _requests, _args):
+        sha = server.call("SCRIPT", "LOAD", script)
+        if sha != sha1_hex(script):
+            raise RespError(f"SCRIPT LOAD answered {sha!r}, not {sha1_hex(script)}")
+    return setup
+
+
+def evalsha(label, script, *rest):
+    """An EVALSHA row; its probe loads the script (an error: n/a on that server)."""
+    return Bench(label, command=("EVALSHA", sha1_hex(script)) + rest,
+                 probe=("SCRIPT", "LOAD", script), setup=script_loaded(script))
+
+
+def build_scripting_tests(_args):
+    return [
+        evalsha("EVALSHA INCR", SCRIPT_INCR, "1", "key:__rand_int__"),
+        evalsha("EVALSHA 5 cmd", SCRIPT_FIVE, "2", "s:__rand_int__", "h:__rand_int__", "v"),
+        evalsha("EVALSHA undecl", SCRIPT_UNDECLARED, "0", "__rand_int__"),
+        # FUNCTION LOAD is the probe: a server without functions reads n/a here.
+        Bench("FCALL INCR", command=("FCALL", "incr1", "1", "key:__rand_int__"),
+              probe=("FUNCTION", "LOAD", "REPLACE", FUNCTION_LIB)),
     ]
 
 
@@ -615,9 +679,19 @@ def cpu_per_req(acc):
 def throughput(kiln, redis, args):
     """Rows of (label, kiln rps, redis rps, kiln µs/req, redis µs/req); a cell is None
     when that server rejects the row's command."""
-    rows = []
     tests = build_tests(args)
     load_big_zset((kiln, redis), args)
+    return run_rows(kiln, redis, tests, args)
+
+
+def scripting_throughput(kiln, redis, args):
+    """Rows like throughput()'s for EVALSHA and FCALL."""
+    return run_rows(kiln, redis, build_scripting_tests(args), args)
+
+
+def run_rows(kiln, redis, tests, args):
+    """Runs each of `tests` on both servers, without pipelining then with -P 16."""
+    rows = []
     for pipeline in PIPELINES:
         base = args.requests if pipeline == 1 else args.requests * args.pipelined_factor
         for bench in tests:
@@ -1081,15 +1155,21 @@ def main():
     p.add_argument("--aof", action="store_true",
                    help="run only the append-only file rows (SET with appendfsync everysec "
                    "and always)")
+    p.add_argument("--skip-scripting", action="store_true", help="skip the scripting rows")
+    p.add_argument("--scripting", action="store_true",
+                   help="run only the scripting rows (EVALSHA of three scripts, FCALL)")
     p.add_argument("--replication", action="store_true",
                    help="run only the replication rows (full sync time of --keys keys, SET "
                    "throughput with two replicas, replication lag under load)")
     args = p.parse_args()
     if args.aof:
-        args.skip_throughput = args.skip_memory = True
+        args.skip_throughput = args.skip_memory = args.skip_scripting = True
         args.skip_aof = False
-    if args.replication:
+    if args.scripting:
         args.skip_throughput = args.skip_memory = args.skip_aof = True
+        args.skip_scripting = False
+    if args.replication:
+        args.skip_throughput = args.skip_memory = args.skip_aof = args.skip_scripting = True
     args.requests = args.requests or (10000 if args.quick else 100000)
     args.reps = args.reps or (1 if args.quick else 2)
     args.keys = args.keys or (100000 if args.quick else 1000000)
@@ -1117,18 +1197,26 @@ def main():
         "",
     ]
 
-    if not args.skip_throughput:
-        print("throughput...", flush=True)
+    if not args.skip_throughput or not args.skip_scripting:
         kiln = Server("kiln", kiln_bin, kiln_extra).start()
         redis = Server("redis", "redis-server").start()
         try:
-            rows = throughput(kiln, redis, args)
+            if not args.skip_throughput:
+                print("throughput...", flush=True)
+                rows = throughput(kiln, redis, args)
+                report.append(throughput_table(
+                    "Throughput and server CPU time per request", rows))
+                report.append("")
+            if not args.skip_scripting:
+                print("scripting throughput...", flush=True)
+                rows = scripting_throughput(kiln, redis, args)
+                report.append(throughput_table(
+                    "Scripting: throughput and server CPU time per request (EVALSHA, FCALL)",
+                    rows))
+                report.append("")
         finally:
             kiln.stop()
             redis.stop()
-        report.append(throughput_table(
-            "Throughput and server CPU time per request", rows))
-        report.append("")
 
     if not args.skip_aof:
         print("throughput with the AOF on...", flush=True)

@@ -92,30 +92,70 @@ fn ask_password(prompt: &str) -> String {
         .unwrap_or_else(|_| std::process::exit(1))
 }
 
-/// `--eval <file> key ... , arg ...`.
-fn eval_args(path: &str, args: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    let script = std::fs::read(path)
+/// Reads the `--eval` script. A file that opens but cannot be read (a directory) gives
+/// what could be read, like redis-cli's fopen/fread loop: an empty script for a directory.
+fn read_script(path: &str) -> Vec<u8> {
+    let mut file = std::fs::File::open(path)
         .unwrap_or_else(|e| fail(format!("Can't open file '{path}': {}", conn::io_text(&e))));
-    let mut keys = Vec::new();
-    let mut argv = Vec::new();
-    let mut got_comma = false;
-    for a in args {
-        if !got_comma && a.as_slice() == b"," {
-            got_comma = true;
-        } else if got_comma {
-            argv.push(a.clone());
-        } else {
-            keys.push(a.clone());
+    let mut script = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => script.extend_from_slice(&chunk[..n]),
         }
     }
-    let mut out = vec![
-        b"EVAL".to_vec(),
-        script,
-        keys.len().to_string().into_bytes(),
-    ];
-    out.extend(keys);
-    out.extend(argv);
+    script
+}
+
+/// `EVAL script numkeys key ... arg ...` from `--eval`'s arguments: everything before the
+/// first argument that is exactly "," is a key, everything after it an argument (a later
+/// lone comma is an argument too; "a,b" or ",x" are plain keys). No comma: all keys.
+fn eval_args(script: Vec<u8>, args: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let (keys, argv) = match args.iter().position(|a| a.as_slice() == b",") {
+        Some(i) => (&args[..i], &args[i + 1..]),
+        None => (args, &[][..]),
+    };
+    let mut out = Vec::with_capacity(3 + args.len());
+    out.push(b"EVAL".to_vec());
+    out.push(script);
+    out.push(keys.len().to_string().into_bytes());
+    out.extend(keys.iter().cloned());
+    out.extend(argv.iter().cloned());
     out
+}
+
+/// `--ldb` / `--ldb-sync-mode`: asks for a debugging session before the script runs. A
+/// server without a Lua debugger (Kiln) refuses SCRIPT DEBUG: the refusal is printed as
+/// redis-cli prints an error that stops a debugging session from starting, and the script
+/// is not run. A server that accepts (Redis) is put back to normal, since kiln-cli has no
+/// debugger front end.
+fn start_ldb(s: &mut Session) {
+    let mode: &[u8] = if s.cfg.ldb_sync { b"SYNC" } else { b"YES" };
+    let reply = s.command_or_exit(&[b"SCRIPT", b"DEBUG", mode]);
+    if format::is_error(&reply) {
+        let mut out = Vec::new();
+        format::tty(&mut out, &reply, b"");
+        session::write_stdout(&out);
+        std::process::exit(1);
+    }
+    s.command_or_exit(&[b"SCRIPT", b"DEBUG", b"NO"]);
+    fail("kiln-cli: this server has a Lua debugger, but kiln-cli has no debugger front end (--ldb, --ldb-sync-mode); use redis-cli --ldb.");
+}
+
+/// `--eval <file> key ... , arg ...`: connects, then sends the script. Like redis-cli
+/// 7.0, -x, -X and --quoted-input do not apply to it; -r and -i do.
+fn eval_mode(s: &mut Session, path: &str, args: &[Vec<u8>]) -> ! {
+    if !s.connect(false, false) {
+        std::process::exit(1);
+    }
+    let argv = eval_args(read_script(path), args);
+    if s.cfg.ldb {
+        start_ldb(s);
+    }
+    let repeat = s.cfg.repeat;
+    let ok = s.issue(&argv, repeat);
+    std::process::exit(if ok { 0 } else { 1 });
 }
 
 fn main() {
@@ -160,9 +200,6 @@ fn main() {
     }
     if cfg.cluster_command {
         fail("kiln-cli: the --cluster manager is not supported; use redis-cli --cluster.");
-    }
-    if cfg.ldb {
-        fail("kiln-cli: the Lua debugger (--ldb, --ldb-sync-mode) is not supported.");
     }
     if cfg.latency_dist {
         fail("kiln-cli: --latency-dist is not supported; use --latency-history.");
@@ -227,10 +264,10 @@ fn main() {
         repl::run(&mut s);
     }
 
-    let mut argv = match &s.cfg.eval {
-        Some(path) => eval_args(path, &command),
-        None => command,
-    };
+    if let Some(path) = s.cfg.eval.clone() {
+        eval_mode(&mut s, &path, &command);
+    }
+    let mut argv = command;
     if s.cfg.quoted_input {
         let parsed: Option<Vec<Vec<u8>>> = argv.iter().map(|a| split::unquote(a)).collect();
         match parsed {

@@ -82,6 +82,8 @@ pub struct Config {
     pub lru_test: Option<i64>,
     pub eval: Option<String>,
     pub ldb: bool,
+    /// `--ldb-sync-mode`: SCRIPT DEBUG SYNC instead of YES.
+    pub ldb_sync: bool,
     pub cluster_command: bool,
 }
 
@@ -136,6 +138,7 @@ impl Default for Config {
             lru_test: None,
             eval: None,
             ldb: false,
+            ldb_sync: false,
             cluster_command: false,
         }
     }
@@ -432,7 +435,15 @@ pub fn parse(args: &[String]) -> Parsed {
             }
             "--hotkeys" => cfg.hotkeys = true,
             "--eval" if has_value => cfg.eval = Some(take!().to_string()),
-            "--ldb" | "--ldb-sync-mode" => cfg.ldb = true,
+            "--ldb" => {
+                cfg.ldb = true;
+                cfg.output = Some(Output::Raw);
+            }
+            "--ldb-sync-mode" => {
+                cfg.ldb = true;
+                cfg.ldb_sync = true;
+                cfg.output = Some(Output::Raw);
+            }
             "-c" => cfg.cluster_mode = true,
             "-d" if has_value => cfg.mb_delim = take!().as_bytes().to_vec(),
             "-D" if has_value => cfg.cmd_delim = take!().as_bytes().to_vec(),
@@ -566,6 +577,10 @@ Usage: kiln-cli [OPTIONS] [cmd [arg [arg ...]]]
   --type <type>      With --scan, only keys of this type.
   --intrinsic-latency <sec> Measure this machine's own scheduling latency.
   --eval <file>      Run the Lua script in <file> with EVAL.
+  --ldb              With --eval, ask the server for a Lua debugging session
+                     (SCRIPT DEBUG YES) first. Kiln has no Lua debugger: its
+                     refusal is printed and nothing is run.
+  --ldb-sync-mode    Like --ldb, with SCRIPT DEBUG SYNC.
   --verbose          Verbose mode.
   --no-auth-warning  No warning about passwords given on the command line.
   --help             Print this help and exit.

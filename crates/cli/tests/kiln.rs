@@ -147,3 +147,68 @@ fn the_interactive_prompt_works_with_kiln() {
     s.flush().unwrap();
     s.exp_eof().unwrap();
 }
+
+#[test]
+fn eval_runs_scripts_on_kiln_like_redis_cli() {
+    let k = Server::kiln(&[]);
+    let p = k.p();
+    let dir = support::eval_scripts("kiln-eval");
+    let split = dir.join("split.lua").to_string_lossy().into_owned();
+    for format in [&[][..], &["--no-raw"]] {
+        for rest in support::EVAL_SPLITS {
+            let mut args = vec!["-p", p.as_str()];
+            args.extend_from_slice(format);
+            args.extend_from_slice(&["--eval", &split]);
+            args.extend_from_slice(rest);
+            same_if_possible(&args, None);
+        }
+    }
+    let run = kiln(
+        &["-p", &p, "--no-raw", "--eval", &split, "a", "b", ",", "c"],
+        None,
+    );
+    assert_eq!(
+        run.out(),
+        "1) (integer) 2\n2) (integer) 1\n3) \"a|b\"\n4) \"c\"\n"
+    );
+    for file in ["setget.lua", "kinds.lua", "error.lua", "empty.lua"] {
+        let path = dir.join(file).to_string_lossy().into_owned();
+        for format in [&[][..], &["--no-raw"], &["--csv"]] {
+            let mut args = vec!["-p", p.as_str()];
+            args.extend_from_slice(format);
+            args.extend_from_slice(&["--eval", &path, "key", ",", "value"]);
+            same_if_possible(&args, None);
+        }
+    }
+    let error = dir.join("error.lua").to_string_lossy().into_owned();
+    let run = kiln(&["-p", &p, "--no-raw", "--eval", &error], None);
+    assert_eq!(run.out(), "(error) MY failure\n");
+    assert_eq!(run.code, Some(0));
+    let run = same_if_possible(&["-p", &p, "--eval", "/nonexistent/script.lua"], None);
+    assert_eq!(run.code, Some(1));
+    assert_eq!(
+        run.err(),
+        "Can't open file '/nonexistent/script.lua': No such file or directory\n"
+    );
+}
+
+#[test]
+fn ldb_prints_kilns_refusal_and_runs_nothing() {
+    let k = Server::kiln(&[]);
+    let p = k.p();
+    let dir = support::eval_scripts("kiln-ldb");
+    let setget = dir.join("setget.lua").to_string_lossy().into_owned();
+    let refusal = String::from_utf8_lossy(&k.raw("SCRIPT DEBUG YES")).into_owned();
+    let refusal = refusal
+        .strip_prefix('-')
+        .and_then(|r| r.strip_suffix("\r\n"))
+        .expect("SCRIPT DEBUG YES is an error on Kiln")
+        .to_string();
+    for mode in ["--ldb", "--ldb-sync-mode"] {
+        let run = kiln(&["-p", &p, mode, "--eval", &setget, "k", ",", "v"], None);
+        assert_eq!(run.out(), format!("(error) {refusal}\n"));
+        assert_eq!(run.err(), "");
+        assert_eq!(run.code, Some(1));
+    }
+    assert_eq!(kiln(&["-p", &p, "exists", "k"], None).out(), "0\n");
+}

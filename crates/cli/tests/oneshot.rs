@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{kiln, redis_cli, same, Server};
+use support::{eval_scripts, kiln, redis_cli, same, Server, EVAL_SCRIPTS, EVAL_SPLITS};
 
 /// Loads a few values of every kind.
 fn seed(r: &Server) {
@@ -297,25 +297,96 @@ fn help_for_commands_and_groups_matches_redis_cli() {
 }
 
 #[test]
-fn eval_sends_the_script_with_keys_and_arguments() {
+fn eval_splits_keys_and_arguments_like_redis_cli() {
     let Some(r) = Server::redis(&[]) else { return };
     let p = r.p();
-    let dir = support::scratch("eval");
-    let script = dir.join("s.lua");
-    std::fs::write(&script, "return {KEYS[1], ARGV[1], #KEYS, #ARGV}").unwrap();
-    let script = script.to_string_lossy().to_string();
+    let dir = eval_scripts("eval-split");
+    let split = dir.join("split.lua").to_string_lossy().into_owned();
+    for format in [&[][..], &["--no-raw"], &["--csv"], &["-3", "--json"]] {
+        for rest in EVAL_SPLITS {
+            let mut args = vec!["-p", p.as_str()];
+            args.extend_from_slice(format);
+            args.extend_from_slice(&["--eval", &split]);
+            args.extend_from_slice(rest);
+            same(&args, None);
+        }
+    }
     let run = same(
         &[
-            "-p", &p, "--no-raw", "--eval", &script, "k1", "k2", ",", "a1",
+            "-p", &p, "--no-raw", "--eval", &split, "k1", "k2", ",", "a1",
         ],
         None,
     );
     assert_eq!(
         run.out(),
-        "1) \"k1\"\n2) \"a1\"\n3) (integer) 2\n4) (integer) 1\n"
+        "1) (integer) 2\n2) (integer) 1\n3) \"k1|k2\"\n4) \"a1\"\n"
     );
-    same(&["-p", &p, "--eval", &script], None);
-    same(&["-p", &p, "--eval", "/nonexistent/script.lua"], None);
+    // Options after the script's arguments are arguments.
+    same(
+        &["-p", &p, "--eval", &split, "k", ",", "a", "--no-raw"],
+        None,
+    );
+}
+
+#[test]
+fn eval_replies_and_errors_print_like_redis_cli() {
+    let Some(r) = Server::redis(&[]) else { return };
+    let p = r.p();
+    let dir = eval_scripts("eval-replies");
+    for (file, _) in EVAL_SCRIPTS {
+        let path = dir.join(file).to_string_lossy().into_owned();
+        for format in [&[][..], &["--no-raw"], &["--csv"], &["-3", "--no-raw"]] {
+            let mut args = vec!["-p", p.as_str()];
+            args.extend_from_slice(format);
+            args.extend_from_slice(&["--eval", &path, "key", ",", "value"]);
+            same(&args, None);
+        }
+    }
+    let error = dir.join("error.lua").to_string_lossy().into_owned();
+    let run = same(&["-p", &p, "--no-raw", "--eval", &error], None);
+    assert_eq!(run.out(), "(error) MY failure\n");
+    // A file that is missing (checked after connecting), a directory (an empty script).
+    let run = same(&["-p", &p, "--eval", "/nonexistent/script.lua"], None);
+    assert_eq!(run.code, Some(1));
+    assert_eq!(
+        run.err(),
+        "Can't open file '/nonexistent/script.lua': No such file or directory\n"
+    );
+    let down = support::free_port().to_string();
+    let run = same(&["-p", &down, "--eval", "/nonexistent/script.lua"], None);
+    assert_eq!(run.code, Some(1));
+    let d = dir.to_string_lossy().into_owned();
+    same(&["-p", &p, "--no-raw", "--eval", &d], None);
+    // -r repeats; -x, -X and --quoted-input do not apply to --eval.
+    let split = dir.join("split.lua").to_string_lossy().into_owned();
+    same(
+        &["-p", &p, "-r", "3", "--eval", &split, "k", ",", "a"],
+        None,
+    );
+    same(
+        &["-p", &p, "-x", "--eval", &split, "k", ",", "a"],
+        Some(b"in"),
+    );
+    same(&["-p", &p, "-X", "k", "--eval", &split, "k"], Some(b"in"));
+    same(
+        &["-p", &p, "--quoted-input", "--eval", &split, "\"k\\x41\""],
+        None,
+    );
+}
+
+#[test]
+fn ldb_against_a_server_with_a_debugger_runs_nothing() {
+    let Some(r) = Server::redis(&[]) else { return };
+    let p = r.p();
+    let dir = eval_scripts("eval-ldb");
+    let setget = dir.join("setget.lua").to_string_lossy().into_owned();
+    for mode in ["--ldb", "--ldb-sync-mode"] {
+        let run = kiln(&["-p", &p, mode, "--eval", &setget, "k", ",", "v"], None);
+        assert_eq!(run.code, Some(1));
+        assert_eq!(run.out(), "");
+        assert!(run.err().contains("no debugger front end"), "{}", run.err());
+    }
+    assert_eq!(kiln(&["-p", &p, "exists", "k"], None).out(), "0\n");
 }
 
 #[test]

@@ -212,3 +212,48 @@ pub fn stream_until(bin: &str, args: &[&str], during: impl FnOnce(), until: &str
     let out = seen.lock().unwrap().clone();
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// `--eval` scripts: every reply kind, an error reply, a runtime error and a compile error.
+pub const EVAL_SCRIPTS: &[(&str, &str)] = &[
+    (
+        "split.lua",
+        "return {#KEYS, #ARGV, table.concat(KEYS, '|'), table.concat(ARGV, '|')}",
+    ),
+    (
+        "setget.lua",
+        "redis.call('SET', KEYS[1] or 'k', ARGV[1] or 'v')\nreturn redis.call('GET', KEYS[1] or 'k')",
+    ),
+    (
+        "kinds.lua",
+        "return {1, 'two', {3, {'four'}}, redis.status_reply('FINE'), 5.7}",
+    ),
+    ("error.lua", "return redis.error_reply('MY failure')"),
+    ("runtime.lua", "return redis.call('NOSUCHCOMMAND', 'x')"),
+    ("syntax.lua", "this is not lua"),
+    ("empty.lua", ""),
+];
+
+/// How `--eval`'s arguments are split at the lone comma.
+pub const EVAL_SPLITS: &[&[&str]] = &[
+    &["k1", "k2", ",", "a1", "a2"],
+    &["k1,k2", ",", "a1"],
+    &["k1", ",", ",", "a1"],
+    &[",", "a1", "a2"],
+    &["k1", "k2"],
+    &["k1", ",a1"],
+    &["k1,", "a1"],
+    &[","],
+    &[],
+    &[",,", "x"],
+    &["k1", ",", "a1", ",", "a2"],
+    &["key one", ",", "arg, two"],
+];
+
+/// Writes [`EVAL_SCRIPTS`] into a scratch directory; returns it.
+pub fn eval_scripts(name: &str) -> std::path::PathBuf {
+    let dir = scratch(name);
+    for (file, text) in EVAL_SCRIPTS {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    dir
+}
