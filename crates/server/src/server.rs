@@ -98,6 +98,8 @@ pub struct HotConfig {
     pub notify: AtomicU32,
     /// Compact-encoding thresholds of the collection types (Redis's *-max-listpack-*).
     pub encoding: EncodingLimits,
+    /// `busy-reply-threshold` (alias `lua-time-limit`), in milliseconds.
+    pub busy_reply_ms: AtomicU64,
 }
 
 /// One class of `client-output-buffer-limit`, readable without a lock.
@@ -221,6 +223,9 @@ impl Server {
             .store(!c.get("requirepass").is_empty(), Relaxed);
         self.hot.hz.store(c.get_u64("hz").max(1) as u32, Relaxed);
         self.hot.timeout.store(c.get_u64("timeout"), Relaxed);
+        self.hot
+            .busy_reply_ms
+            .store(c.get_u64("busy-reply-threshold"), Relaxed);
         self.hot.notify.store(
             crate::notify::parse(c.get("notify-keyspace-events")),
             Relaxed,

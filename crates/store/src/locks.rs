@@ -39,6 +39,19 @@ thread_local! {
     static HELD: Cell<usize> = const { Cell::new(0) };
     /// This thread's counter in every [`Gate`].
     static SLOT: usize = NEXT_SLOT.fetch_add(1, SeqCst) % SLOTS;
+    /// Gates this thread is inside (by address): how many of its lock sets entered each
+    /// shared, or `usize::MAX` for the gate it holds whole.
+    static INSIDE: std::cell::RefCell<Vec<(usize, usize)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// How a lock set passed the gate.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Pass {
+    /// Counted on the thread's slot.
+    Counted,
+    /// On a thread that holds the gate whole (a script's own nested lock set): not counted.
+    Owner,
 }
 
 /// Gate counters: threads beyond this many share them (counters, not flags, so sharing is
@@ -115,17 +128,60 @@ impl Gate {
         self.busy.load(SeqCst)
     }
 
+    fn addr(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    /// This thread's standing with the gate: lock sets inside it shared, or `usize::MAX`
+    /// when the thread holds it whole.
+    fn inside(&self) -> usize {
+        let me = self.addr();
+        INSIDE.with(|i| i.borrow().iter().find(|e| e.0 == me).map_or(0, |e| e.1))
+    }
+
+    fn set_inside(&self, n: usize) {
+        let me = self.addr();
+        INSIDE.with(|i| {
+            let mut i = i.borrow_mut();
+            match i.iter().position(|e| e.0 == me) {
+                Some(p) if n == 0 => {
+                    i.swap_remove(p);
+                }
+                Some(p) => i[p].1 = n,
+                None if n > 0 => i.push((me, n)),
+                None => {}
+            }
+        });
+    }
+
     /// Enters shared for this thread; waits while the gate is held whole, or returns
-    /// [`Busy`] if `refusable` and the owner is past its limit.
-    fn enter(&self, refusable: bool) -> Result<(), Busy> {
+    /// [`Busy`] if `refusable` and the owner is past its limit. A thread already inside
+    /// (one of its lock sets entered and a nested one enters too: SAVE's writer under the
+    /// command's set) does not wait: the owner-to-be waits for it anyway, so waiting here
+    /// would be waiting on itself. Nor does the owner's own thread.
+    fn enter(&self, refusable: bool) -> Result<Pass, Busy> {
         let slot = &self.slots[SLOT.with(|s| *s)];
+        match self.inside() {
+            usize::MAX => return Ok(Pass::Owner),
+            0 => {}
+            n => {
+                slot.fetch_add(1, SeqCst);
+                self.set_inside(n + 1);
+                return Ok(Pass::Counted);
+            }
+        }
         loop {
             slot.fetch_add(1, SeqCst);
             if !self.exclusive.load(SeqCst) {
-                return Ok(());
+                self.set_inside(1);
+                return Ok(Pass::Counted);
             }
             // Step back out of the owner's way, and tell it.
             self.leave_slot(slot);
+            // Owners (scripts) are mostly short: spin a little before sleeping.
+            if spin_until(|| !self.exclusive.load(SeqCst)) {
+                continue;
+            }
             let mut g = self.park.lock();
             while self.exclusive.load(SeqCst) {
                 if refusable && self.busy.load(SeqCst) {
@@ -137,8 +193,11 @@ impl Gate {
         }
     }
 
-    fn leave(&self) {
-        self.leave_slot(&self.slots[SLOT.with(|s| *s)]);
+    fn leave(&self, pass: Pass) {
+        if pass == Pass::Counted {
+            self.set_inside(self.inside().saturating_sub(1));
+            self.leave_slot(&self.slots[SLOT.with(|s| *s)]);
+        }
     }
 
     fn leave_slot(&self, slot: &AtomicUsize) {
@@ -152,16 +211,29 @@ impl Gate {
     /// Takes the gate whole: waits for the other owner, if any, then for every shared
     /// entrant to leave. The caller holds no shard.
     fn take(&self) -> MutexGuard<'_, ()> {
+        assert_eq!(
+            self.inside(),
+            0,
+            "the gate is taken whole by a thread inside it (it would wait for itself)"
+        );
         let owner = self.owner.lock();
         self.exclusive.store(true, SeqCst);
+        // Commands hold shards for microseconds: spin a little before sleeping.
+        if spin_until(|| self.slots.iter().all(|s| s.load(SeqCst) == 0)) {
+            self.set_inside(usize::MAX);
+            return owner;
+        }
         let mut g = self.park.lock();
         while self.slots.iter().any(|s| s.load(SeqCst) != 0) {
             self.wake.wait_for(&mut g, Duration::from_millis(100));
         }
+        drop(g);
+        self.set_inside(usize::MAX);
         owner
     }
 
     fn give_back(&self, owner: MutexGuard<'_, ()>) {
+        self.set_inside(0);
         self.busy.store(false, SeqCst);
         self.exclusive.store(false, SeqCst);
         drop(owner);
@@ -170,12 +242,27 @@ impl Gate {
     }
 }
 
+/// Spins (then yields) while `done` is false, for a short while: true once it held.
+fn spin_until(mut done: impl FnMut() -> bool) -> bool {
+    for i in 0..64 {
+        if done() {
+            return true;
+        }
+        if i < 48 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    done()
+}
+
 /// Where a lock set stands with its keyspace's [`Gate`].
 enum World<'a> {
     /// Not entered: holds no shard.
     Out,
     /// Entered shared (holds shards, or is about to).
-    Shared,
+    Shared(Pass),
     /// Holds the gate whole: every shard is free for it to take.
     Exclusive(MutexGuard<'a, ()>),
 }
@@ -207,8 +294,7 @@ impl<'a> LockSet<'a> {
     /// locks enter by themselves, never refused; this only makes the wait refusable.
     pub fn enter(&mut self, refusable: bool) -> Result<(), Busy> {
         if matches!(self.world, World::Out) {
-            self.ks.gate.enter(refusable)?;
-            self.world = World::Shared;
+            self.world = World::Shared(self.ks.gate.enter(refusable)?);
         }
         Ok(())
     }
@@ -244,9 +330,10 @@ impl<'a> LockSet<'a> {
     /// Leaves the gate if the set entered it shared and holds no shard any more. A set
     /// holding it whole keeps it until [`LockSet::release`] or drop.
     fn maybe_leave(&mut self) {
-        if self.held.is_empty() && matches!(self.world, World::Shared) {
+        if let (true, World::Shared(pass)) = (self.held.is_empty(), &self.world) {
+            let pass = *pass;
             self.world = World::Out;
-            self.ks.gate.leave();
+            self.ks.gate.leave(pass);
         }
     }
 
@@ -444,7 +531,7 @@ impl Drop for Released<'_> {
         self.guards.clear();
         match std::mem::replace(&mut self.world, World::Out) {
             World::Out => {}
-            World::Shared => self.gate.leave(),
+            World::Shared(pass) => self.gate.leave(pass),
             World::Exclusive(owner) => self.gate.give_back(owner),
         }
     }
@@ -459,7 +546,7 @@ impl Drop for LockSet<'_> {
         self.held.clear();
         match std::mem::replace(&mut self.world, World::Out) {
             World::Out => {}
-            World::Shared => self.ks.gate.leave(),
+            World::Shared(pass) => self.ks.gate.leave(pass),
             World::Exclusive(owner) => self.ks.gate.give_back(owner),
         }
     }
@@ -550,6 +637,36 @@ mod tests {
             waiter.join().unwrap();
             assert!(!ks.gate.is_busy());
         });
+        assert!(ks.gate.slots.iter().all(|s| s.load(SeqCst) == 0));
+    }
+
+    #[test]
+    fn a_nested_lock_set_passes_where_its_thread_is_inside_already() {
+        use std::sync::mpsc;
+        let ks = Keyspace::new(1);
+        let mut outer = LockSet::new(&ks);
+        outer.enter(false).unwrap();
+        std::thread::scope(|s| {
+            let (took, got) = mpsc::channel();
+            let ks = &ks;
+            s.spawn(move || {
+                let mut owner = LockSet::new(ks);
+                owner.exclusive();
+                // The owner's own nested lock set passes too.
+                assert!(LockSet::new(ks).with(shard_id(0, 3), |_| ()).is_some());
+                took.send(()).unwrap();
+            });
+            while !ks.gate.exclusive.load(SeqCst) {
+                std::thread::yield_now();
+            }
+            // An owner waits for `outer`: a second set on this thread must not wait for it
+            // (SAVE's writer under the command's set).
+            assert!(LockSet::new(ks).with(shard_id(0, 5), |_| ()).is_some());
+            assert!(got.try_recv().is_err());
+            drop(outer);
+            got.recv().unwrap();
+        });
+        assert_eq!(ks.gate.inside(), 0);
         assert!(ks.gate.slots.iter().all(|s| s.load(SeqCst) == 0));
     }
 

@@ -430,11 +430,13 @@ fn load(cx: &Ctx, body: &[u8]) -> Result<([u8; 40], Arc<Script>), CommandError> 
 }
 
 fn eval(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    numkeys(args, false)?;
     let (sha, script) = load(cx, args[1])?;
     run(cx, args, Code::Eval { sha, script }, false)
 }
 
 fn eval_ro(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    numkeys(args, false)?;
     let (sha, script) = load(cx, args[1])?;
     run(cx, args, Code::Eval { sha, script }, true)
 }
@@ -454,13 +456,34 @@ fn by_sha(cx: &Ctx, arg: &[u8]) -> Result<([u8; 40], Arc<Script>), CommandError>
 const NO_MATCHING: &str = "NOSCRIPT No matching script. Please use EVAL.";
 
 fn evalsha(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    numkeys(args, false)?;
     let (sha, script) = by_sha(cx, args[1])?;
     run(cx, args, Code::Eval { sha, script }, false)
 }
 
 fn evalsha_ro(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    numkeys(args, false)?;
     let (sha, script) = by_sha(cx, args[1])?;
     run(cx, args, Code::Eval { sha, script }, true)
+}
+
+/// The number of keys (`args[2]`) checked against the arguments, as Redis checks it before
+/// it looks at the script or function.
+fn numkeys(args: &[&[u8]], function: bool) -> Result<usize, CommandError> {
+    let n = match crate::util::parse_i64(args[2]) {
+        Some(n) => n,
+        None if function => return Err(CommandError::err("Bad number of keys provided")),
+        None => return Err(E(crate::error::NOT_INTEGER)),
+    };
+    if n < 0 {
+        return Err(CommandError::err("Number of keys can't be negative"));
+    }
+    if n as usize > args.len() - 3 {
+        return Err(CommandError::err(
+            "Number of keys can't be greater than number of args",
+        ));
+    }
+    Ok(n as usize)
 }
 
 /// What a run executes: a cached EVAL script, or a registered function.
@@ -473,20 +496,8 @@ enum Code {
 /// command's arguments (name, script or function, numkeys, keys, args).
 fn run(cx: &mut Ctx, args: &[&[u8]], code: Code, read_only: bool) -> CmdResult {
     let function = matches!(code, Code::Function { .. });
-    let numkeys = match crate::util::parse_i64(args[2]) {
-        Some(n) => n,
-        None if function => return Err(CommandError::err("Bad number of keys provided")),
-        None => return Err(E(crate::error::NOT_INTEGER)),
-    };
-    if numkeys < 0 {
-        return Err(CommandError::err("Number of keys can't be negative"));
-    }
-    if numkeys as usize > args.len() - 3 {
-        return Err(CommandError::err(
-            "Number of keys can't be greater than number of args",
-        ));
-    }
-    let split = 3 + numkeys as usize;
+    let numkeys = numkeys(args, function)?;
+    let split = 3 + numkeys;
     let (keys, argv) = (&args[3..split], &args[split..]);
     let flags = match &code {
         Code::Eval { script, .. } => script.flags,
@@ -520,10 +531,7 @@ fn run(cx: &mut Ctx, args: &[&[u8]], code: Code, read_only: bool) -> CmdResult {
         ));
     }
     control.running.store(true, Relaxed);
-    let limit = {
-        let c = server.config.read();
-        c.get("busy-reply-threshold").parse::<u64>().unwrap_or(5000)
-    };
+    let limit = server.hot.busy_reply_ms.load(Relaxed);
     let run = engine::Run {
         resp3: false,
         repl: api::REPL_ALL,
