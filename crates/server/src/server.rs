@@ -540,10 +540,7 @@ impl crate::rdb::Functions for Server {
             // skipped, so a file with functions still loads its keys rather than failing.
             // Once the engine sets the hooks, a library it cannot create fails the load,
             // as in Redis.
-            let name = code
-                .split(|&b| b == b'\n')
-                .next()
-                .unwrap_or_default();
+            let name = code.split(|&b| b == b'\n').next().unwrap_or_default();
             tracing::warn!(
                 "RDB function library '{}' skipped: no function engine is registered",
                 String::from_utf8_lossy(name)

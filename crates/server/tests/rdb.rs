@@ -1240,11 +1240,17 @@ fn a_redis_file_with_functions_loads_its_keys() {
     let (k, _d) = kiln_on(&file, "functions");
     let mut c = k.client();
     assert_eq!(run(&mut c, "DBSIZE"), redis::Value::Int(3));
-    assert_eq!(run(&mut c, "GET foo"), redis::Value::BulkString(b"bar".to_vec()));
+    assert_eq!(
+        run(&mut c, "GET foo"),
+        redis::Value::BulkString(b"bar".to_vec())
+    );
     assert_eq!(run(&mut c, "LLEN lst"), redis::Value::Int(3));
     assert!(matches!(run(&mut c, "PTTL num"), redis::Value::Int(t) if t > 0));
     run(&mut c, "SELECT 2");
-    assert_eq!(run(&mut c, "HGET h f"), redis::Value::BulkString(b"v".to_vec()));
+    assert_eq!(
+        run(&mut c, "HGET h f"),
+        redis::Value::BulkString(b"v".to_vec())
+    );
 }
 
 /// Records the libraries a load hands over; refuses them all when `refuse`.

@@ -79,7 +79,9 @@ fn libraries_load_through_the_hook_and_every_snapshot_writes_them() {
     kiln::aof::commands::rdb_to_commands(&out[..], &mut cmds).unwrap();
     let mut want = Vec::new();
     for code in &libs {
-        want.extend_from_slice(format!("*3\r\n$8\r\nFUNCTION\r\n$4\r\nLOAD\r\n${}\r\n", code.len()).as_bytes());
+        want.extend_from_slice(
+            format!("*3\r\n$8\r\nFUNCTION\r\n$4\r\nLOAD\r\n${}\r\n", code.len()).as_bytes(),
+        );
         want.extend_from_slice(code);
         want.extend_from_slice(b"\r\n");
     }
@@ -96,6 +98,9 @@ fn libraries_load_through_the_hook_and_every_snapshot_writes_them() {
     };
     let mut c = r.client();
     assert_eq!(run(&mut c, "FCALL f1 0"), redis::Value::Int(1));
-    assert_eq!(run(&mut c, "FCALL_RO f2 1 foo"), redis::Value::BulkString(b"bar".to_vec()));
+    assert_eq!(
+        run(&mut c, "FCALL_RO f2 1 foo"),
+        redis::Value::BulkString(b"bar".to_vec())
+    );
     assert_eq!(run(&mut c, "DBSIZE"), redis::Value::Int(3));
 }
