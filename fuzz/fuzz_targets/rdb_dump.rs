@@ -4,10 +4,14 @@
 //! CRC-64 appended (so the fuzzer reaches the value decoder; its last two bytes are the
 //! RDB version). Asserts: no panic, no allocation beyond the input's worth; a value that
 //! decodes comes back identical from its own DUMP, with and without LZF, under Redis's
-//! default encoding thresholds and under tiny ones (every conversion path).
+//! default encoding thresholds and under tiny ones (every conversion path). Both are also
+//! tried as FUNCTION RESTORE payloads (`decode_functions_payload`; the `functions_payload`
+//! target goes deeper).
 #![no_main]
 
-use kiln::rdb::{crc, dump_payload, restore_payload, Limits, WriteOptions};
+use kiln::rdb::{
+    crc, decode_functions_payload, dump_payload, restore_payload, Limits, WriteOptions,
+};
 use kiln::storage::entry::ValueRef;
 use kiln::storage::{hash, zset, Value};
 use libfuzzer_sys::fuzz_target;
@@ -21,9 +25,11 @@ fn value_ref(v: &Value) -> ValueRef<'_> {
 
 fuzz_target!(|data: &[u8]| {
     let _ = restore_payload(data, Limits::default());
+    let _ = decode_functions_payload(data);
 
     let mut payload = data.to_vec();
     payload.extend_from_slice(&crc::crc64(data).to_le_bytes());
+    let _ = decode_functions_payload(&payload);
     let tiny = Limits {
         hash: hash::Limits {
             entries: 1,

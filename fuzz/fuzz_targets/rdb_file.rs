@@ -5,14 +5,18 @@
 //! Asserts: no panic and no allocation beyond the input's worth (run with
 //! `-malloc_limit_mb`); the records (or the error, with its offset) are the same whether
 //! the reader gets the file in one read or a few bytes per read; every key's value
-//! survives DUMP encoding and RESTORE decoding unchanged (with and without LZF); and the
+//! survives DUMP encoding and RESTORE decoding unchanged (with and without LZF), and every
+//! function library its FUNCTION DUMP / FUNCTION RESTORE payload; and the
 //! commands a readable file converts to are a well-formed AOF.
 #![no_main]
 
 use std::io::{BufReader, Read};
 
 use kiln::aof::load::CommandReader;
-use kiln::rdb::{dump_payload, restore_payload, Limits, Reader, Record, WriteOptions};
+use kiln::rdb::{
+    decode_functions_payload, dump_payload, encode_functions_payload_with, restore_payload, Limits,
+    Reader, Record, WriteOptions,
+};
 use kiln::storage::entry::ValueRef;
 use kiln::storage::Value;
 use kiln_fuzz::Trickle;
@@ -55,6 +59,15 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(whole, pieces);
 
     for rec in &whole {
+        if let Ok(Record::Function(code)) = rec {
+            for compress in [false, true] {
+                let codes = vec![code.clone()];
+                let payload = encode_functions_payload_with(&codes, compress);
+                let back = decode_functions_payload(&payload)
+                    .unwrap_or_else(|e| panic!("own FUNCTION DUMP refused: {e:?}"));
+                assert_eq!(back, codes);
+            }
+        }
         if let Ok(Record::Key { value, .. }) = rec {
             for compress in [false, true] {
                 let opts = WriteOptions {

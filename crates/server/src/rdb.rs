@@ -73,7 +73,29 @@ pub struct Target<'a> {
     pub limits: Limits,
     pub last_loaded: &'a AtomicU64,
     pub last_expired: &'a AtomicU64,
+    /// Where the function libraries go (the server, whose implementation hands them to
+    /// the function engine: `functions_hook`).
+    pub functions: &'a dyn Functions,
 }
+
+/// What a load does with the function libraries it reads (FUNCTION2 records, and the
+/// release-candidate format Redis 7.0 also reads, already turned into code).
+pub trait Functions: Sync {
+    /// Creates the library whose code (`#!lua name=<library>` and the rest) a record
+    /// holds. Called on the parsing thread, in file order, before the keys that follow;
+    /// during DEBUG RELOAD inside EXEC that thread holds every shard lock. An `Err` fails
+    /// the load (`Failed loading library, <error>`, at the record's offset). The default
+    /// refuses every library.
+    fn function(&self, code: Vec<u8>) -> Result<(), String> {
+        let _ = code;
+        Err("functions are not supported".to_string())
+    }
+}
+
+/// A target without functions: every library is refused (the default of [`Functions`]).
+pub struct NoFunctions;
+
+impl Functions for NoFunctions {}
 
 /// How [`load`] treats what it reads.
 #[derive(Clone, Copy, Debug)]
@@ -114,8 +136,8 @@ pub struct LoadStats {
     pub expired_skipped: u64,
     /// Empty collections skipped (files written by some older versions hold them).
     pub empty_skipped: u64,
-    /// Function libraries skipped (Kiln has no functions yet).
-    pub functions_skipped: u64,
+    /// Function libraries handed to the target's [`Functions`].
+    pub functions: u64,
     /// The AUX fields, in file order.
     pub aux: Vec<(Vec<u8>, Vec<u8>)>,
     /// Bytes read, checksum included.
@@ -353,11 +375,11 @@ fn parse_into<R: Read>(
                     inserters.reserve(to, db, share);
                 }
             }
-            Record::Function(_) => {
-                stats.functions_skipped += 1;
-                tracing::warn!(
-                    "RDB holds a function library at offset {at}: Kiln has no functions, skipped"
-                );
+            Record::Function(code) => {
+                to.functions
+                    .function(code)
+                    .map_err(|e| RdbError::corrupt(at, format!("Failed loading library, {e}")))?;
+                stats.functions += 1;
             }
             Record::Key {
                 key,

@@ -531,7 +531,28 @@ impl Server {
             limits: self.encoding_limits(),
             last_loaded: &self.rdb_state.last_load_loaded,
             last_expired: &self.rdb_state.last_load_expired,
+            functions: self,
         }
+    }
+}
+
+/// The function libraries an RDB load reads go to the function engine
+/// (`functions_hook::restore_library`).
+impl crate::rdb::Functions for Server {
+    fn function(&self, code: Vec<u8>) -> Result<(), String> {
+        if !crate::functions_hook::hooks_set() {
+            // No function engine registered its hooks (yet): the library is logged and
+            // skipped, so a file with functions still loads its keys rather than failing.
+            // Once the engine sets the hooks, a library it cannot create fails the load,
+            // as in Redis.
+            let name = code.split(|&b| b == b'\n').next().unwrap_or_default();
+            tracing::warn!(
+                "RDB function library '{}' skipped: no function engine is registered",
+                String::from_utf8_lossy(name)
+            );
+            return Ok(());
+        }
+        crate::functions_hook::restore_library(self, &code)
     }
 }
 
@@ -560,6 +581,10 @@ impl crate::snapshot::Source for Server {
 
     fn used_memory(&self) -> u64 {
         Server::used_memory(self)
+    }
+
+    fn library_codes(&self) -> Vec<Vec<u8>> {
+        crate::functions_hook::library_codes(self)
     }
 }
 

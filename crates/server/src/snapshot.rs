@@ -41,6 +41,12 @@ pub trait Source: Send + Sync + 'static {
     fn checksum(&self) -> bool;
     /// Bytes in use (the `used-mem` aux field).
     fn used_memory(&self) -> u64;
+    /// The code of every function library, written after the AUX fields and before the
+    /// databases, as Redis does. Called at the snapshot point, while every shard lock is
+    /// held (so it must not take one). None by default.
+    fn library_codes(&self) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
 }
 
 /// Keys the writer saves per hold of a shard's lock.
@@ -114,6 +120,8 @@ pub struct Snapshot {
     sizes: Vec<(u64, u64)>,
     /// Unix seconds of the snapshot point (the `ctime` aux field).
     ctime: u64,
+    /// The function libraries' code at the snapshot point.
+    libraries: Vec<Vec<u8>>,
     /// Written (or abandoned) and detached: nothing left for `Drop`.
     finished: bool,
 }
@@ -185,6 +193,9 @@ impl Snapshot {
         }
         st.keys_total
             .store(sizes.iter().map(|s| s.0).sum(), Relaxed);
+        // The libraries of the same point as the keys: nothing changes them meanwhile
+        // that a command could not also see here.
+        let libraries = server.library_codes();
         let value = at_point(server);
         if was_empty {
             drop(locks.release());
@@ -194,6 +205,7 @@ impl Snapshot {
                 sink,
                 sizes,
                 ctime: crate::clock::now_ms() / 1000,
+                libraries,
                 finished: false,
             },
             value,
@@ -249,6 +261,9 @@ impl Snapshot {
             fields.push(("aof-base", rdb::AuxValue::Int(0)));
         }
         rdb::write_header(&mut buf, &fields);
+        for code in &self.libraries {
+            rdb::write_function(&mut buf, code, opts.compress);
+        }
         let st = server.status();
         for (db, &(keys, expires)) in self.sizes.iter().enumerate() {
             if keys == 0 {

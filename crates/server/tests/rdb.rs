@@ -1194,3 +1194,114 @@ fn the_reader_hands_back_the_bytes_after_the_snapshot() {
     all.extend_from_slice(rest_of_reader);
     assert_eq!(all, b"+the replication stream goes on\r\n");
 }
+
+// --- function libraries -------------------------------------------------------------------
+
+/// A file redis-server 7.0.15 wrote after two FUNCTION LOADs (`otherlib`, LZF-compressed,
+/// and `mylib`): the two libraries between the AUX fields and the databases, then
+/// `foo`, `num` (with a TTL) and `lst` in database 0 and `h` in database 2.
+fn functions_fixture() -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rdb/redis-7.0-functions.rdb"),
+    )
+    .unwrap()
+}
+
+const MYLIB: &[u8] =
+    b"#!lua name=mylib\nredis.register_function('f1', function(keys, args) return 1 end)";
+
+#[test]
+fn a_redis_file_with_functions_loads_its_keys() {
+    let file = functions_fixture();
+    let mut r = Reader::new(&file[..]).unwrap();
+    let mut libs = Vec::new();
+    let mut seen_db = false;
+    loop {
+        match r.next_record().unwrap() {
+            Record::Function(code) => {
+                assert!(!seen_db, "libraries come before the databases");
+                libs.push(code);
+            }
+            Record::SelectDb(_) => seen_db = true,
+            Record::End => break,
+            _ => {}
+        }
+    }
+    assert_eq!(libs.len(), 2);
+    assert!(libs[0].starts_with(b"#!lua name=otherlib\n"));
+    assert_eq!(libs[1], MYLIB);
+
+    // Without a function engine registered, the libraries are skipped and the keys load.
+    let s = server();
+    let stats = rdb::load(s.rdb_target(), &file[..], rdb::LoadOptions::default()).unwrap();
+    assert_eq!((stats.keys, stats.functions), (4, 2));
+
+    // And so does kiln-server from its data directory.
+    let (k, _d) = kiln_on(&file, "functions");
+    let mut c = k.client();
+    assert_eq!(run(&mut c, "DBSIZE"), redis::Value::Int(3));
+    assert_eq!(
+        run(&mut c, "GET foo"),
+        redis::Value::BulkString(b"bar".to_vec())
+    );
+    assert_eq!(run(&mut c, "LLEN lst"), redis::Value::Int(3));
+    assert!(matches!(run(&mut c, "PTTL num"), redis::Value::Int(t) if t > 0));
+    run(&mut c, "SELECT 2");
+    assert_eq!(
+        run(&mut c, "HGET h f"),
+        redis::Value::BulkString(b"v".to_vec())
+    );
+}
+
+/// Records the libraries a load hands over; refuses them all when `refuse`.
+struct Libraries {
+    got: std::sync::Mutex<Vec<Vec<u8>>>,
+    refuse: bool,
+}
+
+impl rdb::Functions for Libraries {
+    fn function(&self, code: Vec<u8>) -> Result<(), String> {
+        if self.refuse {
+            return Err("Library 'x' already exists".to_string());
+        }
+        self.got.lock().unwrap().push(code);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_load_hands_libraries_to_its_target_and_fails_when_it_refuses_one() {
+    let file = functions_fixture();
+    let s = server();
+    let libs = Libraries {
+        got: Default::default(),
+        refuse: false,
+    };
+    let to = rdb::Target {
+        functions: &libs,
+        ..s.rdb_target()
+    };
+    let stats = rdb::load(to, &file[..], rdb::LoadOptions::default()).unwrap();
+    assert_eq!(stats.functions, 2);
+    let got = libs.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1], MYLIB);
+
+    for functions in [
+        &Libraries {
+            got: Default::default(),
+            refuse: true,
+        } as &dyn rdb::Functions,
+        &rdb::NoFunctions,
+    ] {
+        let s = server();
+        let to = rdb::Target {
+            functions,
+            ..s.rdb_target()
+        };
+        let e = rdb::load(to, &file[..], rdb::LoadOptions::default()).unwrap_err();
+        assert!(e.msg.starts_with("Failed loading library, "), "{e}");
+        // The first library's record, right after the AUX fields.
+        assert_eq!(e.offset, 0x50, "{e}");
+    }
+}

@@ -41,7 +41,9 @@ pub enum Record {
         /// LFU counter.
         freq: Option<u8>,
     },
-    /// A function library's code (FUNCTION2).
+    /// A function library's code, `#!<engine> name=<library>` and the rest: a FUNCTION2
+    /// record, or a record in the format of Redis 7.0's release candidates
+    /// (FUNCTION_PRE_GA), which Redis 7.0 loads and which is read as the code it rebuilds.
     Function(Vec<u8>),
     /// The EOF opcode, after the checksum was verified.
     End,
@@ -363,12 +365,14 @@ impl<R: Read> Reader<R> {
                         self.len()?;
                     }
                 }
-                opcode::FUNCTION2 => return Ok(Record::Function(self.string()?)),
-                opcode::FUNCTION_PRE_GA => {
-                    return Err(self.corrupt(
-                        at,
-                        "functions in the pre-release Redis 7.0 format are not supported",
-                    ))
+                opcode::FUNCTION2 | opcode::FUNCTION_PRE_GA => {
+                    return self
+                        .function(t)
+                        .map(Record::Function)
+                        .map_err(|(what, e)| RdbError {
+                            msg: format!("{what}: {}", e.msg),
+                            ..e
+                        });
                 }
                 opcode::MODULE_AUX => {
                     return Err(self.corrupt(
@@ -412,6 +416,46 @@ impl<R: Read> Reader<R> {
                 }
             }
         }
+    }
+
+    /// The code of the library record introduced by opcode `t` (FUNCTION2 or
+    /// FUNCTION_PRE_GA, already read). FUNCTION2 is the code as one string. The pre-release
+    /// form (Redis 7.0's release candidates), which Redis 7.0 still loads, is the library
+    /// name, the engine name, a length that is non-zero when a description string follows,
+    /// and the code without its first line: it becomes the code Redis 7.0 rebuilds from
+    /// it, `#!<engine> name=<library>\n` and the rest (the description is dropped, as
+    /// Redis 7.0 drops it). On error, Redis's phrase for the part that failed comes with
+    /// the error.
+    fn function(&mut self, t: u8) -> Result<Vec<u8>, (&'static str, RdbError)> {
+        if t == opcode::FUNCTION2 {
+            return self
+                .string()
+                .map_err(|e| ("Failed loading library payload", e));
+        }
+        let name = self
+            .string()
+            .map_err(|e| ("Failed loading library name", e))?;
+        let engine = self
+            .string()
+            .map_err(|e| ("Failed loading engine name", e))?;
+        let has_desc = self
+            .len()
+            .map_err(|e| ("Failed loading library description indicator", e))?;
+        if has_desc != 0 {
+            self.string()
+                .map_err(|e| ("Failed loading library description", e))?;
+        }
+        let blob = self
+            .string()
+            .map_err(|e| ("Failed loading library blob", e))?;
+        let mut code = Vec::with_capacity(engine.len() + name.len() + blob.len() + 9);
+        code.extend_from_slice(b"#!");
+        code.extend_from_slice(&engine);
+        code.extend_from_slice(b" name=");
+        code.extend_from_slice(&name);
+        code.push(b'\n');
+        code.extend_from_slice(&blob);
+        Ok(code)
     }
 
     /// After the EOF opcode: reads and checks the checksum (version 5 and later).
@@ -986,6 +1030,29 @@ pub(super) fn payload_value(body: &[u8], version: u16, limits: Limits) -> Result
         Some(v) => Ok(v),
         None => Err(RdbError::corrupt(1, "empty collection")),
     }
+}
+
+/// The libraries of a FUNCTION DUMP payload whose footer (version, CRC) was checked: the
+/// records up to the footer, as Redis reads them (a record may run into the footer's
+/// bytes). Each must be a library record; the error message is Redis's reply text.
+pub(super) fn payload_functions(payload: &[u8], version: u16) -> Result<Vec<Vec<u8>>, RdbError> {
+    let body_end = payload.len().saturating_sub(10) as u64;
+    let mut r = Reader::headless(payload, version, payload.len().min(BUF_SIZE));
+    let mut out = Vec::new();
+    while r.offset() < body_end {
+        let at = r.offset();
+        let t = r
+            .byte()
+            .map_err(|_| RdbError::corrupt(at, "can not read data type"))?;
+        if t != opcode::FUNCTION2 && t != opcode::FUNCTION_PRE_GA {
+            return Err(RdbError::corrupt(at, "given type is not a function"));
+        }
+        let code = r
+            .function(t)
+            .map_err(|(what, e)| RdbError::corrupt(e.offset, what))?;
+        out.push(code);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

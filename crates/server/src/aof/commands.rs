@@ -3,7 +3,7 @@
 //!
 //! The snapshot writes RDB only, so the base is produced in two steps: the snapshot goes
 //! to a temporary RDB file, which is then read back record by record and turned into
-//! commands. Per database: `SELECT`, then per key `SET`, `RPUSH`, `SADD`, `ZADD`
+//! commands. First `FUNCTION LOAD <code>` per function library; then per database: `SELECT`, then per key `SET`, `RPUSH`, `SADD`, `ZADD`
 //! (`%.17g` scores), `HMSET` (at most 64 elements per command, as Redis batches them), or
 //! for a stream its entries (`XADD`), `XSETID` with its counters, its groups (`XGROUP
 //! CREATE ... ENTRIESREAD`), their pending entries (`XCLAIM ... JUSTID FORCE`) and idle
@@ -94,8 +94,10 @@ pub fn rdb_to_commands(r: impl std::io::Read, w: &mut impl Write) -> std::io::Re
                     ])?;
                 }
             }
+            // Before any SELECT, as Redis's rewrite emits them.
+            Record::Function(code) => out.cmd(&[b"FUNCTION", b"LOAD", &code])?,
             Record::End => break,
-            Record::Aux(..) | Record::ResizeDb { .. } | Record::Function(_) => {}
+            Record::Aux(..) | Record::ResizeDb { .. } => {}
         }
     }
     out.flush()?;
