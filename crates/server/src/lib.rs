@@ -21,7 +21,6 @@ pub mod crash;
 pub mod cron;
 pub mod error;
 pub mod feed;
-pub mod functions_hook;
 pub mod net;
 pub mod notify;
 pub mod persist;

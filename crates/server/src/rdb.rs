@@ -74,7 +74,7 @@ pub struct Target<'a> {
     pub last_loaded: &'a AtomicU64,
     pub last_expired: &'a AtomicU64,
     /// Where the function libraries go (the server, whose implementation hands them to
-    /// the function engine: `functions_hook`).
+    /// the function engine).
     pub functions: &'a dyn Functions,
 }
 

@@ -536,23 +536,10 @@ impl Server {
     }
 }
 
-/// The function libraries an RDB load reads go to the function engine
-/// (`functions_hook::restore_library`).
+/// The function libraries an RDB load reads are created as FUNCTION LOAD creates them.
 impl crate::rdb::Functions for Server {
     fn function(&self, code: Vec<u8>) -> Result<(), String> {
-        if !crate::functions_hook::hooks_set() {
-            // No function engine registered its hooks (yet): the library is logged and
-            // skipped, so a file with functions still loads its keys rather than failing.
-            // Once the engine sets the hooks, a library it cannot create fails the load,
-            // as in Redis.
-            let name = code.split(|&b| b == b'\n').next().unwrap_or_default();
-            tracing::warn!(
-                "RDB function library '{}' skipped: no function engine is registered",
-                String::from_utf8_lossy(name)
-            );
-            return Ok(());
-        }
-        crate::functions_hook::restore_library(self, &code)
+        crate::command::scripting::functions::restore(self, &code)
     }
 }
 
@@ -584,7 +571,7 @@ impl crate::snapshot::Source for Server {
     }
 
     fn library_codes(&self) -> Vec<Vec<u8>> {
-        crate::functions_hook::library_codes(self)
+        crate::command::scripting::functions::library_codes(self)
     }
 }
 

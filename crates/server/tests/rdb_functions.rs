@@ -1,106 +1,165 @@
-//! Function libraries through the persistence hooks (`kiln::functions_hook`), with stand-in
-//! hooks in place of the function engine: loads hand each library to the load hook, and
-//! every snapshot writes what the list hook returns, where Redis writes libraries; the
-//! AOF command base turns them into FUNCTION LOAD. With redis-server installed, Redis
-//! 7.0 loads Kiln's file and serves the functions.
-//!
-//! A test binary of its own: the hooks are process-wide.
+//! Function libraries persist: in RDB files both ways between Kiln and Redis 7.0, through
+//! FUNCTION DUMP / RESTORE both ways, DEBUG RELOAD, a full sync, and the AOF (its
+//! commands and its rewritten base).
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use support::{wait_until, TestServer, DEBUG_ON as DEBUG};
 
-use kiln::config::Config;
-use kiln::rdb::{self, Reader, Record};
-use kiln::server::Server;
-use kiln::snapshot::Snapshot;
-use support::{run, TestServer, DEBUG_ON as DEBUG};
-
-/// The stand-in engine's libraries (one registry for the process).
-static LIBS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-
-fn load(_: &Server, code: &[u8]) -> Result<(), String> {
-    let mut libs = LIBS.lock().unwrap();
-    if libs.iter().any(|c| c == code) {
-        return Err("library already exists".to_string());
-    }
-    libs.push(code.to_vec());
-    Ok(())
-}
-
-fn list(_: &Server) -> Vec<Vec<u8>> {
-    LIBS.lock().unwrap().clone()
-}
-
+/// A Redis 7.0.15 dump with two libraries (`f1` returns 1, `f2` reads a key) and keys.
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/rdb/redis-7.0-functions.rdb"
 );
 
-#[test]
-fn libraries_load_through_the_hook_and_every_snapshot_writes_them() {
-    kiln::functions_hook::set_hooks(load, list);
-    assert!(kiln::functions_hook::hooks_set());
-    let file = std::fs::read(FIXTURE).unwrap();
-    let s = Arc::new(Server::new(Config::default(), 1));
-    let stats = rdb::load(s.rdb_target(), &file[..], rdb::LoadOptions::default()).unwrap();
-    assert_eq!((stats.keys, stats.functions), (4, 2));
-    let libs = list(&s);
-    assert_eq!(libs.len(), 2);
-    assert!(libs[1].starts_with(b"#!lua name=mylib\n"));
+const LIB: &str =
+    "#!lua name=kilnlib\nredis.register_function('kf', function(keys, args) return 'kiln' end)";
 
-    // A second load of the same libraries: the hook refuses, the load fails.
-    let again = Server::new(Config::default(), 1);
-    let e = rdb::load(again.rdb_target(), &file[..], rdb::LoadOptions::default()).unwrap_err();
-    assert!(e.msg.contains("library already exists"), "{e}");
-
-    // A snapshot writes the libraries after the AUX fields, before the databases.
-    let (snap, ()) = Snapshot::begin(&s, |_| ()).unwrap();
-    let mut out = Vec::new();
-    snap.write_rdb(&mut out, &[]).unwrap();
-    let mut r = Reader::new(&out[..]).unwrap();
-    let mut seen = Vec::new();
-    let mut keys = 0;
-    loop {
-        match r.next_record().unwrap() {
-            Record::Function(code) => {
-                assert_eq!(keys, 0);
-                seen.push(code);
-            }
-            Record::Key { .. } => keys += 1,
-            Record::End => break,
-            _ => {}
-        }
-    }
-    assert_eq!((seen, keys), (libs.clone(), 4));
-
-    // The AOF base in command form starts with FUNCTION LOAD for each library.
-    let mut cmds = Vec::new();
-    kiln::aof::commands::rdb_to_commands(&out[..], &mut cmds).unwrap();
-    let mut want = Vec::new();
-    for code in &libs {
-        want.extend_from_slice(
-            format!("*3\r\n$8\r\nFUNCTION\r\n$4\r\nLOAD\r\n${}\r\n", code.len()).as_bytes(),
-        );
-        want.extend_from_slice(code);
-        want.extend_from_slice(b"\r\n");
-    }
-    assert!(cmds.starts_with(&want));
-
-    // Redis 7.0 loads Kiln's file with its libraries.
-    let dir = std::env::temp_dir().join(format!("kiln-rdbfn-{}", std::process::id()));
+fn dir_with(file: &[u8]) -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "kiln-rdbfn-{}-{}",
+        std::process::id(),
+        support::free_port()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("dump.rdb"), &out).unwrap();
-    let d = dir.to_string_lossy().to_string();
-    let Some(r) = TestServer::redis(&["--dir", &d, DEBUG[0], DEBUG[1]]) else {
+    std::fs::write(dir.join("dump.rdb"), file).unwrap();
+    dir.to_string_lossy().into_owned()
+}
+
+#[test]
+fn libraries_cross_between_kiln_and_redis_in_rdb_files_and_dump_payloads() {
+    // Kiln loads Redis's file: keys and libraries.
+    let d = dir_with(&std::fs::read(FIXTURE).unwrap());
+    let kiln = TestServer::kiln(&["--dir", &d, DEBUG[0], DEBUG[1]]);
+    let mut k = kiln.raw();
+    assert_eq!(k.cmd(&["FCALL", "f1", "0"]), ":1\r\n");
+    assert_eq!(k.cmd(&["FCALL_RO", "f2", "1", "foo"]), "$3\r\nbar\r\n");
+    // DEBUG RELOAD keeps them (saved, emptied, loaded again).
+    assert_eq!(k.cmd(&["FUNCTION", "LOAD", LIB]), "$7\r\nkilnlib\r\n");
+    assert_eq!(k.cmd(&["DEBUG", "RELOAD"]), "+OK\r\n");
+    assert_eq!(k.cmd(&["FCALL", "kf", "0"]), "$4\r\nkiln\r\n");
+    assert_eq!(k.cmd(&["FCALL", "f1", "0"]), ":1\r\n");
+    assert_eq!(k.cmd(&["SAVE"]), "+OK\r\n");
+
+    let Some(redis) = TestServer::redis(DEBUG) else {
         return;
     };
-    let mut c = r.client();
-    assert_eq!(run(&mut c, "FCALL f1 0"), redis::Value::Int(1));
+    let mut r = redis.raw();
+    // Redis loads Kiln's file.
+    let kiln_file = std::fs::read(std::path::Path::new(&d).join("dump.rdb")).unwrap();
+    let d2 = dir_with(&kiln_file);
+    let redis2 = TestServer::redis(&["--dir", &d2, DEBUG[0], DEBUG[1]]).unwrap();
+    let mut r2 = redis2.raw();
+    assert_eq!(r2.cmd(&["FCALL", "kf", "0"]), "$4\r\nkiln\r\n");
+    assert_eq!(r2.cmd(&["FCALL_RO", "f2", "1", "foo"]), "$3\r\nbar\r\n");
+
+    // FUNCTION DUMP from Kiln restores in Redis, and Redis's in Kiln.
+    let payload = dump(&mut k);
+    r.send_cmd(&[&b"FUNCTION"[..], b"RESTORE", &payload]);
+    assert_eq!(r.read_reply().unwrap(), b"+OK\r\n");
+    assert_eq!(r.cmd(&["FCALL", "kf", "0"]), "$4\r\nkiln\r\n");
     assert_eq!(
-        run(&mut c, "FCALL_RO f2 1 foo"),
-        redis::Value::BulkString(b"bar".to_vec())
+        r.cmd(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=redislib\nredis.register_function('rf', function() return 'redis' end)"
+        ]),
+        "$8\r\nredislib\r\n"
     );
-    assert_eq!(run(&mut c, "DBSIZE"), redis::Value::Int(3));
+    let payload = dump(&mut r);
+    assert_eq!(k.cmd(&["FUNCTION", "FLUSH"]), "+OK\r\n");
+    k.send_cmd(&[&b"FUNCTION"[..], b"RESTORE", &payload]);
+    assert_eq!(k.read_reply().unwrap(), b"+OK\r\n");
+    assert_eq!(k.cmd(&["FCALL", "rf", "0"]), "$5\r\nredis\r\n");
+    // The policies.
+    k.send_cmd(&[&b"FUNCTION"[..], b"RESTORE", &payload]);
+    let e = String::from_utf8(k.read_reply().unwrap()).unwrap();
+    assert!(
+        e.starts_with("-ERR Library ") && e.ends_with(" already exists\r\n"),
+        "{e}"
+    );
+    k.send_cmd(&[&b"FUNCTION"[..], b"RESTORE", &payload, b"REPLACE"]);
+    assert_eq!(k.read_reply().unwrap(), b"+OK\r\n");
+    assert_eq!(k.cmd(&["FUNCTION", "DELETE", "redislib"]), "+OK\r\n");
+    k.send_cmd(&[&b"FUNCTION"[..], b"RESTORE", &payload, b"FLUSH"]);
+    assert_eq!(k.read_reply().unwrap(), b"+OK\r\n");
+    assert_eq!(k.cmd(&["FCALL", "rf", "0"]), "$5\r\nredis\r\n");
+    assert_eq!(
+        k.cmd(&["FUNCTION", "RESTORE", "garbage"]),
+        "-ERR DUMP payload version or checksum are wrong\r\n"
+    );
+}
+
+fn dump(c: &mut support::Raw) -> Vec<u8> {
+    c.send_cmd(&["FUNCTION", "DUMP"]);
+    let reply = c.read_reply().unwrap();
+    let (v, _) = kiln_resp::decode(&reply).unwrap();
+    match v {
+        kiln_resp::Value::Bulk(b) => b,
+        other => panic!("FUNCTION DUMP replied {other:?}"),
+    }
+}
+
+/// Stops a server the way an operator would (SHUTDOWN: the AOF is flushed).
+fn shut_down(s: &mut TestServer) {
+    s.raw().send_cmd(&["SHUTDOWN"]);
+    assert!(
+        s.wait_exit(std::time::Duration::from_secs(30)).is_some(),
+        "the server did not exit"
+    );
+}
+
+#[test]
+fn libraries_reach_a_replica_and_survive_the_aof() {
+    let d = dir_with(b"");
+    std::fs::remove_file(std::path::Path::new(&d).join("dump.rdb")).unwrap();
+    let args = ["--appendonly", "yes", "--dir", &d];
+    let mut primary = TestServer::kiln(&args);
+    let mut p = primary.raw();
+    assert_eq!(p.cmd(&["FUNCTION", "LOAD", LIB]), "$7\r\nkilnlib\r\n");
+    // A full sync carries the library; FUNCTION DELETE / LOAD follow on the stream.
+    let replica = TestServer::kiln(&[]);
+    let mut r = replica.raw();
+    assert_eq!(
+        r.cmd(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=stale\nredis.register_function('stalef', function() return 0 end)"
+        ]),
+        "$5\r\nstale\r\n"
+    );
+    assert_eq!(
+        r.cmd(&["REPLICAOF", "127.0.0.1", &primary.port.to_string()]),
+        "+OK\r\n"
+    );
+    // On the read-only replica a function that may write is refused, but found.
+    wait_until("the library to reach the replica", || {
+        r.cmd(&["FCALL", "kf", "0"]) == "-READONLY You can't write against a read only replica.\r\n"
+    });
+    // The replica's own library went with its old dataset.
+    assert_eq!(
+        r.cmd(&["FCALL", "stalef", "0"]),
+        "-ERR Function not found\r\n"
+    );
+    assert_eq!(p.cmd(&["FUNCTION", "DELETE", "kilnlib"]), "+OK\r\n");
+    wait_until("the delete to reach the replica", || {
+        r.cmd(&["FCALL", "kf", "0"]) == "-ERR Function not found\r\n"
+    });
+    assert_eq!(p.cmd(&["FUNCTION", "LOAD", LIB]), "$7\r\nkilnlib\r\n");
+
+    // The AOF replays FUNCTION LOAD; after a rewrite, its base carries the library.
+    shut_down(&mut primary);
+    let mut restarted = TestServer::kiln(&args);
+    let mut p = restarted.raw();
+    assert_eq!(p.cmd(&["FCALL", "kf", "0"]), "$4\r\nkiln\r\n");
+    assert_eq!(
+        p.cmd(&["BGREWRITEAOF"]),
+        "+Background append only file rewriting started\r\n"
+    );
+    p.wait_info("persistence", "aof_rewrite_in_progress", "0");
+    shut_down(&mut restarted);
+    let again = TestServer::kiln(&args);
+    assert_eq!(again.raw().cmd(&["FCALL", "kf", "0"]), "$4\r\nkiln\r\n");
+    let _ = std::fs::remove_dir_all(&d);
 }

@@ -189,13 +189,20 @@ fn scripts_on_a_read_only_replica() {
         r.cmd(&["EVAL", "return redis.call('set','a','b')", "0"]),
         "-READONLY You can't write against a read only replica. script: ff967d0ae0e68b4f9e360fa91c54598bc25ad9b6, on @user_script:1.\r\n"
     );
-    assert_eq!(r.cmd(&["EVAL", "return redis.call('get','a')", "0"]), "$1\r\n1\r\n");
+    assert_eq!(
+        r.cmd(&["EVAL", "return redis.call('get','a')", "0"]),
+        "$1\r\n1\r\n"
+    );
     assert_eq!(
         r.cmd(&["EVAL", "#!lua\nreturn redis.call('get','a')", "0"]),
         "-READONLY You can't write against a read only replica.\r\n"
     );
     assert_eq!(
-        r.cmd(&["EVAL", "#!lua flags=no-writes\nreturn redis.call('get','a')", "0"]),
+        r.cmd(&[
+            "EVAL",
+            "#!lua flags=no-writes\nreturn redis.call('get','a')",
+            "0"
+        ]),
         "$1\r\n1\r\n"
     );
     assert_eq!(

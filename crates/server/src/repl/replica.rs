@@ -456,9 +456,11 @@ fn full_sync(
     Ok(())
 }
 
-/// Empties every database (before loading the primary's snapshot).
+/// Empties every database and the function libraries (before loading the primary's
+/// snapshot, which carries its own).
 fn flush_all(server: &Server) {
     crate::storage::LockSet::new(&server.keyspace).each(|sh| sh.clear());
+    server.scripts.libraries.write().clear();
 }
 
 /// Records transfer progress for INFO and checks the transfer timeout.

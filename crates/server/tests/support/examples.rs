@@ -93,6 +93,8 @@ pub const EXAMPLES: &[&str] = &[
     "function kill",
     "function list",
     "function stats",
+    "function dump",
+    "function restore notapayload",
     "exists s l nokey",
     "expire s 100",
     "expireat s 4000000000",

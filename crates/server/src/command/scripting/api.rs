@@ -279,7 +279,9 @@ fn register_function(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
                 let (k, v) = pair?;
                 let key = match &k {
                     Value::String(s) => s.as_bytes().to_vec(),
-                    _ => return Err(call_error("ERR named argument key given to redis.register_function is not a string")),
+                    _ => return Err(call_error(
+                        "ERR named argument key given to redis.register_function is not a string",
+                    )),
                 };
                 match (&key[..], v) {
                     (b"function_name", Value::String(s)) => name = Some(s.as_bytes().to_vec()),
@@ -308,20 +310,36 @@ fn register_function(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
             // A number is a name too (Lua turns it into a string).
             match it.next().map(|v| lua.coerce_string(v)) {
                 Some(Ok(Some(s))) => name = Some(s.as_bytes().to_vec()),
-                _ => return Err(call_error("ERR first argument to redis.register_function must be a string")),
+                _ => {
+                    return Err(call_error(
+                        "ERR first argument to redis.register_function must be a string",
+                    ))
+                }
             }
             match it.next() {
                 Some(Value::Function(f)) => callback = Some(f),
-                _ => return Err(call_error("ERR second argument to redis.register_function must be a function")),
+                _ => {
+                    return Err(call_error(
+                        "ERR second argument to redis.register_function must be a function",
+                    ))
+                }
             }
         }
-        _ => return Err(call_error("ERR wrong number of arguments to redis.register_function")),
+        _ => {
+            return Err(call_error(
+                "ERR wrong number of arguments to redis.register_function",
+            ))
+        }
     }
     let Some(name) = name else {
-        return Err(call_error("ERR redis.register_function must get a function name argument"));
+        return Err(call_error(
+            "ERR redis.register_function must get a function name argument",
+        ));
     };
     let Some(callback) = callback else {
-        return Err(call_error("ERR redis.register_function must get a callback argument"));
+        return Err(call_error(
+            "ERR redis.register_function must get a callback argument",
+        ));
     };
     if !valid_name(&name) {
         return Err(call_error(BAD_NAME));
@@ -329,7 +347,9 @@ fn register_function(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
     let name = String::from_utf8_lossy(&name).into_owned();
     let mut reg = lua
         .app_data_mut::<super::engine::Registering>()
-        .ok_or_else(|| call_error("ERR redis.register_function can only be called on FUNCTION LOAD command"))?;
+        .ok_or_else(|| {
+            call_error("ERR redis.register_function can only be called on FUNCTION LOAD command")
+        })?;
     if reg.0.iter().any(|r| r.name == name) {
         return Err(call_error("ERR Function already exists in the library"));
     }

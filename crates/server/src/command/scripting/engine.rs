@@ -395,8 +395,10 @@ impl Vm {
             let (keys, argv) = (strings(lua, keys)?, strings(lua, argv)?);
             let script = matches!(target, Target::Script(_));
             // Functions get no KEYS / ARGV globals (a stale pair must not show through).
-            self.globals.raw_set("KEYS", if script { Some(&keys) } else { None })?;
-            self.globals.raw_set("ARGV", if script { Some(&argv) } else { None })?;
+            self.globals
+                .raw_set("KEYS", if script { Some(&keys) } else { None })?;
+            self.globals
+                .raw_set("ARGV", if script { Some(&argv) } else { None })?;
             lua.set_app_data(run);
             lua.scope(|scope| {
                 let raw = scope.create_function_mut(call)?;

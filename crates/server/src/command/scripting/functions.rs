@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-
 use super::engine::{self, Registered};
 use super::{api, ScriptFlags};
 use crate::command::Ctx;
 use crate::error::{CmdResult, CommandError};
+use crate::server::Server;
 
 /// A loaded library.
 pub struct Library {
@@ -33,7 +33,7 @@ pub struct FunctionInfo {
 }
 
 /// Every library, by name; every function, by name, to its library.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Libraries {
     libs: BTreeMap<String, Arc<Library>>,
     by_function: BTreeMap<String, (Arc<Library>, usize)>,
@@ -100,10 +100,16 @@ impl Libraries {
         true
     }
 
-    fn clear(&mut self) {
+    /// Removes every library.
+    pub fn clear(&mut self) {
         self.libs.clear();
         self.by_function.clear();
         self.generation += 1;
+    }
+
+    /// The code of every library, by name (what RDB files and FUNCTION DUMP carry).
+    pub fn codes(&self) -> Vec<Vec<u8>> {
+        self.libs.values().map(|l| l.code.to_vec()).collect()
     }
 }
 
@@ -143,9 +149,9 @@ fn metadata(code: &[u8]) -> Result<(String, Vec<u8>), String> {
 
 /// Compiles and runs a library's code on this thread's interpreter, returning the library
 /// it describes. Nothing is registered yet.
-fn compile(cx: &Ctx, code: &[u8]) -> Result<Library, String> {
+fn compile(server: &Server, code: &[u8]) -> Result<Library, String> {
     let (name, body) = metadata(code)?;
-    let generation = cx.server.scripts.generation.load(Relaxed);
+    let generation = server.scripts.generation.load(Relaxed);
     let registered: Vec<Registered> = engine::with_vm(generation, |vm| vm.load_library(&body))
         .map_err(|e| format!("ERR {e}"))??;
     Ok(Library {
@@ -162,12 +168,89 @@ fn compile(cx: &Ctx, code: &[u8]) -> Result<Library, String> {
     })
 }
 
-/// Loads a library into the registry (FUNCTION LOAD, RESTORE, an RDB or AOF being loaded).
-pub fn load(cx: &Ctx, code: &[u8], replace: bool) -> Result<String, String> {
-    let lib = compile(cx, code)?;
+/// Loads a library into the registry (FUNCTION LOAD; an RDB file's library, as
+/// [`restore`]).
+pub fn load(server: &Server, code: &[u8], replace: bool) -> Result<String, String> {
+    let lib = compile(server, code)?;
     let name = lib.name.clone();
-    cx.server.scripts.libraries.write().add(lib, replace)?;
+    server.scripts.libraries.write().add(lib, replace)?;
     Ok(name)
+}
+
+/// A library an RDB file carries (start-up, DEBUG RELOAD, a full sync, an AOF's RDB base):
+/// created as FUNCTION LOAD would, an error if it exists.
+pub fn restore(server: &Server, code: &[u8]) -> Result<(), String> {
+    load(server, code, false).map(|_| ())
+}
+
+/// The code of every library, for a snapshot or FUNCTION DUMP.
+pub fn library_codes(server: &Server) -> Vec<Vec<u8>> {
+    server.scripts.libraries.read().codes()
+}
+
+/// `FUNCTION DUMP`
+pub(super) fn function_dump(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
+    let codes = library_codes(cx.server);
+    let compress = cx.server.config.read().get_bool("rdbcompression");
+    let payload = crate::rdb::encode_functions_payload_with(&codes, compress);
+    cx.out.bulk(&payload);
+    Ok(())
+}
+
+/// `FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE]`: every library of the payload, or none.
+pub(super) fn function_restore(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    if args.len() > 4 {
+        return Err(CommandError::bad_subcommand(args[0], args[1]));
+    }
+    #[derive(PartialEq)]
+    enum Policy {
+        Append,
+        Replace,
+        Flush,
+    }
+    let policy = match args.get(3) {
+        None => Policy::Append,
+        Some(p) if p.eq_ignore_ascii_case(b"append") => Policy::Append,
+        Some(p) if p.eq_ignore_ascii_case(b"replace") => Policy::Replace,
+        Some(p) if p.eq_ignore_ascii_case(b"flush") => Policy::Flush,
+        Some(_) => {
+            return Err(CommandError::err(
+                "Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+            ))
+        }
+    };
+    let codes = crate::rdb::decode_functions_payload(args[2]).map_err(|e| match e {
+        crate::rdb::PayloadError::VersionOrChecksum => {
+            CommandError::err("DUMP payload version or checksum are wrong")
+        }
+        crate::rdb::PayloadError::BadData(e) => CommandError::Owned(format!("ERR {}", e.msg)),
+    })?;
+    let mut new = Vec::with_capacity(codes.len());
+    for code in &codes {
+        new.push(compile(cx.server, code).map_err(CommandError::Owned)?);
+    }
+    let mut libs = cx.server.scripts.libraries.write();
+    let mut next = if policy == Policy::Flush {
+        let mut empty = libs.clone();
+        empty.clear();
+        empty
+    } else {
+        libs.clone()
+    };
+    for lib in new {
+        if policy == Policy::Append && next.get(&lib.name).is_some() {
+            return Err(CommandError::Owned(format!(
+                "ERR Library {} already exists",
+                lib.name
+            )));
+        }
+        next.add(lib, true).map_err(CommandError::Owned)?;
+    }
+    *libs = next;
+    drop(libs);
+    cx.dirty(1);
+    cx.out.ok();
+    Ok(())
 }
 
 /// `FUNCTION LOAD [REPLACE] code`
@@ -183,7 +266,7 @@ pub(super) fn function_load(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         }
         _ => return Err(CommandError::arity("function|load")),
     };
-    let name = load(cx, code, replace).map_err(CommandError::Owned)?;
+    let name = load(cx.server, code, replace).map_err(CommandError::Owned)?;
     cx.dirty(1);
     cx.out.bulk(name.as_bytes());
     Ok(())
@@ -359,8 +442,14 @@ mod tests {
         let (name, body) = metadata(b"#!lua name=mylib\nreturn 1").unwrap();
         assert_eq!(name, "mylib");
         assert_eq!(body, b"\nreturn 1");
-        assert_eq!(metadata(b"return 1").unwrap_err(), "ERR Missing library metadata");
-        assert_eq!(metadata(b"#!py name=x\n").unwrap_err(), "ERR Engine 'py' not found");
+        assert_eq!(
+            metadata(b"return 1").unwrap_err(),
+            "ERR Missing library metadata"
+        );
+        assert_eq!(
+            metadata(b"#!py name=x\n").unwrap_err(),
+            "ERR Engine 'py' not found"
+        );
         assert_eq!(
             metadata(b"#!lua\n").unwrap_err(),
             "ERR Library name was not given"
@@ -373,6 +462,9 @@ mod tests {
             metadata(b"#!lua name=x name=y\n").unwrap_err(),
             "ERR Invalid metadata value, name argument was given multiple times"
         );
-        assert_eq!(metadata(b"#!lua name=bad-name\n").unwrap_err(), api::BAD_NAME);
+        assert_eq!(
+            metadata(b"#!lua name=bad-name\n").unwrap_err(),
+            api::BAD_NAME
+        );
     }
 }

@@ -125,45 +125,92 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
 ];
 
 const FUNCTION_SUBCOMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("load", -3, WRITE | DENYOOM | NOSCRIPT, Keys::None, functions::function_load)
-        .group("scripting")
-        .since("7.0.0")
-        .summary("Creates a library.")
-        .complexity("O(1) (considering compilation time is redundant)")
-        .syntax("[REPLACE] function-code"),
-    CommandSpec::new("delete", 3, WRITE | NOSCRIPT, Keys::None, functions::function_delete)
-        .group("scripting")
-        .since("7.0.0")
-        .summary("Deletes a library and its functions.")
-        .complexity("O(1)")
-        .syntax("library-name"),
-    CommandSpec::new("flush", -2, WRITE | NOSCRIPT, Keys::None, functions::function_flush)
-        .group("scripting")
-        .since("7.0.0")
-        .summary("Deletes all libraries and functions.")
-        .complexity("O(N) where N is the number of functions deleted")
-        .syntax("[ASYNC | SYNC]"),
+    CommandSpec::new(
+        "load",
+        -3,
+        WRITE | DENYOOM | NOSCRIPT,
+        Keys::None,
+        functions::function_load,
+    )
+    .group("scripting")
+    .since("7.0.0")
+    .summary("Creates a library.")
+    .complexity("O(1) (considering compilation time is redundant)")
+    .syntax("[REPLACE] function-code"),
+    CommandSpec::new(
+        "delete",
+        3,
+        WRITE | NOSCRIPT,
+        Keys::None,
+        functions::function_delete,
+    )
+    .group("scripting")
+    .since("7.0.0")
+    .summary("Deletes a library and its functions.")
+    .complexity("O(1)")
+    .syntax("library-name"),
+    CommandSpec::new(
+        "flush",
+        -2,
+        WRITE | NOSCRIPT,
+        Keys::None,
+        functions::function_flush,
+    )
+    .group("scripting")
+    .since("7.0.0")
+    .summary("Deletes all libraries and functions.")
+    .complexity("O(N) where N is the number of functions deleted")
+    .syntax("[ASYNC | SYNC]"),
     CommandSpec::new("list", -2, NOSCRIPT, Keys::None, functions::function_list)
         .group("scripting")
         .since("7.0.0")
         .summary("Returns information about all libraries.")
         .complexity("O(N) where N is the number of functions")
         .syntax("[LIBRARYNAME library-name-pattern] [WITHCODE]"),
-    CommandSpec::new("stats", 2, NOSCRIPT | ALLOW_BUSY, Keys::None, functions::function_stats)
+    CommandSpec::new("dump", 2, NOSCRIPT, Keys::None, functions::function_dump)
         .group("scripting")
         .since("7.0.0")
-        .summary("Returns information about a function during execution.")
-        .complexity("O(1)"),
+        .summary("Dumps all libraries into a serialized binary payload.")
+        .complexity("O(N) where N is the number of functions"),
+    CommandSpec::new(
+        "restore",
+        -3,
+        WRITE | DENYOOM | NOSCRIPT,
+        Keys::None,
+        functions::function_restore,
+    )
+    .group("scripting")
+    .since("7.0.0")
+    .summary("Restores all libraries from a payload.")
+    .complexity("O(N) where N is the number of functions on the payload")
+    .syntax("serialized-value [FLUSH | APPEND | REPLACE]"),
+    CommandSpec::new(
+        "stats",
+        2,
+        NOSCRIPT | ALLOW_BUSY,
+        Keys::None,
+        functions::function_stats,
+    )
+    .group("scripting")
+    .since("7.0.0")
+    .summary("Returns information about a function during execution.")
+    .complexity("O(1)"),
     CommandSpec::new("kill", 2, NOSCRIPT | ALLOW_BUSY, Keys::None, function_kill)
         .group("scripting")
         .since("7.0.0")
         .summary("Terminates a function during execution.")
         .complexity("O(1)"),
-    CommandSpec::new("help", 2, LOADING | STALE, Keys::None, functions::function_help)
-        .group("scripting")
-        .since("7.0.0")
-        .summary("Returns helpful text about the different subcommands.")
-        .complexity("O(1)"),
+    CommandSpec::new(
+        "help",
+        2,
+        LOADING | STALE,
+        Keys::None,
+        functions::function_help,
+    )
+    .group("scripting")
+    .since("7.0.0")
+    .summary("Returns helpful text about the different subcommands.")
+    .complexity("O(1)"),
 ];
 
 const SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
@@ -277,6 +324,9 @@ impl Control {
     }
 }
 
+/// The running function's name, command and start (FUNCTION STATS).
+type RunningFunction = (String, Vec<Vec<u8>>, std::time::Instant);
+
 /// The script cache and the running script's controls (`Server::scripts`).
 pub struct Scripts {
     cache: Mutex<HashMap<[u8; 40], Arc<Script>>>,
@@ -288,7 +338,7 @@ pub struct Scripts {
     /// The function libraries (see `functions`).
     pub libraries: RwLock<functions::Libraries>,
     /// The running function, its command and start (FUNCTION STATS).
-    running_function: Mutex<Option<(String, Vec<Vec<u8>>, std::time::Instant)>>,
+    running_function: Mutex<Option<RunningFunction>>,
 }
 
 impl Scripts {
@@ -564,11 +614,7 @@ fn run(cx: &mut Ctx, args: &[&[u8]], code: Code, read_only: bool) -> CmdResult {
             ),
             Code::Function { name, .. } => {
                 let libs = server.scripts.libraries.read();
-                (
-                    vm.callback(&libs, name)?,
-                    name.clone(),
-                    "@user_function",
-                )
+                (vm.callback(&libs, name)?, name.clone(), "@user_function")
             }
         };
         let target = if function {

@@ -89,6 +89,8 @@ fn debug_reload(cx: &mut Ctx, opts: &[&[u8]]) -> CmdResult {
     }
     if flush {
         cx.lock_set().each(|sh| sh.clear());
+        // The file carries the libraries too (Redis empties them with the keys).
+        cx.server.scripts.libraries.write().clear();
     }
     let path = crate::persist::rdb_path(&server);
     let opts = crate::rdb::LoadOptions {
