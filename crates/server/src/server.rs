@@ -256,6 +256,9 @@ impl Server {
     /// Starts a shutdown: the listener stops and every worker ends its connections.
     pub fn request_shutdown(&self) {
         self.process.shutting_down.store(true, Relaxed);
+        // A running script stops at its next instruction check, writes or not: its thread
+        // must come back for the process to end (SHUTDOWN NOSAVE while a script is busy).
+        self.scripts.stop_running();
         self.process.shutdown.notify_waiters();
     }
 

@@ -359,6 +359,14 @@ impl Scripts {
         }
     }
 
+    /// Stops the running script or function, if any, at its next instruction check (the
+    /// server is shutting down).
+    pub fn stop_running(&self) {
+        if self.control.running.load(Relaxed) {
+            self.control.kill.store(true, Relaxed);
+        }
+    }
+
     /// The running function's name, command and milliseconds so far.
     pub fn running_function(&self) -> Option<(String, Vec<Vec<u8>>, u64)> {
         self.running_function
