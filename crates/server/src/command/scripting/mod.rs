@@ -514,12 +514,20 @@ fn by_sha(cx: &Ctx, arg: &[u8]) -> Result<([u8; 40], Arc<Script>), CommandError>
 const NO_MATCHING: &str = "NOSCRIPT No matching script. Please use EVAL.";
 
 fn evalsha(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    // A name that cannot be a SHA1 is not found before the key count is read (Redis).
+    if args[1].len() != 40 {
+        return Err(E(NO_MATCHING));
+    }
     numkeys(args, false)?;
     let (sha, script) = by_sha(cx, args[1])?;
     run(cx, args, Code::Eval { sha, script }, false)
 }
 
 fn evalsha_ro(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    // A name that cannot be a SHA1 is not found before the key count is read (Redis).
+    if args[1].len() != 40 {
+        return Err(E(NO_MATCHING));
+    }
     numkeys(args, false)?;
     let (sha, script) = by_sha(cx, args[1])?;
     run(cx, args, Code::Eval { sha, script }, true)
