@@ -13,8 +13,8 @@
 //! created for the run only (an `mlua` scope), so the borrow of the command's context never
 //! outlives the run.
 
+use hashbrown::HashMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
