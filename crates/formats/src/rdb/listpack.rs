@@ -201,14 +201,20 @@ impl Writer {
 
 /// Writes the backlen of an element of `l` bytes (encoding + payload) into `out`, most
 /// significant group first; returns its size.
-fn encode_backlen(l: usize, out: &mut [u8; 5]) -> usize {
-    let n = match l {
+/// Bytes of the back-length of an entry whose encoding and data take `l` bytes, as Redis
+/// sizes it (7 bits a byte, with its boundaries one below the powers of 128).
+pub fn backlen_size(l: usize) -> usize {
+    match l {
         0..=127 => 1,
         128..=16382 => 2,
         16383..=2097150 => 3,
         2097151..=268435454 => 4,
         _ => 5,
-    };
+    }
+}
+
+fn encode_backlen(l: usize, out: &mut [u8; 5]) -> usize {
+    let n = backlen_size(l);
     for (i, slot) in out.iter_mut().take(n).enumerate() {
         // Group i (from the most significant): 7 bits, with the continuation mark on
         // every byte but the first.
@@ -347,6 +353,24 @@ fn decode_backlen_rev(b: &[u8]) -> Option<(usize, usize)> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn back_lengths_grow_one_below_each_power_of_128() {
+        for (l, n) in [
+            (127, 1),
+            (128, 2),
+            (16382, 2),
+            (16383, 3),
+            (2097150, 3),
+            (2097151, 4),
+            (268435454, 4),
+            (268435455, 5),
+        ] {
+            assert_eq!(backlen_size(l), n, "{l}");
+            let mut out = [0u8; 5];
+            assert_eq!(encode_backlen(l, &mut out), n, "{l}");
+        }
+    }
     use super::*;
 
     #[test]

@@ -59,15 +59,7 @@ fn listpack_entry_len(s: &[u8]) -> usize {
         None if s.len() < 4096 => 2 + s.len(),
         None => 5 + s.len(),
     };
-    // The back-length stores `body` in 7-bit groups.
-    let back = match body {
-        0..=127 => 1,
-        128..=16_383 => 2,
-        16_384..=2_097_151 => 3,
-        2_097_152..=268_435_455 => 4,
-        _ => 5,
-    };
-    body + back
+    body + crate::rdb::listpack::backlen_size(body)
 }
 
 /// Bytes of an empty listpack: 4-byte total size, 2-byte count, end marker.
@@ -249,6 +241,15 @@ pub(super) fn debug_object(cx: &mut Ctx, key: &[u8]) -> CmdResult {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn listpack_entries_take_redis_back_lengths_at_the_boundaries() {
+        // A long string's entry is 5 header bytes and its data; at 16,383 bytes of both
+        // the back-length takes 3 bytes, as Redis's lpEncodeBacklen gives it.
+        assert_eq!(listpack_entry_len(&vec![b'a'; 16_377]), 16_382 + 2);
+        assert_eq!(listpack_entry_len(&vec![b'a'; 16_378]), 16_383 + 3);
+        assert_eq!(listpack_entry_len(&vec![b'a'; 2_097_146]), 2_097_151 + 4);
+    }
     use super::*;
 
     #[test]
