@@ -285,3 +285,55 @@ fn a_served_move_invalidates_a_watch_on_its_destination() {
         );
     }
 }
+
+/// INFO's `blocked_clients` drops a client the moment it is served or unblocked (by the
+/// command that did it, as Redis counts it), not once its connection has caught up.
+#[test]
+fn a_served_or_unblocked_client_stops_counting_as_blocked_at_once() {
+    let blocked = |c: &mut Raw| -> String {
+        let info = c.cmd(&["INFO", "clients"]);
+        info.lines()
+            .find_map(|l| l.strip_prefix("blocked_clients:"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let run = |s: &TestServer| -> Vec<String> {
+        let (mut a, mut b) = (s.raw(), s.raw());
+        let mut got = Vec::new();
+        a.send_cmd(&["BLPOP", "k", "0"]);
+        wait_blocked(&mut b, &a);
+        got.push(blocked(&mut b));
+        // Pipelined: INFO runs right after the push, on the pusher's connection.
+        b.send(b"RPUSH k v\r\nINFO clients\r\n");
+        got.push(String::from_utf8(b.read_reply().unwrap()).unwrap());
+        let info = String::from_utf8(b.read_reply().unwrap()).unwrap();
+        got.push(info.contains("\r\nblocked_clients:0\r\n").to_string());
+        got.push(String::from_utf8(a.read_reply().unwrap()).unwrap());
+        // CLIENT UNBLOCK, the same way.
+        let id = a.cmd(&["CLIENT", "ID"]);
+        let id = id.trim_start_matches(':').trim().to_string();
+        a.send_cmd(&["BLPOP", "k", "0"]);
+        wait_blocked(&mut b, &a);
+        b.send(format!("CLIENT UNBLOCK {id}\r\nINFO clients\r\n").as_bytes());
+        got.push(String::from_utf8(b.read_reply().unwrap()).unwrap());
+        let info = String::from_utf8(b.read_reply().unwrap()).unwrap();
+        got.push(info.contains("\r\nblocked_clients:0\r\n").to_string());
+        got.push(String::from_utf8(a.read_reply().unwrap()).unwrap());
+        got
+    };
+    let kiln = TestServer::kiln(&[]);
+    let expected = [
+        "1",
+        ":1\r\n",
+        "true",
+        "*2\r\n$1\r\nk\r\n$1\r\nv\r\n",
+        ":1\r\n",
+        "true",
+        "*-1\r\n",
+    ];
+    assert_eq!(run(&kiln), expected, "kiln");
+    if let Some(redis) = TestServer::redis(&[]) {
+        assert_eq!(run(&redis), expected, "redis-server");
+    }
+}

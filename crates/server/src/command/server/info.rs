@@ -213,7 +213,15 @@ fn info_clients(cx: &mut Ctx, s: &mut String) {
     field!(s, "maxclients", "{}", server.hot.maxclients.load(Relaxed));
     field!(s, "client_recent_max_input_buffer", "{}", c.max_query);
     field!(s, "client_recent_max_output_buffer", "{}", c.max_output);
-    let blocked = server.blocked.by_id.lock().len();
+    // Waiters still waiting: one that was served, unblocked or timed out counts no more at
+    // once, as in Redis, though its task unregisters it a moment later.
+    let blocked = server
+        .blocked
+        .by_id
+        .lock()
+        .values()
+        .filter(|w| *w.state.lock() == crate::command::blocking::WaitState::Waiting)
+        .count();
     field!(s, "blocked_clients", "{}", blocked);
     field!(s, "tracking_clients", "0");
     field!(s, "clients_in_timeout_table", "{}", blocked);
