@@ -119,7 +119,10 @@ fn metadata(code: &[u8]) -> Result<(String, Vec<u8>), String> {
     if !code.starts_with(b"#!") {
         return Err("ERR Missing library metadata".into());
     }
-    let end = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
+    // The shebang is a line: code without a newline has none (whatever it says).
+    let Some(end) = code.iter().position(|&b| b == b'\n') else {
+        return Err("ERR Invalid library metadata".into());
+    };
     let line = String::from_utf8_lossy(&code[2..end]).into_owned();
     let mut parts = line.split(' ').filter(|p| !p.is_empty());
     let engine = parts.next().unwrap_or("");
@@ -440,6 +443,10 @@ mod tests {
     #[test]
     fn library_metadata() {
         let (name, body) = metadata(b"#!lua name=mylib\nreturn 1").unwrap();
+        assert_eq!(
+            metadata(b"#!lua name=x").unwrap_err(),
+            "ERR Invalid library metadata"
+        );
         assert_eq!(name, "mylib");
         assert_eq!(body, b"\nreturn 1");
         assert_eq!(
