@@ -258,17 +258,21 @@ pub(super) fn function_restore(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 /// `FUNCTION LOAD [REPLACE] code`
 pub(super) fn function_load(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let (replace, code) = match args {
-        [_, _, code] => (false, *code),
-        [_, _, opt, code] if opt.eq_ignore_ascii_case(b"replace") => (true, *code),
-        [_, _, opt, _] => {
+    // Options, then the code last (the arity guarantees at least the code).
+    let Some((code, options)) = args[2..].split_last() else {
+        return Err(CommandError::arity("function|load"));
+    };
+    let mut replace = false;
+    for opt in options {
+        if opt.eq_ignore_ascii_case(b"replace") {
+            replace = true;
+        } else {
             return Err(CommandError::Owned(format!(
                 "ERR Unknown option given: {}",
                 String::from_utf8_lossy(opt)
-            )))
+            )));
         }
-        _ => return Err(CommandError::arity("function|load")),
-    };
+    }
     let name = load(cx.server, code, replace).map_err(CommandError::Owned)?;
     cx.dirty(1);
     cx.out.bulk(name.as_bytes());
