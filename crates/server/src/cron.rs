@@ -25,12 +25,12 @@ const ACCEPTABLE_STALE_PERCENT: usize = 10;
 /// Share of each cron period that active expiry may use (Redis: 25%).
 const EXPIRE_TIME_PERCENT: u32 = 25;
 
-pub async fn run(server: Arc<Server>) {
+pub fn run(server: Arc<Server>) {
     let mut expiry = ActiveExpire::new(&server);
     loop {
         let hz = u64::from(server.hot.hz.load(Relaxed).max(1));
         let period = Duration::from_millis(1000 / hz);
-        tokio::time::sleep(period).await;
+        std::thread::sleep(period);
         if server.process.shutting_down.load(Relaxed) {
             return;
         }

@@ -20,6 +20,59 @@ use parking_lot::{Condvar, Mutex};
 /// Bytes per chunk of a log: appends fill the last chunk, trimming drops whole chunks.
 const CHUNK: usize = 16 * 1024;
 
+/// The outputs a command is fed to (`redis.set_repl` can narrow them for a script's
+/// commands; the values are its `REPL_*` flags).
+pub const TO_AOF: u8 = 1;
+pub const TO_REPLICAS: u8 = 2;
+pub const TO_ALL: u8 = TO_AOF | TO_REPLICAS;
+
+/// Commands gathered to reach the feed together, as one MULTI ... EXEC when there are
+/// several (a transaction's, a script's): each goes to every output unless it was pushed
+/// for fewer.
+#[derive(Default)]
+pub struct Batch {
+    cmds: Vec<(usize, Vec<Vec<u8>>)>,
+    /// Commands meant for fewer outputs than all: (index in `cmds`, outputs).
+    only: Vec<(usize, u8)>,
+}
+
+impl Batch {
+    /// Adds a command for the outputs `to` (none: it is not added at all, and does not
+    /// count towards the MULTI ... EXEC either, as in Redis).
+    pub fn push(&mut self, db: usize, argv: Vec<Vec<u8>>, to: u8) {
+        if to == 0 {
+            return;
+        }
+        if to != TO_ALL {
+            self.only.push((self.cmds.len(), to));
+        }
+        self.cmds.push((db, argv));
+    }
+
+    pub fn extend(&mut self, cmds: impl IntoIterator<Item = (usize, Vec<Vec<u8>>)>, to: u8) {
+        for (db, argv) in cmds {
+            self.push(db, argv, to);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cmds.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.cmds.clear();
+        self.only.clear();
+    }
+
+    /// The outputs command `i` goes to.
+    fn to(&self, i: usize) -> u8 {
+        self.only
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map_or(TO_ALL, |(_, to)| *to)
+    }
+}
+
 /// The feed (one per server).
 pub struct Feed {
     /// Whether any output is on (the dispatcher skips encoding otherwise).
@@ -186,7 +239,7 @@ impl Feed {
     /// propagated as it was called). The caller must hold the shard locks of every key the
     /// command changed.
     pub fn append_one(&self, db: usize, argv: &[&[u8]]) {
-        self.append_with(|log| log.command(db, argv));
+        self.append_with(|log, _| log.command(db, argv));
     }
 
     /// Appends commands, each with the database it ran in; `wrap` puts them inside
@@ -196,7 +249,7 @@ impl Feed {
         let Some(first_db) = cmds.first().map(|c| c.0) else {
             return;
         };
-        self.append_with(|log| {
+        self.append_with(|log, _| {
             if wrap {
                 log.command(first_db, &[b"MULTI"]);
             }
@@ -212,16 +265,43 @@ impl Feed {
         });
     }
 
-    fn append_with(&self, mut write: impl FnMut(&mut Log)) {
+    /// Appends a batch: inside MULTI ... EXEC when it holds several commands (on every
+    /// output, as Redis wraps them even where some of them go to one output only).
+    pub fn append_batch(&self, batch: &Batch) {
+        let Some(first_db) = batch.cmds.first().map(|c| c.0) else {
+            return;
+        };
+        let wrap = batch.cmds.len() > 1;
+        self.append_with(|log, output| {
+            if wrap {
+                log.command(first_db, &[b"MULTI"]);
+            }
+            let mut db = first_db;
+            for (i, (d, argv)) in batch.cmds.iter().enumerate() {
+                db = *d;
+                if batch.to(i) & output != 0 {
+                    let argv: smallvec::SmallVec<[&[u8]; 8]> =
+                        argv.iter().map(|a| &a[..]).collect();
+                    log.command(db, &argv);
+                }
+            }
+            if wrap {
+                log.command(db, &[b"EXEC"]);
+            }
+        });
+    }
+
+    /// Runs `write` on each output that is on, with the output's `TO_*` flag.
+    fn append_with(&self, mut write: impl FnMut(&mut Log, u8)) {
         let mut g = self.inner.lock();
         let inner = &mut *g;
         let to_repl = inner.repl.is_some() && !inner.repl_proxy;
         if to_repl {
-            write(inner.repl.as_mut().unwrap());
+            write(inner.repl.as_mut().unwrap(), TO_REPLICAS);
         }
         let to_aof = match inner.aof.as_mut() {
             Some(l) => {
-                write(l);
+                write(l, TO_AOF);
                 true
             }
             None => false,

@@ -106,7 +106,12 @@ pub fn serve(server: Arc<Server>, listeners: Vec<std::net::TcpListener>) -> std:
                 handles.clone(),
             )));
         }
-        tokio::spawn(crate::cron::run(server.clone()));
+        // Its own thread: the cron may wait for shards (a script can hold them for
+        // seconds), and this one must keep accepting connections and signals meanwhile.
+        let srv = server.clone();
+        std::thread::Builder::new()
+            .name("kiln-cron".into())
+            .spawn(move || crate::cron::run(srv))?;
         crate::repl::start(&server);
         let srv = server.clone();
         tokio::spawn(async move {

@@ -221,3 +221,160 @@ fn scripts_on_a_read_only_replica() {
         "-READONLY You can't write against a read only replica.\r\n"
     );
 }
+
+/// The id of a connection (CLIENT ID) and a wait until CLIENT LIST shows it running `cmd`
+/// (a script that cannot end before the test lets it: it is running, or waiting for locks).
+fn client_id(c: &mut support::Raw) -> String {
+    c.cmd(&["CLIENT", "ID"])
+        .trim_start_matches(':')
+        .trim()
+        .to_string()
+}
+
+fn wait_running(admin: &mut support::Raw, id: &str, cmd: &str) {
+    let want = format!("id={id} ");
+    let running = format!("cmd={cmd} ");
+    wait_until("the script to run", || {
+        let list = admin.cmd(&["CLIENT", "LIST"]);
+        list.lines()
+            .any(|l| l.starts_with(&want) && l.contains(&running))
+    });
+}
+
+/// A script runs beside commands and scripts on other keys (declared keys, disjoint): while
+/// one waits, holding its key, until a client subscribes, other clients' commands and
+/// scripts are served. Were the script alone in the server, they would wait for it, and it
+/// for them (they would get -BUSY after the threshold).
+#[test]
+fn scripts_on_disjoint_keys_run_beside_each_other() {
+    let s = TestServer::kiln(&["--threads", "4", "--busy-reply-threshold", "60000"]);
+    let (mut a, mut c, mut admin) = (s.raw(), s.raw(), s.raw());
+    let id = client_id(&mut a);
+    a.send_cmd(&[
+        "EVAL",
+        "redis.call('SET', KEYS[1], 'mine') \
+         while redis.call('PUBSUB', 'NUMSUB', 'go')[2] == 0 do end \
+         return redis.call('GET', KEYS[1])",
+        "1",
+        "held",
+    ]);
+    wait_running(&mut admin, &id, "eval");
+    assert_eq!(c.cmd(&["SET", "other", "1"]), "+OK\r\n");
+    assert_eq!(
+        c.cmd(&["EVAL", "return redis.call('INCR', KEYS[1])", "1", "other"]),
+        ":2\r\n"
+    );
+    // A key the script did not declare, on a free shard, too.
+    assert_eq!(
+        c.cmd(&["EVAL", "return redis.call('INCR', ARGV[1])", "0", "other"]),
+        ":3\r\n"
+    );
+    let mut sub = s.raw();
+    sub.cmd(&["SUBSCRIBE", "go"]);
+    assert_eq!(a.read_reply().unwrap(), b"$4\r\nmine\r\n");
+    assert_eq!(admin.cmd(&["GET", "held"]), "$4\r\nmine\r\n");
+}
+
+/// A script that finds a key it did not declare held by another script (after writing its
+/// own keys) is undone and runs again once the other ends: every write lands exactly once.
+/// Whether it waits or rolls back depends on where the keys' shards fall; with twenty
+/// declared keys it nearly always rolls back.
+#[test]
+fn a_script_meeting_a_busy_undeclared_key_runs_again_alone() {
+    let s = TestServer::kiln(&["--threads", "4", "--busy-reply-threshold", "60000"]);
+    let (mut holder, mut mover, mut admin) = (s.raw(), s.raw(), s.raw());
+    let id = client_id(&mut holder);
+    holder.send_cmd(&[
+        "EVAL",
+        "redis.call('INCR', KEYS[1]) \
+         while redis.call('PUBSUB', 'NUMSUB', 'go')[2] == 0 do end \
+         return 1",
+        "1",
+        "u",
+    ]);
+    wait_running(&mut admin, &id, "eval");
+    let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+    let mut cmd = vec![
+        "EVAL",
+        "for i = 1, #KEYS do redis.call('INCR', KEYS[i]) end \
+         return redis.call('INCR', ARGV[1])",
+        "20",
+    ];
+    cmd.extend(keys.iter().map(|k| k.as_str()));
+    cmd.push("u");
+    mover.send_cmd(&cmd);
+    let mut sub = s.raw();
+    sub.cmd(&["SUBSCRIBE", "go"]);
+    assert_eq!(holder.read_reply().unwrap(), b":1\r\n");
+    assert_eq!(mover.read_reply().unwrap(), b":2\r\n");
+    for k in &keys {
+        assert_eq!(admin.cmd(&["GET", k]), "$1\r\n1\r\n", "{k}");
+    }
+}
+
+/// A script's writes invalidate WATCHes on them (once it has run); its reads do not.
+#[test]
+fn a_script_invalidates_the_watches_of_the_keys_it_writes() {
+    let s = TestServer::kiln(&[]);
+    let (mut w, mut c) = (s.raw(), s.raw());
+    for (key, script, aborted) in [
+        ("r", "return redis.call('GET', KEYS[1])", false),
+        ("x", "return redis.call('SET', KEYS[1], 'v')", true),
+        ("y", "return redis.call('SET', ARGV[1], 'v')", true),
+    ] {
+        assert_eq!(w.cmd(&["WATCH", key]), "+OK\r\n");
+        let n = if script.contains("ARGV") { "0" } else { "1" };
+        let r = c.cmd(&["EVAL", script, n, key]);
+        assert!(!r.starts_with('-'), "{r}");
+        assert_eq!(w.cmd(&["MULTI"]), "+OK\r\n");
+        assert_eq!(w.cmd(&["PING"]), "+QUEUED\r\n");
+        let exec = w.cmd(&["EXEC"]);
+        if aborted {
+            assert_eq!(exec, "*-1\r\n", "{key}");
+        } else {
+            assert_eq!(exec, "*1\r\n+PONG\r\n", "{key}");
+        }
+    }
+}
+
+/// `redis.set_repl` picks where the writes after it go: nowhere, the AOF, replicas, or
+/// both (what the primary's AOF holds, and what its replica receives).
+#[test]
+fn set_repl_chooses_where_a_scripts_writes_go() {
+    let primary = TestServer::kiln(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let replica = TestServer::kiln(&[]);
+    let mut r = replica.raw();
+    assert_eq!(
+        r.cmd(&["REPLICAOF", "127.0.0.1", &primary.port.to_string()]),
+        "+OK\r\n"
+    );
+    r.wait_info("replication", "master_link_status", "up");
+    let script = "redis.set_repl(redis.REPL_NONE) redis.call('set', 'none', '1') \
+                  redis.set_repl(redis.REPL_AOF) redis.call('set', 'aof', '1') \
+                  redis.set_repl(redis.REPL_REPLICA) redis.call('set', 'rep', '1') \
+                  redis.set_repl(redis.REPL_ALL) redis.call('set', 'all', '1') \
+                  return 1";
+    assert_eq!(primary.raw().cmd(&["EVAL", script, "0"]), ":1\r\n");
+    wait_until("the script's last write to reach the replica", || {
+        r.cmd(&["GET", "all"]) == "$1\r\n1\r\n"
+    });
+    let names = ["none", "aof", "rep", "all"];
+    let on_replica: Vec<bool> = names
+        .iter()
+        .map(|k| r.cmd(&["EXISTS", k]) == ":1\r\n")
+        .collect();
+    assert_eq!(on_replica, [false, false, true, true]);
+    // appendfsync always: the file holds the writes once the reply came.
+    let mut aof = String::new();
+    for f in std::fs::read_dir(primary.dir.join("appendonlydir")).unwrap() {
+        let path = f.unwrap().path();
+        if path.to_string_lossy().ends_with(".incr.aof") {
+            aof += &String::from_utf8_lossy(&std::fs::read(path).unwrap());
+        }
+    }
+    let in_aof: Vec<bool> = names
+        .iter()
+        .map(|k| aof.contains(&format!("$3\r\nset\r\n${}\r\n{k}\r\n", k.len())))
+        .collect();
+    assert_eq!(in_aof, [false, true, false, true], "{aof:?}");
+}

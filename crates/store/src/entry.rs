@@ -287,6 +287,32 @@ impl Entry {
         }
     }
 
+    /// A deep copy: key, value, LRU clock and metadata (a script's undo record, see
+    /// `Shard::save_key`).
+    pub fn duplicate(&self) -> Entry {
+        match self {
+            Entry::Inline {
+                meta,
+                klen,
+                vlen,
+                lru,
+                buf,
+            } => Entry::Inline {
+                meta: *meta,
+                klen: *klen,
+                vlen: *vlen,
+                lru: *lru,
+                buf: *buf,
+            },
+            Entry::Boxed(o) => Entry::Boxed(Box::new(Object {
+                key: o.key.clone(),
+                value: o.value.clone(),
+                lru: o.lru,
+                meta: o.meta,
+            })),
+        }
+    }
+
     /// Heap bytes owned by this entry beyond its 32 bytes in the table (for memory reports).
     pub fn heap_size(&self) -> usize {
         match self {

@@ -27,6 +27,12 @@ pub const SHARD_BITS: u32 = 8;
 /// Shards per database.
 pub const SHARDS: usize = 1 << SHARD_BITS;
 
+/// A key as it was at some point: its entry and deadline (see [`Shard::save_key`]).
+pub struct SavedKey {
+    entry: Entry,
+    at: Option<u64>,
+}
+
 /// The hasher every shard uses, seeded randomly once per process (HashDoS resistance) and
 /// then fixed, so hashes (and SCAN cursors) are stable for the life of the process.
 pub type KeyHasher = foldhash::fast::FixedState;
@@ -466,6 +472,48 @@ impl Shard {
         true
     }
 
+    /// A copy of `key` as it is now, to put back with [`Shard::restore_key`]: its entry
+    /// and deadline, or `None` if it does not exist (a key past its deadline is expired
+    /// first, as a lookup would). `None` in the outer option when the value is bigger than
+    /// `max_heap` bytes, which the caller would rather not copy.
+    pub fn save_key(
+        &mut self,
+        h: u64,
+        key: &[u8],
+        now: u64,
+        max_heap: usize,
+    ) -> Option<Option<SavedKey>> {
+        let Some(e) = self.get(h, key, now) else {
+            return Some(None);
+        };
+        if e.heap_size() > max_heap {
+            return None;
+        }
+        let entry = e.duplicate();
+        let at = if entry.has_expire() {
+            self.expire_of(h, key)
+        } else {
+            None
+        };
+        Some(Some(SavedKey { entry, at }))
+    }
+
+    /// Puts `key` back as [`Shard::save_key`] found it: its saved entry and deadline, or
+    /// no key at all.
+    pub fn restore_key(&mut self, h: u64, key: &[u8], saved: Option<SavedKey>) {
+        match saved {
+            None => {
+                self.remove(h, key);
+            }
+            Some(SavedKey { entry, at }) => {
+                self.insert(h, entry);
+                if let Some(at) = at {
+                    self.set_expire(h, key, at);
+                }
+            }
+        }
+    }
+
     /// Removes a key's TTL. Returns whether it had one.
     pub fn persist(&mut self, h: u64, key: &[u8]) -> bool {
         self.preserve(h, key);
@@ -768,6 +816,41 @@ mod tests {
         assert_eq!(s.len(), 1);
         assert!(s.remove(h, b"a").is_some());
         assert!(s.get(h, b"a", 0).is_none());
+    }
+
+    #[test]
+    fn a_saved_key_is_put_back_as_it_was() {
+        let mut s = shard();
+        let (ha, hb, hc) = (s.hash(b"a"), s.hash(b"b"), s.hash(b"c"));
+        s.insert(ha, Entry::string(b"a", b"1", 7));
+        s.set_expire(ha, b"a", 500);
+        s.insert(
+            hb,
+            Entry::new(b"b", crate::value::Value::Str(vec![b'x'; 100]), 0),
+        );
+        let a = s.save_key(ha, b"a", 0, 1 << 20).unwrap();
+        let b = s.save_key(hb, b"b", 0, 1 << 20).unwrap();
+        let c = s.save_key(hc, b"c", 0, 1 << 20).unwrap();
+        assert!(c.is_none());
+        // Too big to copy under a small limit.
+        assert!(s.save_key(hb, b"b", 0, 10).is_none());
+        // Changed every way: overwritten without a TTL, removed, created.
+        s.insert(ha, Entry::string(b"a", b"2", 0));
+        s.remove(hb, b"b");
+        s.insert(hc, Entry::string(b"c", b"3", 0));
+        s.restore_key(ha, b"a", a);
+        s.restore_key(hb, b"b", b);
+        s.restore_key(hc, b"c", c);
+        assert_eq!(s.get(ha, b"a", 0).unwrap().as_str().unwrap(), b"1");
+        assert_eq!(s.get(ha, b"a", 0).unwrap().lru(), 7);
+        assert_eq!(s.expire_of(ha, b"a"), Some(500));
+        assert_eq!(
+            s.get(hb, b"b", 0).unwrap().as_str().unwrap(),
+            &[b'x'; 100][..]
+        );
+        assert!(s.get(hc, b"c", 0).is_none());
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.expires_len(), 1);
     }
 
     #[test]

@@ -116,9 +116,9 @@ pub enum Keys {
     /// pass, SAVE/BGSAVE/BGREWRITEAOF, CONFIG SET, SHUTDOWN: whatever may take a snapshot
     /// point or visit the whole keyspace).
     WalkAll,
-    /// Any key of any database (a script, whose keys are known only as it runs): the gate
-    /// above every shard is taken whole first (`storage::locks::Gate`), so the handler may
-    /// then lock any shard, in any order.
+    /// Any key of any database (a script, whose keys are known only as it runs): the
+    /// handler locks for itself, speculatively or taking the gate above every shard whole
+    /// (`scripting::atomic`). Inside EXEC the transaction takes the gate whole for it.
     Script,
     /// Keys found by a function of the arguments, possibly in other databases (MOVE,
     /// COPY ... DB): it calls `push(db, key)` for each key; `cur_db` is the selected one.
@@ -401,7 +401,10 @@ pub struct Ctx<'a> {
     effects: Option<Vec<Vec<Vec<u8>>>>,
     /// While EXEC runs: the effects of its commands, appended to the feed at the end as one
     /// MULTI ... EXEC.
-    batch: Option<Vec<(usize, Vec<Vec<u8>>)>>,
+    batch: Option<crate::feed::Batch>,
+    /// The outputs the running command's effects go to inside a batch (a script's
+    /// `redis.set_repl`); `feed::TO_ALL` otherwise.
+    repl_to: u8,
     /// The running command may modify what it looks up (a WRITE command, or EXEC): shards
     /// then save keys a pending snapshot still needs before handing them out.
     writing: bool,
@@ -410,6 +413,9 @@ pub struct Ctx<'a> {
     /// Work to run once the command (or its EXEC) has released its shard locks
     /// ([`Ctx::after_unlock`]).
     deferred: Vec<Box<dyn FnOnce() + Send>>,
+    /// A script running speculatively: what it may have to undo, and what it holds back
+    /// until it ends (see `scripting::atomic`).
+    speculation: Option<Box<scripting::atomic::Speculation>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -435,9 +441,11 @@ impl<'a> Ctx<'a> {
             pushes_only: false,
             effects: None,
             batch: None,
+            repl_to: crate::feed::TO_ALL,
             writing: false,
             replaying: false,
             deferred: Vec::new(),
+            speculation: None,
         }
     }
 
@@ -733,7 +741,7 @@ impl<'a> Ctx<'a> {
             return;
         }
         match self.batch.as_mut() {
-            Some(batch) => batch.extend(cmds),
+            Some(batch) => batch.extend(cmds, crate::feed::TO_ALL),
             None => self.server.feed.append(&cmds, cmds.len() > 1),
         }
     }
@@ -749,6 +757,8 @@ impl<'a> Ctx<'a> {
         let db = self.client.db;
         let mut cmds = Vec::new();
         self.feed_expired_into(&mut cmds);
+        // Keys found expired go to every output; the command's own effects may not.
+        let expired = cmds.len();
         match effects {
             Some(list) => cmds.extend(list.into_iter().map(|argv| (db, argv))),
             None if dirty => {
@@ -762,7 +772,11 @@ impl<'a> Ctx<'a> {
             None => {}
         }
         match self.batch.as_mut() {
-            Some(batch) => batch.extend(cmds),
+            Some(batch) => {
+                let own = cmds.split_off(expired);
+                batch.extend(cmds, crate::feed::TO_ALL);
+                batch.extend(own, self.repl_to);
+            }
             None => self.server.feed.append(&cmds, cmds.len() > 1),
         }
     }
@@ -880,6 +894,11 @@ impl<'a> Ctx<'a> {
             | Keys::None => {}
         }
         for (d, key) in keys {
+            if let Some(spec) = self.speculation.as_mut() {
+                // A speculative script's writes count once it commits.
+                spec.touched.push((d, key.into()));
+                continue;
+            }
             if d < self.server.keyspace.dbs.len() {
                 if let Ok((sh, _)) = self.shard_in(d, key) {
                     sh.touch_watched(key);
@@ -889,15 +908,15 @@ impl<'a> Ctx<'a> {
     }
 
     /// Takes the shards `spec` plans for `args` before its handler runs, and sets its reach.
-    /// A script takes the gate above the shards whole instead. `Err` when a script past
-    /// its time limit holds the gate and the command may not wait (`-BUSY`).
+    /// A script locks for itself (`scripting::atomic`). `Err` when a script past its time
+    /// limit holds the gate and the command may not wait (`-BUSY`).
     fn lock_for(&mut self, spec: &CommandSpec, args: &[&[u8]]) -> Result<(), Busy> {
-        let mut ids = SmallVec::new();
-        self.reach = plan(self.server, spec, args, self.client.db, &mut ids);
         if matches!(spec.keys, Keys::Script) {
-            self.locks.exclusive();
+            self.reach = 0..0;
             return Ok(());
         }
+        let mut ids = SmallVec::new();
+        self.reach = plan(self.server, spec, args, self.client.db, &mut ids);
         if spec.flags & flags::ALLOW_BUSY != 0 && self.server.keyspace.gate.is_busy() {
             // A script past its limit holds every shard: what may run meanwhile (SCRIPT
             // KILL, SHUTDOWN NOSAVE) runs without any, rather than wait for it.
@@ -1033,7 +1052,10 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
             return;
         }
     }
-    cx.client.handle.last_cmd.store(cmd.id as u32, Relaxed);
+    if !cx.in_exec() {
+        // CLIENT LIST's `cmd`: EXEC or the script, not what they run.
+        cx.client.handle.last_cmd.store(cmd.id as u32, Relaxed);
+    }
 
     let mark = cx.out.buf.len();
     cx.cmd_name = spec.name;

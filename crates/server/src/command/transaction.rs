@@ -275,14 +275,14 @@ fn exec(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     cx.mode = Mode::Exec;
     // The transaction's effects reach the feed together, as MULTI ... EXEC when there is
     // more than one, before EXEC releases its locks.
-    cx.batch = Some(Vec::new());
+    cx.batch = Some(Default::default());
     for argv in &m.queue {
         let args: SmallVec<[&[u8]; 8]> = argv.iter().map(|a| &a[..]).collect();
         super::execute(cx, &args);
     }
     cx.mode = Mode::Direct;
     if let Some(batch) = cx.batch.take() {
-        cx.server.feed.append(&batch, batch.len() > 1);
+        cx.server.feed.append_batch(&batch);
     }
     Ok(())
 }

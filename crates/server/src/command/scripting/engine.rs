@@ -31,12 +31,48 @@ pub struct Run {
     /// When the run started, and after how long it counts as busy.
     pub started: std::time::Instant,
     pub limit: std::time::Duration,
+    /// A speculative run (`atomic`): how long it may run before it stops to run alone.
+    pub budget: Option<std::time::Duration>,
+    /// The speculative run stopped (`atomic::Abort`): every later call and hook raises
+    /// again, so that no `pcall` in the script keeps it going.
+    pub aborted: bool,
     /// Reported busy once (the gate told, the log written).
     pub busy: bool,
     /// SCRIPT KILL stopped it.
     pub killed: bool,
-    /// Checked by the hook: a SCRIPT KILL request, a busy report.
-    pub control: Arc<super::Control>,
+    /// Checked by the hook: a SCRIPT KILL request, a busy report. A run alone has it; a
+    /// speculative one never runs long enough to be killed.
+    pub control: Option<Arc<super::Control>>,
+}
+
+impl Run {
+    /// The time checks, from the instruction hook and before every `redis.call` (a script
+    /// spending its time in commands runs few instructions): a speculative run past its
+    /// budget stops (`atomic::Abort`); a run alone stops if SCRIPT KILL asked, and is
+    /// reported busy once past `busy-reply-threshold`.
+    pub fn tick(&mut self) -> mlua::Result<()> {
+        if let Some(budget) = self.budget {
+            if self.aborted || self.started.elapsed() >= budget {
+                self.aborted = true;
+                return Err(mlua::Error::external(super::atomic::Abort));
+            }
+            return Ok(());
+        }
+        let Some(control) = self.control.clone() else {
+            return Ok(());
+        };
+        if control.kill_requested() {
+            self.killed = true;
+            return Err(mlua::Error::runtime(
+                "Script killed by user with SCRIPT KILL...",
+            ));
+        }
+        if !self.busy && self.started.elapsed() >= self.limit {
+            self.busy = true;
+            control.set_busy(true);
+        }
+        Ok(())
+    }
 }
 
 /// One thread's interpreter.
@@ -254,18 +290,8 @@ impl Vm {
         lua.set_hook(
             HookTriggers::new().every_nth_instruction(100_000),
             |lua, _| {
-                let Some(mut run) = lua.app_data_mut::<Run>() else {
-                    return Ok(VmState::Continue);
-                };
-                if run.control.kill_requested() {
-                    run.killed = true;
-                    return Err(mlua::Error::runtime(
-                        "Script killed by user with SCRIPT KILL...",
-                    ));
-                }
-                if !run.busy && run.started.elapsed() >= run.limit {
-                    run.busy = true;
-                    run.control.set_busy(true);
+                if let Some(mut run) = lua.app_data_mut::<Run>() {
+                    run.tick()?;
                 }
                 Ok(VmState::Continue)
             },

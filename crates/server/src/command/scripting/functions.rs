@@ -30,6 +30,8 @@ pub struct FunctionInfo {
     pub name: String,
     pub description: Option<Vec<u8>>,
     pub flags: ScriptFlags,
+    /// How it has fared speculating (`atomic`).
+    pub streak: super::atomic::Streak,
 }
 
 /// Every library, by name; every function, by name, to its library.
@@ -166,6 +168,7 @@ fn compile(server: &Server, code: &[u8]) -> Result<Library, String> {
                 name: r.name,
                 description: r.description,
                 flags: r.flags,
+                streak: Default::default(),
             })
             .collect(),
     })

@@ -21,6 +21,7 @@
 //! KILL). SCRIPT KILL stops a script that has not written.
 
 mod api;
+pub(crate) mod atomic;
 pub(crate) mod convert;
 mod engine;
 pub mod functions;
@@ -258,6 +259,8 @@ fn container(_cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
 pub struct Script {
     pub body: Box<[u8]>,
     pub flags: ScriptFlags,
+    /// How it has fared speculating (`atomic`).
+    streak: atomic::Streak,
 }
 
 /// What a `#!lua flags=...` shebang says (Redis 7.0's script flags). A script without a
@@ -482,6 +485,7 @@ fn load(cx: &Ctx, body: &[u8]) -> Result<([u8; 40], Arc<Script>), CommandError> 
         Script {
             body: body.into(),
             flags,
+            streak: atomic::Streak::default(),
         },
     );
     Ok((sha, script))
@@ -554,8 +558,26 @@ fn numkeys(args: &[&[u8]], function: bool) -> Result<usize, CommandError> {
 
 /// What a run executes: a cached EVAL script, or a registered function.
 enum Code {
-    Eval { sha: [u8; 40], script: Arc<Script> },
-    Function { name: String, flags: ScriptFlags },
+    Eval {
+        sha: [u8; 40],
+        script: Arc<Script>,
+    },
+    Function {
+        name: String,
+        flags: ScriptFlags,
+        lib: Arc<functions::Library>,
+        index: usize,
+    },
+}
+
+impl Code {
+    /// How the code has fared speculating (`atomic::Streak`).
+    fn streak(&self) -> &atomic::Streak {
+        match self {
+            Code::Eval { script, .. } => &script.streak,
+            Code::Function { lib, index, .. } => &lib.functions[*index].streak,
+        }
+    }
 }
 
 /// Runs a cached script (`EVAL*` / `EVALSHA*`) or a function (`FCALL*`); `args` are the
@@ -584,45 +606,118 @@ fn run(cx: &mut Ctx, args: &[&[u8]], code: Code, read_only: bool) -> CmdResult {
     }
     let read_only = read_only || flags.no_writes;
 
+    // The script's commands run as EXEC runs queued ones; their effects gather in a batch
+    // that reaches the feed as one MULTI ... EXEC (or joins the EXEC this script is in).
+    let outer = cx.mode;
+    let own_batch = cx.batch.is_none();
+    if own_batch {
+        cx.batch = Some(Default::default());
+    }
+    let db = cx.client.db;
+    let client_resp3 = cx.out.resp3;
+    let streak = code.streak();
+    let mut speculate = atomic::may_speculate(cx) && streak.speculate();
+    // A rerun alone counts its time from the first try: a script that ran past the limit
+    // speculatively is busy as soon as it runs again.
+    let started = crate::clock::instant();
+    let outcome = loop {
+        if speculate {
+            if atomic::begin_speculative(cx, keys).is_err() {
+                break Ok(Err(cx.server.scripts.busy_text().to_string()));
+            }
+        } else if !cx.in_exec() {
+            atomic::begin_exclusive(cx);
+        }
+        cx.mode = Mode::Exec;
+        let outcome = attempt(cx, args, &code, (keys, argv), read_only, speculate, started);
+        cx.mode = outer;
+        cx.client.db = db;
+        cx.out.resp3 = client_resp3;
+        match outcome {
+            Attempt::Aborted => {
+                atomic::roll_back(cx);
+                streak.aborted();
+                speculate = false;
+            }
+            Attempt::Done(outcome) => {
+                if speculate {
+                    atomic::commit(cx);
+                }
+                break outcome;
+            }
+        }
+    };
+    if own_batch {
+        if let Some(batch) = cx.batch.take() {
+            cx.server.feed.append_batch(&batch);
+        }
+    }
+    cx.propagate_nothing();
+    match outcome {
+        Ok(Ok(reply)) => {
+            cx.out.raw(&reply);
+            Ok(())
+        }
+        Ok(Err(busy)) => Err(CommandError::Owned(busy)),
+        Err(e) => Err(CommandError::Owned(e)),
+    }
+}
+
+/// How one try at running a script ended.
+enum Attempt {
+    /// It ran (its reply, or the text of a compile error or `-BUSY`), or it could not
+    /// start (an interpreter error).
+    Done(Result<Result<Vec<u8>, String>, String>),
+    /// A speculative run stopped; it is rolled back and runs again alone.
+    Aborted,
+}
+
+/// Runs the script once under the locks its caller took (see `atomic`).
+fn attempt(
+    cx: &mut Ctx,
+    args: &[&[u8]],
+    code: &Code,
+    (keys, argv): (&[&[u8]], &[&[u8]]),
+    read_only: bool,
+    speculative: bool,
+    started: std::time::Instant,
+) -> Attempt {
     let server = cx.server;
-    let control = server.scripts.control.clone();
-    control.kill.store(false, Relaxed);
-    control.wrote.store(false, Relaxed);
-    control.function.store(function, Relaxed);
-    if let Code::Function { name, .. } = &code {
+    let function = matches!(code, Code::Function { .. });
+    // Only a run alone can go on long enough to be killed or reported busy.
+    let control = (!speculative).then(|| {
+        let control = server.scripts.control.clone();
+        control.kill.store(false, Relaxed);
+        control.wrote.store(false, Relaxed);
+        control.function.store(function, Relaxed);
+        control.running.store(true, Relaxed);
+        control
+    });
+    if let (Some(_), Code::Function { name, .. }) = (&control, code) {
         *server.scripts.running_function.lock() = Some((
             name.clone(),
             args.iter().map(|a| a.to_vec()).collect(),
             crate::clock::instant(),
         ));
     }
-    control.running.store(true, Relaxed);
-    let limit = server.hot.busy_reply_ms.load(Relaxed);
+    let limit = std::time::Duration::from_millis(server.hot.busy_reply_ms.load(Relaxed));
     let run = engine::Run {
         resp3: false,
         repl: api::REPL_ALL,
         err_line: None,
-        started: crate::clock::instant(),
-        limit: std::time::Duration::from_millis(limit),
+        started,
+        limit,
+        budget: speculative.then_some(limit),
+        aborted: false,
         busy: false,
         killed: false,
         control: control.clone(),
     };
-
-    // The script's commands run as EXEC runs queued ones; their effects gather in a batch
-    // that reaches the feed as one MULTI ... EXEC (or joins the EXEC this script is in).
-    let outer = cx.mode;
-    let own_batch = cx.batch.is_none();
-    if own_batch {
-        cx.batch = Some(Vec::new());
-    }
-    cx.mode = Mode::Exec;
-    let db = cx.client.db;
     let client_resp3 = cx.out.resp3;
-
     let generation = server.scripts.generation.load(Relaxed);
+    let mut aborted = false;
     let outcome = engine::with_vm(generation, |vm| {
-        let (f, who, source) = match &code {
+        let (f, who, source) = match code {
             Code::Eval { sha, script } => (
                 vm.function(sha, &lua_body(&script.body))?,
                 String::from_utf8_lossy(sha).into_owned(),
@@ -641,6 +736,7 @@ fn run(cx: &mut Ctx, args: &[&[u8]], code: Code, read_only: bool) -> CmdResult {
         let (result, run) = vm.run(target, keys, argv, run, |lua, call_args| {
             call(cx, lua, call_args, read_only)
         });
+        aborted = run.aborted;
         let mut reply = Vec::new();
         match &result {
             Ok(v) => {
@@ -660,31 +756,17 @@ fn run(cx: &mut Ctx, args: &[&[u8]], code: Code, read_only: bool) -> CmdResult {
         }
         Ok::<_, String>(reply)
     });
-
-    cx.mode = outer;
-    cx.client.db = db;
-    cx.out.resp3 = client_resp3;
-    control.running.store(false, Relaxed);
-    control.set_busy(false);
-    if function {
-        *server.scripts.running_function.lock() = None;
-    }
-    if own_batch {
-        if let Some(batch) = cx.batch.take() {
-            if !batch.is_empty() {
-                cx.server.feed.append(&batch, batch.len() > 1);
-            }
+    if let Some(control) = control {
+        control.running.store(false, Relaxed);
+        control.set_busy(false);
+        if function {
+            *server.scripts.running_function.lock() = None;
         }
     }
-    cx.propagate_nothing();
-    match outcome {
-        Ok(Ok(reply)) => {
-            cx.out.raw(&reply);
-            Ok(())
-        }
-        Ok(Err(compile)) => Err(CommandError::Owned(compile)),
-        Err(e) => Err(CommandError::Owned(format!("ERR {e}"))),
+    if aborted {
+        return Attempt::Aborted;
     }
+    Attempt::Done(outcome.map_err(|e| format!("ERR {e}")))
 }
 
 /// `FCALL function numkeys [key ...] [arg ...]`
@@ -708,6 +790,8 @@ fn lookup_function(cx: &Ctx, name: &[u8]) -> Result<Code, CommandError> {
     Ok(Code::Function {
         name: name.into_owned(),
         flags: lib.functions[i].flags,
+        lib: lib.clone(),
+        index: i,
     })
 }
 
@@ -798,6 +882,24 @@ fn call(cx: &mut Ctx, lua: &Lua, args: MultiValue, read_only: bool) -> mlua::Res
     if spec.flags & NOSCRIPT != 0 {
         return fail("ERR This Redis command is not allowed from script");
     }
+    if let Some(mut run) = lua.app_data_mut::<engine::Run>() {
+        run.tick()?;
+    }
+    // A speculative run stops (uncatchably) where it would have to wait out of order or
+    // do what it cannot undo (see `atomic`).
+    if cx.speculation.is_some() {
+        let stop = |lua: &Lua| {
+            if let Some(mut run) = lua.app_data_mut::<engine::Run>() {
+                run.aborted = true;
+            }
+            Err(mlua::Error::external(atomic::Abort))
+        };
+        if spec.flags & WRITE != 0 && read_only {
+            // Refused below without touching anything.
+        } else if atomic::prepare(cx, cmd, &refs).is_err() {
+            return stop(lua);
+        }
+    }
     if spec.flags & WRITE != 0 {
         if read_only {
             return fail("ERR Write commands are not allowed from read-only scripts.");
@@ -806,12 +908,19 @@ fn call(cx: &mut Ctx, lua: &Lua, args: MultiValue, read_only: bool) -> mlua::Res
         if let Some(e) = cx.server.repl.gate(cx.client, spec.flags) {
             return fail(e);
         }
-        cx.server.scripts.control.wrote.store(true, Relaxed);
+        if cx.speculation.is_none() {
+            cx.server.scripts.control.wrote.store(true, Relaxed);
+        }
     }
     let resp3 = lua.app_data_ref::<engine::Run>().is_some_and(|r| r.resp3);
     let saved = std::mem::replace(&mut cx.out.resp3, resp3);
     let mark = cx.out.buf.len();
+    // `redis.set_repl`: where this command's effects go (the flags are the feed's).
+    cx.repl_to = lua
+        .app_data_ref::<engine::Run>()
+        .map_or(crate::feed::TO_ALL, |r| r.repl as u8);
     super::execute(cx, &refs);
+    cx.repl_to = crate::feed::TO_ALL;
     cx.out.resp3 = saved;
     let decoded = kiln_resp::decode(&cx.out.buf[mark..]);
     cx.out.buf.truncate(mark);
