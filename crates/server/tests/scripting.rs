@@ -141,8 +141,8 @@ fn a_script_that_wrote_is_unkillable() {
 /// equal to the primary even for a script whose result depends on when it ran.
 #[test]
 fn script_effects_reach_a_replica() {
-    let primary = TestServer::kiln(&[]);
-    let replica = TestServer::kiln(&[]);
+    let primary = TestServer::kiln(support::DEBUG_ON);
+    let replica = TestServer::kiln(support::DEBUG_ON);
     let mut p = primary.raw();
     let mut r = replica.raw();
     assert_eq!(
@@ -161,6 +161,7 @@ fn script_effects_reach_a_replica() {
         "$1\r\n3\r\n"
     );
     let target = p.cmd(&["DEBUG", "DIGEST"]);
+    assert!(!target.starts_with('-'), "{target}");
     wait_until("the replica to match the primary", || {
         r.cmd(&["DEBUG", "DIGEST"]) == target
     });

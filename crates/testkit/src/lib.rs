@@ -90,6 +90,25 @@ fn answers(port: u16) -> bool {
     c.write_all(b"PING\r\n").is_ok() && c.read(&mut b).is_ok_and(|n| n > 0)
 }
 
+/// The process id the server on `port` reports (INFO server), if it says.
+fn served_by(port: u16) -> Option<u32> {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+    c.write_all(b"INFO server\r\n").ok()?;
+    let mut got = Vec::new();
+    let mut b = [0u8; 4096];
+    while !got.windows(11).any(|w| w == b"process_id:") || !got.ends_with(b"\r\n\r\n") {
+        let n = c.read(&mut b).ok()?;
+        if n == 0 || got.first() == Some(&b'-') {
+            return None;
+        }
+        got.extend_from_slice(&b[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    let line = text.lines().find(|l| l.starts_with("process_id:"))?;
+    line["process_id:".len()..].trim().parse().ok()
+}
+
 /// Waits until a server answers on `port`; panics after 20 seconds.
 pub fn wait_ready(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -208,7 +227,12 @@ impl Server {
                 return None;
             }
             if answers(port) {
-                return Some(s);
+                // Another test's server may hold the port (ours then fails to bind and
+                // exits): only ours will do.
+                return match served_by(port) {
+                    Some(pid) if pid != s.child.id() => None,
+                    _ => Some(s),
+                };
             }
             std::thread::sleep(Duration::from_millis(20));
         }

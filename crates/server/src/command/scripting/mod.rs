@@ -332,7 +332,7 @@ type RunningFunction = (String, Vec<Vec<u8>>, std::time::Instant);
 
 /// The script cache and the running script's controls (`Server::scripts`).
 pub struct Scripts {
-    cache: Mutex<HashMap<[u8; 40], Arc<Script>>>,
+    cache: RwLock<HashMap<[u8; 40], Arc<Script>>>,
     /// Bumped by SCRIPT FLUSH: interpreters made for an older generation are rebuilt.
     generation: AtomicU64,
     control: Arc<Control>,
@@ -347,7 +347,7 @@ pub struct Scripts {
 impl Scripts {
     pub fn new(gate_busy: Arc<AtomicBool>) -> Self {
         Self {
-            cache: Mutex::new(HashMap::new()),
+            cache: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
             control: Arc::new(Control {
                 running: AtomicBool::new(false),
@@ -389,7 +389,7 @@ impl Scripts {
 
     /// Number of cached scripts (INFO `number_of_cached_scripts`).
     pub fn count(&self) -> usize {
-        self.cache.lock().len()
+        self.cache.read().len()
     }
 
     /// Bytes of cached script bodies.
@@ -403,11 +403,11 @@ impl Scripts {
     }
 
     fn get(&self, sha: &[u8; 40]) -> Option<Arc<Script>> {
-        self.cache.lock().get(sha).cloned()
+        self.cache.read().get(sha).cloned()
     }
 
     fn insert(&self, sha: [u8; 40], script: Script) -> Arc<Script> {
-        let mut cache = self.cache.lock();
+        let mut cache = self.cache.write();
         cache
             .entry(sha)
             .or_insert_with(|| {
@@ -418,7 +418,7 @@ impl Scripts {
     }
 
     fn flush(&self) {
-        let old = std::mem::take(&mut *self.cache.lock());
+        let old = std::mem::take(&mut *self.cache.write());
         self.bytes.store(0, Relaxed);
         self.generation.fetch_add(1, Relaxed);
         drop(old);
@@ -882,9 +882,14 @@ fn call(cx: &mut Ctx, lua: &Lua, args: MultiValue, read_only: bool) -> mlua::Res
     if spec.flags & NOSCRIPT != 0 {
         return fail("ERR This Redis command is not allowed from script");
     }
-    if let Some(mut run) = lua.app_data_mut::<engine::Run>() {
-        run.tick()?;
-    }
+    // One look at the run: its time checks, and how the command's reply and effects go.
+    let (resp3, repl) = match lua.app_data_mut::<engine::Run>() {
+        Some(mut run) => {
+            run.tick()?;
+            (run.resp3, run.repl as u8)
+        }
+        None => (false, crate::feed::TO_ALL),
+    };
     // A speculative run stops (uncatchably) where it would have to wait out of order or
     // do what it cannot undo (see `atomic`).
     if cx.speculation.is_some() {
@@ -912,13 +917,10 @@ fn call(cx: &mut Ctx, lua: &Lua, args: MultiValue, read_only: bool) -> mlua::Res
             cx.server.scripts.control.wrote.store(true, Relaxed);
         }
     }
-    let resp3 = lua.app_data_ref::<engine::Run>().is_some_and(|r| r.resp3);
     let saved = std::mem::replace(&mut cx.out.resp3, resp3);
     let mark = cx.out.buf.len();
     // `redis.set_repl`: where this command's effects go (the flags are the feed's).
-    cx.repl_to = lua
-        .app_data_ref::<engine::Run>()
-        .map_or(crate::feed::TO_ALL, |r| r.repl as u8);
+    cx.repl_to = repl;
     super::execute(cx, &refs);
     cx.repl_to = crate::feed::TO_ALL;
     cx.out.resp3 = saved;
