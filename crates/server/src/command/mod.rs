@@ -13,6 +13,7 @@
 
 mod aof;
 pub mod args;
+mod bitmap;
 pub mod blocking;
 mod client;
 mod connection;
@@ -237,6 +238,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     aof::COMMANDS,
     replication::COMMANDS,
     scripting::COMMANDS,
+    bitmap::COMMANDS,
 ];
 
 /// A looked-up command: its spec, the metadata joined to it, and its stats id.
