@@ -266,6 +266,16 @@ pub const BITFIELD_RO_GET: &str = "ERR BITFIELD_RO only supports the GET subcomm
 /// BITOP NOT with several source keys.
 pub const BITOP_NOT_ONE_KEY: &str = "ERR BITOP NOT must be called with a single source key.";
 
+// HyperLogLog.
+/// A string that is not a HyperLogLog (bad header or size).
+pub const HLL_WRONG_TYPE: &str = "WRONGTYPE Key is not a valid HyperLogLog string value.";
+/// A HyperLogLog whose registers do not decode.
+pub const HLL_CORRUPT: &str = "INVALIDOBJ Corrupted HLL object detected";
+/// PFDEBUG on a missing key.
+pub const HLL_NO_KEY: &str = "ERR The specified key does not exist";
+/// PFDEBUG DECODE of a dense HyperLogLog.
+pub const HLL_NOT_SPARSE: &str = "ERR HLL encoding is not sparse";
+
 /// A command failed; the text is what the client receives (without the leading `-`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandError {

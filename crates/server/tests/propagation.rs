@@ -479,4 +479,5 @@ feed_tests! {
     zsets_feed_what_redis_feeds: "zsets",
     scripting_feeds_what_redis_feeds: "scripting",
     bitmaps_feed_what_redis_feeds: "bitmaps",
+    hyperloglog_feeds_what_redis_feeds: "hyperloglog",
 }

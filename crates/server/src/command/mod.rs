@@ -20,6 +20,7 @@ mod connection;
 mod dump;
 mod generic;
 mod hash;
+mod hyperloglog;
 mod introspection;
 mod list;
 mod meta;
@@ -239,6 +240,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     replication::COMMANDS,
     scripting::COMMANDS,
     bitmap::COMMANDS,
+    hyperloglog::COMMANDS,
 ];
 
 /// A looked-up command: its spec, the metadata joined to it, and its stats id.
