@@ -20,7 +20,7 @@ mod connection;
 mod dump;
 mod generic;
 mod hash;
-mod hyperloglog;
+pub mod hyperloglog;
 mod introspection;
 mod list;
 mod meta;
