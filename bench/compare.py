@@ -58,7 +58,8 @@ What it does:
 
   7b. with --bits (and only then): bitmaps and HyperLogLogs, on fresh servers, each row
      without pipelining and with -P 16:
-       SETBIT         `SETBIT bitmap __rand_int__ 1` (one bitmap of up to -r bits);
+       SETBIT         `SETBIT bits:__rand_int__ 777 1` (-r bitmaps of 98 bytes; an offset
+                      cannot be __rand_int__, whose leading zeros offsets refuse);
        BITCOUNT 1MB   `BITCOUNT bits1m` over a 1 MB string of pseudo-random bytes;
        BITOP 2x1MB    `BITOP XOR bitsdst bits1m bits1m2` (two 1 MB strings; a fifth of the
                       requests, as the two rows above);
@@ -364,8 +365,8 @@ def filled_hlls(server, _requests, _args):
 
 def build_bits_tests(_args):
     return [
-        Bench("SETBIT", command=("SETBIT", "bitmap", "__rand_int__", "1"),
-              probe=("GETBIT", "bitmap", "0")),
+        Bench("SETBIT", command=("SETBIT", "bits:__rand_int__", "777", "1"),
+              probe=("GETBIT", "bits:0", "0")),
         Bench("BITCOUNT 1MB", command=("BITCOUNT", "bits1m"), scale=0.2,
               probe=("BITCOUNT", "nokey"), setup=big_bitmaps),
         Bench("BITOP 2x1MB", command=("BITOP", "XOR", "bitsdst", "bits1m", "bits1m2"),

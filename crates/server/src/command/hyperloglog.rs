@@ -421,9 +421,12 @@ pub fn add(s: &mut Vec<u8>, ele: &[u8], max_bytes: u64) -> Result<bool, Corrupt>
 /// Raises `max[i]` to each register of a HyperLogLog (Redis's `hllMerge`).
 pub fn merge_into(max: &mut [u8], s: &[u8]) -> Result<(), Corrupt> {
     if s[4] == DENSE {
-        let regs = &s[HDR..];
-        for (i, m) in max.iter_mut().enumerate().take(REGISTERS) {
-            *m = (*m).max(dense_get(regs, i));
+        // Four registers in every three bytes.
+        for (m, c) in max.chunks_exact_mut(4).zip(s[HDR..].chunks_exact(3)) {
+            let regs = unpack4(c);
+            for (m, r) in m.iter_mut().zip(regs) {
+                *m = (*m).max(r);
+            }
         }
         return Ok(());
     }
@@ -433,15 +436,23 @@ pub fn merge_into(max: &mut [u8], s: &[u8]) -> Result<(), Corrupt> {
 /// How many registers hold each value, for the estimator.
 type Histogram = [u32; 64];
 
+/// The four 6-bit registers packed in three bytes, least significant bits first.
+fn unpack4(c: &[u8]) -> [u8; 4] {
+    let (b0, b1, b2) = (c[0], c[1], c[2]);
+    [
+        b0 & 63,
+        (b0 >> 6) | ((b1 & 15) << 2),
+        (b1 >> 4) | ((b2 & 3) << 4),
+        b2 >> 2,
+    ]
+}
+
 fn dense_histogram(regs: &[u8]) -> Histogram {
     let mut h = [0u32; 64];
-    // Four registers in every three bytes.
     for c in regs.chunks_exact(3).take(REGISTERS / 4) {
-        let (b0, b1, b2) = (c[0], c[1], c[2]);
-        h[usize::from(b0 & 63)] += 1;
-        h[usize::from((b0 >> 6) | ((b1 & 15) << 2))] += 1;
-        h[usize::from((b1 >> 4) | ((b2 & 3) << 4))] += 1;
-        h[usize::from(b2 >> 2)] += 1;
+        for r in unpack4(c) {
+            h[usize::from(r)] += 1;
+        }
     }
     h
 }
@@ -533,8 +544,8 @@ fn count_registers(max: &[u8]) -> u64 {
 
 // --- Commands --------------------------------------------------------------------------
 
-fn max_sparse(cx: &Ctx) -> u64 {
-    cx.server.config.read().get_u64("hll-sparse-max-bytes")
+fn max_sparse(server: &crate::server::Server) -> u64 {
+    server.config.read().get_u64("hll-sparse-max-bytes")
 }
 
 /// The HyperLogLog at a looked-up entry, or the error Redis gives for another value.
@@ -580,10 +591,15 @@ fn with_hll_mut<R>(
 /// O(1) per element (sparse values: O(size), bounded by `hll-sparse-max-bytes`).
 fn pfadd(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let key = args[1];
-    let (now, lru) = (cx.now, cx.lru());
-    let max = max_sparse(cx);
+    let (now, lru, server) = (cx.now, cx.lru(), cx.server);
     let (sh, h) = cx.shard(key)?;
     let updated = with_hll_mut(sh, h, key, (now, lru), true, |s, created| {
+        // Only a sparse value needs the limit (a config lookup, kept off the dense path).
+        let max = if s[4] == SPARSE {
+            max_sparse(server)
+        } else {
+            u64::MAX
+        };
         let mut updated = u64::from(created);
         for ele in &args[2..] {
             // A corrupted value keeps the registers changed so far, as in Redis.
@@ -668,7 +684,7 @@ fn pfmerge(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         }
     }
     let dest = args[1];
-    let max_bytes = max_sparse(cx);
+    let max_bytes = max_sparse(cx.server);
     let (sh, h) = cx.shard(dest)?;
     with_hll_mut(sh, h, dest, (now, lru), true, |s, _| {
         if use_dense {
