@@ -7,6 +7,7 @@ Usage:
     python3 bench/compare.py --aof      # only the append-only file rows
     python3 bench/compare.py --replication   # only the replication rows
     python3 bench/compare.py --scripting     # only the scripting rows
+    python3 bench/compare.py --bits          # only the bitmap and HyperLogLog rows
 
 What it does:
   1. builds Kiln (`cargo build --release -p kiln-server`, skip with --no-build);
@@ -54,6 +55,18 @@ What it does:
      Before each run the script is loaded with SCRIPT LOAD (its SHA1, computed here, must be
      the one the server answers) or the library with FUNCTION LOAD; a server that answers
      that with an error (Kiln before FUNCTION) reads n/a on that row.
+
+  7b. with --bits (and only then): bitmaps and HyperLogLogs, on fresh servers, each row
+     without pipelining and with -P 16:
+       SETBIT         `SETBIT bits:__rand_int__ 777 1` (-r bitmaps of 98 bytes; an offset
+                      cannot be __rand_int__, whose leading zeros offsets refuse);
+       BITCOUNT 1MB   `BITCOUNT bits1m` over a 1 MB string of pseudo-random bytes;
+       BITOP 2x1MB    `BITOP XOR bitsdst bits1m bits1m2` (two 1 MB strings; a fifth of the
+                      requests, as the two rows above);
+       PFADD          `PFADD hll m:__rand_int__` (one HyperLogLog, dense after a few
+                      thousand elements);
+       PFCOUNT 1 key  `PFCOUNT hll1` (50,000 elements, cached cardinality);
+       PFCOUNT 3 keys `PFCOUNT hll1 hll2 hll3` (dense, merged on every call).
 
   8. with --replication (and only then): replication, Kiln to Kiln against Redis to Redis.
      Full sync time: a primary loaded with DEBUG POPULATE --keys, then a replica started
@@ -329,6 +342,40 @@ def build_scripting_tests(_args):
         # FUNCTION LOAD is the probe: a server without functions reads n/a here.
         Bench("FCALL INCR", command=("FCALL", "incr1", "1", "key:__rand_int__"),
               probe=("FUNCTION", "LOAD", "REPLACE", FUNCTION_LIB)),
+    ]
+
+
+# --- bitmaps and HyperLogLog ---------------------------------------------------------
+
+def big_bitmaps(server, _requests, _args):
+    """Two 1 MB strings of pseudo-random bytes (the same in both servers)."""
+    rnd = random.Random(7)
+    for key in ("bits1m", "bits1m2"):
+        server.call("SET", key, bytes(rnd.getrandbits(8) for _ in range(1 << 20)))
+
+
+def filled_hlls(server, _requests, _args):
+    """hll1..hll3 with 50,000 elements each (overlapping), all dense."""
+    for j, key in enumerate(("hll1", "hll2", "hll3")):
+        server.call("DEL", key)
+        for start in range(0, 50000, 5000):
+            server.call("PFADD", key, *[f"e:{j * 20000 + i}" for i in range(start, start + 5000)])
+        server.call("PFCOUNT", key)
+
+
+def build_bits_tests(_args):
+    return [
+        Bench("SETBIT", command=("SETBIT", "bits:__rand_int__", "777", "1"),
+              probe=("GETBIT", "bits:0", "0")),
+        Bench("BITCOUNT 1MB", command=("BITCOUNT", "bits1m"), scale=0.2,
+              probe=("BITCOUNT", "nokey"), setup=big_bitmaps),
+        Bench("BITOP 2x1MB", command=("BITOP", "XOR", "bitsdst", "bits1m", "bits1m2"),
+              scale=0.2, probe=("BITCOUNT", "nokey"), setup=big_bitmaps),
+        Bench("PFADD", command=("PFADD", "hll", "m:__rand_int__"), probe=("PFCOUNT", "hll")),
+        Bench("PFCOUNT 1 key", command=("PFCOUNT", "hll1"), probe=("PFCOUNT", "hll1"),
+              setup=filled_hlls),
+        Bench("PFCOUNT 3 keys", command=("PFCOUNT", "hll1", "hll2", "hll3"), scale=0.2,
+              probe=("PFCOUNT", "hll1"), setup=filled_hlls),
     ]
 
 
@@ -687,6 +734,11 @@ def throughput(kiln, redis, args):
 def scripting_throughput(kiln, redis, args):
     """Rows like throughput()'s for EVALSHA and FCALL."""
     return run_rows(kiln, redis, build_scripting_tests(args), args)
+
+
+def bits_throughput(kiln, redis, args):
+    """Rows like throughput()'s for the bitmap and HyperLogLog commands."""
+    return run_rows(kiln, redis, build_bits_tests(args), args)
 
 
 def run_rows(kiln, redis, tests, args):
@@ -1158,6 +1210,8 @@ def main():
     p.add_argument("--skip-scripting", action="store_true", help="skip the scripting rows")
     p.add_argument("--scripting", action="store_true",
                    help="run only the scripting rows (EVALSHA of three scripts, FCALL)")
+    p.add_argument("--bits", action="store_true",
+                   help="run only the bitmap and HyperLogLog rows")
     p.add_argument("--replication", action="store_true",
                    help="run only the replication rows (full sync time of --keys keys, SET "
                    "throughput with two replicas, replication lag under load)")
@@ -1169,6 +1223,8 @@ def main():
         args.skip_throughput = args.skip_memory = args.skip_aof = True
         args.skip_scripting = False
     if args.replication:
+        args.skip_throughput = args.skip_memory = args.skip_aof = args.skip_scripting = True
+    if args.bits:
         args.skip_throughput = args.skip_memory = args.skip_aof = args.skip_scripting = True
     args.requests = args.requests or (10000 if args.quick else 100000)
     args.reps = args.reps or (1 if args.quick else 2)
@@ -1214,6 +1270,19 @@ def main():
                     "Scripting: throughput and server CPU time per request (EVALSHA, FCALL)",
                     rows))
                 report.append("")
+        finally:
+            kiln.stop()
+            redis.stop()
+
+    if args.bits:
+        kiln = Server("kiln", kiln_bin, kiln_extra).start()
+        redis = Server("redis", "redis-server").start()
+        try:
+            print("bitmap and HyperLogLog throughput...", flush=True)
+            rows = bits_throughput(kiln, redis, args)
+            report.append(throughput_table(
+                "Bitmaps and HyperLogLog: throughput and server CPU time per request", rows))
+            report.append("")
         finally:
             kiln.stop()
             redis.stop()

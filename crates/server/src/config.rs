@@ -130,6 +130,7 @@ pub const PARAMS: &[Param] = &[
     p("lazyfree-lazy-eviction", Kind::Bool, "no", true),
     p("lazyfree-lazy-server-del", Kind::Bool, "no", true),
     p("active-expire-effort", Kind::Int(1, 10), "1", true),
+    p("hll-sparse-max-bytes", Kind::Memory, "3000", true),
     p(
         "slowlog-log-slower-than",
         Kind::Int(-1, I64MAX),

@@ -249,6 +249,33 @@ pub const AOF_REWRITE_IN_PROGRESS: &str =
 /// BGREWRITEAOF that could not start (the reason is in the log).
 pub const AOF_REWRITE_FAILED: &str = "ERR Can't execute an AOF background rewriting. Please check the server logs for more information.";
 
+// Bitmaps.
+/// A bit offset that is not an integer, negative, or past `proto-max-bulk-len`.
+pub const BIT_OFFSET: &str = "ERR bit offset is not an integer or out of range";
+/// SETBIT with a value other than 0 or 1.
+pub const BIT_VALUE: &str = "ERR bit is not an integer or out of range";
+/// BITPOS looking for a bit other than 0 or 1.
+pub const BIT_ARGUMENT: &str = "ERR The bit argument must be 1 or 0.";
+/// A BITFIELD type other than i1..i64 or u1..u63.
+pub const BITFIELD_TYPE: &str =
+    "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
+/// BITFIELD OVERFLOW with a mode other than WRAP, SAT or FAIL.
+pub const OVERFLOW_TYPE: &str = "ERR Invalid OVERFLOW type specified";
+/// BITFIELD_RO with SET or INCRBY.
+pub const BITFIELD_RO_GET: &str = "ERR BITFIELD_RO only supports the GET subcommand";
+/// BITOP NOT with several source keys.
+pub const BITOP_NOT_ONE_KEY: &str = "ERR BITOP NOT must be called with a single source key.";
+
+// HyperLogLog.
+/// A string that is not a HyperLogLog (bad header or size).
+pub const HLL_WRONG_TYPE: &str = "WRONGTYPE Key is not a valid HyperLogLog string value.";
+/// A HyperLogLog whose registers do not decode.
+pub const HLL_CORRUPT: &str = "INVALIDOBJ Corrupted HLL object detected";
+/// PFDEBUG on a missing key.
+pub const HLL_NO_KEY: &str = "ERR The specified key does not exist";
+/// PFDEBUG DECODE of a dense HyperLogLog.
+pub const HLL_NOT_SPARSE: &str = "ERR HLL encoding is not sparse";
+
 /// A command failed; the text is what the client receives (without the leading `-`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandError {

@@ -478,4 +478,6 @@ feed_tests! {
     transactions_feed_what_redis_feeds: "transactions",
     zsets_feed_what_redis_feeds: "zsets",
     scripting_feeds_what_redis_feeds: "scripting",
+    bitmaps_feed_what_redis_feeds: "bitmaps",
+    hyperloglog_feeds_what_redis_feeds: "hyperloglog",
 }

@@ -13,12 +13,14 @@
 
 mod aof;
 pub mod args;
+mod bitmap;
 pub mod blocking;
 mod client;
 mod connection;
 mod dump;
 mod generic;
 mod hash;
+pub mod hyperloglog;
 mod introspection;
 mod list;
 mod meta;
@@ -237,6 +239,8 @@ const FAMILIES: &[&[CommandSpec]] = &[
     aof::COMMANDS,
     replication::COMMANDS,
     scripting::COMMANDS,
+    bitmap::COMMANDS,
+    hyperloglog::COMMANDS,
 ];
 
 /// A looked-up command: its spec, the metadata joined to it, and its stats id.

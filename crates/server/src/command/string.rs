@@ -185,7 +185,11 @@ fn grow_zeroed(s: &mut Vec<u8>, len: usize) {
 /// bytes, zero padding, then `edit` writes its part. Marks the value `raw`, as Redis's
 /// in-place edits do. A result that still fits inside the entry stays inline; a larger one
 /// is edited in its heap buffer without copying the old bytes.
-fn edit_in_place(e: &mut Entry, new_len: usize, edit: impl FnOnce(&mut [u8])) -> CmdResult {
+pub(super) fn edit_in_place(
+    e: &mut Entry,
+    new_len: usize,
+    edit: impl FnOnce(&mut [u8]),
+) -> CmdResult {
     if e.key().len() + new_len <= INLINE_CAP {
         let mut buf = [0u8; INLINE_CAP];
         let cur = e.as_str().ok_or_else(CommandError::wrong_type)?;
