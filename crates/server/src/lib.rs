@@ -21,6 +21,7 @@ pub mod crash;
 pub mod cron;
 pub mod error;
 pub mod feed;
+pub mod geohash;
 pub mod net;
 pub mod notify;
 pub mod persist;

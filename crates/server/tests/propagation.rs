@@ -478,4 +478,5 @@ feed_tests! {
     transactions_feed_what_redis_feeds: "transactions",
     zsets_feed_what_redis_feeds: "zsets",
     scripting_feeds_what_redis_feeds: "scripting",
+    geo_feeds_what_redis_feeds: "geo",
 }

@@ -18,6 +18,7 @@ mod client;
 mod connection;
 mod dump;
 mod generic;
+mod geo;
 mod hash;
 mod introspection;
 mod list;
@@ -237,6 +238,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     aof::COMMANDS,
     replication::COMMANDS,
     scripting::COMMANDS,
+    geo::COMMANDS,
 ];
 
 /// A looked-up command: its spec, the metadata joined to it, and its stats id.
