@@ -479,4 +479,5 @@ feed_tests! {
     zsets_feed_what_redis_feeds: "zsets",
     scripting_feeds_what_redis_feeds: "scripting",
     geo_feeds_what_redis_feeds: "geo",
+    sort_feeds_what_redis_feeds: "sort",
 }

@@ -28,6 +28,7 @@ mod replication;
 pub(crate) mod scripting;
 mod server;
 mod set;
+mod sort;
 mod sorted_set;
 mod stream;
 mod string;
@@ -124,6 +125,10 @@ pub enum Keys {
     /// Keys found by a function of the arguments, possibly in other databases (MOVE,
     /// COPY ... DB): it calls `push(db, key)` for each key; `cur_db` is the selected one.
     Custom(KeyFinder),
+    /// Like [`Keys::Custom`], unless the predicate says the arguments read keys that only
+    /// the data names (SORT's BY and GET patterns): then every shard of the current
+    /// database, as [`Keys::AllDb`].
+    CustomOrDb(KeyFinder, fn(&[&[u8]]) -> bool),
 }
 
 /// Finds a command's keys: calls `push(db, key)` for each; `cur_db` is the selected database.
@@ -239,6 +244,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     replication::COMMANDS,
     scripting::COMMANDS,
     geo::COMMANDS,
+    sort::COMMANDS,
 ];
 
 /// A looked-up command: its spec, the metadata joined to it, and its stats id.
@@ -865,7 +871,7 @@ impl<'a> Ctx<'a> {
                     .filter(|&i| is_written(i))
                     .map(|i| (db, args[i])),
             ),
-            Keys::Custom(f) => f(args, db, &mut |d, k| {
+            Keys::Custom(f) | Keys::CustomOrDb(f, _) => f(args, db, &mut |d, k| {
                 // Keys borrowed from `args` (every finder returns argument slices).
                 if let Some(i) = args.iter().position(|a| a.as_ptr() == k.as_ptr()) {
                     if is_written(i) {
@@ -939,7 +945,8 @@ pub(crate) fn plan(
                 ids.push(shard_id(db, shard_of(ks.hash(args[i]))));
             }
         }
-        Keys::Custom(f) => f(args, db, &mut |d, key| {
+        Keys::CustomOrDb(_, whole) if whole(args) => ids.extend(db_range(db)),
+        Keys::Custom(f) | Keys::CustomOrDb(f, _) => f(args, db, &mut |d, key| {
             if d < ndb {
                 ids.push(shard_id(d, shard_of(ks.hash(key))));
             }

@@ -305,7 +305,7 @@ fn starts_with_ci(s: &[u8], word: &[u8]) -> bool {
 /// when nothing converts, leading spaces included otherwise), and whether it overflowed or
 /// underflowed (`ERANGE`). Accepts what glibc does: leading spaces, a sign, decimal and
 /// hexadecimal (`0x1p3`) forms, `inf`, `infinity` and `nan`.
-fn strtod(s: &[u8]) -> (f64, usize, bool) {
+pub(super) fn strtod(s: &[u8]) -> (f64, usize, bool) {
     let mut i = 0;
     while i < s.len() && is_c_space(s[i]) {
         i += 1;

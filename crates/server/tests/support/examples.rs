@@ -219,6 +219,8 @@ pub const EXAMPLES: &[&str] = &[
     "smismember st a z",
     "smove st st2 a",
     "~spop st",
+    "sort l BY w_* GET # GET h->* ALPHA STORE l5",
+    "sort_ro st ALPHA LIMIT 0 2",
     "spublish ch m",
     "~srandmember st",
     "srem st a",
