@@ -9,6 +9,8 @@
 //! replies format distances with 4 decimals and coordinates with Redis's `%.17Lf`
 //! trimmed of trailing zeros.
 
+use smallvec::SmallVec;
+
 use super::flags::*;
 use super::sorted_set::{as_zset, limits, parse_score, read_zset, reply_per_member, store, zadd};
 use super::{CommandSpec, Ctx, Keys};
@@ -194,17 +196,24 @@ fn geoadd(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if !(args.len() - first).is_multiple_of(3) || (nx && xx) {
         return Err(E(SYNTAX));
     }
-    let mut scores = Vec::with_capacity((args.len() - first) / 3);
+    // The scores' decimal text, without an allocation each (the usual GEOADD adds one).
+    let mut values: SmallVec<[u64; 2]> = SmallVec::new();
     for t in args[first..].chunks_exact(3) {
         let (x, y) = lon_lat(t[0], t[1])?;
-        let s = geohash::score_of(x, y).unwrap_or(0);
-        scores.push(itoa::Buffer::new().format(s).as_bytes().to_vec());
+        values.push(geohash::score_of(x, y).unwrap_or(0));
     }
-    let mut zargs: Vec<&[u8]> = Vec::with_capacity(first + scores.len() * 2);
+    let mut bufs: SmallVec<[itoa::Buffer; 2]> =
+        values.iter().map(|_| itoa::Buffer::new()).collect();
+    let texts: SmallVec<[&str; 2]> = bufs
+        .iter_mut()
+        .zip(&values)
+        .map(|(b, &v)| b.format(v))
+        .collect();
+    let mut zargs: SmallVec<[&[u8]; 8]> = SmallVec::with_capacity(first + texts.len() * 2);
     zargs.push(b"zadd");
     zargs.extend_from_slice(&args[1..first]);
-    for (t, s) in args[first..].chunks_exact(3).zip(&scores) {
-        zargs.push(s);
+    for (t, s) in args[first..].chunks_exact(3).zip(&texts) {
+        zargs.push(s.as_bytes());
         zargs.push(t[2]);
     }
     zadd(cx, &zargs)?;
