@@ -25,6 +25,7 @@ pub mod geohash;
 pub mod net;
 pub mod notify;
 pub mod persist;
+pub mod pqsort;
 pub mod pubsub;
 pub mod rdb;
 pub mod registry;

@@ -9,6 +9,8 @@
 //! replies format distances with 4 decimals and coordinates with Redis's `%.17Lf`
 //! trimmed of trailing zeros.
 
+use std::cmp::Ordering;
+
 use smallvec::SmallVec;
 
 use super::flags::*;
@@ -502,11 +504,6 @@ fn search_generic(cx: &mut Ctx, args: &[&[u8]], src_idx: usize, kind: Kind) -> C
         cx.out.array(0);
         return Ok(());
     }
-    match sort {
-        Sort::Asc => points.sort_by(|a, b| a.dist.total_cmp(&b.dist)),
-        Sort::Desc => points.sort_by(|a, b| b.dist.total_cmp(&a.dist)),
-        Sort::None => {}
-    }
     let returned = if count == 0 {
         points.len()
     } else {
@@ -514,6 +511,23 @@ fn search_generic(cx: &mut Ctx, args: &[&[u8]], src_idx: usize, kind: Kind) -> C
             .len()
             .min(usize::try_from(count).unwrap_or(usize::MAX))
     };
+    if sort != Sort::None {
+        let cmp = |a: &Point, b: &Point| {
+            let c = a.dist.partial_cmp(&b.dist).unwrap_or(Ordering::Equal);
+            if sort == Sort::Desc {
+                c.reverse()
+            } else {
+                c
+            }
+        };
+        // Redis: `qsort` (glibc's, stable) for everything, its partial quicksort for the
+        // first `returned`; ties come out as each leaves them.
+        if returned == points.len() {
+            points.sort_by(cmp);
+        } else if returned > 0 {
+            crate::pqsort::partial_sort(&mut points, 0, returned - 1, &cmp);
+        }
+    }
     points.truncate(returned);
     for p in &mut points {
         p.dist /= conversion;

@@ -377,7 +377,14 @@ fn sort_generic(cx: &mut Ctx, args: &[&[u8]], readonly: bool) -> CmdResult {
                 c
             }
         };
-        items.sort_by(cmp);
+        // Redis: `qsort` (glibc's, stable), or with BY and a LIMIT that leaves elements out
+        // its partial quicksort of the range; ties come out as each leaves them.
+        let whole = start == 0 && end == vlen - 1;
+        if o.by.is_none() || whole {
+            items.sort_by(cmp);
+        } else if end >= start {
+            crate::pqsort::partial_sort(&mut items, start as usize, end as usize, &cmp);
+        }
     }
     if bad_number {
         return Err(CommandError::err(
