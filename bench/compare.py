@@ -8,6 +8,7 @@ Usage:
     python3 bench/compare.py --replication   # only the replication rows
     python3 bench/compare.py --scripting     # only the scripting rows
     python3 bench/compare.py --bits          # only the bitmap and HyperLogLog rows
+    python3 bench/compare.py --geo-sort      # only the geo and SORT rows
 
 What it does:
   1. builds Kiln (`cargo build --release -p kiln-server`, skip with --no-build);
@@ -67,6 +68,16 @@ What it does:
                       thousand elements);
        PFCOUNT 1 key  `PFCOUNT hll1` (50,000 elements, cached cardinality);
        PFCOUNT 3 keys `PFCOUNT hll1 hll2 hll3` (dense, merged on every call).
+  7b. measures geo and SORT throughput (skip with --skip-geo-sort, or run only these rows
+     with --geo-sort), on the servers of step 3, each row without pipelining and with -P 16:
+       GEOADD         `GEOADD geokey 13.__rand_int__ 38.__rand_int__ m:__rand_int__`;
+       GEOSEARCH      `GEOSEARCH geobig FROMMEMBER m:__rand_int__ BYRADIUS 200 km` in a
+                      100,000-member geo set of pseudo-random positions over the whole map
+                      (about 25 members a search), -r 100000 so every centre exists;
+       SORT BY GET    `SORT sortlist BY w_* GET # GET o_*->f` on a 1,000-element list, its
+                      weights in 1,000 string keys and the GET field in 1,000 hashes
+                      (a hundredth of the requests).
+     A server that rejects the probe reads n/a.
 
   8. with --replication (and only then): replication, Kiln to Kiln against Redis to Redis.
      Full sync time: a primary loaded with DEBUG POPULATE --keys, then a replica started
@@ -376,6 +387,58 @@ def build_bits_tests(_args):
               setup=filled_hlls),
         Bench("PFCOUNT 3 keys", command=("PFCOUNT", "hll1", "hll2", "hll3"), scale=0.2,
               probe=("PFCOUNT", "hll1"), setup=filled_hlls),
+    ]
+
+
+# --- geo and SORT --------------------------------------------------------------------
+
+GEO_BIG = "geobig"
+GEO_MEMBERS = 100000
+SORT_LIST = "sortlist"
+SORT_ELEMENTS = 1000
+
+
+def load_geo_big(server, _requests, _args):
+    """GEO_BIG holds GEO_MEMBERS members `m:<12 digits>` at fixed pseudo-random positions."""
+    if server.call("ZCARD", GEO_BIG) == GEO_MEMBERS:
+        return
+    server.call("DEL", GEO_BIG)
+    rnd = random.Random(16)
+    values = []
+    for i in range(GEO_MEMBERS):
+        values += [f"{rnd.uniform(-180, 180):.6f}", f"{rnd.uniform(-85, 85):.6f}",
+                   f"m:{i:012d}"]
+    push_batched(server, "GEOADD", GEO_BIG, values, batch=3000)
+
+
+def load_sort_data(server, _requests, _args):
+    """SORT_LIST holds 0..SORT_ELEMENTS-1 shuffled, `w_<n>` a weight and `o_<n>` a hash
+    with field `f` for each."""
+    server.call("DEL", SORT_LIST)
+    rnd = random.Random(3)
+    items = list(range(SORT_ELEMENTS))
+    rnd.shuffle(items)
+    push_batched(server, "RPUSH", SORT_LIST, items)
+    c = Conn(server.port)
+    try:
+        c.pipeline([("MSET",) + tuple(x for i in items for x in (f"w_{i}", str(rnd.random())))])
+        c.pipeline([("HSET", f"o_{i}", "f", f"object {i}") for i in items])
+    finally:
+        c.close()
+
+
+def build_geo_sort_tests(_args):
+    return [
+        Bench("GEOADD", command=("GEOADD", "geokey", "13.__rand_int__", "38.__rand_int__",
+                                 "m:__rand_int__"),
+              probe=("GEOADD", "geokey", "13", "38", "probe")),
+        Bench("GEOSEARCH 100k", command=("GEOSEARCH", GEO_BIG, "FROMMEMBER", "m:__rand_int__",
+                                         "BYRADIUS", "200", "km"),
+              probe=("GEOPOS", GEO_BIG, "x"), setup=load_geo_big, keyspace=GEO_MEMBERS,
+              scale=0.2),
+        Bench("SORT BY GET", command=("SORT", SORT_LIST, "BY", "w_*", "GET", "#", "GET",
+                                      "o_*->f"),
+              probe=("SORT", "nosuchlist"), setup=load_sort_data, scale=0.01),
     ]
 
 
@@ -739,6 +802,11 @@ def scripting_throughput(kiln, redis, args):
 def bits_throughput(kiln, redis, args):
     """Rows like throughput()'s for the bitmap and HyperLogLog commands."""
     return run_rows(kiln, redis, build_bits_tests(args), args)
+
+
+def geo_sort_throughput(kiln, redis, args):
+    """Rows like throughput()'s for GEOADD, GEOSEARCH and SORT."""
+    return run_rows(kiln, redis, build_geo_sort_tests(args), args)
 
 
 def run_rows(kiln, redis, tests, args):
@@ -1212,6 +1280,9 @@ def main():
                    help="run only the scripting rows (EVALSHA of three scripts, FCALL)")
     p.add_argument("--bits", action="store_true",
                    help="run only the bitmap and HyperLogLog rows")
+    p.add_argument("--skip-geo-sort", action="store_true", help="skip the geo and SORT rows")
+    p.add_argument("--geo-sort", action="store_true",
+                   help="run only the geo and SORT rows (GEOADD, GEOSEARCH, SORT BY GET)")
     p.add_argument("--replication", action="store_true",
                    help="run only the replication rows (full sync time of --keys keys, SET "
                    "throughput with two replicas, replication lag under load)")
@@ -1226,6 +1297,11 @@ def main():
         args.skip_throughput = args.skip_memory = args.skip_aof = args.skip_scripting = True
     if args.bits:
         args.skip_throughput = args.skip_memory = args.skip_aof = args.skip_scripting = True
+    if args.geo_sort:
+        args.skip_throughput = args.skip_memory = args.skip_aof = args.skip_scripting = True
+        args.skip_geo_sort = False
+    elif args.aof or args.scripting or args.replication or args.bits:
+        args.skip_geo_sort = True
     args.requests = args.requests or (10000 if args.quick else 100000)
     args.reps = args.reps or (1 if args.quick else 2)
     args.keys = args.keys or (100000 if args.quick else 1000000)
@@ -1253,7 +1329,7 @@ def main():
         "",
     ]
 
-    if not args.skip_throughput or not args.skip_scripting:
+    if not args.skip_throughput or not args.skip_scripting or not args.skip_geo_sort:
         kiln = Server("kiln", kiln_bin, kiln_extra).start()
         redis = Server("redis", "redis-server").start()
         try:
@@ -1269,6 +1345,12 @@ def main():
                 report.append(throughput_table(
                     "Scripting: throughput and server CPU time per request (EVALSHA, FCALL)",
                     rows))
+                report.append("")
+            if not args.skip_geo_sort:
+                print("geo and SORT throughput...", flush=True)
+                rows = geo_sort_throughput(kiln, redis, args)
+                report.append(throughput_table(
+                    "Geo and SORT: throughput and server CPU time per request", rows))
                 report.append("")
         finally:
             kiln.stop()

@@ -480,4 +480,6 @@ feed_tests! {
     scripting_feeds_what_redis_feeds: "scripting",
     bitmaps_feed_what_redis_feeds: "bitmaps",
     hyperloglog_feeds_what_redis_feeds: "hyperloglog",
+    geo_feeds_what_redis_feeds: "geo",
+    sort_feeds_what_redis_feeds: "sort",
 }

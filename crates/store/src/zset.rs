@@ -509,8 +509,9 @@ impl ZSet {
         }
     }
 
-    /// Switches to the skiplist encoding.
-    fn convert(&mut self) {
+    /// Switches to the skiplist encoding (also what Redis 7.0's SORT does to a listpack
+    /// sorted set it reads).
+    pub fn convert(&mut self) {
         if let Repr::Pack(p) = &self.0 {
             let t = Tree::from_sorted(p.iter(), p.len());
             self.0 = Repr::Tree(Box::new(t));

@@ -119,7 +119,7 @@ impl Meta {
                     Keys::Range(f, l, s) if f > 0 => (f, l, s),
                     _ => (0, 0, 0),
                 },
-                matches!(spec.keys, Keys::Custom(_)),
+                matches!(spec.keys, Keys::Custom(_) | Keys::CustomOrDb(..)),
                 "",
                 Cow::Owned(derived_spec(spec).into_iter().collect()),
             ),
@@ -239,7 +239,7 @@ fn derived_spec(spec: &CommandSpec) -> Option<KeySpec> {
             Begin::Index(f),
             Find::Range(if l < 0 { l } else { l - f }, s, 0),
         ),
-        Keys::Custom(_) => (Begin::Unknown, Find::Unknown),
+        Keys::Custom(_) | Keys::CustomOrDb(..) => (Begin::Unknown, Find::Unknown),
         _ => return None,
     };
     Some(KeySpec {
@@ -414,7 +414,7 @@ fn spec_positions(s: &KeySpec, argv: &[&[u8]]) -> Option<Vec<usize>> {
 fn kiln_positions(spec: &CommandSpec, argv: &[&[u8]]) -> Vec<usize> {
     match spec.keys {
         Keys::Range(..) => spec.key_positions(argv.len()).collect(),
-        Keys::Custom(f) => {
+        Keys::Custom(f) | Keys::CustomOrDb(f, _) => {
             let mut positions = Vec::new();
             f(argv, 0, &mut |_, key| {
                 // Keys are slices of the arguments: find which one (MOVE names its key once

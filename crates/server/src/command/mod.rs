@@ -19,6 +19,7 @@ mod client;
 mod connection;
 mod dump;
 mod generic;
+mod geo;
 mod hash;
 pub mod hyperloglog;
 mod introspection;
@@ -29,6 +30,7 @@ mod replication;
 pub(crate) mod scripting;
 mod server;
 mod set;
+mod sort;
 mod sorted_set;
 mod stream;
 mod string;
@@ -125,6 +127,10 @@ pub enum Keys {
     /// Keys found by a function of the arguments, possibly in other databases (MOVE,
     /// COPY ... DB): it calls `push(db, key)` for each key; `cur_db` is the selected one.
     Custom(KeyFinder),
+    /// Like [`Keys::Custom`], unless the predicate says the arguments read keys that only
+    /// the data names (SORT's BY and GET patterns): then every shard of the current
+    /// database, as [`Keys::AllDb`].
+    CustomOrDb(KeyFinder, fn(&[&[u8]]) -> bool),
 }
 
 /// Finds a command's keys: calls `push(db, key)` for each; `cur_db` is the selected database.
@@ -241,6 +247,8 @@ const FAMILIES: &[&[CommandSpec]] = &[
     scripting::COMMANDS,
     bitmap::COMMANDS,
     hyperloglog::COMMANDS,
+    geo::COMMANDS,
+    sort::COMMANDS,
 ];
 
 /// A looked-up command: its spec, the metadata joined to it, and its stats id.
@@ -881,7 +889,7 @@ impl<'a> Ctx<'a> {
                     .filter(|&i| is_written(i))
                     .map(|i| (db, args[i])),
             ),
-            Keys::Custom(f) => f(args, db, &mut |d, k| {
+            Keys::Custom(f) | Keys::CustomOrDb(f, _) => f(args, db, &mut |d, k| {
                 // Keys borrowed from `args` (every finder returns argument slices).
                 if let Some(i) = args.iter().position(|a| a.as_ptr() == k.as_ptr()) {
                     if is_written(i) {
@@ -960,7 +968,8 @@ pub(crate) fn plan(
                 ids.push(shard_id(db, shard_of(ks.hash(args[i]))));
             }
         }
-        Keys::Custom(f) => f(args, db, &mut |d, key| {
+        Keys::CustomOrDb(_, whole) if whole(args) => ids.extend(db_range(db)),
+        Keys::Custom(f) | Keys::CustomOrDb(f, _) => f(args, db, &mut |d, key| {
             if d < ndb {
                 ids.push(shard_id(d, shard_of(ks.hash(key))));
             }

@@ -305,7 +305,7 @@ fn starts_with_ci(s: &[u8], word: &[u8]) -> bool {
 /// when nothing converts, leading spaces included otherwise), and whether it overflowed or
 /// underflowed (`ERANGE`). Accepts what glibc does: leading spaces, a sign, decimal and
 /// hexadecimal (`0x1p3`) forms, `inf`, `infinity` and `nan`.
-fn strtod(s: &[u8]) -> (f64, usize, bool) {
+pub(super) fn strtod(s: &[u8]) -> (f64, usize, bool) {
     let mut i = 0;
     while i < s.len() && is_c_space(s[i]) {
         i += 1;
@@ -466,7 +466,7 @@ fn hex_float(s: &[u8]) -> Option<(f64, usize, bool)> {
 
 /// A score argument as Redis's `getDoubleFromObject`: the whole argument must convert, no
 /// leading space, no NaN, no overflow or underflow to zero.
-fn parse_score(a: &[u8]) -> Option<f64> {
+pub(super) fn parse_score(a: &[u8]) -> Option<f64> {
     if a.is_empty() || is_c_space(a[0]) {
         return None;
     }
@@ -661,7 +661,7 @@ fn member_reply(out: &mut Out, m: &[u8], s: f64, withscores: bool) {
 
 // --- lookups ---------------------------------------------------------------------------------
 
-fn limits(server: &Server) -> Limits {
+pub(super) fn limits(server: &Server) -> Limits {
     let e = &server.hot.encoding;
     let to = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
     Limits {
@@ -671,7 +671,7 @@ fn limits(server: &Server) -> Limits {
 }
 
 /// Checks that an entry holds a sorted set.
-fn as_zset(e: &Entry) -> Result<&ZSet, CommandError> {
+pub(super) fn as_zset(e: &Entry) -> Result<&ZSet, CommandError> {
     match e.value() {
         ValueRef::Other(Value::ZSet(z)) => Ok(z),
         _ => Err(CommandError::wrong_type()),
@@ -680,7 +680,7 @@ fn as_zset(e: &Entry) -> Result<&ZSet, CommandError> {
 
 /// The sorted set at `key` for a read (Redis's `lookupKeyRead`): counts a keyspace hit or
 /// miss, records the access; WRONGTYPE for another type.
-fn read_zset<'s>(
+pub(super) fn read_zset<'s>(
     server: &Server,
     sh: &'s mut Shard,
     h: u64,
@@ -716,7 +716,7 @@ fn write_zset<'s>(
 
 /// Stores `z` at `key` (replacing any value and TTL), or deletes the key when `z` is empty;
 /// returns whether the dataset changed (for `dirty`).
-fn store(sh: &mut Shard, h: u64, key: &[u8], z: ZSet, lru: u32) -> bool {
+pub(super) fn store(sh: &mut Shard, h: u64, key: &[u8], z: ZSet, lru: u32) -> bool {
     if z.is_empty() {
         sh.remove(h, key).is_some()
     } else {
@@ -800,7 +800,7 @@ fn add_one(
 /// `ZADD key [NX | XX] [GT | LT] [CH] [INCR] score member [score member ...]`: the number of
 /// members added (or added and changed with CH), or with INCR the new score (nil when a
 /// condition skipped it). O(log N) per member.
-fn zadd(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+pub(super) fn zadd(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     zadd_generic(cx, args, false)
 }
 
@@ -934,15 +934,26 @@ fn zscore(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 
 /// `ZMSCORE key member [member ...]`: each member's score or nil. O(N) for N members.
 fn zmscore(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    reply_per_member(cx, args, |out, score| match score {
+        Some(s) => reply_score(out, s),
+        None => out.null(),
+    })
+}
+
+/// Replies an array of one entry per member named in `args[2..]` of the sorted set at
+/// `args[1]`, each written by `each` from the member's score (`None`: no such member or
+/// key). ZMSCORE, GEOPOS, GEOHASH.
+pub(super) fn reply_per_member(
+    cx: &mut Ctx,
+    args: &[&[u8]],
+    each: impl Fn(&mut Out, Option<f64>),
+) -> CmdResult {
     let (now, lru, server) = (cx.now, cx.lru(), cx.server);
     let (sh, h, out) = cx.shard_out(args[1])?;
     let z = read_zset(server, sh, h, args[1], now, lru)?;
     out.array(args.len() - 2);
     for m in &args[2..] {
-        match z.and_then(|z| z.score(m)) {
-            Some(s) => reply_score(out, s),
-            None => out.null(),
-        }
+        each(out, z.and_then(|z| z.score(m)));
     }
     Ok(())
 }
