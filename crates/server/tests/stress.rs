@@ -1378,12 +1378,16 @@ fn sorted_array(reply: &[u8]) -> Vec<u8> {
 }
 
 /// Runs one command on a connection, first taking the DUMP of `dump_key` where the command
-/// takes a payload.
+/// takes a payload. The DUMP goes through a connection of its own: on `c` it could be
+/// queued in a transaction, and its payload would then show in EXEC's reply (a set's
+/// payload lists members in hash-table order, which differs between servers).
 fn call_filling_dump(c: &mut Raw, argv: &[Vec<u8>], dump_key: &str) -> Option<Vec<u8>> {
     let mut argv = argv.to_vec();
     if let Some(i) = argv.iter().position(|a| a == b"$DUMP") {
-        c.send_cmd(&["dump", dump_key]);
-        argv[i] = dump_payload(&c.read_reply()?);
+        let port = c.stream.peer_addr().ok()?.port();
+        let mut side = connect(port);
+        side.send_cmd(&["dump", dump_key]);
+        argv[i] = dump_payload(&side.read_reply()?);
     }
     c.send_cmd(&argv);
     c.read_reply()
