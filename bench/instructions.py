@@ -48,6 +48,8 @@ ROWS = [
     ("HSET -P16", "hset", 16, 8),
     ("SET", "set", 1, 1),
     ("GET", "get", 1, 1),
+    # A script row: the script is loaded first (SCRIPT LOAD), then EVALSHA'd.
+    ("EVALSHA INCR -P16", "script:return redis.call('INCR', KEYS[1])", 16, 8),
 ]
 
 
@@ -101,11 +103,19 @@ def measure(binary, test, pipeline, clients, requests):
                 capture_output=True,
                 check=True,
             )
+            if test.startswith("script:"):
+                sha = subprocess.run(
+                    ["redis-cli", "-p", str(port), "SCRIPT", "LOAD", test[len("script:"):]],
+                    capture_output=True, text=True, check=True,
+                ).stdout.strip()
+                load = ["EVALSHA", sha, "1", "key:__rand_int__"]
+            else:
+                load = ["-t", test]
             subprocess.run(
                 [
-                    "redis-benchmark", "-p", str(port), "-t", test,
+                    "redis-benchmark", "-p", str(port),
                     "-n", str(requests), "-P", str(pipeline), "-c", str(clients),
-                    "-r", "100000", "-q",
+                    "-r", "100000", "-q", *load,
                 ],
                 capture_output=True,
                 check=True,
@@ -138,6 +148,7 @@ def main():
     ap.add_argument("--binary", action="append", help="kiln-server binary (repeatable)")
     ap.add_argument("--requests", type=int, default=20000, help="per pipelined row")
     ap.add_argument("--repeat", type=int, default=3, help="runs per row and binary (min kept)")
+    ap.add_argument("--only", help="only the rows whose label contains this text")
     args = ap.parse_args()
     binaries = args.binary or ["target/release/kiln-server"]
     for b in binaries:
@@ -149,6 +160,8 @@ def main():
         head += f"{'2/1':>8}"
     print(head)
     for label, test, pipeline, clients in ROWS:
+        if args.only and args.only not in label:
+            continue
         n = args.requests if pipeline > 1 else max(1000, args.requests // 5)
         vals = [
             min(measure(b, test, pipeline, clients, n) for _ in range(args.repeat))

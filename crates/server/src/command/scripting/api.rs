@@ -27,9 +27,6 @@ pub fn sha1_hex(data: &[u8]) -> [u8; 40] {
     out
 }
 
-/// Where a run keeps its command function (in the Lua registry), for `redis.call`.
-pub const CALL: &str = "kiln.call";
-
 /// An error `redis.call` raises: the command's error reply (or the check that refused it),
 /// which Redis raises as an `{err=...}` table. Raised from Rust as an external error; the
 /// message handler and `pcall` take the text back out ([`error_text`]).
@@ -60,13 +57,7 @@ pub fn error_text(e: &mlua::Error) -> (String, bool) {
 
 /// Calls the run's command function with `mode` (0 `call`, 1 `pcall`, 2 `acl_check_cmd`).
 fn command(lua: &Lua, mode: i64, args: MultiValue) -> mlua::Result<Value> {
-    let f: mlua::Function = lua
-        .named_registry_value(CALL)
-        .map_err(|_| mlua::Error::runtime("redis.call is only available while a script runs"))?;
-    let mut all = MultiValue::with_capacity(args.len() + 1);
-    all.push_back(Value::Integer(mode as _));
-    all.extend(args);
-    f.call(all)
+    super::engine::call_current(lua, mode, args)
 }
 
 fn runtime(msg: &str) -> mlua::Error {

@@ -733,8 +733,8 @@ fn attempt(
         } else {
             engine::Target::Script(&f)
         };
-        let (result, run) = vm.run(target, keys, argv, run, |lua, call_args| {
-            call(cx, lua, call_args, read_only)
+        let (result, run) = vm.run(target, keys, argv, run, |lua, mode, call_args| {
+            call(cx, lua, mode, call_args, read_only)
         });
         aborted = run.aborted;
         let mut reply = Vec::new();
@@ -838,13 +838,14 @@ pub(super) fn error_text(lua: &Lua, e: &Value, killed: bool) -> String {
 /// `redis.call` / `redis.pcall` / `redis.acl_check_cmd`: the first Lua argument says which
 /// (0, 1, 2). A failure is raised ([`api::CallError`]) by `call` and `acl_check_cmd`, and
 /// returned as an `{err=...}` table by `pcall`.
-fn call(cx: &mut Ctx, lua: &Lua, args: MultiValue, read_only: bool) -> mlua::Result<Value> {
-    let mut it = args.into_iter();
-    let mode = match it.next() {
-        Some(Value::Integer(n)) => n,
-        Some(Value::Number(n)) => n as i64,
-        _ => 0,
-    };
+fn call(
+    cx: &mut Ctx,
+    lua: &Lua,
+    mode: i64,
+    args: MultiValue,
+    read_only: bool,
+) -> mlua::Result<Value> {
+    let it = args.into_iter();
     let fail = |msg: &str| -> mlua::Result<Value> {
         if mode == 1 {
             let t = lua.create_table()?;
