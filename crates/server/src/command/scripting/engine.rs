@@ -230,14 +230,10 @@ for _, name in ipairs({ 'string', 'table', 'math', 'coroutine', 'redis', 'bit', 
                         'cmsgpack', 'struct' }) do
   if type(rawget(G, name)) == 'table' then rawset(G, name, protect(rawget(G, name))) end
 end
+-- Reads go straight to the globals table (no function call for a global that exists);
+-- a missing one reaches the globals' own `__index`, set at the end, which raises.
 local env = setmetatable({}, {
-  __index = function(_, k)
-    local v = rawget(G, k)
-    if v == nil then
-      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-    end
-    return v
-  end,
+  __index = G,
   __newindex = deny,
   __metatable = false,
   __readonly = true,
@@ -258,10 +254,9 @@ rawset(G, '_G', env)
 
 -- Functions (FUNCTION LOAD): a library's code runs once with only `redis` (its load-time
 -- table: register_function, log, the constants) in sight; the functions it registers run
--- later with everything a script sees. Both through one view, switched by `loading`.
+-- later with everything a script sees. Both through one view, switched by `set_loading`.
 local load_redis = rawget(G, '__kiln_load')
 rawset(G, '__kiln_load', nil)
-local loading = false
 local function missing(k)
   error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 3)
 end
@@ -273,26 +268,26 @@ local load_redis_view = setmetatable({}, {
   end,
   __newindex = deny, __metatable = false, __readonly = true,
 })
-local fenv = setmetatable({}, {
-  __index = function(_, k)
-    if loading then
-      if k == 'redis' then return load_redis_view end
-      missing(k)
-    end
-    local v = rawget(G, k)
-    if v == nil then missing(k) end
-    return v
-  end,
-  __newindex = deny,
-  __metatable = false,
-  __readonly = true,
-})
-local function set_loading(on) loading = on end
+local function loading_index(_, k)
+  if k == 'redis' then return load_redis_view end
+  missing(k)
+end
+local fenv_mt = { __index = G, __newindex = deny, __metatable = false, __readonly = true }
+local fenv = setmetatable({}, fenv_mt)
+local function set_loading(on)
+  fenv_mt.__index = on and loading_index or G
+end
 -- Calls a registered function with its two tables under `xpcall` (which passes no
 -- arguments in Lua 5.1).
 local function invoke(f, handler, keys, args)
   return xpcall(function() return f(keys, args) end, handler)
 end
+setmetatable(G, {
+  __index = function(_, k)
+    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+  end,
+  __metatable = false,
+})
 return env, fenv, set_loading, invoke
 "#;
 

@@ -717,15 +717,13 @@ fn attempt(
     let generation = server.scripts.generation.load(Relaxed);
     let mut aborted = false;
     let outcome = engine::with_vm(generation, |vm| {
-        let (f, who, source) = match code {
-            Code::Eval { sha, script } => (
-                vm.function(sha, &lua_body(&script.body))?,
-                String::from_utf8_lossy(sha).into_owned(),
-                "@user_script",
-            ),
+        let (f, source) = match code {
+            Code::Eval { sha, script } => {
+                (vm.function(sha, &lua_body(&script.body))?, "@user_script")
+            }
             Code::Function { name, .. } => {
                 let libs = server.scripts.libraries.read();
-                (vm.callback(&libs, name)?, name.clone(), "@user_function")
+                (vm.callback(&libs, name)?, "@user_function")
             }
         };
         let target = if function {
@@ -747,6 +745,10 @@ fn attempt(
                 let text = error_text(&vm.lua, e, run.killed);
                 let located = match run.err_line {
                     Some(line) => {
+                        let who = match code {
+                            Code::Eval { sha, .. } => String::from_utf8_lossy(sha),
+                            Code::Function { name, .. } => name.as_str().into(),
+                        };
                         format!("{text} script: {who}, on {source}:{line}.")
                     }
                     _ => text,
