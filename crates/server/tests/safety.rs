@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -227,7 +228,14 @@ fn every_way_a_connection_ends_leaves_nothing_behind() {
     let mut flood = kiln.raw();
     assert_eq!(flood.cmd(&["WATCH", "big"]), "+OK\r\n");
     for _ in 0..400 {
-        flood.send_cmd(&["GET", "big"]);
+        // The server may close the connection (the limit) before the last ones are sent.
+        if flood
+            .stream
+            .write_all(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n")
+            .is_err()
+        {
+            break;
+        }
     }
     settled(&mut admin);
 
