@@ -65,8 +65,14 @@ impl Subscriber {
             return false;
         }
         let len = f.len() as u64;
-        self.queue.lock().push_back(f);
-        let queued = self.queued_bytes.fetch_add(len, Relaxed) + len;
+        // The count changes under the queue's lock, as in `drain_into`: otherwise a drain
+        // between the push and the add subtracts first and wraps the count, and the next
+        // push sees a subscriber far over its hard limit.
+        let queued = {
+            let mut q = self.queue.lock();
+            q.push_back(f);
+            self.queued_bytes.fetch_add(len, Relaxed) + len
+        };
         if limits.hard > 0 && queued > limits.hard {
             self.overflow();
             return false;
@@ -104,7 +110,6 @@ impl Subscriber {
             n += f.len() as u64;
             out.extend_from_slice(&f);
         }
-        drop(q);
         if n > 0 {
             self.queued_bytes.fetch_sub(n, Relaxed);
             self.soft_since.store(0, Relaxed);
@@ -440,5 +445,42 @@ mod tests {
         }
         assert!(a.overflowed.load(Relaxed));
         assert_eq!(a.queued(), 0);
+    }
+
+    /// Publishers on several threads and the connection draining at the same time: the
+    /// byte count never runs ahead of (or wraps below) what is really queued. The hard limit
+    /// is everything the publishers send together, so only a miscount can cross it.
+    #[test]
+    fn concurrent_publishers_and_a_draining_reader_never_overflow() {
+        const PUSHERS: u64 = 3;
+        const EACH: u64 = 100_000;
+        let frame: Frame = Arc::from(&b"*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n"[..]);
+        let limits = Limits {
+            hard: PUSHERS * EACH * frame.len() as u64,
+            soft: 0,
+            soft_secs: 0,
+        };
+        let a = Arc::new(Subscriber::new(1, false));
+        let pushers: Vec<_> = (0..PUSHERS)
+            .map(|_| {
+                let (a, frame) = (a.clone(), frame.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..EACH {
+                        assert!(a.push(frame.clone(), &limits), "overflowed");
+                    }
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        while pushers.iter().any(|p| !p.is_finished()) {
+            a.drain_into(&mut out);
+            out.clear();
+        }
+        for p in pushers {
+            p.join().unwrap();
+        }
+        a.drain_into(&mut out);
+        assert_eq!(a.queued(), 0);
+        assert!(!a.overflowed.load(Relaxed));
     }
 }

@@ -22,7 +22,8 @@
 //! replays exactly, the concurrent part draws the same choices per connection (their
 //! interleaving is up to the scheduler). `KILN_STRESS_SYNC=1` checks after every step of the
 //! concurrent part that no reply is left over (pinning an extra or missing reply on the step
-//! that caused it). `KILN_TEST_STDERR=1` shows the server's log. A longer local run (the
+//! that caused it). A failure prints the end of the server's log (`KILN_TEST_STDERR=1` shows
+//! all of it as it runs). A longer local run (the
 //! compared part grows with it, 16 sequences per 45 s):
 //! `KILN_STRESS_SECS=600 cargo test -p kiln-server --test stress -- --nocapture`.
 
@@ -1218,8 +1219,9 @@ fn random_clients_on_every_command_get_answers_and_the_server_survives() {
     }
     if !kiln.alive() {
         failures.push(format!(
-            "the server died during the run: {:?} (KILN_TEST_STDERR=1 shows its log)",
-            kiln.wait_exit(Duration::ZERO)
+            "the server died during the run: {:?}\n{}",
+            kiln.wait_exit(Duration::ZERO),
+            kiln.log_tail(40)
         ));
     }
     assert!(

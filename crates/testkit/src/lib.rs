@@ -150,6 +150,9 @@ pub fn kiln_server_binary() -> PathBuf {
     .clone()
 }
 
+/// The server's log, in its directory.
+const LOG: &str = "server.log";
+
 /// A server process (kiln-server or redis-server) with its own directory, started with
 /// redis-server style arguments and no persistence unless asked for; killed on drop.
 pub struct Server {
@@ -208,15 +211,20 @@ impl Server {
             "no",
         ];
         args.extend_from_slice(extra);
+        // The log (stdout) and panics and crash reports (stderr) go to a file in the
+        // directory, whose tail a failing test prints; KILN_TEST_STDERR=1 shows them live.
+        let (stdout, stderr) = if std::env::var_os("KILN_TEST_STDERR").is_some() {
+            (Stdio::inherit(), Stdio::inherit())
+        } else {
+            match std::fs::File::create(dir.join(LOG)).and_then(|f| Ok((f.try_clone()?, f))) {
+                Ok((a, b)) => (Stdio::from(a), Stdio::from(b)),
+                Err(_) => (Stdio::null(), Stdio::null()),
+            }
+        };
         let child = Command::new(bin)
             .args(&args)
-            .stdout(Stdio::null())
-            // KILN_TEST_STDERR=1 shows the servers' logs (panics, crash reports).
-            .stderr(if std::env::var_os("KILN_TEST_STDERR").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
         // Owned from here: a failed start still kills the process and removes the directory.
@@ -257,16 +265,28 @@ impl Server {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Waits for the process to exit on its own (after SHUTDOWN, a signal).
+    /// Waits for the process to exit on its own (after SHUTDOWN, a signal); looks at least
+    /// once, so `Duration::ZERO` tells how a process that already exited ended.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
+        loop {
             if let Ok(Some(s)) = self.child.try_wait() {
                 return Some(s);
             }
+            if Instant::now() >= deadline {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        None
+    }
+
+    /// The last `lines` lines of the server's log (empty with `KILN_TEST_STDERR`, where the
+    /// log went to the test's own stderr).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read(self.dir.join(LOG)).unwrap_or_default();
+        let log = String::from_utf8_lossy(&log);
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     /// Sends a signal (`TERM`, `KILL`, ...) to the server process.
@@ -290,6 +310,15 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
+        if std::thread::panicking() {
+            let tail = self.log_tail(40);
+            if !tail.is_empty() {
+                eprintln!(
+                    "--- the end of the log of the server on port {} ---\n{tail}",
+                    self.port
+                );
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
