@@ -3,8 +3,6 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::storage::entry::LRU_MASK;
-
 /// Unix time in milliseconds.
 #[inline]
 pub fn now_ms() -> u64 {
@@ -32,16 +30,10 @@ pub fn instant() -> Instant {
 /// Redis's LRU clock: seconds, 24 bits, wrapping.
 #[inline]
 pub fn lru_clock(now_ms: u64) -> u32 {
-    ((now_ms / 1000) as u32) & LRU_MASK
+    crate::storage::access::lru_clock(now_ms)
 }
 
 /// Seconds elapsed between an object's LRU clock and `now` (OBJECT IDLETIME).
 pub fn idle_seconds(lru: u32, now_ms: u64) -> u64 {
-    let now = lru_clock(now_ms);
-    let idle = if now >= lru {
-        now - lru
-    } else {
-        (LRU_MASK - lru) + now
-    };
-    u64::from(idle)
+    crate::storage::access::idle_seconds(lru, now_ms)
 }

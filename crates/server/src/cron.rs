@@ -1,5 +1,5 @@
-//! Background jobs that run `hz` times a second: active expiry and the samples behind
-//! INFO's instantaneous metrics.
+//! Background jobs that run `hz` times a second: active expiry, the samples behind INFO's
+//! instantaneous metrics (and the memory gauge's refresh), and eviction left unfinished.
 //!
 //! Active expiry reclaims keys whose deadline passed but that nobody reads (lazy expiry in
 //! `Shard::get` only catches the ones that are accessed). Like Redis's slow cycle it gets at
@@ -39,6 +39,11 @@ pub fn run(server: Arc<Server>) {
             expiry.cycle(&server, period * EXPIRE_TIME_PERCENT / 100);
         }
         sample_metrics(&server);
+        // Eviction that ran out of time before a command goes on here (the gauge was just
+        // refreshed by the sample).
+        if server.memory.over() {
+            crate::evict::perform(&server, &mut LockSet::new(&server.keyspace));
+        }
         crate::persist::cron(&server);
     }
 }

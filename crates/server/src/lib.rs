@@ -20,6 +20,7 @@ pub mod config;
 pub mod crash;
 pub mod cron;
 pub mod error;
+pub mod evict;
 pub mod feed;
 pub mod geohash;
 pub mod net;

@@ -73,6 +73,8 @@ pub struct Target<'a> {
     pub limits: Limits,
     pub last_loaded: &'a AtomicU64,
     pub last_expired: &'a AtomicU64,
+    /// Keys keep LFU counters (an LFU policy): a key's FREQ counts, not its IDLE.
+    pub lfu: bool,
     /// Where the function libraries go (the server, whose implementation hands them to
     /// the function engine).
     pub functions: &'a dyn Functions,
@@ -339,7 +341,7 @@ fn parse_into<R: Read>(
     failed: &std::sync::atomic::AtomicBool,
 ) -> Result<(), RdbError> {
     let now = crate::clock::now_ms();
-    let lru = crate::clock::lru_clock(now);
+    let stamp = crate::storage::access::stamp(now, to.lfu);
     let dbs = &to.keyspace.dbs;
     let workers = inserters.count();
     let mut batches: Vec<Vec<Pending>> = (0..workers).map(|_| Vec::new()).collect();
@@ -386,16 +388,13 @@ fn parse_into<R: Read>(
                 value,
                 expire_ms,
                 idle,
-                freq: _,
+                freq,
             } => {
                 if !opts.replica && expire_ms.is_some_and(|t| t < now) {
                     stats.expired_skipped += 1;
                     continue;
                 }
-                let key_lru = match idle {
-                    Some(secs) => lru_before(lru, secs),
-                    None => lru,
-                };
+                let key_lru = crate::storage::access::restored(stamp, idle, freq);
                 let hash = to.keyspace.hash(&key);
                 let w = shard_of(hash) % workers;
                 batches[w].push(Pending {

@@ -19,6 +19,8 @@ pub struct Server {
     pub config: RwLock<Config>,
     /// Mirrors of config values read on hot paths.
     pub hot: HotConfig,
+    /// `maxmemory`: the memory gauge and eviction settings (see `evict`).
+    pub memory: crate::evict::Memory,
     pub keyspace: Keyspace,
     pub commands: CommandTable,
     /// The process: identity, start time, bound port, threads, shutdown.
@@ -169,6 +171,7 @@ impl Server {
             watching: std::sync::atomic::AtomicUsize::new(0),
             active_expire: AtomicBool::new(true),
             hot: HotConfig::default(),
+            memory: crate::evict::Memory::default(),
             pubsub: crate::pubsub::PubSub::new(),
             feed: crate::feed::Feed::new(),
             repl: crate::repl::Repl::new(),
@@ -205,6 +208,7 @@ impl Server {
         let _ = tikv_jemalloc_ctl::epoch::advance();
         let used = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
         self.metrics.mem_peak.fetch_max(used, Relaxed);
+        self.memory.refresh(used);
         used
     }
 
@@ -230,6 +234,7 @@ impl Server {
             crate::notify::parse(c.get("notify-keyspace-events")),
             Relaxed,
         );
+        self.memory.configure(&c);
         let obuf = c.get("client-output-buffer-limit");
         self.hot.obuf_normal.set(class_limits(obuf, "normal"));
         self.pubsub.set_limits(class_limits(obuf, "pubsub"));
@@ -328,6 +333,7 @@ pub struct ThreadStats {
     pub keyspace_hits: AtomicU64,
     pub keyspace_misses: AtomicU64,
     pub expired_keys: AtomicU64,
+    pub evicted_keys: AtomicU64,
     pub net_input: AtomicU64,
     pub net_output: AtomicU64,
     pub error_replies: AtomicU64,
@@ -476,6 +482,32 @@ impl Server {
         self.feed.append(&cmds, false);
     }
 
+    /// Memory `maxmemory` does not count (Redis leaves out replicas' output buffers and the
+    /// AOF buffer, which evicting keys would not shrink). Kiln's replication backlog and AOF
+    /// buffer are bounded and counted, as INFO's `mem_not_counted_for_evict` says.
+    pub fn mem_not_counted_for_evict(&self) -> u64 {
+        0
+    }
+
+    /// After eviction deleted `key` of `db` (and fed its DEL): the `evicted` event and INFO's
+    /// `evicted_keys`.
+    pub fn key_evicted(&self, db: usize, key: &[u8]) {
+        let flags = self.hot.notify.load(Relaxed);
+        if flags & crate::notify::EVICTED != 0 {
+            crate::notify::publish(
+                &self.pubsub,
+                flags,
+                crate::notify::EVICTED,
+                "evicted",
+                key,
+                db,
+            );
+        }
+        let st = self.metrics.stats.local();
+        st.evicted_keys.fetch_add(1, Relaxed);
+        st.dirty.fetch_add(1, Relaxed);
+    }
+
     pub fn keys_expired(&self, db: usize, keys: Vec<Box<[u8]>>) {
         if keys.is_empty() {
             return;
@@ -534,6 +566,7 @@ impl Server {
             limits: self.encoding_limits(),
             last_loaded: &self.rdb_state.last_load_loaded,
             last_expired: &self.rdb_state.last_load_expired,
+            lfu: self.memory.lfu(),
             functions: self,
         }
     }
@@ -562,6 +595,7 @@ impl crate::snapshot::Source for Server {
         crate::rdb::WriteOptions {
             compress: self.config.read().get_bool("rdbcompression"),
             list_fill: self.encoding_limits().list_fill,
+            access: self.memory.rdb_access(crate::clock::now_ms()),
         }
     }
 

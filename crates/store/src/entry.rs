@@ -78,7 +78,7 @@ impl Entry {
             Entry::Boxed(Box::new(Object {
                 key: key.into(),
                 value: Value::Str(val.to_vec()),
-                lru,
+                lru: lru & LRU_MASK,
                 meta: 0,
             }))
         }
@@ -94,7 +94,7 @@ impl Entry {
                     Entry::Boxed(Box::new(Object {
                         key: key.into(),
                         value: Value::Str(s),
-                        lru,
+                        lru: lru & LRU_MASK,
                         meta: 0,
                     }))
                 }
@@ -102,7 +102,7 @@ impl Entry {
             value => Entry::Boxed(Box::new(Object {
                 key: key.into(),
                 value,
-                lru,
+                lru: lru & LRU_MASK,
                 meta: 0,
             })),
         }
@@ -249,12 +249,24 @@ impl Entry {
         }
     }
 
-    /// Records an access at the given 24-bit LRU clock.
+    /// Records an access with an access stamp (see [`crate::access`]): the LRU clock, or
+    /// a step of the LFU counter.
     #[inline]
-    pub fn touch(&mut self, clock: u32) {
+    pub fn touch(&mut self, stamp: u32) {
+        let field = if stamp & crate::access::LFU == 0 {
+            stamp
+        } else {
+            crate::access::accessed(self.lru(), stamp)
+        };
+        self.set_lru(field);
+    }
+
+    /// Sets the 24-bit access field as it is (RESTORE, loading).
+    #[inline]
+    pub fn set_lru(&mut self, field: u32) {
         match self {
-            Entry::Inline { lru, .. } => *lru = lru_bytes(clock),
-            Entry::Boxed(o) => o.lru = clock & LRU_MASK,
+            Entry::Inline { lru, .. } => *lru = lru_bytes(field),
+            Entry::Boxed(o) => o.lru = field & LRU_MASK,
         }
     }
 
@@ -328,8 +340,8 @@ pub enum ValueRef<'a> {
     Other(&'a Value),
 }
 
-/// LRU clocks are 24 bits, like Redis's.
-pub const LRU_MASK: u32 = 0x00FF_FFFF;
+/// Access fields are 24 bits, like Redis's (see [`crate::access`]).
+pub const LRU_MASK: u32 = crate::access::MASK;
 
 #[inline]
 fn lru_bytes(clock: u32) -> [u8; 3] {

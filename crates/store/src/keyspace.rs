@@ -662,6 +662,45 @@ impl Shard {
         (next, examined, deleted)
     }
 
+    /// Samples up to `n` keys at random for eviction: any key, or with `volatile` only keys
+    /// with a TTL. `f` gets each sampled entry and, for a volatile sample, its deadline.
+    /// Entries sit densely in the table, so a pick costs one random index; when keys with a
+    /// TTL are a small part of the shard, a run of its expires table from a random point
+    /// stands in for picks that would mostly miss.
+    pub fn sample(&self, n: usize, volatile: bool, mut f: impl FnMut(&Entry, Option<u64>)) {
+        let len = self.table.len();
+        if len == 0 || n == 0 || (volatile && self.expires.is_empty()) {
+            return;
+        }
+        let random = crate::access::random_u64;
+        if !volatile {
+            for _ in 0..n {
+                f(self.table.at((random() % len as u64) as usize), None);
+            }
+            return;
+        }
+        if self.expires.len() * 4 >= len {
+            let mut found = 0;
+            for _ in 0..n * 8 {
+                let e = self.table.at((random() % len as u64) as usize);
+                if e.has_expire() {
+                    f(e, self.expire_of(self.hash(e.key()), e.key()));
+                    found += 1;
+                    if found == n {
+                        return;
+                    }
+                }
+            }
+            return;
+        }
+        let start = (random() % self.expires.len().min(1024) as u64) as usize;
+        for x in self.expires.iter().skip(start).take(n) {
+            if let Some(e) = self.table.find(table_hash(self.hash(&x.key)), &x.key) {
+                f(e, Some(x.at));
+            }
+        }
+    }
+
     /// A uniformly random live key of this shard, if any (RANDOMKEY).
     pub fn random_key(&self, now: u64) -> Option<Vec<u8>> {
         use rand::Rng;

@@ -4,6 +4,7 @@
 //! the configuration, so the server's concurrency model and protocol can change freely
 //! (the server crate re-exports this crate as its `storage` module).
 
+pub mod access;
 pub mod digest;
 pub mod entry;
 pub mod hash;

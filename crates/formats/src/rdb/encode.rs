@@ -29,6 +29,20 @@ pub struct WriteOptions {
     pub compress: bool,
     /// `list-max-listpack-size`, which decides how lists are split into nodes.
     pub list_fill: i64,
+    /// The access data written before each key (as Redis does under an LRU or LFU policy).
+    pub access: AccessData,
+}
+
+/// Which access opcode precedes each key record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AccessData {
+    /// None (policies that rank no keys).
+    #[default]
+    None,
+    /// IDLE: seconds since the key's last access, as of `now_ms` (LRU policies).
+    Idle { now_ms: u64 },
+    /// FREQ: the key's LFU counter decayed to `now_minutes` (LFU policies).
+    Freq { now_minutes: u32 },
 }
 
 impl Default for WriteOptions {
@@ -36,6 +50,7 @@ impl Default for WriteOptions {
         Self {
             compress: true,
             list_fill: Limits::default().list_fill,
+            access: AccessData::None,
         }
     }
 }
@@ -220,6 +235,17 @@ pub fn write_record_with(
     if let Some(t) = expire_ms {
         out.push(opcode::EXPIRETIME_MS);
         out.extend_from_slice(&t.to_le_bytes());
+    }
+    match opts.access {
+        AccessData::None => {}
+        AccessData::Idle { now_ms } => {
+            out.push(opcode::IDLE);
+            write_len(out, kiln_store::access::idle_seconds(e.lru(), now_ms));
+        }
+        AccessData::Freq { now_minutes } => {
+            out.push(opcode::FREQ);
+            out.push(kiln_store::access::decayed(e.lru(), now_minutes));
+        }
     }
     let v = e.value();
     out.push(object_type(&v));

@@ -47,7 +47,7 @@ pub use decode::{Reader, Record};
 pub use encode::{
     dump_payload, encode_functions_payload, encode_functions_payload_with, write_function,
     write_header, write_object, write_record, write_record_with, write_resize_db, write_select_db,
-    AuxValue, FileWriter, WriteOptions,
+    AccessData, AuxValue, FileWriter, WriteOptions,
 };
 
 /// The version Kiln writes: what Redis 7.0 writes, so a Redis 7.0 can load Kiln's files.
@@ -186,13 +186,6 @@ impl Default for Limits {
             list_fill: -2,
         }
     }
-}
-
-/// The LRU clock `secs` seconds before `lru` (24-bit, wrapping): the clock of a key last
-/// used `secs` seconds ago (the IDLE opcode, RESTORE IDLETIME).
-pub fn lru_before(lru: u32, secs: u64) -> u32 {
-    let mask = u64::from(kiln_store::entry::LRU_MASK);
-    ((u64::from(lru) + (mask + 1) - (secs & mask)) & mask) as u32
 }
 
 /// Why a RESTORE payload was refused: the two errors Redis distinguishes.

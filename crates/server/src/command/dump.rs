@@ -49,6 +49,7 @@ fn dump(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let opts = WriteOptions {
         compress: cx.server.config.read().get("rdbcompression") == "yes",
         list_fill: cx.server.hot.encoding.list_max_listpack_size.load(Relaxed),
+        ..WriteOptions::default()
     };
     let (now, lru, server) = (cx.now, cx.lru(), cx.server);
     let (sh, h, out) = cx.shard_out(key)?;
@@ -102,8 +103,9 @@ fn restore_options(args: &[&[u8]]) -> Result<RestoreOptions, crate::error::Comma
 /// `RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ
 /// frequency]`: creates `key` from a DUMP payload, with a TTL in milliseconds (0: none;
 /// with ABSTTL a unix time in ms). A TTL already in the past creates nothing (and with
-/// REPLACE deletes the old key). IDLETIME sets the access clock back; FREQ is accepted but
-/// Kiln keeps no LFU counters. O(N*M) to rebuild the value.
+/// REPLACE deletes the old key). IDLETIME sets the access clock back under an LRU policy,
+/// FREQ the access counter under an LFU one; the other is ignored. O(N*M) to rebuild the
+/// value.
 fn restore(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let key = args[1];
     let o = restore_options(args)?;
@@ -124,10 +126,7 @@ fn restore(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             return Err(E(BAD_DATA_FORMAT));
         }
     };
-    let lru = match o.idle {
-        Some(secs) => rdb::lru_before(cx.lru(), secs),
-        None => cx.lru(),
-    };
+    let lru = crate::storage::access::restored(cx.lru(), o.idle, o.freq);
     let (sh, h) = cx.shard(key)?;
     let deleted = o.replace && sh.remove(h, key).is_some();
     // A relative TTL is added to now the way Redis's signed arithmetic does it.

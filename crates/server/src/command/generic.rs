@@ -875,13 +875,8 @@ const SHARED_REFCOUNT: i64 = i32::MAX as i64;
 
 /// Redis's `maxmemory-policy` families that change what OBJECT reports.
 fn policy(cx: &Ctx) -> (bool, bool) {
-    let c = cx.server.config.read();
-    let policy = c.get("maxmemory-policy");
-    let lfu = policy.ends_with("-lfu");
-    // With an LRU or LFU policy under a memory limit, Redis stops sharing integers (each
-    // object needs its own access clock).
-    let shared_ints = c.get_u64("maxmemory") == 0 || !(lfu || policy.ends_with("-lru"));
-    (lfu, shared_ints)
+    let mem = &cx.server.memory;
+    (mem.lfu(), mem.shares_integers())
 }
 
 /// `OBJECT REFCOUNT key`: 1, or Redis's shared-object count for the small integers that
@@ -915,21 +910,16 @@ fn object_idletime(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     })
 }
 
-/// Redis's starting value of a key's LFU counter (`LFU_INIT_VAL`).
-const LFU_INIT_VAL: u64 = 5;
-
-/// `OBJECT FREQ key`: the access frequency counter; only under an LFU policy, as in Redis.
-/// Kiln does not keep Redis's probabilistic counter: it reports the initial value decayed
-/// by one per idle minute (Redis's default `lfu-decay-time`). O(1).
+/// `OBJECT FREQ key`: the key's logarithmic access counter, decayed to now; only under an
+/// LFU policy, as in Redis. O(1).
 fn object_freq(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (lfu, _) = policy(cx);
-    let now = cx.now;
+    let minutes = crate::storage::access::lfu_minutes(cx.now);
     object_lookup(cx, args, |e, out| {
         if !lfu {
             return Err(E(LFU_NOT_SELECTED));
         }
-        let idle_minutes = crate::clock::idle_seconds(e.lru(), now) / 60;
-        out.int(LFU_INIT_VAL.saturating_sub(idle_minutes) as i64);
+        out.int(i64::from(crate::storage::access::decayed(e.lru(), minutes)));
         Ok(())
     })
 }

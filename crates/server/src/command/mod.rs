@@ -428,6 +428,9 @@ pub struct Ctx<'a> {
     /// A script running speculatively: what it may have to undo, and what it holds back
     /// until it ends (see `scripting::atomic`).
     speculation: Option<Box<scripting::atomic::Speculation>>,
+    /// Memory was over `maxmemory` with nothing to evict when the client's command started
+    /// (Redis's `pre_command_oom_state`): a script's first write is refused.
+    pub(crate) oom: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -458,6 +461,7 @@ impl<'a> Ctx<'a> {
             replaying: false,
             deferred: Vec::new(),
             speculation: None,
+            oom: false,
         }
     }
 
@@ -501,14 +505,17 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// The LRU clock for the current command.
+    /// The access stamp for the current command (see `storage::access`): the LRU clock,
+    /// or under an LFU policy the minute and a new key's counter. Lookups record accesses
+    /// with it, new keys start from it.
     #[inline]
     pub fn lru(&self) -> u32 {
-        crate::clock::lru_clock(if self.replaying {
+        let now = if self.replaying {
             self.base.0
         } else {
             self.now
-        })
+        };
+        crate::storage::access::stamp(now, self.server.memory.lfu())
     }
 
     /// The shard holding `key` in the current database (locked by the dispatcher from the
@@ -1045,6 +1052,22 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
             return;
         }
     }
+    // maxmemory: evict before the command, as Redis does before every command; with
+    // nothing left to evict, refuse what would grow memory.
+    if !cx.in_exec() {
+        cx.oom = false;
+        if !cx.replaying
+            && server.memory.over()
+            && !(spec.flags & flags::ALLOW_BUSY != 0 && server.keyspace.gate.is_busy())
+        {
+            cx.oom = crate::evict::perform(server, &mut cx.locks) == crate::evict::Outcome::Fail;
+            if cx.oom && refused_when_oom(cx, spec) {
+                flag_multi(cx);
+                reject(cx, Some(cmd.id), &E(crate::error::OOM));
+                return;
+            }
+        }
+    }
     if cx.client.multi.is_some() && !cx.in_exec() {
         let top = cx.server.commands.get(args[0]).map_or("", |c| c.spec.name);
         if !transaction::runs_inside_multi(top) {
@@ -1226,6 +1249,29 @@ pub(super) fn key_miss(server: &Server, db: usize, key: &[u8]) {
 }
 
 /// A command refused while queuing a transaction makes its EXEC fail.
+/// Whether a command is refused while memory is over `maxmemory` with nothing to evict
+/// (Redis's `processCommand`): a `denyoom` command, EXEC of a transaction that queued one,
+/// and anything being queued in MULTI (the queue grows) but EXEC, DISCARD, QUIT and RESET.
+fn refused_when_oom(cx: &Ctx, spec: &CommandSpec) -> bool {
+    if spec.flags & flags::DENYOOM != 0 {
+        return true;
+    }
+    let Some(m) = cx.client.multi.as_ref() else {
+        return false;
+    };
+    match spec.name {
+        "exec" => m.queue.iter().any(|argv| {
+            let refs: SmallVec<[&[u8]; 8]> = argv.iter().map(|a| &a[..]).collect();
+            cx.server
+                .commands
+                .resolve(&refs)
+                .is_ok_and(|c| c.spec.flags & flags::DENYOOM != 0)
+        }),
+        "discard" | "quit" | "reset" => false,
+        _ => true,
+    }
+}
+
 fn flag_multi(cx: &mut Ctx) {
     if !cx.in_exec() {
         if let Some(m) = cx.client.multi.as_mut() {

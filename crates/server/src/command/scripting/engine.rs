@@ -44,6 +44,10 @@ pub struct Run {
     pub busy: bool,
     /// SCRIPT KILL stopped it.
     pub killed: bool,
+    /// Memory was over `maxmemory` with nothing to evict when the script started, and it
+    /// is not `allow-oom`: `denyoom` commands are refused until it has written (Redis's
+    /// `scriptVerifyOOM`).
+    pub deny_oom: bool,
     /// Checked by the hook: a SCRIPT KILL request, a busy report. A run alone has it; a
     /// speculative one never runs long enough to be killed.
     pub control: Option<Arc<super::Control>>,

@@ -603,6 +603,10 @@ fn run(cx: &mut Ctx, args: &[&[u8]], code: Code, read_only: bool) -> CmdResult {
         if let Some(e) = cx.server.repl.gate(cx.client, WRITE) {
             return Err(E(e));
         }
+        // Such a script is a `denyoom` command unless `allow-oom`.
+        if cx.oom && !flags.allow_oom {
+            return Err(E(crate::error::OOM));
+        }
     }
     let read_only = read_only || flags.no_writes;
 
@@ -701,7 +705,12 @@ fn attempt(
         ));
     }
     let limit = std::time::Duration::from_millis(server.hot.busy_reply_ms.load(Relaxed));
+    let allow_oom = match code {
+        Code::Eval { script, .. } => script.flags.allow_oom,
+        Code::Function { flags, .. } => flags.allow_oom,
+    };
     let run = engine::Run {
+        deny_oom: cx.oom && !allow_oom,
         resp3: false,
         repl: api::REPL_ALL,
         err_line: None,
@@ -886,12 +895,12 @@ fn call(
         return fail("ERR This Redis command is not allowed from script");
     }
     // One look at the run: its time checks, and how the command's reply and effects go.
-    let (resp3, repl) = match lua.app_data_mut::<engine::Run>() {
+    let (resp3, repl, deny_oom) = match lua.app_data_mut::<engine::Run>() {
         Some(mut run) => {
             run.tick()?;
-            (run.resp3, run.repl as u8)
+            (run.resp3, run.repl as u8, run.deny_oom)
         }
-        None => (false, crate::feed::TO_ALL),
+        None => (false, crate::feed::TO_ALL, false),
     };
     // A speculative run stops (uncatchably) where it would have to wait out of order or
     // do what it cannot undo (see `atomic`).
@@ -908,9 +917,17 @@ fn call(
             return stop(lua);
         }
     }
+    if deny_oom && spec.flags & DENYOOM != 0 {
+        return fail(crate::error::OOM);
+    }
     if spec.flags & WRITE != 0 {
         if read_only {
             return fail("ERR Write commands are not allowed from read-only scripts.");
+        }
+        if deny_oom {
+            if let Some(mut run) = lua.app_data_mut::<engine::Run>() {
+                run.deny_oom = false;
+            }
         }
         // The replication write gate, as for a client's own write (READONLY, NOREPLICAS).
         if let Some(e) = cx.server.repl.gate(cx.client, spec.flags) {

@@ -159,7 +159,7 @@ fn info_server(cx: &mut Ctx, s: &mut String) {
     field!(s, "uptime_in_days", "{}", uptime / 86400);
     field!(s, "hz", "{}", server.hot.hz.load(Relaxed));
     field!(s, "configured_hz", "{hz}");
-    field!(s, "lru_clock", "{}", cx.lru());
+    field!(s, "lru_clock", "{}", crate::clock::lru_clock(cx.now));
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
@@ -349,7 +349,12 @@ fn info_memory(cx: &mut Ctx, s: &mut String) {
     field!(s, "rss_overhead_bytes", "{}", rss as i64 - resident as i64);
     field!(s, "mem_fragmentation_ratio", "{:.2}", ratio(rss, used));
     field!(s, "mem_fragmentation_bytes", "{}", rss as i64 - used as i64);
-    field!(s, "mem_not_counted_for_evict", "0");
+    field!(
+        s,
+        "mem_not_counted_for_evict",
+        "{}",
+        server.mem_not_counted_for_evict()
+    );
     field!(s, "mem_replication_backlog", "0");
     field!(s, "mem_total_replication_buffers", "0");
     field!(s, "mem_clients_slaves", "0");
@@ -511,7 +516,7 @@ fn info_stats(cx: &mut Ctx, s: &mut String) {
     field!(s, "expired_stale_perc", "0.00");
     field!(s, "expired_time_cap_reached_count", "0");
     field!(s, "expire_cycle_cpu_milliseconds", "0");
-    field!(s, "evicted_keys", "0");
+    field!(s, "evicted_keys", "{}", st.sum(|t| &t.evicted_keys));
     field!(s, "evicted_clients", "0");
     field!(s, "total_eviction_exceeded_time", "0");
     field!(s, "current_eviction_exceeded_time", "0");

@@ -188,11 +188,7 @@ fn collection_serialized_len(v: &Value, list_fill: i64) -> usize {
 /// `DEBUG OBJECT key`: Redis's low-level description of a value, even a logically expired
 /// one. O(1).
 pub(super) fn debug_object(cx: &mut Ctx, key: &[u8]) -> CmdResult {
-    let shared_ints = {
-        let c = cx.server.config.read();
-        let policy = c.get("maxmemory-policy");
-        c.get_u64("maxmemory") == 0 || !(policy.ends_with("-lru") || policy.ends_with("-lfu"))
-    };
+    let shared_ints = cx.server.memory.shares_integers();
     let (list_fill, list_compress) = {
         let c = cx.server.config.read();
         (
