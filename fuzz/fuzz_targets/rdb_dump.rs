@@ -50,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
             let opts = WriteOptions {
                 compress,
                 list_fill: limits.list_fill,
+                ..WriteOptions::default()
             };
             let again = dump_payload(value_ref(&v), &opts);
             let back = restore_payload(&again, limits)
