@@ -360,12 +360,7 @@ fn evict_one(server: &Server, locks: &mut LockSet<'_>, policy: Policy, now: u64)
                 sh.sample(samples, policy.volatile(), |e, at| {
                     got = true;
                     let score = score(policy, e.lru(), at, now);
-                    offer(Candidate {
-                        score,
-                        db,
-                        hash: sh.hash(e.key()),
-                        key: e.key().into(),
-                    });
+                    offer(score, db, e.key(), |k| sh.hash(k));
                 });
                 sampled |= got;
                 got
@@ -429,21 +424,28 @@ fn score(policy: Policy, field: u32, deadline: Option<u64>, now: u64) -> u64 {
     }
 }
 
-/// Puts a candidate in this thread's pool (sorted by score, best last), if it ranks among
-/// the best [`POOL_SIZE`]; a key already there is updated.
-fn offer(c: Candidate) {
+/// Puts a key in this thread's pool (sorted by score, best last) if it ranks among the
+/// best [`POOL_SIZE`]; a key already there is updated. Copies the key (and hashes it) only
+/// when it gets in.
+fn offer(score: u64, db: usize, key: &[u8], hash: impl FnOnce(&[u8]) -> u64) {
     POOL.with(|p| {
         let mut pool = p.borrow_mut();
-        if let Some(i) = pool.iter().position(|x| x.db == c.db && x.key == c.key) {
+        if let Some(i) = pool.iter().position(|x| x.db == db && &*x.key == key) {
             pool.remove(i);
         }
         if pool.len() >= POOL_SIZE {
-            if pool[0].score >= c.score {
+            if pool[0].score >= score {
                 return;
             }
             pool.remove(0);
         }
-        let at = pool.partition_point(|x| x.score < c.score);
+        let at = pool.partition_point(|x| x.score < score);
+        let c = Candidate {
+            score,
+            db,
+            hash: hash(key),
+            key: key.into(),
+        };
         pool.insert(at, c);
     });
 }
@@ -491,22 +493,12 @@ mod tests {
     fn the_pool_keeps_the_best_candidates_best_last() {
         POOL.with(|p| p.borrow_mut().clear());
         for s in 0..40u64 {
-            offer(Candidate {
-                score: (s * 7) % 40,
-                db: 0,
-                hash: s,
-                key: s.to_string().into_bytes().into(),
-            });
+            offer((s * 7) % 40, 0, s.to_string().as_bytes(), |_| s);
         }
         let scores: Vec<u64> = POOL.with(|p| p.borrow().iter().map(|c| c.score).collect());
         assert_eq!(scores, (24..40).collect::<Vec<_>>());
         // The same key offered again replaces itself.
-        offer(Candidate {
-            score: 100,
-            db: 0,
-            hash: 0,
-            key: b"0".to_vec().into(),
-        });
+        offer(100, 0, b"0", |_| 0);
         let n = POOL.with(|p| p.borrow().iter().filter(|c| &*c.key == b"0").count());
         assert_eq!(n, 1);
         POOL.with(|p| p.borrow_mut().clear());
