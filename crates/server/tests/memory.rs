@@ -184,12 +184,34 @@ fn stats_has_redis_fields_in_redis_order_with_the_key_count() {
     assert!(ratio > 0.0);
 }
 
+fn resident(con: &mut Connection) -> i64 {
+    let fields = stats(con);
+    match fields.iter().find(|(n, _)| n == "allocator.resident") {
+        Some((_, Value::Int(n))) => *n,
+        other => panic!("allocator.resident: {other:?}"),
+    }
+}
+
 #[test]
-fn purge_replies_ok_and_malloc_stats_is_jemallocs_report() {
+fn purge_gives_freed_pages_back_and_malloc_stats_is_jemallocs_report() {
     let s = TestServer::kiln(&[]);
     let mut con = s.client();
+    // 4 MB of values, freed: their pages stay dirty in jemalloc until they decay (10 s)...
+    let value = "x".repeat(100_000);
+    for i in 0..40 {
+        let _: () = redis::cmd("SET")
+            .arg(i)
+            .arg(&value)
+            .query(&mut con)
+            .unwrap();
+    }
+    let _: () = redis::cmd("FLUSHALL").query(&mut con).unwrap();
+    let before = resident(&mut con);
+    // ...or until PURGE returns them at once.
     let ok: String = redis::cmd("MEMORY").arg("PURGE").query(&mut con).unwrap();
     assert_eq!(ok, "OK");
+    let after = resident(&mut con);
+    assert!(after < before, "resident {before} -> {after}");
     let report: String = redis::cmd("MEMORY")
         .arg("MALLOC-STATS")
         .query(&mut con)

@@ -282,9 +282,13 @@ fn memory_purge(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
         for decay in ["dirty_decay_ms", "muzzy_decay_ms"] {
             let name = format!("arena.{arena}.{decay}\0");
             let name = name.as_bytes().name();
-            // Arenas never initialised have no decay to set: nothing to purge there.
-            if let Ok(old) = Access::<isize>::update(name, 0) {
-                let _ = name.write(old);
+            // Arenas never initialised have no decay to read: nothing to purge there.
+            // (Not `update`: it hands jemalloc one buffer for the old and the new value,
+            // so the old value is written back and nothing changes.)
+            if let Ok(old) = Access::<isize>::read(name) {
+                if name.write(0isize).is_ok() {
+                    let _ = name.write(old);
+                }
             }
         }
     }
