@@ -120,10 +120,25 @@ impl Hash {
 
     /// Heap bytes owned.
     pub fn heap_size(&self) -> usize {
-        match &self.repr {
-            Repr::Pack(p) => p.buf.capacity(),
-            Repr::Table(t) => t.heap_size(),
-        }
+        let (fixed, pairs) = self.heap_parts();
+        fixed + pairs.sum::<usize>()
+    }
+
+    /// The heap bytes in two parts, for estimates that sample (MEMORY USAGE): the
+    /// structure's own (a listpack's buffer; a table's index and pair slots), and each
+    /// pair's own allocation beyond its slot (0 when inline), in storage order, one
+    /// allocation each. [`Hash::heap_size`] is their sum.
+    pub fn heap_parts(&self) -> (usize, impl Iterator<Item = usize> + '_) {
+        let (fixed, pairs) = match &self.repr {
+            Repr::Pack(p) => (p.buf.capacity(), None),
+            Repr::Table(t) => (t.structure_size(), Some(&t.pairs)),
+        };
+        (
+            fixed,
+            pairs
+                .into_iter()
+                .flat_map(|d| d.iter().map(Pair::heap_size)),
+        )
     }
 
     /// The value of `field`.
@@ -671,14 +686,13 @@ impl Table {
         }
     }
 
-    fn heap_size(&self) -> usize {
+    /// Heap bytes of the index and the pair slots, without the pairs' own allocations.
+    fn structure_size(&self) -> usize {
         // hashbrown keeps 1/8 of its buckets free: buckets = capacity * 8 / 7.
         let buckets = self.index.capacity() * 8 / 7;
-        let boxed: usize = self.pairs.iter().map(Pair::heap_size).sum();
         buckets * (std::mem::size_of::<u32>() + 1)
             + self.pairs.capacity() * std::mem::size_of::<Pair>()
             + self.pairs.chunks.capacity() * std::mem::size_of::<Vec<Pair>>()
-            + boxed
     }
 
     #[inline]

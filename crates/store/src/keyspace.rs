@@ -118,6 +118,10 @@ struct Expire {
     at: u64,
 }
 
+/// Bytes of one bucket of a shard's expires table (an [`Expire`] and its control byte); a
+/// key with a TTL also owns a copy of its name on the heap.
+pub const EXPIRE_BUCKET: usize = std::mem::size_of::<Expire>() + 1;
+
 /// One shard: its keys, and the deadlines of those that have a TTL.
 pub struct Shard {
     table: Table,
@@ -828,10 +832,15 @@ impl Shard {
         }
     }
 
+    /// Heap bytes of this shard's two tables themselves, `(keys, expires)`: the key table's
+    /// index and entry slots, the expires table's buckets; not what entries own. O(1).
+    pub fn table_memory(&self) -> (usize, usize) {
+        (self.table.memory(), self.expires.capacity() * EXPIRE_BUCKET)
+    }
+
     /// Approximate heap bytes used by this shard's tables and entries.
     pub fn memory(&self) -> usize {
-        let t = self.table.memory();
-        let x = self.expires.capacity() * (std::mem::size_of::<Expire>() + 1);
+        let (t, x) = self.table_memory();
         let heap: usize = self.table.iter().map(|e| e.heap_size()).sum();
         t + x + heap
     }

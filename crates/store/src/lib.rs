@@ -15,6 +15,7 @@ pub mod longdouble;
 pub mod set;
 pub mod stream;
 mod table;
+pub mod usage;
 pub mod util;
 pub mod value;
 pub mod zset;

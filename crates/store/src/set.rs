@@ -164,11 +164,24 @@ impl Set {
 
     /// Heap bytes owned.
     pub fn heap_size(&self) -> usize {
-        match &self.repr {
-            Repr::Ints(i) => i.heap_size(),
-            Repr::Small(s) => s.buf.capacity(),
-            Repr::Table(t) => std::mem::size_of::<Table>() + t.heap_size(),
-        }
+        let (fixed, members) = self.heap_parts();
+        fixed + members.sum::<usize>()
+    }
+
+    /// The heap bytes in two parts, for estimates that sample (MEMORY USAGE): the
+    /// structure's own (an intset's or a small set's buffer; a table's index and member
+    /// slots), and each member's own allocation beyond its slot (0 when inline), in storage
+    /// order, one allocation each. [`Set::heap_size`] is their sum.
+    pub fn heap_parts(&self) -> (usize, impl Iterator<Item = usize> + '_) {
+        let (fixed, table) = match &self.repr {
+            Repr::Ints(i) => (i.heap_size(), None),
+            Repr::Small(s) => (s.buf.capacity(), None),
+            Repr::Table(t) => (std::mem::size_of::<Table>() + t.structure_size(), Some(t)),
+        };
+        (
+            fixed,
+            table.into_iter().flat_map(|t| t.members.member_heap()),
+        )
     }
 
     /// The member at position `i` (< len): ascending order for an intset, storage order for
@@ -762,18 +775,19 @@ impl Dense {
         self.chunks.iter().flatten()
     }
 
-    fn heap_size(&self) -> usize {
+    /// Heap bytes of the chunks, without the members' own allocations.
+    fn structure_size(&self) -> usize {
         let slots: usize = self.chunks.iter().map(Vec::capacity).sum();
-        let boxed: usize = self
-            .iter()
-            .map(|m| match m {
-                Member::Heap(b) => b.len(),
-                Member::Inline { .. } => 0,
-            })
-            .sum();
         self.chunks.capacity() * std::mem::size_of::<Vec<Member>>()
             + slots * std::mem::size_of::<Member>()
-            + boxed
+    }
+
+    /// Each member's own allocation (0 when inline), in storage order.
+    fn member_heap(&self) -> impl Iterator<Item = usize> + '_ {
+        self.iter().map(|m| match m {
+            Member::Heap(b) => b.len(),
+            Member::Inline { .. } => 0,
+        })
     }
 }
 
@@ -802,14 +816,15 @@ impl Table {
         }
     }
 
-    fn heap_size(&self) -> usize {
+    /// Heap bytes of the index and the member slots, without the members' own allocations.
+    fn structure_size(&self) -> usize {
         // hashbrown: one u32 and one control byte per bucket; buckets ~ capacity * 8 / 7.
         let buckets = if self.index.capacity() == 0 {
             0
         } else {
             (self.index.capacity() * 8 / 7).next_power_of_two()
         };
-        self.members.heap_size() + buckets * (std::mem::size_of::<u32>() + 1)
+        self.members.structure_size() + buckets * (std::mem::size_of::<u32>() + 1)
     }
 
     /// The position of `m`, if it is a member.

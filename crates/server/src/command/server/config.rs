@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::lazyfree::LAZYFREED;
-use super::{enabled_for, help_reply};
+use super::{container, enabled_for, help_reply};
 use crate::command::flags::*;
 use crate::command::{CommandSpec, Ctx, Keys};
 use crate::config::{self, Config, Kind, Param};
@@ -73,15 +73,6 @@ pub(super) const CONFIG: CommandSpec = CommandSpec::new("config", -2, 0, Keys::N
     .summary("A container for server configuration commands")
     .complexity("Depends on subcommand.")
     .subcommands(CONFIG_SUBCOMMANDS);
-
-/// The `CONFIG` container itself: the dispatcher always resolves a subcommand first, so
-/// this only answers if it is ever called directly.
-fn container(_cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    Err(CommandError::unknown_subcommand(
-        args[0],
-        args.get(1).copied().unwrap_or_default(),
-    ))
-}
 
 /// `CONFIG GET parameter [parameter ...]`: name/value pairs of every parameter matching
 /// any of the glob patterns. O(N) in the number of parameters.

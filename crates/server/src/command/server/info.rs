@@ -175,14 +175,14 @@ fn info_server(cx: &mut Ctx, s: &mut String) {
 }
 
 /// Connection counts and the largest buffers among them.
-struct ClientSummary {
-    connected: usize,
+pub(super) struct ClientSummary {
+    pub connected: usize,
     max_query: u64,
     max_output: u64,
-    buffers: u64,
+    pub buffers: u64,
 }
 
-fn client_summary(server: &Server) -> ClientSummary {
+pub(super) fn client_summary(server: &Server) -> ClientSummary {
     let clients = server.clients.lock();
     let mut c = ClientSummary {
         connected: clients.len(),
@@ -228,7 +228,7 @@ fn info_clients(cx: &mut Ctx, s: &mut String) {
 }
 
 /// Redis's `bytesToHuman`.
-fn human(n: u64) -> String {
+pub(super) fn human(n: u64) -> String {
     const K: u64 = 1024;
     let d = n as f64;
     let units = [
@@ -259,7 +259,7 @@ fn ratio(a: u64, b: u64) -> f64 {
 }
 
 /// The jemalloc version as Redis names its allocator: `jemalloc-5.3.0`.
-fn allocator_name() -> &'static str {
+pub(super) fn allocator_name() -> &'static str {
     static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     NAME.get_or_init(|| match tikv_jemalloc_ctl::version::read() {
         Ok(v) => format!("jemalloc-{}", v.split('-').next().unwrap_or(v)),
@@ -279,19 +279,120 @@ fn total_system_memory() -> u64 {
         .unwrap_or(0)
 }
 
+/// One database's share of the overhead: its key count and its tables' own bytes.
+pub(super) struct DbOverhead {
+    pub db: usize,
+    pub keys: u64,
+    /// The key tables' index and entry slots (Redis's `overhead.hashtable.main`).
+    pub main: u64,
+    /// The expires tables' buckets (Redis's `overhead.hashtable.expires`).
+    pub expires: u64,
+}
+
+/// The memory figures INFO memory and MEMORY STATS both report, computed in one place.
+/// Overhead is what Redis counts as overhead (memory at start-up, client buffers, script
+/// caches, each database's tables); the dataset is the rest of what is allocated.
+pub(super) struct MemoryFigures {
+    pub used: u64,
+    pub peak: u64,
+    pub startup: u64,
+    /// jemalloc's `stats.active` and `stats.resident`.
+    pub active: u64,
+    pub resident: u64,
+    /// The process's resident set size.
+    pub rss: u64,
+    pub clients_normal: u64,
+    /// Kiln does not measure these apart yet (the feed's backlog and the AOF buffer live
+    /// in the feed; replica links are clients): reported as 0, as INFO always did.
+    pub clients_slaves: u64,
+    pub repl_backlog: u64,
+    pub aof_buffer: u64,
+    /// Cached EVAL scripts' bodies, and the function libraries' code.
+    pub lua_caches: u64,
+    pub functions_caches: u64,
+    /// Databases that hold keys, in order.
+    pub dbs: Vec<DbOverhead>,
+    pub keys: u64,
+    pub overhead: u64,
+    pub dataset: u64,
+}
+
+impl MemoryFigures {
+    /// Reads the allocator and walks every shard once (`Keys::WalkAll`: each locked on its
+    /// own, briefly, except inside EXEC). O(databases x shards).
+    pub fn read(cx: &mut Ctx) -> Self {
+        let server = cx.server;
+        let used = server.used_memory();
+        let peak = server.metrics.mem_peak.load(Relaxed).max(used);
+        let startup = server.metrics.mem_startup.load(Relaxed);
+        let mut dbs = Vec::new();
+        for db in 0..server.keyspace.dbs.len() {
+            let mut d = DbOverhead {
+                db,
+                keys: 0,
+                main: 0,
+                expires: 0,
+            };
+            for idx in 0..SHARDS {
+                if let Ok((k, (m, x))) = cx.visit(db, idx, |sh| (sh.len(), sh.table_memory())) {
+                    d.keys += k as u64;
+                    d.main += m as u64;
+                    d.expires += x as u64;
+                }
+            }
+            if d.keys > 0 {
+                dbs.push(d);
+            }
+        }
+        let lua_caches = server.scripts.memory();
+        let functions_caches = crate::command::scripting::functions::library_codes(server)
+            .iter()
+            .map(|c| c.len() as u64)
+            .sum();
+        let clients_normal = client_summary(server).buffers;
+        let tables: u64 = dbs.iter().map(|d| d.main + d.expires).sum();
+        let overhead = startup + clients_normal + lua_caches + functions_caches + tables;
+        Self {
+            used,
+            peak,
+            startup,
+            active: tikv_jemalloc_ctl::stats::active::read().unwrap_or(0) as u64,
+            resident: tikv_jemalloc_ctl::stats::resident::read().unwrap_or(0) as u64,
+            rss: sys::rss_bytes(),
+            clients_normal,
+            clients_slaves: 0,
+            repl_backlog: 0,
+            aof_buffer: 0,
+            lua_caches,
+            functions_caches,
+            keys: dbs.iter().map(|d| d.keys).sum(),
+            dbs,
+            overhead,
+            dataset: used.saturating_sub(overhead),
+        }
+    }
+
+    /// Allocated bytes beyond those held at start-up.
+    pub fn net(&self) -> u64 {
+        self.used.saturating_sub(self.startup)
+    }
+}
+
 fn info_memory(cx: &mut Ctx, s: &mut String) {
     let server = cx.server;
-    let used = server.used_memory();
-    let peak = server.metrics.mem_peak.load(Relaxed).max(used);
-    let startup = server.metrics.mem_startup.load(Relaxed);
-    let active = tikv_jemalloc_ctl::stats::active::read().unwrap_or(0) as u64;
-    let resident = tikv_jemalloc_ctl::stats::resident::read().unwrap_or(0) as u64;
-    let rss = sys::rss_bytes();
-    let clients = client_summary(server).buffers;
-    // Kiln does not account per-structure overhead: the fixed part is what the server had
-    // allocated at start, plus client buffers; the rest counts as dataset.
-    let overhead = startup + clients;
-    let dataset = used.saturating_sub(overhead);
+    let m = MemoryFigures::read(cx);
+    let MemoryFigures {
+        used,
+        peak,
+        startup,
+        active,
+        resident,
+        rss,
+        overhead,
+        dataset,
+        ..
+    } = m;
+    let clients = m.clients_normal;
     let total_mem = total_system_memory();
     let (maxmemory, policy) = {
         let c = server.config.read();
@@ -319,7 +420,7 @@ fn info_memory(cx: &mut Ctx, s: &mut String) {
         s,
         "used_memory_dataset_perc",
         "{:.2}%",
-        ratio(dataset * 100, used.saturating_sub(startup))
+        ratio(dataset * 100, m.net())
     );
     field!(s, "allocator_allocated", "{used}");
     field!(s, "allocator_active", "{active}");
@@ -327,7 +428,7 @@ fn info_memory(cx: &mut Ctx, s: &mut String) {
     field!(s, "total_system_memory", "{total_mem}");
     field!(s, "total_system_memory_human", "{}", human(total_mem));
     let lua = crate::command::scripting::lua_memory() as u64;
-    let scripts = server.scripts.memory();
+    let scripts = m.lua_caches;
     field!(s, "used_memory_lua", "{lua}");
     field!(s, "used_memory_lua_human", "{}", human(lua));
     field!(s, "used_memory_scripts", "{scripts}");
@@ -355,12 +456,12 @@ fn info_memory(cx: &mut Ctx, s: &mut String) {
         "{}",
         server.mem_not_counted_for_evict()
     );
-    field!(s, "mem_replication_backlog", "0");
-    field!(s, "mem_total_replication_buffers", "0");
-    field!(s, "mem_clients_slaves", "0");
+    field!(s, "mem_replication_backlog", "{}", m.repl_backlog);
+    field!(s, "mem_total_replication_buffers", "{}", m.repl_backlog);
+    field!(s, "mem_clients_slaves", "{}", m.clients_slaves);
     field!(s, "mem_clients_normal", "{clients}");
     field!(s, "mem_cluster_links", "0");
-    field!(s, "mem_aof_buffer", "0");
+    field!(s, "mem_aof_buffer", "{}", m.aof_buffer);
     field!(s, "mem_allocator", "{}", allocator_name());
     field!(s, "active_defrag_running", "0");
     field!(

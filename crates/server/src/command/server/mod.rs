@@ -1,5 +1,5 @@
 //! Server commands: INFO, CONFIG, DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, TIME, LASTSAVE, SAVE,
-//! BGSAVE, SHUTDOWN and DEBUG, one file per command (FLUSHDB and FLUSHALL share one), each
+//! BGSAVE, SHUTDOWN, DEBUG and MEMORY, one file per command (FLUSHDB and FLUSHALL share one), each
 //! with its table entry, handler, helpers and tests. This file assembles the family's
 //! table and holds what several of them share.
 
@@ -11,13 +11,14 @@ mod flush;
 mod info;
 mod lastsave;
 mod lazyfree;
+mod memory;
 mod save;
 mod shutdown;
 mod swapdb;
 mod time;
 
 use super::{CommandSpec, Ctx};
-use crate::error::{CmdResult, CLIENT_NAME, E};
+use crate::error::{CmdResult, CommandError, CLIENT_NAME, E};
 use crate::reply::Out;
 
 pub use config::rewrite_config_text;
@@ -36,7 +37,17 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
     bgsave::BGSAVE,
     shutdown::SHUTDOWN,
     debug::DEBUG,
+    memory::MEMORY,
 ];
+
+/// A subcommand family's container itself (CONFIG, MEMORY): the dispatcher always resolves
+/// a subcommand first, so this only answers if it is ever called directly.
+fn container(_cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    Err(CommandError::unknown_subcommand(
+        args[0],
+        args.get(1).copied().unwrap_or_default(),
+    ))
+}
 
 /// Writes a HELP reply the way Redis lays it out: a header, the given lines, then HELP.
 pub(crate) fn help_reply(out: &mut Out, cmd: &str, lines: &[&str]) {
