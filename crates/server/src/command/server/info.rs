@@ -352,8 +352,8 @@ fn info_memory(cx: &mut Ctx, s: &mut String) {
     field!(s, "mem_not_counted_for_evict", "0");
     field!(s, "mem_replication_backlog", "0");
     field!(s, "mem_total_replication_buffers", "0");
-    field!(s, "mem_clients_slaves", "0");
-    field!(s, "mem_clients_normal", "{clients}");
+    field!(s, "mem_clients_slaves", "{}", server.clients.mem.replicas());
+    field!(s, "mem_clients_normal", "{}", server.clients.mem.normal());
     field!(s, "mem_cluster_links", "0");
     field!(s, "mem_aof_buffer", "0");
     field!(s, "mem_allocator", "{}", allocator_name());
@@ -512,7 +512,8 @@ fn info_stats(cx: &mut Ctx, s: &mut String) {
     field!(s, "expired_time_cap_reached_count", "0");
     field!(s, "expire_cycle_cpu_milliseconds", "0");
     field!(s, "evicted_keys", "0");
-    field!(s, "evicted_clients", "0");
+    let evicted_clients = cx.server.clients.mem.evicted.load(Relaxed);
+    field!(s, "evicted_clients", "{evicted_clients}");
     field!(s, "total_eviction_exceeded_time", "0");
     field!(s, "current_eviction_exceeded_time", "0");
     field!(s, "keyspace_hits", "{}", st.sum(|t| &t.keyspace_hits));
