@@ -121,6 +121,8 @@ pub const PARAMS: &[Param] = &[
         "1073741824",
         true,
     ),
+    // Bytes, or a percentage of `maxmemory` kept as written ("10%"); 0 is off.
+    p("maxmemory-clients", Kind::Special, "0", true),
     p("maxmemory", Kind::Memory, "0", true),
     p("maxmemory-policy", Kind::Enum(POLICIES), "noeviction", true),
     p("maxmemory-samples", Kind::Int(1, I32MAX), "5", true),
@@ -346,7 +348,12 @@ pub fn parse_memory(s: &str) -> Option<u64> {
     let split = l.find(|c: char| !c.is_ascii_digit()).unwrap_or(l.len());
     let (num, unit) = l.split_at(split);
     let n: u64 = num.parse().ok()?;
-    let mul: u64 = match unit {
+    n.checked_mul(memory_unit(unit)?)
+}
+
+/// What a unit of Redis's memory values multiplies by (`kb` is 1024, `k` 1000).
+fn memory_unit(unit: &str) -> Option<u64> {
+    Some(match unit {
         "" | "b" => 1,
         "k" => 1000,
         "kb" => 1024,
@@ -355,8 +362,7 @@ pub fn parse_memory(s: &str) -> Option<u64> {
         "g" => 1000 * 1000 * 1000,
         "gb" => 1024 * 1024 * 1024,
         _ => return None,
-    };
-    n.checked_mul(mul)
+    })
 }
 
 impl Config {
@@ -631,7 +637,63 @@ fn normalise_special(name: &str, args: &[String]) -> Result<String, String> {
                 .join(" "))
         }
         "notify-keyspace-events" => notify_flags(&args.join(" ")),
+        "maxmemory-clients" => match args {
+            [one] => memory_or_percent(one),
+            _ => Err("wrong number of arguments".into()),
+        },
         _ => Ok(words.join(" ")),
+    }
+}
+
+/// `maxmemory-clients`: a byte size with Redis's units, or `N%` of `maxmemory` (N from 0
+/// to 100, written as a plain integer). Like Redis, a size too big for 64 bits wraps, and
+/// one that lands negative reads as a percentage (so `99999999999999999999` is `1%`).
+fn memory_or_percent(v: &str) -> Result<String, String> {
+    const BAD: &str = "argument must be a memory or percent value";
+    const OVER: &str = "percentage argument must be less or equal to 100";
+    if let Some(n) = v.strip_suffix('%').filter(|n| !n.is_empty()) {
+        let pct = crate::util::parse_i64(n.as_bytes())
+            .filter(|&p| p >= 0)
+            .ok_or(BAD)?;
+        return match pct {
+            0 => Ok("0".into()),
+            1..=100 => Ok(format!("{pct}%")),
+            _ => Err(OVER.into()),
+        };
+    }
+    let l = v.to_ascii_lowercase();
+    let split = l.find(|c: char| !c.is_ascii_digit()).unwrap_or(l.len());
+    let (num, unit) = l.split_at(split);
+    let mul = memory_unit(unit).ok_or(BAD)?;
+    // No digits reads as 0; too many saturate (strtoull), then the unit wraps.
+    let n = if num.is_empty() {
+        0
+    } else {
+        num.parse::<u64>().unwrap_or(u64::MAX)
+    };
+    let bytes = n.wrapping_mul(mul) as i64;
+    match bytes {
+        0.. => Ok(bytes.to_string()),
+        -100..=-1 => Ok(format!("{}%", -bytes)),
+        _ => Err(OVER.into()),
+    }
+}
+
+/// `maxmemory-clients` in bytes given `maxmemory`: 0 when off (0, or a percentage of an
+/// unlimited `maxmemory`), otherwise at least 128 KiB, Redis's floor, so that a tiny value
+/// cannot leave every client evicted.
+pub fn client_eviction_limit(maxmemory_clients: &str, maxmemory: u64) -> u64 {
+    let bytes = match maxmemory_clients.strip_suffix('%') {
+        Some(pct) => {
+            let pct: u64 = pct.parse().unwrap_or(0);
+            (maxmemory as f64 * pct as f64 / 100.0) as u64
+        }
+        None => maxmemory_clients.parse().unwrap_or(0),
+    };
+    if bytes == 0 {
+        0
+    } else {
+        bytes.max(128 * 1024)
     }
 }
 

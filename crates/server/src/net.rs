@@ -271,11 +271,8 @@ impl Output {
             wait_aof_synced(server).await;
         }
         if let Some(s) = how.messages {
+            // (Logged as the connection ends.)
             if s.overflowed.load(Relaxed) {
-                tracing::info!(
-                    "Client {} closed for overcoming of output buffer limits.",
-                    handle.id
-                );
                 return false;
             }
             if self.pending() == 0 {
@@ -325,7 +322,110 @@ const READ_CHUNK: usize = 16 * 1024;
 
 /// Unsent reply bytes that output limits do not count: Redis's per-client reply buffer
 /// (only what overflows it into the reply list counts there).
-const REPLY_BUF: usize = 16 * 1024;
+const REPLY_BUF: usize = crate::command::client::REPLY_BUF as usize;
+
+/// What a connection costs besides its buffers: its state, its handle, its parser.
+const CLIENT_BASE: usize = std::mem::size_of::<Client>()
+    + std::mem::size_of::<ClientHandle>()
+    + std::mem::size_of::<RequestParser>();
+
+/// What a connection last reported of the memory it holds (CLIENT LIST's `qbuf`,
+/// `qbuf-free`, `rbs`, `multi-mem`, `tot-mem`; the totals `maxmemory-clients` limits).
+#[derive(Default)]
+struct Held {
+    total: usize,
+    /// Commands of the MULTI queue already counted in `multi_bytes`.
+    multi_len: usize,
+    multi_bytes: usize,
+}
+
+impl Held {
+    /// Reports what the connection holds now: its read buffer's and reply buffer's
+    /// capacities and its MULTI queue (only commands queued since the last report are
+    /// measured). True if the total grew. A subscriber's queued messages are counted by
+    /// its queue.
+    fn report(
+        &mut self,
+        h: &ClientHandle,
+        rbuf: &[u8],
+        start: usize,
+        rbuf_cap: usize,
+        reply_cap: usize,
+        multi: Option<&crate::command::transaction::Multi>,
+    ) -> bool {
+        h.query_buf.store((rbuf.len() - start) as u64, Relaxed);
+        h.query_free.store((rbuf_cap - rbuf.len()) as u64, Relaxed);
+        h.reply_cap.store(reply_cap as u64, Relaxed);
+        match multi {
+            Some(m) if m.queue.len() >= self.multi_len => {
+                for cmd in &m.queue[self.multi_len..] {
+                    let args: usize = cmd.iter().map(|a| a.capacity() + ARG_COST).sum();
+                    self.multi_bytes += args + ARG_COST;
+                }
+                self.multi_len = m.queue.len();
+            }
+            _ => {
+                self.multi_len = 0;
+                self.multi_bytes = 0;
+            }
+        }
+        h.multi_mem.store(self.multi_bytes as u64, Relaxed);
+        let total = CLIENT_BASE + rbuf_cap + reply_cap + self.multi_bytes;
+        if total == self.total {
+            return false;
+        }
+        let grew = total > self.total;
+        self.total = total;
+        h.set_conn_mem(total as u64);
+        grew
+    }
+}
+
+/// What a queued command costs besides its arguments' bytes: a `Vec` header per argument
+/// and one for the command.
+const ARG_COST: usize = std::mem::size_of::<Vec<u8>>();
+
+/// Client eviction (`maxmemory-clients`): while the normal and pub/sub clients together
+/// hold the limit or more, closes the evictable client that holds the most (never a
+/// replica, the primary's link, or a client with CLIENT NO-EVICT ON). What an evicted
+/// client held leaves the totals at once; its connection closes after its current
+/// command. One thread evicts at a time: another finding the limit crossed meanwhile goes
+/// on, and the one evicting sees what it added. O(N log N) in clients, only when over.
+fn evict_clients(server: &Server) {
+    let totals = &server.clients.mem;
+    let Some(mut last_warning) = totals.evicting.try_lock() else {
+        return;
+    };
+    if !totals.over_limit() {
+        return;
+    }
+    let mut candidates: Vec<(u64, Arc<ClientHandle>)> = server
+        .clients
+        .lock()
+        .values()
+        .filter(|h| !h.killed.load(Relaxed))
+        .map(|h| (h.memory(), h.clone()))
+        .collect();
+    candidates.retain(|(_, h)| crate::command::client::evictable(h));
+    candidates.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
+    for (_, h) in candidates {
+        if !totals.over_limit() {
+            return;
+        }
+        tracing::info!(
+            "Evicting client: {}",
+            crate::command::client::info_line(server, &h)
+        );
+        h.kill();
+        h.release_mem();
+        totals.evicted.fetch_add(1, Relaxed);
+    }
+    let now = crate::clock::now_ms();
+    if totals.over_limit() && now.saturating_sub(*last_warning) >= 1000 {
+        *last_warning = now;
+        tracing::warn!("Over client maxmemory after evicting all evictable clients");
+    }
+}
 
 async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
@@ -340,7 +440,10 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
         use std::os::fd::AsRawFd;
         stream.as_raw_fd()
     };
-    let handle = Arc::new(ClientHandle::new(id, peer.to_string(), laddr, fd, now));
+    let handle = Arc::new(
+        ClientHandle::new(id, peer.to_string(), laddr, fd, now)
+            .with_totals(server.clients.mem.clone()),
+    );
     let admitted = {
         let mut clients = server.clients.lock();
         let ok = (clients.len() as u64) < server.hot.maxclients.load(Relaxed);
@@ -368,6 +471,7 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
     let mut start = 0usize; // parsed-up-to offset in rbuf
     let mut parser = RequestParser::new();
     let mut out = Output::default();
+    let mut held = Held::default();
     // False right after a blocked command finished: requests already buffered behind it
     // run before the socket is read again.
     let mut need_read = true;
@@ -441,14 +545,27 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
             // before anything in it runs (no reply).
             let pending = rbuf.len() - start;
             if pending as u64 > server.hot.client_query_buffer_limit.load(Relaxed) {
-                let head = &rbuf[start..start + pending.min(64)];
+                let (rcap, ocap) = (rbuf.capacity(), out.buf.capacity());
+                held.report(&handle, &rbuf, start, rcap, ocap, None);
                 tracing::warn!(
-                    "Closing client that reached max query buffer length: id={id} addr={} \
-                     qbuf={pending} (qbuf initial bytes: {:?})",
-                    handle.addr,
-                    String::from_utf8_lossy(head)
+                    "Closing client that reached max query buffer length: {} (qbuf initial bytes: {})",
+                    crate::command::client::info_line(&server, &handle),
+                    kiln_formats::aof::manifest::sdscatrepr(&rbuf[start..start + pending.min(64)])
                 );
                 break;
+            }
+            // What arrived is held now (CLIENT LIST shows the running command's bytes in
+            // `qbuf`, as Redis does); a read buffer grown for a big argument may cross
+            // `maxmemory-clients`.
+            let (rcap, ocap) = (rbuf.capacity(), out.buf.capacity());
+            let multi = client.multi.as_ref();
+            if held.report(&handle, &rbuf, start, rcap, ocap, multi)
+                && server.clients.mem.over_limit()
+            {
+                evict_clients(&server);
+                if handle.killed.load(Relaxed) {
+                    break;
+                }
             }
         }
         need_read = true;
@@ -462,10 +579,12 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
         let obuf_limits = output_limits(&server, client.subscriber.is_some());
         let mut protocol_error = None;
         let mut over_output_limit = false;
+        let mut evicted = false;
         // Changes made by this batch (the counter is this worker thread's own, and nothing
         // else runs on the thread while the batch executes).
         let dirty_before = stats.dirty.load(Relaxed);
         {
+            let mut held_reply_cap = out.buf.capacity();
             let mut cx = Ctx::new(&server, &mut client, &mut out.buf);
             let mut argv: Vec<&[u8]> = Vec::new();
             let mut owned: Vec<Vec<u8>>;
@@ -504,6 +623,21 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
                             over_output_limit = true;
                             break;
                         }
+                        // Replies grew the buffer: what the client holds grew with it.
+                        if cx.out.buf.capacity() != held_reply_cap {
+                            held_reply_cap = cx.out.buf.capacity();
+                            let multi = cx.client.multi.as_ref();
+                            let rcap = rbuf.capacity();
+                            if held.report(&handle, &rbuf, start, rcap, held_reply_cap, multi)
+                                && server.clients.mem.over_limit()
+                            {
+                                evict_clients(&server);
+                                if handle.killed.load(Relaxed) {
+                                    evicted = true;
+                                    break;
+                                }
+                            }
+                        }
                         if cx.client.close_after_reply
                             || cx.client.blocked.is_some()
                             || cx.client.repl.action.is_some()
@@ -532,10 +666,16 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
         }
         if over_output_limit {
             // Redis drops the client at once, and its pending replies with it.
+            handle.output_buf.store(out.pending() as u64, Relaxed);
+            let (rcap, ocap) = (rbuf.capacity(), out.buf.capacity());
+            held.report(&handle, &rbuf, start, rcap, ocap, None);
             tracing::warn!(
-                "Client id={id} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
-                handle.addr
+                "Client {} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                crate::command::client::info_line(&server, &handle)
             );
+            break;
+        }
+        if evicted {
             break;
         }
         if let Some(e) = protocol_error {
@@ -543,7 +683,16 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
             client.close_after_reply = true;
             tracing::debug!("Protocol error from client {id}: {e}");
         }
-        handle.query_buf.store((rbuf.len() - start) as u64, Relaxed);
+        handle.output_buf.store(out.pending() as u64, Relaxed);
+        let (rcap, ocap) = (rbuf.capacity(), out.buf.capacity());
+        held.report(&handle, &rbuf, start, rcap, ocap, client.multi.as_ref());
+        // Whoever grew (this client, or subscribers of what it published) pays here.
+        if server.clients.mem.over_limit() {
+            evict_clients(&server);
+            if handle.killed.load(Relaxed) {
+                break;
+            }
+        }
         let how = Flush {
             durable: server.aof.fsync_always() && stats.dirty.load(Relaxed) != dirty_before,
             messages: client.subscriber.as_deref(),
@@ -645,6 +794,16 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
             rbuf.shrink_to(READ_CHUNK);
         }
     }
+    if client
+        .subscriber
+        .as_ref()
+        .is_some_and(|s| s.overflowed.load(Relaxed))
+    {
+        tracing::warn!(
+            "Client {} scheduled to be closed ASAP for overcoming of output buffer limits.",
+            crate::command::client::info_line(&server, &handle)
+        );
+    }
 }
 
 /// A registered connection's client. Dropping it undoes everything the connection left in
@@ -683,5 +842,6 @@ impl Drop for Registered {
             crate::command::transaction::unwatch_all(&mut cx);
         }
         server.clients.lock().remove(&client.id);
+        client.handle.release_mem();
     }
 }

@@ -27,7 +27,9 @@ pub struct Subscriber {
     pub client_id: u64,
     pub resp3: AtomicBool,
     queue: Mutex<VecDeque<Frame>>,
-    queued_bytes: AtomicU64,
+    /// Bytes queued: the connection's `ClientHandle::msg_bytes` when it has one, so that
+    /// CLIENT LIST and client eviction see them.
+    queued_bytes: Arc<AtomicU64>,
     /// When the queue first went over the soft limit (unix ms), 0 if it is under.
     soft_since: AtomicU64,
     /// Set when the subscriber went over its output limit: the connection closes.
@@ -47,12 +49,17 @@ impl Subscriber {
         resp3: bool,
         handle: Option<Arc<crate::registry::ClientHandle>>,
     ) -> Self {
+        let queued_bytes = handle
+            .as_ref()
+            .map(|h| h.msg_bytes.clone())
+            .unwrap_or_default();
+        queued_bytes.store(0, Relaxed);
         Self {
             handle,
             client_id,
             resp3: AtomicBool::new(resp3),
             queue: Mutex::new(VecDeque::new()),
-            queued_bytes: AtomicU64::new(0),
+            queued_bytes,
             soft_since: AtomicU64::new(0),
             overflowed: AtomicBool::new(false),
             notify: tokio::sync::Notify::new(),
@@ -73,6 +80,9 @@ impl Subscriber {
             q.push_back(f);
             self.queued_bytes.fetch_add(len, Relaxed) + len
         };
+        if let Some(h) = &self.handle {
+            h.set_queue_mem(queued);
+        }
         if limits.hard > 0 && queued > limits.hard {
             self.overflow();
             return false;
@@ -98,6 +108,7 @@ impl Subscriber {
         drop(q);
         self.notify.notify_one();
         if let Some(h) = &self.handle {
+            h.set_queue_mem(0);
             h.kill();
         }
     }
@@ -111,8 +122,12 @@ impl Subscriber {
             out.extend_from_slice(&f);
         }
         if n > 0 {
-            self.queued_bytes.fetch_sub(n, Relaxed);
+            let left = self.queued_bytes.fetch_sub(n, Relaxed) - n;
             self.soft_since.store(0, Relaxed);
+            drop(q);
+            if let Some(h) = &self.handle {
+                h.set_queue_mem(left);
+            }
         }
     }
 

@@ -239,6 +239,12 @@ impl Server {
         self.hot.obuf_normal.set(class_limits(obuf, "normal"));
         self.pubsub.set_limits(class_limits(obuf, "pubsub"));
         self.repl.refresh_config(&c);
+        self.clients
+            .mem
+            .set_limit(crate::config::client_eviction_limit(
+                c.get("maxmemory-clients"),
+                c.get_u64("maxmemory"),
+            ));
         let e = &self.hot.encoding;
         e.list_max_listpack_size
             .store(c.get_i64("list-max-listpack-size"), Relaxed);

@@ -9,12 +9,9 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{Raw, TestServer};
-
-/// How long a poll waits for a state before the test fails (a bound, not a measurement).
-const PATIENCE: Duration = Duration::from_secs(60);
+use support::{client_line, list_field, poll, servers, Raw, TestServer, PATIENCE};
 
 /// A `/proc/<pid>/status` field in bytes (`VmRSS`, `VmHWM`).
 fn proc_bytes(pid: u32, field: &str) -> u64 {
@@ -36,44 +33,6 @@ fn info_u64(c: &mut Raw, section: &str, field: &str) -> u64 {
         .trim()
         .parse()
         .unwrap()
-}
-
-/// Calls `f` until it returns `Some`, failing after [`PATIENCE`].
-fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// The CLIENT LIST line of the client named `name`, if it is connected.
-fn client_line(observer: &mut Raw, name: &str) -> Option<String> {
-    let list = observer.cmd(&["CLIENT", "LIST"]);
-    list.lines()
-        .find(|l| l.contains(&format!(" name={name} ")))
-        .map(str::to_string)
-}
-
-/// A numeric field (`qbuf`, `omem`) of a CLIENT LIST line.
-fn list_field(line: &str, field: &str) -> u64 {
-    line.split(' ')
-        .find_map(|kv| kv.strip_prefix(&format!("{field}=")))
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-/// Kiln, and Redis where it is installed, started with the same arguments.
-fn servers(extra: &[&str]) -> Vec<(&'static str, TestServer)> {
-    let mut v = vec![("kiln", TestServer::kiln(extra))];
-    if let Some(r) = TestServer::redis(extra) {
-        v.push(("redis", r));
-    }
-    v
 }
 
 /// Reads until the server closes the connection; returns what arrived (a reset counts

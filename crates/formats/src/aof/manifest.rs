@@ -318,8 +318,14 @@ fn repr(name: &str) -> String {
     if plain && !name.is_empty() {
         return name.to_string();
     }
+    sdscatrepr(name.as_bytes())
+}
+
+/// Bytes quoted with escapes as Redis's `sdscatrepr` writes them (its log lines use it for
+/// client data too).
+pub fn sdscatrepr(bytes: &[u8]) -> String {
     let mut s = String::from("\"");
-    for c in name.bytes() {
+    for &c in bytes {
         match c {
             b'\\' => s.push_str("\\\\"),
             b'"' => s.push_str("\\\""),

@@ -338,15 +338,21 @@ fn client_line(s: &mut String, server: &Server, h: &ClientHandle, now: u64, argv
         .get(h.last_cmd.load(Relaxed) as usize)
         .map_or("NULL", |n| n.as_str());
     let qbuf = h.query_buf.load(Relaxed);
-    let omem = h.output_buf.load(Relaxed);
-    // The reply buffer starts at 16 KiB (see net.rs).
-    let rbs = 16 * 1024u64;
-    let tot_mem = qbuf + omem + rbs + argv_mem as u64;
+    let pending = h.output_buf.load(Relaxed);
+    let queued = h.msg_bytes.load(Relaxed);
+    // Kiln keeps a connection's replies in one buffer, shown as Redis shows its own: the
+    // first 16 KiB unsent as the reply buffer's (`obl`), the rest as the reply list
+    // (`omem`, in `oll` blocks of 16 KiB), with a subscriber's queued messages. `omem` is
+    // what the output buffer limits measure.
+    let obl = pending.min(REPLY_BUF);
+    let omem = pending.saturating_sub(REPLY_BUF) + queued;
+    let oll = omem.div_ceil(REPLY_BUF);
+    let tot_mem = h.memory() + argv_mem as u64;
     let _ = writeln!(
         s,
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} \
-         ssub={} multi={} qbuf={} qbuf-free=0 argv-mem={} multi-mem=0 rbs={} rbp=0 obl=0 \
-         oll=0 omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={}",
+         ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp=0 obl={} \
+         oll={} omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={}",
         h.id,
         h.addr,
         h.laddr,
@@ -361,14 +367,37 @@ fn client_line(s: &mut String, server: &Server, h: &ClientHandle, now: u64, argv
         h.ssub.load(Relaxed),
         multi,
         qbuf,
+        h.query_free.load(Relaxed),
         argv_mem,
-        rbs,
+        h.multi_mem.load(Relaxed),
+        h.reply_cap.load(Relaxed),
+        obl,
+        oll,
         omem,
         tot_mem,
-        if omem > 0 { "rw" } else { "r" },
+        if pending + queued > 0 { "rw" } else { "r" },
         cmd,
         h.resp.load(Relaxed),
     );
+}
+
+/// Reply bytes Redis holds in a client's fixed reply buffer before its reply list; the
+/// output buffer limits count only what is past them (see `net.rs`).
+pub const REPLY_BUF: u64 = 16 * 1024;
+
+/// A client's CLIENT LIST line without its newline, as Redis's log lines about a client
+/// show it (client eviction, output and query buffer limits).
+pub fn info_line(server: &Server, h: &ClientHandle) -> String {
+    let mut s = String::with_capacity(320);
+    client_line(&mut s, server, h, crate::clock::now_ms(), 0);
+    s.pop();
+    s
+}
+
+/// Whether client eviction may close this client: not a replica or the primary's link,
+/// not one that asked CLIENT NO-EVICT ON.
+pub fn evictable(h: &ClientHandle) -> bool {
+    !h.info.lock().flags.contains(['S', 'M', 'e'])
 }
 
 /// `CLIENT INFO`: the connection's own CLIENT LIST line. O(1).

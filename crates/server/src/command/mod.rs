@@ -15,7 +15,7 @@ mod aof;
 pub mod args;
 mod bitmap;
 pub mod blocking;
-mod client;
+pub mod client;
 mod connection;
 mod dump;
 mod generic;

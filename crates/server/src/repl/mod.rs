@@ -657,10 +657,10 @@ async fn cron(server: Arc<Server>) {
             if pos != u64::MAX {
                 let pending = end.saturating_sub(pos);
                 if over_limit(r, pending, &limits, now) {
+                    r.handle.output_buf.store(pending, Relaxed);
                     tracing::warn!(
-                        "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
-                        r.handle.id,
-                        r.handle.addr
+                        "Client {} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                        crate::command::client::info_line(&server, &r.handle)
                     );
                     r.handle.kill();
                     continue;

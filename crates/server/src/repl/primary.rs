@@ -131,6 +131,7 @@ async fn serve(
     let capa_eof = client.repl.capa_eof;
     let capa_psync2 = client.repl.capa_psync2;
     handle.info.lock().flags = "S".to_string();
+    handle.set_replica();
     let link = repl.attach(handle.clone(), ip, port, psync.is_none());
     let shown = format!("{}:{}", link.ip, link.port);
     tracing::info!("Replica {shown} asks for synchronization");

@@ -391,3 +391,44 @@ pub fn key_digests(
     run(c, "SELECT 0");
     out
 }
+
+/// How long [`poll`] waits for a state before the test fails (a bound, not a measurement).
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Calls `f` until it returns `Some`, failing after [`PATIENCE`].
+pub fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Kiln, and Redis where it is installed, started with the same arguments.
+pub fn servers(extra: &[&str]) -> Vec<(&'static str, TestServer)> {
+    let mut v = vec![("kiln", TestServer::kiln(extra))];
+    if let Some(r) = TestServer::redis(extra) {
+        v.push(("redis", r));
+    }
+    v
+}
+
+/// The CLIENT LIST line of the client named `name`, if it is connected.
+pub fn client_line(observer: &mut Raw, name: &str) -> Option<String> {
+    let list = observer.cmd(&["CLIENT", "LIST"]);
+    list.lines()
+        .find(|l| l.contains(&format!(" name={name} ")))
+        .map(str::to_string)
+}
+
+/// A numeric field (`qbuf`, `omem`, `tot-mem`) of a CLIENT LIST line.
+pub fn list_field(line: &str, field: &str) -> u64 {
+    line.split(' ')
+        .find_map(|kv| kv.strip_prefix(&format!("{field}=")))
+        .unwrap_or_else(|| panic!("no {field} in {line}"))
+        .parse()
+        .unwrap()
+}

@@ -179,7 +179,6 @@ pub(super) struct ClientSummary {
     pub connected: usize,
     max_query: u64,
     max_output: u64,
-    pub buffers: u64,
 }
 
 pub(super) fn client_summary(server: &Server) -> ClientSummary {
@@ -188,13 +187,11 @@ pub(super) fn client_summary(server: &Server) -> ClientSummary {
         connected: clients.len(),
         max_query: 0,
         max_output: 0,
-        buffers: 0,
     };
     for h in clients.values() {
         let (q, o) = (h.query_buf.load(Relaxed), h.output_buf.load(Relaxed));
         c.max_query = c.max_query.max(q);
         c.max_output = c.max_output.max(o);
-        c.buffers += q + o;
     }
     c
 }
@@ -349,9 +346,12 @@ impl MemoryFigures {
             .iter()
             .map(|c| c.len() as u64)
             .sum();
-        let clients_normal = client_summary(server).buffers;
+        // What connections hold, as client eviction accounts it (`registry::MemTotals`).
+        let clients_normal = server.clients.mem.normal();
+        let clients_slaves = server.clients.mem.replicas();
         let tables: u64 = dbs.iter().map(|d| d.main + d.expires).sum();
-        let overhead = startup + clients_normal + lua_caches + functions_caches + tables;
+        let overhead =
+            startup + clients_normal + clients_slaves + lua_caches + functions_caches + tables;
         Self {
             used,
             peak,
@@ -360,7 +360,7 @@ impl MemoryFigures {
             resident: tikv_jemalloc_ctl::stats::resident::read().unwrap_or(0) as u64,
             rss: sys::rss_bytes(),
             clients_normal,
-            clients_slaves: 0,
+            clients_slaves,
             repl_backlog: 0,
             aof_buffer: 0,
             lua_caches,
@@ -392,7 +392,6 @@ fn info_memory(cx: &mut Ctx, s: &mut String) {
         dataset,
         ..
     } = m;
-    let clients = m.clients_normal;
     let total_mem = total_system_memory();
     let (maxmemory, policy) = {
         let c = server.config.read();
@@ -459,7 +458,7 @@ fn info_memory(cx: &mut Ctx, s: &mut String) {
     field!(s, "mem_replication_backlog", "{}", m.repl_backlog);
     field!(s, "mem_total_replication_buffers", "{}", m.repl_backlog);
     field!(s, "mem_clients_slaves", "{}", m.clients_slaves);
-    field!(s, "mem_clients_normal", "{clients}");
+    field!(s, "mem_clients_normal", "{}", m.clients_normal);
     field!(s, "mem_cluster_links", "0");
     field!(s, "mem_aof_buffer", "{}", m.aof_buffer);
     field!(s, "mem_allocator", "{}", allocator_name());
@@ -618,7 +617,8 @@ fn info_stats(cx: &mut Ctx, s: &mut String) {
     field!(s, "expired_time_cap_reached_count", "0");
     field!(s, "expire_cycle_cpu_milliseconds", "0");
     field!(s, "evicted_keys", "{}", st.sum(|t| &t.evicted_keys));
-    field!(s, "evicted_clients", "0");
+    let evicted_clients = cx.server.clients.mem.evicted.load(Relaxed);
+    field!(s, "evicted_clients", "{evicted_clients}");
     field!(s, "total_eviction_exceeded_time", "0");
     field!(s, "current_eviction_exceeded_time", "0");
     field!(s, "keyspace_hits", "{}", st.sum(|t| &t.keyspace_hits));
