@@ -42,8 +42,9 @@ pub fn run(server: Arc<Server>) {
         // Eviction that ran out of time before a command goes on here (the gauge was just
         // refreshed by the sample).
         if server.memory.over() {
-            crate::evict::perform(&server, &mut LockSet::new(&server.keyspace));
+            crate::command::evict::perform(&server, &mut LockSet::new(&server.keyspace));
         }
+        server.memory.settle(crate::clock::now_ms());
         crate::persist::cron(&server);
     }
 }

@@ -19,8 +19,8 @@ pub struct Server {
     pub config: RwLock<Config>,
     /// Mirrors of config values read on hot paths.
     pub hot: HotConfig,
-    /// `maxmemory`: the memory gauge and eviction settings (see `evict`).
-    pub memory: crate::evict::Memory,
+    /// `maxmemory`: the memory gauge and eviction settings (see `maxmemory`).
+    pub memory: crate::maxmemory::Memory,
     pub keyspace: Keyspace,
     pub commands: CommandTable,
     /// The process: identity, start time, bound port, threads, shutdown.
@@ -171,7 +171,7 @@ impl Server {
             watching: std::sync::atomic::AtomicUsize::new(0),
             active_expire: AtomicBool::new(true),
             hot: HotConfig::default(),
-            memory: crate::evict::Memory::default(),
+            memory: crate::maxmemory::Memory::default(),
             pubsub: crate::pubsub::PubSub::new(),
             feed: crate::feed::Feed::new(),
             repl: crate::repl::Repl::new(),

@@ -223,6 +223,17 @@ fn noeviction_refuses_writes_and_serves_reads() {
     assert!(v.is_some());
     let n: i64 = redis::cmd("DEL").arg("k:3").query(&mut c).unwrap();
     assert_eq!(n, 1);
+    // The time spent over the limit runs while it lasts and is kept once it ends.
+    let mut seen = 0;
+    support::wait_until("a stretch over the limit", || {
+        seen = info(&mut c, "stats", "current_eviction_exceeded_time");
+        seen > 0
+    });
+    run(&mut c, "CONFIG SET maxmemory 0");
+    support::wait_until("the stretch to end", || {
+        info(&mut c, "stats", "current_eviction_exceeded_time") == 0
+    });
+    assert!(info(&mut c, "stats", "total_eviction_exceeded_time") >= seen);
 }
 
 #[test]

@@ -18,6 +18,7 @@ pub mod blocking;
 pub mod client;
 mod connection;
 mod dump;
+pub mod evict;
 mod generic;
 mod geo;
 mod hash;
@@ -1060,7 +1061,7 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
             && server.memory.over()
             && !(spec.flags & flags::ALLOW_BUSY != 0 && server.keyspace.gate.is_busy())
         {
-            cx.oom = crate::evict::perform(server, &mut cx.locks) == crate::evict::Outcome::Fail;
+            cx.oom = evict::perform(server, &mut cx.locks) == crate::maxmemory::Outcome::Fail;
             if cx.oom && refused_when_oom(cx, spec) {
                 flag_multi(cx);
                 reject(cx, Some(cmd.id), &E(crate::error::OOM));

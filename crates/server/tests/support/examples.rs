@@ -176,7 +176,7 @@ pub const EXAMPLES: &[&str] = &[
     "memory purge",
     "~memory stats",
     "~memory usage l",
-    "memory usage nokey SAMPLES 0",
+    "~memory usage nokey SAMPLES 0",
     "mget s l",
     "move s 2",
     "mset a 1 b 2",

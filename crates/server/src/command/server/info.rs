@@ -619,8 +619,9 @@ fn info_stats(cx: &mut Ctx, s: &mut String) {
     field!(s, "evicted_keys", "{}", st.sum(|t| &t.evicted_keys));
     let evicted_clients = cx.server.clients.mem.evicted.load(Relaxed);
     field!(s, "evicted_clients", "{evicted_clients}");
-    field!(s, "total_eviction_exceeded_time", "0");
-    field!(s, "current_eviction_exceeded_time", "0");
+    let (total, current) = cx.server.memory.exceeded_ms(cx.now);
+    field!(s, "total_eviction_exceeded_time", "{total}");
+    field!(s, "current_eviction_exceeded_time", "{current}");
     field!(s, "keyspace_hits", "{}", st.sum(|t| &t.keyspace_hits));
     field!(s, "keyspace_misses", "{}", st.sum(|t| &t.keyspace_misses));
     let ps = &cx.server.pubsub;
