@@ -200,13 +200,14 @@ fn score(policy: Policy, field: u32, deadline: Option<u64>, now: u64) -> u64 {
 fn offer(score: u64, db: usize, key: &[u8], hash: impl FnOnce(&[u8]) -> u64) {
     POOL.with(|p| {
         let mut pool = p.borrow_mut();
+        // Most samples rank below a full pool: turned away before any key is compared.
+        if pool.len() >= POOL_SIZE && pool[0].score >= score {
+            return;
+        }
         if let Some(i) = pool.iter().position(|x| x.db == db && &*x.key == key) {
             pool.remove(i);
         }
         if pool.len() >= POOL_SIZE {
-            if pool[0].score >= score {
-                return;
-            }
             pool.remove(0);
         }
         let at = pool.partition_point(|x| x.score < score);
