@@ -294,6 +294,13 @@ fn a_script_meeting_a_busy_undeclared_key_runs_again_alone() {
         "u",
     ]);
     wait_running(&mut admin, &id, "eval");
+    // Running is not enough: the holder must have written `u` (its INCR counted, which
+    // reading INFO learns without waiting for the key's shard).
+    wait_until("the holder's INCR", || {
+        admin
+            .cmd(&["INFO", "commandstats"])
+            .contains("cmdstat_incr:calls=1,")
+    });
     let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
     let mut cmd = vec![
         "EVAL",
