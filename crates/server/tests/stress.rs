@@ -1004,8 +1004,13 @@ impl Worker {
     /// The side connection's next reply (None: closed), failing clearly on a timeout.
     fn side_reply(&self, side: &mut Raw, form: &str) -> Option<Vec<u8>> {
         side.try_read_reply().unwrap_or_else(|e| {
+            // What the server thinks of the clients, to tell a lost wake-up from a stall.
+            let mut look = connect(self.sh.port);
+            let clients = look.cmd(&["client", "list"]);
+            let blocked = look.cmd(&["info", "clients"]);
             self.fail(&format!(
-                "the side connection blocked on `{form}` got no reply within {REPLY_LIMIT:?} ({e})"
+                "the side connection blocked on `{form}` got no reply within {REPLY_LIMIT:?} \
+                 ({e})\nCLIENT LIST:\n{clients}\nINFO clients:\n{blocked}"
             ))
         })
     }
