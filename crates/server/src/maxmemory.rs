@@ -156,7 +156,16 @@ impl Default for Memory {
 impl Memory {
     /// Copies the settings from the configuration.
     pub fn configure(&self, c: &crate::config::Config) {
-        self.maxmemory.store(c.get_u64("maxmemory"), Relaxed);
+        let max = c.get_u64("maxmemory");
+        let old = self.maxmemory.swap(max, Relaxed);
+        if max != old && max != 0 && self.used() > max {
+            tracing::warn!(
+                "WARNING: the new maxmemory value set via CONFIG SET ({max}) is smaller than \
+                 the current memory usage ({}). This will result in key eviction and/or the \
+                 inability to accept new write commands depending on the maxmemory-policy.",
+                self.used()
+            );
+        }
         let policy = Policy::parse(c.get("maxmemory-policy"));
         self.policy.store(policy as u8, Relaxed);
         self.samples
