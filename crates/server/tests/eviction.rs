@@ -314,7 +314,7 @@ fn an_evicted_key_is_an_event_a_watch_change_and_a_del_on_replicas() {
     run(&mut w, "SET other 1");
     assert_eq!(run(&mut w, "EXEC"), Value::Nil);
     // The replica (which ignores its own maxmemory of 1 byte) follows by DELs only.
-    testkit_wait(|| {
+    support::wait_until("the replica to catch up", || {
         let link: String = redis::cmd("INFO").arg("replication").query(&mut r).unwrap();
         link.contains("master_link_status:up") && {
             let a: i64 = redis::cmd("DBSIZE").query(&mut r).unwrap();
@@ -325,8 +325,4 @@ fn an_evicted_key_is_an_event_a_watch_change_and_a_del_on_replicas() {
     let gone: i64 = redis::cmd("EXISTS").arg("first").query(&mut r).unwrap();
     assert_eq!(gone, 0);
     assert_eq!(info(&mut r, "stats", "evicted_keys"), 0);
-}
-
-fn testkit_wait(cond: impl FnMut() -> bool) {
-    kiln_testkit::wait_until("the replica to catch up", cond);
 }

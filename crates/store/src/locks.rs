@@ -123,6 +123,11 @@ impl Gate {
         self.busy.clone()
     }
 
+    /// Whether the gate is held (or about to be held) whole: a script runs alone.
+    pub fn is_held(&self) -> bool {
+        self.exclusive.load(SeqCst)
+    }
+
     /// Whether the gate is held whole by an owner past its time limit.
     pub fn is_busy(&self) -> bool {
         self.busy.load(SeqCst)

@@ -1054,13 +1054,12 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
         }
     }
     // maxmemory: evict before the command, as Redis does before every command; with
-    // nothing left to evict, refuse what would grow memory.
+    // nothing left to evict, refuse what would grow memory. Not while a script runs alone:
+    // eviction's shard locks would wait for it where the command may have to be answered
+    // `-BUSY` (the cron, or the next command, evicts once it is over).
     if !cx.in_exec() {
         cx.oom = false;
-        if !cx.replaying
-            && server.memory.over()
-            && !(spec.flags & flags::ALLOW_BUSY != 0 && server.keyspace.gate.is_busy())
-        {
+        if !cx.replaying && server.memory.over() && !server.keyspace.gate.is_held() {
             cx.oom = evict::perform(server, &mut cx.locks) == crate::maxmemory::Outcome::Fail;
             if cx.oom && refused_when_oom(cx, spec) {
                 flag_multi(cx);
