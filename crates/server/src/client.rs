@@ -42,6 +42,9 @@ pub struct Client {
     /// Replication: the primary's link, the offset WAIT waits for, what a replica
     /// announced before PSYNC (see `repl`).
     pub repl: crate::repl::ClientRepl,
+    /// The ACL user and the rules last read; `None` for the server's own clients (an AOF
+    /// being loaded, the primary's link), which may run anything.
+    pub acl: Option<crate::acl::Session>,
 }
 
 impl Client {
@@ -64,6 +67,7 @@ impl Client {
             subscriber: None,
             subscriptions: Default::default(),
             repl: Default::default(),
+            acl: None,
         }
     }
 

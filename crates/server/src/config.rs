@@ -93,6 +93,14 @@ pub const PARAMS: &[Param] = &[
     p("dbfilename", Kind::Str, "dump.rdb", true),
     pa("replicaof", "slaveof", Kind::Special, "", false),
     p("requirepass", Kind::Str, "", true),
+    p("aclfile", Kind::Str, "", false),
+    p("acllog-max-len", Kind::Int(0, i64::MAX), "128", true),
+    p(
+        "acl-pubsub-default",
+        Kind::Enum(&["allchannels", "resetchannels"]),
+        "resetchannels",
+        true,
+    ),
     p("masterauth", Kind::Str, "", true),
     p("masteruser", Kind::Str, "", true),
     p("maxclients", Kind::Int(1, u32::MAX as i64), "10000", true),
@@ -330,6 +338,9 @@ pub fn param(name: &str) -> Option<&'static Param> {
 #[derive(Clone, Debug)]
 pub struct Config {
     values: BTreeMap<&'static str, String>,
+    /// `user name rule ...` lines, each the words after `user` (loaded into the ACL at
+    /// startup, see `command::acl::load_at_startup`).
+    pub users: Vec<Vec<String>>,
 }
 
 impl Default for Config {
@@ -338,7 +349,10 @@ impl Default for Config {
         for p in PARAMS {
             values.insert(p.name, p.default.to_string());
         }
-        Self { values }
+        Self {
+            values,
+            users: Vec::new(),
+        }
     }
 }
 
@@ -444,6 +458,24 @@ impl Config {
             let Some((name, args)) = words.split_first() else {
                 continue;
             };
+            if name.eq_ignore_ascii_case("user") {
+                if args.is_empty() {
+                    return Err(ConfigError {
+                        line: i + 1,
+                        text: trimmed.to_string(),
+                        reason: "Bad directive or wrong number of arguments".into(),
+                    });
+                }
+                if self.users.iter().any(|u| u[0] == args[0]) {
+                    return Err(ConfigError {
+                        line: i + 1,
+                        text: trimmed.to_string(),
+                        reason: "Error in user declaration 'Duplicate user found. A user can only be defined once in config files'".into(),
+                    });
+                }
+                self.users.push(args.to_vec());
+                continue;
+            }
             if name.eq_ignore_ascii_case("include") {
                 return Err(ConfigError {
                     line: i + 1,

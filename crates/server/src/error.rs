@@ -27,6 +27,21 @@ pub const BUSY: &str =
 pub const NOAUTH: &str = "NOAUTH Authentication required.";
 pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+/// ACL refusals of a client's command (the command refusal names it, see `command::acl`).
+pub const NOPERM_KEY: &str =
+    "NOPERM this user has no permissions to access one of the keys used as arguments";
+pub const NOPERM_CHANNEL: &str =
+    "NOPERM this user has no permissions to access one of the channels used as arguments";
+/// ACL refusals of a queued command when EXEC runs it: the rules changed since it was queued.
+pub const NOPERM_EXEC_COMMAND: &str = "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: no permission to execute the command or subcommand";
+pub const NOPERM_EXEC_KEY: &str = "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: no permission to touch the specified keys";
+pub const NOPERM_EXEC_CHANNEL: &str = "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: no permission to access one of the channels used as arguments";
+/// ACL refusals of `redis.call` from a script.
+pub const SCRIPT_ACL_COMMAND: &str =
+    "ERR The user executing the script can't run this command or subcommand";
+pub const SCRIPT_ACL_KEY: &str = "ERR The user executing the script can't access at least one of the keys mentioned in the command arguments";
+pub const SCRIPT_ACL_CHANNEL: &str =
+    "ERR The user executing the script can't publish to the channel mentioned in the command";
 pub const AUTH_NOT_CONFIGURED: &str = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
 pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 pub const OFFSET_RANGE: &str = "ERR offset is out of range";

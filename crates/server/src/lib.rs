@@ -12,6 +12,7 @@
 //!
 //! `docs/ARCHITECTURE.md` walks through the life of a command.
 
+pub mod acl;
 pub mod aof;
 pub mod client;
 pub mod clock;

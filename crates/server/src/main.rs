@@ -93,6 +93,10 @@ fn main() -> ExitCode {
     if let Some(path) = config_path {
         let _ = server.process.config_file.set(path);
     }
+    if let Err(e) = kiln::command::acl::load_at_startup(&server) {
+        tracing::error!("{e}");
+        return ExitCode::from(1);
+    }
     let listeners = match kiln::net::bind(&server) {
         Ok(l) => l,
         Err(e) => {

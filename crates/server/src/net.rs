@@ -464,7 +464,11 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
     // From here on the client is registered; the guard undoes it on every way out.
     let mut client = Registered {
         server: server.clone(),
-        client: Client::new(handle.clone(), server.hot.auth_required.load(Relaxed)),
+        client: {
+            let mut c = Client::new(handle.clone(), false);
+            crate::command::acl::connect(&server, &mut c);
+            c
+        },
     };
 
     let mut rbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);

@@ -218,6 +218,20 @@ impl Channels {
         }
     }
 
+    /// The channels a client is subscribed to (a walk over every channel: for the rare
+    /// callers that must know, like ACL changes).
+    fn of_client(&self, id: u64) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for p in &self.parts {
+            for (name, subs) in p.lock().iter() {
+                if subs.contains_key(&id) {
+                    out.push(name.clone());
+                }
+            }
+        }
+        out
+    }
+
     fn count(&self, ch: &[u8]) -> usize {
         self.part(ch).lock().get(ch).map_or(0, HashMap::len)
     }
@@ -289,6 +303,29 @@ impl PubSub {
                 .insert(sub.client_id, sub.clone())
                 .is_none(),
         }
+    }
+
+    /// Every subscription of one client: channels, patterns and shard channels.
+    pub fn subscriptions_of(&self, client_id: u64) -> Vec<(Kind, Vec<u8>)> {
+        let mut out: Vec<(Kind, Vec<u8>)> = Vec::new();
+        out.extend(
+            self.channels
+                .of_client(client_id)
+                .into_iter()
+                .map(|c| (Kind::Channel, c)),
+        );
+        out.extend(
+            self.shard_channels
+                .of_client(client_id)
+                .into_iter()
+                .map(|c| (Kind::Shard, c)),
+        );
+        for (name, subs) in self.patterns.read().iter() {
+            if subs.contains_key(&client_id) {
+                out.push((Kind::Pattern, name.clone()));
+            }
+        }
+        out
     }
 
     /// Removes a subscription; false if it did not exist.

@@ -124,12 +124,26 @@ pub struct ClientHandle {
 }
 
 /// The parts of a client's state that change rarely.
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct ClientInfo {
     pub name: Vec<u8>,
+    /// The ACL user the connection is authenticated as (CLIENT LIST `user`).
+    pub user: Vec<u8>,
     pub lib_name: Vec<u8>,
     pub lib_ver: Vec<u8>,
     pub flags: String,
+}
+
+impl Default for ClientInfo {
+    fn default() -> Self {
+        Self {
+            name: Vec::new(),
+            user: b"default".to_vec(),
+            lib_name: Vec::new(),
+            lib_ver: Vec::new(),
+            flags: String::new(),
+        }
+    }
 }
 
 impl ClientHandle {

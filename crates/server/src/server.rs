@@ -23,6 +23,8 @@ pub struct Server {
     pub memory: crate::maxmemory::Memory,
     pub keyspace: Keyspace,
     pub commands: CommandTable,
+    /// ACL users, their rules and the ACL log (see `acl`).
+    pub acl: crate::acl::Acl,
     /// The process: identity, start time, bound port, threads, shutdown.
     pub process: Process,
     /// Counters and samples INFO reports.
@@ -93,7 +95,6 @@ pub struct HotConfig {
     /// `client-output-buffer-limit normal`.
     pub obuf_normal: ClassLimits,
     pub maxclients: AtomicU64,
-    pub auth_required: AtomicBool,
     pub hz: AtomicU32,
     pub timeout: AtomicU64,
     /// `notify-keyspace-events` as flags (see `notify`).
@@ -145,10 +146,14 @@ impl Server {
         let databases = config.get_u64("databases").max(1) as usize;
         let keyspace = Keyspace::new(databases);
         let scripts = crate::command::scripting::Scripts::new(keyspace.gate.busy_flag());
+        let commands = CommandTable::build();
+        let acl = crate::acl::Acl::new(crate::command::acl::catalog(&commands));
+        acl.set_default_password(config.get("requirepass").as_bytes());
         let s = Self {
             keyspace,
             scripts,
-            commands: CommandTable::build(),
+            commands,
+            acl,
             process: Process {
                 run_id: random_hex(40),
                 started: crate::clock::instant(),
@@ -222,9 +227,13 @@ impl Server {
             .client_query_buffer_limit
             .store(c.get_u64("client-query-buffer-limit"), Relaxed);
         self.hot.maxclients.store(c.get_u64("maxclients"), Relaxed);
-        self.hot
-            .auth_required
-            .store(!c.get("requirepass").is_empty(), Relaxed);
+        self.acl
+            .log_max_len
+            .store(c.get_u64("acllog-max-len"), Relaxed);
+        self.acl.trim_log();
+        self.acl
+            .pubsub_all
+            .store(c.get("acl-pubsub-default") == "allchannels", Relaxed);
         self.hot.hz.store(c.get_u64("hz").max(1) as u32, Relaxed);
         self.hot.timeout.store(c.get_u64("timeout"), Relaxed);
         self.hot

@@ -27,3 +27,8 @@ fn server_commands_match_redis() {
 fn scripting_commands_match_redis() {
     support::run_script_dir("scripting");
 }
+
+#[test]
+fn acl_commands_match_redis() {
+    support::run_script_dir("acl");
+}

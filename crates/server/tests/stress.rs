@@ -199,9 +199,9 @@ const RARE: &[&str] = &[
 /// turn into a long sleep; CONFIG: a `*` turns CONFIG GET into a listing of every
 /// parameter, port and dir included, in the order of Redis's hash table).
 const KEEP_NUMBERS: &[&str] = &[
-    "hello", "wait", "debug", "config", "client", "command", "replconf",
+    "hello", "wait", "debug", "config", "client", "command", "replconf", "acl",
 ];
-const KEEP_VALID: &[&str] = &["debug", "wait", "config"];
+const KEEP_VALID: &[&str] = &["debug", "wait", "config", "acl"];
 
 /// Commands with durations (relative TTLs, idle times) among their numbers: redrawn, they
 /// could make the outcome depend on how fast the comparison runs (a key expiring or an entry

@@ -352,7 +352,7 @@ fn client_line(s: &mut String, server: &Server, h: &ClientHandle, now: u64, argv
         s,
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} \
          ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp=0 obl={} \
-         oll={} omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={}",
+         oll={} omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={}",
         h.id,
         h.addr,
         h.laddr,
@@ -377,6 +377,7 @@ fn client_line(s: &mut String, server: &Server, h: &ClientHandle, now: u64, argv
         tot_mem,
         if pending + queued > 0 { "rw" } else { "r" },
         cmd,
+        String::from_utf8_lossy(&info.user),
         h.resp.load(Relaxed),
     );
 }
@@ -455,6 +456,7 @@ struct KillFilter<'a> {
     kind: Option<ClientType>,
     addr: Option<&'a [u8]>,
     laddr: Option<&'a [u8]>,
+    user: Option<&'a [u8]>,
     skipme: bool,
     maxage: Option<u64>,
 }
@@ -465,6 +467,7 @@ impl KillFilter<'_> {
             && self.kind.is_none_or(|t| type_of(h) == t)
             && self.addr.is_none_or(|a| h.addr.as_bytes() == a)
             && self.laddr.is_none_or(|a| h.laddr.as_bytes() == a)
+            && self.user.is_none_or(|u| h.info.lock().user == u)
             && self
                 .maxage
                 .is_none_or(|max| now.saturating_sub(h.created_ms) / 1000 > max)
@@ -494,6 +497,7 @@ fn kill(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         kind: None,
         addr: None,
         laddr: None,
+        user: None,
         skipme: true,
         maxage: None,
     };
@@ -513,13 +517,13 @@ fn kill(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             b"ADDR" => f.addr = Some(val),
             b"LADDR" => f.laddr = Some(val),
             b"USER" => {
-                // The default user is the only user, and every connection uses it.
-                if val != b"default" {
+                if cx.server.acl.user(val).is_none() {
                     return Err(CommandError::Owned(format!(
                         "ERR No such user '{}'",
                         String::from_utf8_lossy(val)
                     )));
                 }
+                f.user = Some(val);
             }
             b"SKIPME" => {
                 f.skipme = if val.eq_ignore_ascii_case(b"YES") {
@@ -573,7 +577,7 @@ fn close_client(cx: &mut Ctx, h: &ClientHandle) {
 /// no-evict and no-touch off, and unauthenticated again when a password is required.
 /// Replies `+RESET`. O(1).
 fn reset(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
-    let auth_required = cx.server.hot.auth_required.load(Relaxed);
+    super::acl::connect(cx.server, cx.client);
     let c = &mut *cx.client;
     c.select(0);
     c.set_resp(2);
@@ -581,7 +585,6 @@ fn reset(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     c.reply_skip = false;
     c.reply_skip_next = false;
     c.no_touch = false;
-    c.authenticated = !auth_required;
     {
         let mut info = c.handle.info.lock();
         info.name.clear();

@@ -4,7 +4,7 @@ use super::flags::*;
 use super::{CommandSpec, Ctx, Keys};
 use crate::error::{
     CmdResult, CommandError, AUTH_NOT_CONFIGURED, DB_INDEX, E, NOAUTH_HELLO, NOPROTO,
-    PROTOVER_NOT_INT, SYNTAX, WRONGPASS,
+    PROTOVER_NOT_INT, SYNTAX,
 };
 
 pub(super) const COMMANDS: &[CommandSpec] = &[
@@ -100,23 +100,6 @@ fn select(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// Checks credentials. The default user is the only user: its password is `requirepass`,
-/// and any password is right when that is empty. A failure leaves the connection as it was
-/// (an authenticated connection stays authenticated), as in Redis.
-fn check_password(cx: &mut Ctx, user: Option<&[u8]>, pass: &[u8]) -> CmdResult {
-    let ok = user.is_none_or(|u| u == b"default") && {
-        let config = cx.server.config.read();
-        let required = config.get("requirepass");
-        required.is_empty() || required.as_bytes() == pass
-    };
-    if ok {
-        cx.client.authenticated = true;
-        Ok(())
-    } else {
-        Err(E(WRONGPASS))
-    }
-}
-
 /// `AUTH [username] password`: authenticates the connection. O(1).
 fn auth(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (user, pass) = match args.len() {
@@ -124,10 +107,10 @@ fn auth(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         3 => (Some(args[1]), args[2]),
         _ => return Err(E(SYNTAX)),
     };
-    if user.is_none() && cx.server.config.read().get("requirepass").is_empty() {
+    if user.is_none() && !super::acl::default_has_password(cx.server) {
         return Err(E(AUTH_NOT_CONFIGURED));
     }
-    check_password(cx, user, pass)?;
+    super::acl::authenticate(cx, args[0], user.unwrap_or(b"default"), pass)?;
     cx.out.ok();
     Ok(())
 }
@@ -149,7 +132,7 @@ fn hello(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     while i < args.len() {
         let (opt, more) = (args[i], args.len() - 1 - i);
         if opt.eq_ignore_ascii_case(b"AUTH") && more >= 2 {
-            check_password(cx, Some(args[i + 1]), args[i + 2])?;
+            super::acl::authenticate(cx, args[0], args[i + 1], args[i + 2])?;
             i += 3;
         } else if opt.eq_ignore_ascii_case(b"SETNAME") && more >= 1 {
             super::server::validate_client_name(args[i + 1])?;

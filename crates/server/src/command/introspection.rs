@@ -132,7 +132,7 @@ fn write_info(out: &mut Out, cmd: &Cmd) {
     out.set(mask.count_ones() as usize);
     for (i, c) in CATEGORIES.iter().enumerate() {
         if mask & (1 << i) != 0 {
-            out.simple(c);
+            out.simple(&format!("@{c}"));
         }
     }
 

@@ -134,39 +134,7 @@ impl Meta {
     }
 }
 
-/// ACL categories in the order Redis lists them.
-pub(super) const CATEGORIES: &[&str] = &[
-    "@keyspace",
-    "@read",
-    "@write",
-    "@set",
-    "@sortedset",
-    "@list",
-    "@hash",
-    "@string",
-    "@bitmap",
-    "@hyperloglog",
-    "@geo",
-    "@stream",
-    "@pubsub",
-    "@admin",
-    "@fast",
-    "@slow",
-    "@blocking",
-    "@dangerous",
-    "@connection",
-    "@transaction",
-    "@scripting",
-];
-
-/// The bit of a category name (with or without `@`, any case).
-pub(super) fn category_bit(name: &[u8]) -> Option<u32> {
-    let name = name.strip_prefix(b"@").unwrap_or(name);
-    CATEGORIES
-        .iter()
-        .position(|c| c.as_bytes()[1..].eq_ignore_ascii_case(name))
-        .map(|i| 1 << i)
-}
+pub(super) use crate::acl::{category_bit, CATEGORIES};
 
 fn bit(name: &str) -> u32 {
     category_bit(name.as_bytes()).unwrap_or(0)
@@ -587,10 +555,10 @@ mod tests {
     #[test]
     fn acl_categories_follow_flags_and_group() {
         let table = CommandTable::build();
-        let names = |mask: u32| -> Vec<&str> {
+        let names = |mask: u32| -> Vec<String> {
             (0..CATEGORIES.len())
                 .filter(|i| mask & (1 << i) != 0)
-                .map(|i| CATEGORIES[i])
+                .map(|i| format!("@{}", CATEGORIES[i]))
                 .collect()
         };
         let acl = |name: &[u8]| names(table.get(name).unwrap().meta.acl);

@@ -11,6 +11,7 @@
 //! Redis's generated metadata (ACL categories, tips, key specs) into each [`Cmd`] when the
 //! table is built.
 
+pub mod acl;
 mod aof;
 pub mod args;
 mod bitmap;
@@ -250,6 +251,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     hyperloglog::COMMANDS,
     geo::COMMANDS,
     sort::COMMANDS,
+    acl::COMMANDS,
 ];
 
 /// A looked-up command: its spec, the metadata joined to it, and its stats id.
@@ -432,6 +434,8 @@ pub struct Ctx<'a> {
     /// Memory was over `maxmemory` with nothing to evict when the client's command started
     /// (Redis's `pre_command_oom_state`): a script's first write is refused.
     pub(crate) oom: bool,
+    /// The next command's ACL check is done already (a script's `redis.call`).
+    pub(crate) acl_checked: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -463,6 +467,7 @@ impl<'a> Ctx<'a> {
             deferred: Vec::new(),
             speculation: None,
             oom: false,
+            acl_checked: false,
         }
     }
 
@@ -1030,6 +1035,23 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
         reject(cx, Some(cmd.id), &E(crate::error::NOAUTH));
         return;
     }
+    // ACL: the client's own commands, and again as EXEC runs them (the rules may have
+    // changed since they were queued). A script checks its calls itself (`Place::Script`).
+    if !cx.acl_checked && !cx.trusted_stream() {
+        let place = match cx.mode {
+            Mode::Direct => Some(acl::Place::Client),
+            Mode::Exec => Some(acl::Place::Exec),
+            Mode::Serving { .. } => None,
+        };
+        if let Some(place) = place {
+            if let Err(e) = acl::check(cx, cmd, args, place) {
+                flag_multi(cx);
+                reject(cx, Some(cmd.id), &e);
+                return;
+            }
+        }
+    }
+    cx.acl_checked = false;
     // Replication's write gate: READONLY on a replica, NOREPLICAS, MASTERDOWN.
     if !cx.in_exec() {
         if let Some(e) = server.repl.gate(cx.client, spec.flags) {

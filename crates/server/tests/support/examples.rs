@@ -12,6 +12,22 @@ use super::Raw;
 /// differs run to run (times, ids, random picks, hash order): only its arrival is checked.
 /// A leading `!` marks a command Redis 7.0 lacks (nothing to compare with).
 pub const EXAMPLES: &[&str] = &[
+    "acl",
+    "acl cat",
+    "~acl cat string",
+    "acl setuser tester on >pw ~t* &t* -@all +get +publish",
+    "acl getuser tester",
+    "acl users",
+    "acl list",
+    "acl whoami",
+    "acl dryrun tester get t1",
+    "acl dryrun tester get x",
+    "~acl genpass",
+    "~acl log",
+    "acl help",
+    "acl load",
+    "acl save",
+    "acl deluser tester",
     "append s x",
     "auth pw",
     "bgrewriteaof",

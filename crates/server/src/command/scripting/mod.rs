@@ -885,7 +885,7 @@ fn call(
         Err(_) => return fail("ERR Unknown Redis command called from script"),
     };
     if mode == 2 {
-        return Ok(Value::Boolean(true));
+        return Ok(Value::Boolean(super::acl::permits(cx, cmd, &refs)));
     }
     let spec = cmd.spec;
     if !spec.arity_ok(refs.len()) {
@@ -893,6 +893,9 @@ fn call(
     }
     if spec.flags & NOSCRIPT != 0 {
         return fail("ERR This Redis command is not allowed from script");
+    }
+    if let Err(e) = super::acl::check(cx, cmd, &refs, super::acl::Place::Script) {
+        return fail(e.text());
     }
     // One look at the run: its time checks, and how the command's reply and effects go.
     let (resp3, repl, deny_oom) = match lua.app_data_mut::<engine::Run>() {
@@ -941,6 +944,7 @@ fn call(
     let mark = cx.out.buf.len();
     // `redis.set_repl`: where this command's effects go (the flags are the feed's).
     cx.repl_to = repl;
+    cx.acl_checked = true;
     super::execute(cx, &refs);
     cx.repl_to = crate::feed::TO_ALL;
     cx.out.resp3 = saved;

@@ -153,6 +153,9 @@ fn config_set(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     *cfg = new;
     drop(cfg);
     cx.server.refresh_hot_config();
+    if let Some((_, _, pass)) = checked.iter().find(|(p, _, _)| p.name == "requirepass") {
+        cx.server.acl.set_default_password(pass.as_bytes());
+    }
     // Turning the AOF on or off, and its fsync policy, take effect now.
     crate::aof::config_changed(cx.server, cx.in_exec())
         .map_err(|reason| CommandError::config_set_failed("appendonly", &reason))?;
@@ -193,7 +196,13 @@ fn config_rewrite(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(CommandError::config_rewrite_failed(&os_error(&e))),
     };
-    let text = rewrite_config_text(&old, &cfg);
+    // Users are written as `user` lines unless they live in an ACL file.
+    let users = if cfg.get("aclfile").is_empty() {
+        crate::command::acl::user_lines(cx.server)
+    } else {
+        Vec::new()
+    };
+    let text = rewrite_config_with_users(&old, &cfg, Some(&users));
     // Write a sibling file and rename it over the old one: a crash never leaves a
     // truncated config behind.
     let mut tmp = path.clone().into_os_string();
@@ -209,7 +218,7 @@ fn config_rewrite(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
 }
 
 /// An I/O error as `strerror` words it (without Rust's "(os error N)" suffix).
-fn os_error(e: &std::io::Error) -> String {
+pub(crate) fn os_error(e: &std::io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),
@@ -242,7 +251,15 @@ fn config_line(p: &Param, cfg: &Config) -> Option<String> {
 /// parameters that differ from their default but were not in the file appended after the
 /// signature line.
 pub fn rewrite_config_text(old: &str, cfg: &Config) -> String {
+    rewrite_config_with_users(old, cfg, None)
+}
+
+/// [`rewrite_config_text`], with the ACL users: `Some(lines)` replaces the file's `user`
+/// lines (where the first one was, or at the end), `Some(&[])` drops them (users live in
+/// an ACL file then), `None` leaves them as they are.
+pub fn rewrite_config_with_users(old: &str, cfg: &Config, users: Option<&[String]>) -> String {
     let mut lines: Vec<String> = Vec::new();
+    let mut users_written = false;
     let mut written = std::collections::HashSet::new();
     let mut has_signature = false;
     for line in old.lines() {
@@ -252,6 +269,14 @@ pub fn rewrite_config_text(old: &str, cfg: &Config) -> String {
         }
         if !trimmed.is_empty() && !trimmed.starts_with('#') {
             let words = config::split_config_line(trimmed).unwrap_or_default();
+            if let (Some(users), Some(true)) =
+                (users, words.first().map(|w| w.eq_ignore_ascii_case("user")))
+            {
+                if !std::mem::replace(&mut users_written, true) {
+                    lines.extend(users.iter().cloned());
+                }
+                continue;
+            }
             if let Some(p) = words.first().and_then(|name| config::param(name)) {
                 if written.insert(p.name) {
                     lines.extend(config_line(p, cfg));
@@ -267,10 +292,15 @@ pub fn rewrite_config_text(old: &str, cfg: &Config) -> String {
         .iter()
         .filter(|p| !written.contains(p.name) && cfg.get(p.name) != p.default)
         .peekable();
-    if appended.peek().is_some() && !has_signature {
+    let users_left: &[String] = match users {
+        Some(u) if !users_written => u,
+        _ => &[],
+    };
+    if (appended.peek().is_some() || !users_left.is_empty()) && !has_signature {
         lines.push(REWRITE_SIGNATURE.to_string());
     }
     lines.extend(appended.filter_map(|p| config_line(p, cfg)));
+    lines.extend(users_left.iter().cloned());
     let mut text = lines.join("\n");
     text.push('\n');
     text

@@ -21,6 +21,7 @@ use super::{CommandSpec, Ctx};
 use crate::error::{CmdResult, CommandError, CLIENT_NAME, E};
 use crate::reply::Out;
 
+pub(crate) use config::os_error;
 pub use config::rewrite_config_text;
 pub(crate) use lazyfree::{free_lazily, LAZYFREE_THRESHOLD};
 
@@ -42,7 +43,7 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
 
 /// A subcommand family's container itself (CONFIG, MEMORY): the dispatcher always resolves
 /// a subcommand first, so this only answers if it is ever called directly.
-fn container(_cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+pub(super) fn container(_cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     Err(CommandError::unknown_subcommand(
         args[0],
         args.get(1).copied().unwrap_or_default(),
