@@ -791,6 +791,25 @@ impl Rules {
         Err(worst)
     }
 
+    /// Whether a selector that allows the command may also read every key (SORT's BY and
+    /// GET patterns read keys the arguments do not name: Redis's
+    /// `ACLUserCheckCmdWithUnrestrictedKeyAccess`).
+    pub fn reads_every_key(
+        &self,
+        cat: &Catalog,
+        id: usize,
+        argv: &[&[u8]],
+        keys: &mut KeyCache,
+    ) -> bool {
+        self.selectors.iter().any(|s| {
+            s.check(cat, id, argv, keys).is_ok()
+                && (s.all_keys
+                    || s.keys
+                        .iter()
+                        .any(|k| k.pattern == b"*" && k.flags & READ != 0))
+        })
+    }
+
     /// Whether some selector allows a channel (literally, for a pattern subscription).
     pub fn channel_allowed(&self, channel: &[u8], literal: bool) -> bool {
         self.selectors

@@ -36,6 +36,9 @@ pub const NOPERM_CHANNEL: &str =
 pub const NOPERM_EXEC_COMMAND: &str = "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: no permission to execute the command or subcommand";
 pub const NOPERM_EXEC_KEY: &str = "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: no permission to touch the specified keys";
 pub const NOPERM_EXEC_CHANNEL: &str = "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: no permission to access one of the channels used as arguments";
+/// SORT's BY and GET patterns for a user who may not read every key.
+pub const SORT_BY_ACL: &str = "ERR BY option of SORT denied due to insufficient ACL permissions.";
+pub const SORT_GET_ACL: &str = "ERR GET option of SORT denied due to insufficient ACL permissions.";
 /// ACL refusals of `redis.call` from a script.
 pub const SCRIPT_ACL_COMMAND: &str =
     "ERR The user executing the script can't run this command or subcommand";

@@ -1248,3 +1248,50 @@ fn a_transaction_split_across_reads_counts_only_once_applied_and_survives_a_link
     let mut buf = Vec::new();
     acks_until(&mut s, &mut buf, done);
 }
+
+/// A replica authenticates to its primary as an ACL user (`masteruser`, `masterauth`)
+/// allowed only what replication needs: Kiln or Redis on either side.
+#[test]
+fn replicas_authenticate_as_an_acl_user_with_only_the_replication_commands() {
+    let user = [
+        "--requirepass",
+        "adminpw",
+        "--user",
+        "repl",
+        "on",
+        ">rp",
+        "+psync",
+        "+replconf",
+        "+ping",
+    ];
+    let auth = ["--masteruser", "repl", "--masterauth", "rp"];
+    let login = |c: &mut Connection| {
+        redis::cmd("AUTH").arg("adminpw").query::<()>(c).unwrap();
+    };
+    // Kiln primary: a Kiln replica, then a Redis one.
+    let primary = kiln(&user);
+    let mut p = primary.client();
+    login(&mut p);
+    write_load(&mut p, 0);
+    let replica = kiln_replica_of(primary.port, &auth);
+    let mut r = replica.client();
+    wait_same_digest(&mut p, &mut r);
+    let target = format!("127.0.0.1 {}", primary.port);
+    let mut args = vec!["--replicaof", target.as_str()];
+    args.extend_from_slice(&auth);
+    if let Some(redis_replica) = redis_server(&args) {
+        let mut rr = redis_replica.client();
+        write_load(&mut p, 1);
+        wait_same_digest(&mut p, &mut rr);
+    }
+    // Redis primary, Kiln replica.
+    let Some(redis_primary) = redis_server(&user) else {
+        return;
+    };
+    let mut p = redis_primary.client();
+    login(&mut p);
+    write_load(&mut p, 0);
+    let replica = kiln_replica_of(redis_primary.port, &auth);
+    let mut r = replica.client();
+    wait_same_digest(&mut p, &mut r);
+}

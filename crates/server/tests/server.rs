@@ -440,6 +440,34 @@ impl Drop for WithConfigFile {
 }
 
 #[test]
+fn config_rewrite_writes_the_acl_users_in_place_of_the_old_user_lines() {
+    let dir = std::env::temp_dir().join(format!("kiln-rewrite-acl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("kiln.conf");
+    std::fs::write(
+        &conf,
+        "save \"\"\nuser old on nopass +@all\nappendonly no\n",
+    )
+    .unwrap();
+    let server = WithConfigFile::start(&conf, support::free_port());
+    let mut raw = support::Raw::connect(server.port);
+    let set = raw.cmd(&["ACL", "SETUSER", "new", "on", ">p", "~n*", "+get"]);
+    assert_eq!(set, "+OK\r\n");
+    assert_eq!(raw.cmd(&["CONFIG", "REWRITE"]), "+OK\r\n");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "save \"\"", "{text}");
+    assert!(
+        lines[1].starts_with("user default on nopass ~* &* +@all"),
+        "{text}"
+    );
+    assert!(lines[2].starts_with("user new on #"), "{text}");
+    assert_eq!(lines[3], "user old on nopass resetchannels +@all", "{text}");
+    assert_eq!(lines[4], "appendonly no", "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn config_rewrite_writes_the_config_in_force_back_to_the_file() {
     let dir = std::env::temp_dir().join(format!("kiln-rewrite-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

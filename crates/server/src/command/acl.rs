@@ -247,12 +247,37 @@ fn allowed(cx: &mut Ctx, cmd: &Cmd, args: &[&[u8]]) -> Result<(), (Arc<Rules>, D
 
 /// Whether `rules` allow `cmd` with `args` (keys found from the command's key specs).
 fn user_allows(catalog: &Catalog, rules: &Rules, cmd: &Cmd, args: &[&[u8]]) -> Result<(), Denied> {
-    let mut keys = KeyCache::new(|| {
+    rules.check(catalog, cmd.id, args, &mut key_cache(cmd, args))
+}
+
+/// The command's keys (from its key specs) and the permissions each needs, found once.
+fn key_cache<'a>(cmd: &'a Cmd, args: &'a [&'a [u8]]) -> KeyCache<'a> {
+    KeyCache::new(move || {
         cmd.keys_and_flags(args)
             .map(|ks| ks.into_iter().map(|(p, f)| (p, key_needs(f))).collect())
             .unwrap_or_default()
-    });
-    rules.check(catalog, cmd.id, args, &mut keys)
+    })
+}
+
+/// Whether the client may read every key with this command (SORT's BY and GET).
+pub(crate) fn reads_every_key(cx: &mut Ctx, args: &[&[u8]]) -> bool {
+    let Some(session) = cx.client.acl.as_mut() else {
+        return true;
+    };
+    session.refresh(&cx.server.acl);
+    if session.unrestricted {
+        return true;
+    }
+    let Ok(cmd) = cx.server.commands.resolve(args) else {
+        return true;
+    };
+    let rules = session.rules.clone();
+    rules.reads_every_key(
+        &cx.server.acl.catalog,
+        cmd.id,
+        args,
+        &mut key_cache(cmd, args),
+    )
 }
 
 /// `redis.acl_check_cmd`: whether the script's user may run the command; nothing logged.

@@ -65,7 +65,13 @@ fn has_star(pattern: &[u8]) -> bool {
     c_str(pattern).contains(&b'*')
 }
 
-fn parse<'a>(args: &[&'a [u8]], readonly: bool) -> Result<Options<'a>, CommandError> {
+/// Parses SORT's options. `reads_all`: the user may read every key, which BY and GET
+/// patterns need (they name keys only the data knows).
+fn parse<'a>(
+    args: &[&'a [u8]],
+    readonly: bool,
+    reads_all: bool,
+) -> Result<Options<'a>, CommandError> {
     let mut o = Options {
         desc: false,
         alpha: false,
@@ -94,10 +100,16 @@ fn parse<'a>(args: &[&'a [u8]], readonly: bool) -> Result<Options<'a>, CommandEr
             o.store = Some(args[j + 1]);
             j += 1;
         } else if is(b"by") && left >= 1 {
+            if has_star(args[j + 1]) && !reads_all {
+                return Err(E(crate::error::SORT_BY_ACL));
+            }
             o.by = Some(args[j + 1]);
             o.dontsort = !has_star(args[j + 1]);
             j += 1;
         } else if is(b"get") && left >= 1 {
+            if !reads_all {
+                return Err(E(crate::error::SORT_GET_ACL));
+            }
             o.gets.push(args[j + 1]);
             j += 1;
         } else {
@@ -110,7 +122,7 @@ fn parse<'a>(args: &[&'a [u8]], readonly: bool) -> Result<Options<'a>, CommandEr
 
 /// Whether the options read keys named by the data: a BY or GET pattern with a `*`.
 fn reads_keys(args: &[&[u8]], readonly: bool) -> bool {
-    parse(args, readonly)
+    parse(args, readonly, true)
         .is_ok_and(|o| o.by.is_some_and(has_star) || o.gets.iter().any(|g| has_star(g)))
 }
 
@@ -148,7 +160,7 @@ fn sort_keys(args: &[&[u8]], db: usize, push: &mut dyn FnMut(usize, &[u8])) {
         }
         i += 1;
     }
-    let handler = parse(args, false).ok().and_then(|o| o.store);
+    let handler = parse(args, false, true).ok().and_then(|o| o.store);
     if let Some(k) = getkeys {
         push(db, k);
     }
@@ -236,7 +248,8 @@ fn strcmp(a: &[u8], b: &[u8]) -> Ordering {
 }
 
 fn sort_generic(cx: &mut Ctx, args: &[&[u8]], readonly: bool) -> CmdResult {
-    let mut o = parse(args, readonly)?;
+    let reads_all = super::acl::reads_every_key(cx, args);
+    let mut o = parse(args, readonly, reads_all)?;
     let key = args[1];
     let (now, lru, server) = (cx.now, cx.lru(), cx.server);
     let from_script = cx.locks.is_exclusive();
