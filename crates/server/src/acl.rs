@@ -542,7 +542,7 @@ impl Selector {
         cat: &Catalog,
         id: usize,
         argv: &[&[u8]],
-        keys: &mut KeyCache,
+        keys: &mut KeyCache<impl FnOnce() -> Vec<(usize, u8)>>,
     ) -> Result<(), Denied> {
         let e = &cat.entries[id];
         let denied = |reason, pos| Err(Denied { reason, pos });
@@ -581,20 +581,18 @@ impl Selector {
     }
 }
 
-/// Finds a command's keys: (argument position, permissions needed) each.
-type FindKeys<'f> = Box<dyn FnOnce() -> Vec<(usize, u8)> + 'f>;
-
-/// A command's keys with the permissions they need, found once for all selectors.
-pub struct KeyCache<'f> {
-    find: Option<FindKeys<'f>>,
+/// A command's keys with the permissions they need (argument position, needs), found
+/// once for all selectors, and only if a selector restricts keys.
+pub struct KeyCache<F> {
+    find: Option<F>,
     keys: Vec<(usize, u8)>,
 }
 
-impl<'f> KeyCache<'f> {
+impl<F: FnOnce() -> Vec<(usize, u8)>> KeyCache<F> {
     /// `find` returns each key's argument position and needs ([`key_needs`]).
-    pub fn new(find: impl FnOnce() -> Vec<(usize, u8)> + 'f) -> Self {
+    pub fn new(find: F) -> Self {
         Self {
-            find: Some(Box::new(find)),
+            find: Some(find),
             keys: Vec::new(),
         }
     }
@@ -772,7 +770,7 @@ impl Rules {
         cat: &Catalog,
         id: usize,
         argv: &[&[u8]],
-        keys: &mut KeyCache,
+        keys: &mut KeyCache<impl FnOnce() -> Vec<(usize, u8)>>,
     ) -> Result<(), Denied> {
         let mut worst = Denied {
             reason: Reason::Command,
@@ -799,7 +797,7 @@ impl Rules {
         cat: &Catalog,
         id: usize,
         argv: &[&[u8]],
-        keys: &mut KeyCache,
+        keys: &mut KeyCache<impl FnOnce() -> Vec<(usize, u8)>>,
     ) -> bool {
         self.selectors.iter().any(|s| {
             s.check(cat, id, argv, keys).is_ok()

@@ -210,7 +210,7 @@ pub(crate) enum Place {
 /// Checks the client's user may run `cmd` with these arguments. A refusal is logged (ACL
 /// LOG) and returned as the error Redis gives in that place.
 pub(crate) fn check(cx: &mut Ctx, cmd: &Cmd, args: &[&[u8]], place: Place) -> CmdResult {
-    let Err((_, d)) = allowed(cx, cmd, args) else {
+    let Err(d) = allowed(cx, cmd, args) else {
         return Ok(());
     };
     let context = match place {
@@ -233,16 +233,16 @@ pub(crate) fn check(cx: &mut Ctx, cmd: &Cmd, args: &[&[u8]], place: Place) -> Cm
 }
 
 /// The check without its consequences (`redis.acl_check_cmd`): the rules and refusal.
-fn allowed(cx: &mut Ctx, cmd: &Cmd, args: &[&[u8]]) -> Result<(), (Arc<Rules>, Denied)> {
+fn allowed(cx: &mut Ctx, cmd: &Cmd, args: &[&[u8]]) -> Result<(), Denied> {
+    let server = cx.server;
     let Some(session) = cx.client.acl.as_mut() else {
         return Ok(());
     };
-    session.refresh(&cx.server.acl);
+    session.refresh(&server.acl);
     if session.unrestricted {
         return Ok(());
     }
-    let rules = session.rules.clone();
-    user_allows(&cx.server.acl.catalog, &rules, cmd, args).map_err(|d| (rules, d))
+    user_allows(&server.acl.catalog, &session.rules, cmd, args)
 }
 
 /// Whether `rules` allow `cmd` with `args` (keys found from the command's key specs).
@@ -251,7 +251,10 @@ fn user_allows(catalog: &Catalog, rules: &Rules, cmd: &Cmd, args: &[&[u8]]) -> R
 }
 
 /// The command's keys (from its key specs) and the permissions each needs, found once.
-fn key_cache<'a>(cmd: &'a Cmd, args: &'a [&'a [u8]]) -> KeyCache<'a> {
+fn key_cache<'a>(
+    cmd: &'a Cmd,
+    args: &'a [&'a [u8]],
+) -> KeyCache<impl FnOnce() -> Vec<(usize, u8)> + 'a> {
     KeyCache::new(move || {
         cmd.keys_and_flags(args)
             .map(|ks| ks.into_iter().map(|(p, f)| (p, key_needs(f))).collect())
