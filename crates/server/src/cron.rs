@@ -35,13 +35,20 @@ pub fn run(server: Arc<Server>) {
             return;
         }
         // DEBUG SET-ACTIVE-EXPIRE 0 turns the cycle off (lazy expiry still applies).
-        if server.active_expire.load(Relaxed) {
+        let now = crate::clock::now_ms();
+        if server.pause.lapsed(now) {
+            // The pause's deadline passed: expiry and eviction resume.
+            server.pause.unpause();
+            server.refresh_expiry_mode();
+        }
+        let paused = server.pause.writes_paused(now);
+        if server.active_expire.load(Relaxed) && !paused {
             expiry.cycle(&server, period * EXPIRE_TIME_PERCENT / 100);
         }
         sample_metrics(&server);
         // Eviction that ran out of time before a command goes on here (the gauge was just
         // refreshed by the sample).
-        if server.memory.over() {
+        if server.memory.over() && !paused {
             crate::command::evict::perform(&server, &mut LockSet::new(&server.keyspace));
         }
         server.memory.settle(crate::clock::now_ms());

@@ -26,6 +26,7 @@ pub mod geohash;
 pub mod maxmemory;
 pub mod net;
 pub mod notify;
+pub mod pause;
 pub mod persist;
 pub mod pqsort;
 pub mod pubsub;

@@ -584,6 +584,7 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
         let mut protocol_error = None;
         let mut over_output_limit = false;
         let mut evicted = false;
+        let mut paused = false;
         // Changes made by this batch (the counter is this worker thread's own, and nothing
         // else runs on the thread while the batch executes).
         let dirty_before = stats.dirty.load(Relaxed);
@@ -605,9 +606,10 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
                         let ranges = parser.args();
                         if !ranges.is_empty() {
                             argv.clear();
-                            if buf[0] == b'*' {
+                            let inline: Vec<&[u8]>;
+                            let args: &[&[u8]] = if buf[0] == b'*' {
                                 argv.extend(ranges.iter().map(|r| &buf[r.clone()]));
-                                dispatch(&mut cx, &argv);
+                                &argv
                             } else {
                                 owned = ranges
                                     .iter()
@@ -617,9 +619,18 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
                                             .unwrap_or_else(|| a.to_vec())
                                     })
                                     .collect();
-                                let inline: Vec<&[u8]> = owned.iter().map(|v| &v[..]).collect();
-                                dispatch(&mut cx, &inline);
+                                inline = owned.iter().map(|v| &v[..]).collect();
+                                &inline
+                            };
+                            // CLIENT PAUSE: the request stays in the buffer until the
+                            // pause is over (one relaxed load when there is none).
+                            if let Some(kind) = server.pause.active(crate::clock::now_ms) {
+                                if crate::command::client::paused_for(&cx, args, kind) {
+                                    paused = true;
+                                    break;
+                                }
                             }
+                            dispatch(&mut cx, args);
                         }
                         start += consumed;
                         let unsent = (cx.out.buf.len() - out.sent).saturating_sub(REPLY_BUF);
@@ -709,6 +720,31 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
         }
         if client.close_after_reply {
             break;
+        }
+        if paused {
+            // Wait for the pause to change or end (or a kill), then parse the held request
+            // again: it may still be paused, or run now.
+            let changed = server.pause.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let now = crate::clock::now_ms();
+            if server.pause.active(|| now).is_some() {
+                let left = Duration::from_millis(server.pause.until_ms().saturating_sub(now));
+                server.pause.waiting.fetch_add(1, Relaxed);
+                crate::command::client::set_flag(&mut handle.info.lock().flags, 'b', true);
+                let killed = tokio::select! {
+                    _ = &mut changed => false,
+                    _ = tokio::time::sleep(left) => false,
+                    _ = handle.kill.notified() => true,
+                };
+                crate::command::client::set_flag(&mut handle.info.lock().flags, 'b', false);
+                server.pause.waiting.fetch_sub(1, Relaxed);
+                if killed {
+                    break;
+                }
+            }
+            need_read = false;
+            continue;
         }
         // WAIT waits here; PSYNC / SYNC turn the connection into a replica link.
         if let Some(action) = client.repl.action.take() {

@@ -25,6 +25,8 @@ pub struct Server {
     pub commands: CommandTable,
     /// ACL users, their rules and the ACL log (see `acl`).
     pub acl: crate::acl::Acl,
+    /// CLIENT PAUSE (see `pause`).
+    pub pause: crate::pause::Pause,
     /// The process: identity, start time, bound port, threads, shutdown.
     pub process: Process,
     /// Counters and samples INFO reports.
@@ -154,6 +156,7 @@ impl Server {
             scripts,
             commands,
             acl,
+            pause: Default::default(),
             process: Process {
                 run_id: random_hex(40),
                 started: crate::clock::instant(),
@@ -215,6 +218,15 @@ impl Server {
         self.metrics.mem_peak.fetch_max(used, Relaxed);
         self.memory.refresh(used);
         used
+    }
+
+    /// Whether shards delete keys whose deadline passed: on a primary whose writes are not
+    /// paused. A replica only hides them (its primary's DELs remove them), and so does a
+    /// primary while CLIENT PAUSE holds writes back, as Redis does.
+    pub fn refresh_expiry_mode(&self) {
+        let paused = self.pause.writes_paused(crate::clock::now_ms());
+        self.keyspace
+            .set_delete_expired(!self.repl.is_replica() && !paused);
     }
 
     /// Copies hot config values into their atomics (after load and every CONFIG SET).

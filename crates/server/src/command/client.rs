@@ -81,6 +81,12 @@ const SUBCOMMANDS: &[CommandSpec] = &[
         .summary("Controls whether commands sent by the client affect the LRU/LFU of accessed keys.")
         .complexity("O(1)")
         .syntax("<ON | OFF>"),
+    CommandSpec::new("pause", -3, ADMIN | NOSCRIPT | LOADING | STALE, Keys::None, pause)
+        .group("connection")
+        .since("2.9.50")
+        .summary("Stop processing commands from clients for some time")
+        .complexity("O(1)")
+        .syntax("timeout [WRITE | ALL]"),
     CommandSpec::new("reply", 3, NOSCRIPT | LOADING | STALE, Keys::None, reply)
         .group("connection")
         .since("3.2.0")
@@ -105,6 +111,11 @@ const SUBCOMMANDS: &[CommandSpec] = &[
         .summary("Unblocks a client blocked by a blocking command from a different connection.")
         .complexity("O(log N) where N is the number of client connections")
         .syntax("client-id [TIMEOUT | ERROR]"),
+    CommandSpec::new("unpause", 2, ADMIN | NOSCRIPT | LOADING | STALE, Keys::None, unpause)
+        .group("connection")
+        .since("6.2.0")
+        .summary("Resume processing of clients that were paused")
+        .complexity("O(N) Where N is the number of paused clients"),
 ];
 
 /// Flag letters of a CLIENT LIST `flags=` field, in the order Redis prints them:
@@ -115,7 +126,7 @@ const FLAG_ORDER: &str = "SMPxbtRBdcuAUreT";
 
 /// Sets or clears a flag letter in `flags` (a handle's `ClientInfo::flags`), keeping
 /// [`FLAG_ORDER`]. Features that change a client's flags (MULTI, SUBSCRIBE) call this too.
-pub(super) fn set_flag(flags: &mut String, letter: char, on: bool) {
+pub fn set_flag(flags: &mut String, letter: char, on: bool) {
     flags.retain(|c| c != letter);
     if on {
         let rank = |c: char| FLAG_ORDER.find(c).unwrap_or(FLAG_ORDER.len());
@@ -155,6 +166,81 @@ fn setname(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     cx.client.handle.info.lock().name = args[2].to_vec();
     cx.out.ok();
     Ok(())
+}
+
+/// `CLIENT PAUSE timeout [WRITE | ALL]`: holds client commands back (all of them, or
+/// those that may write) for `timeout` ms; a pause in force keeps the stricter kind and the
+/// later deadline. O(1).
+fn pause(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let ms = crate::util::parse_i64(args[2]).ok_or(E(crate::error::TIMEOUT_NOT_INTEGER))?;
+    if ms < 0 {
+        return Err(CommandError::err("timeout is negative"));
+    }
+    let kind = match args.len() {
+        3 => crate::pause::Kind::All,
+        4 if args[3].eq_ignore_ascii_case(b"WRITE") => crate::pause::Kind::Write,
+        4 if args[3].eq_ignore_ascii_case(b"ALL") => crate::pause::Kind::All,
+        4 => return Err(CommandError::err("CLIENT PAUSE mode must be WRITE or ALL")),
+        _ => return Err(CommandError::bad_subcommand(args[0], args[1])),
+    };
+    let now = crate::clock::now_ms();
+    cx.server
+        .pause
+        .pause(kind, now, now.saturating_add(ms as u64));
+    cx.server.refresh_expiry_mode();
+    cx.out.ok();
+    Ok(())
+}
+
+/// `CLIENT UNPAUSE`: ends the pause; paused clients run their commands. O(N) paused
+/// clients.
+fn unpause(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
+    cx.server.pause.unpause();
+    cx.server.refresh_expiry_mode();
+    cx.out.ok();
+    Ok(())
+}
+
+/// Commands Redis 7.0 flags `may_replicate` beyond its writes (its COMMAND INFO does not
+/// show the flag): a WRITE pause holds them back too.
+const MAY_REPLICATE: &[&str] = &[
+    "eval",
+    "evalsha",
+    "fcall",
+    "publish",
+    "spublish",
+    "pfcount",
+    "pfselftest",
+];
+
+/// Whether a pause of `kind` holds back this request from this client: every command
+/// under ALL; under WRITE, those that may write or replicate, and EXEC of a transaction
+/// that queued one (a write is held back at queue time too, as in Redis). Requests the
+/// dispatcher would refuse (unknown command, wrong arity) are answered at once.
+pub fn paused_for(cx: &Ctx, argv: &[&[u8]], kind: crate::pause::Kind) -> bool {
+    let Ok(cmd) = cx.server.commands.resolve(argv) else {
+        return false;
+    };
+    if !cmd.spec.arity_ok(argv.len()) {
+        return false;
+    }
+    if kind == crate::pause::Kind::All {
+        return true;
+    }
+    let may_write = |name: &[u8]| {
+        cx.server
+            .commands
+            .get(name)
+            .is_some_and(|c| c.spec.flags & WRITE != 0 || MAY_REPLICATE.contains(&c.spec.name))
+    };
+    if cmd.fullname == "exec" {
+        return cx.client.multi.as_ref().is_some_and(|m| {
+            m.queue
+                .iter()
+                .any(|q| q.first().is_some_and(|n| may_write(n)))
+        });
+    }
+    cmd.spec.flags & WRITE != 0 || MAY_REPLICATE.contains(&cmd.fullname.as_str())
 }
 
 /// `CLIENT UNBLOCK client-id [TIMEOUT | ERROR]`: ends another client's block as if it timed
@@ -639,12 +725,16 @@ fn help(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
         "    Protect this connection from client eviction, or stop protecting it.",
         "NO-TOUCH (ON|OFF)",
         "    Whether this connection's commands leave keys' access time alone.",
+        "PAUSE <timeout> [WRITE|ALL]",
+        "    Suspend all, or just write, clients for <timeout> milliseconds.",
         "REPLY (ON|OFF|SKIP)",
         "    Turn the replies to this connection on or off, or skip the next one.",
         "SETINFO <LIB-NAME|LIB-VER> <value>",
         "    Record the name or version of the client library.",
         "SETNAME <name>",
         "    Name this connection.",
+        "UNPAUSE",
+        "    Stop the current client pause, resuming traffic.",
         "HELP",
         "    Print this help.",
     ];

@@ -1081,7 +1081,11 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     // `-BUSY` (the cron, or the next command, evicts once it is over).
     if !cx.in_exec() {
         cx.oom = false;
-        if !cx.replaying && server.memory.over() && !server.keyspace.gate.is_held() {
+        if !cx.replaying
+            && server.memory.over()
+            && !server.keyspace.gate.is_held()
+            && server.pause.active(crate::clock::now_ms).is_none()
+        {
             cx.oom = evict::perform(server, &mut cx.locks) == crate::maxmemory::Outcome::Fail;
             if cx.oom && refused_when_oom(cx, spec) {
                 flag_multi(cx);

@@ -556,7 +556,7 @@ fn follow(server: &Arc<Server>, host: String, port: u16, at_start: bool) {
     // A replica's stream is its primary's, relayed; its keys expire only by the primary's
     // DELs.
     server.feed.set_repl_proxy(true);
-    set_delete_expired(server, false);
+    server.refresh_expiry_mode();
     // Blocked clients cannot be served by writes that will never come from them.
     drop(_applying);
     kill_master_clients(server);
@@ -594,7 +594,7 @@ fn promote(server: &Arc<Server>) {
     repl.refresh_gate();
     server.feed.set_repl_proxy(false);
     server.feed.forget_db();
-    set_delete_expired(server, true);
+    server.refresh_expiry_mode();
     drop(_applying);
     kill_master_clients(server);
     // Our replicas must learn the new id: they reconnect and continue with PSYNC.
@@ -610,12 +610,6 @@ fn kill_master_clients(server: &Server) {
             c.kill();
         }
     }
-}
-
-/// Whether shards delete keys whose deadline passed (a primary) or only hide them (a
-/// replica, which waits for its primary's DEL).
-fn set_delete_expired(server: &Server, on: bool) {
-    server.keyspace.set_delete_expired(on);
 }
 
 /// The replication cron: pings replicas every `repl-ping-replica-period`, trims the

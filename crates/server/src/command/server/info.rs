@@ -218,7 +218,8 @@ fn info_clients(cx: &mut Ctx, s: &mut String) {
         .lock()
         .values()
         .filter(|w| *w.state.lock() == crate::command::blocking::WaitState::Waiting)
-        .count();
+        .count()
+        + server.pause.waiting.load(Relaxed) as usize;
     field!(s, "blocked_clients", "{}", blocked);
     field!(s, "tracking_clients", "0");
     field!(s, "clients_in_timeout_table", "{}", blocked);
