@@ -67,7 +67,8 @@ impl Subscriber {
     }
 
     /// Queues a message; false if the subscriber is being disconnected for overflowing.
-    fn push(&self, f: Frame, limits: &Limits) -> bool {
+    /// (Published messages, and a monitor's lines: see `monitor`.)
+    pub fn push_frame(&self, f: Frame, limits: &Limits) -> bool {
         if self.overflowed.load(Relaxed) {
             return false;
         }
@@ -321,7 +322,7 @@ impl PubSub {
         );
         let mut n = 0;
         let push = |s: &Arc<Subscriber>| {
-            n += usize::from(s.push(frames.get(s.resp3.load(Relaxed)), &limits));
+            n += usize::from(s.push_frame(frames.get(s.resp3.load(Relaxed)), &limits));
         };
         if shard {
             self.shard_channels.deliver(channel, push);
@@ -336,7 +337,7 @@ impl PubSub {
                 }
                 let mut frames = Frames::new("pmessage", Some(pat), channel, message);
                 for s in subs.values() {
-                    n += usize::from(s.push(frames.get(s.resp3.load(Relaxed)), &limits));
+                    n += usize::from(s.push_frame(frames.get(s.resp3.load(Relaxed)), &limits));
                 }
             }
         }
@@ -481,7 +482,7 @@ mod tests {
                 let (a, frame) = (a.clone(), frame.clone());
                 std::thread::spawn(move || {
                     for _ in 0..EACH {
-                        assert!(a.push(frame.clone(), &limits), "overflowed");
+                        assert!(a.push_frame(frame.clone(), &limits), "overflowed");
                     }
                 })
             })

@@ -432,6 +432,9 @@ pub struct Ctx<'a> {
     /// Memory was over `maxmemory` with nothing to evict when the client's command started
     /// (Redis's `pre_command_oom_state`): a script's first write is refused.
     pub(crate) oom: bool,
+    /// The running command was called by a script (`redis.call`): the slow log and
+    /// MONITOR show it as the script's (Redis's Lua client), not the caller's.
+    pub(crate) script_call: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -463,6 +466,7 @@ impl<'a> Ctx<'a> {
             deferred: Vec::new(),
             speculation: None,
             oom: false,
+            script_call: false,
         }
     }
 
@@ -1053,6 +1057,14 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
             return;
         }
     }
+    // A client in MONITOR mode is a replica to Redis: it may not touch the keyspace.
+    if cx.client.monitor
+        && spec.flags & (flags::READONLY | flags::WRITE | flags::MAY_REPLICATE) != 0
+    {
+        flag_multi(cx);
+        reject(cx, Some(cmd.id), &E(crate::error::MONITOR_KEYSPACE));
+        return;
+    }
     // maxmemory: evict before the command, as Redis does before every command; with
     // nothing left to evict, refuse what would grow memory. Not while a script runs alone:
     // eviction's shard locks would wait for it where the command may have to be answered
@@ -1113,6 +1125,10 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     }
     cx.cmd_dirty.set(0);
     cx.kept_watches = 0;
+    if server.monitors.active() && spec.flags & flags::SKIP_MONITOR != 0 {
+        // EVAL and FCALL show before the commands their script runs, as in Redis.
+        server::monitor::feed(cx, cmd, args);
+    }
     crate::crash::running(cmd.id, args);
     let result = (spec.handler)(cx, args);
     crate::crash::done();
@@ -1146,6 +1162,25 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     let cs = stats.cmd(cmd.id);
     cs.calls.fetch_add(1, Relaxed);
     cs.usec.fetch_add(usec, Relaxed);
+    // Watching the server (each off or idle at one atomic load): MONITOR, the slow log,
+    // the latency monitor, the per-command latency histogram.
+    if server.monitors.active() && spec.flags & (flags::SKIP_MONITOR | flags::ADMIN) == 0 {
+        server::monitor::feed(cx, cmd, args);
+    }
+    if server.slowlog.wants(usec) && spec.flags & flags::SKIP_SLOWLOG == 0 {
+        server::slowlog::log(cx, cmd, args, usec);
+    }
+    if server.latency.wants(usec / 1000) {
+        let event = if spec.flags & flags::FAST != 0 {
+            "fast-command"
+        } else {
+            "command"
+        };
+        server.latency.sample_if_needed(event, usec / 1000);
+    }
+    if server.hot.latency_tracking.load(Relaxed) {
+        cs.record_latency(usec);
+    }
     if let Err(e) = result {
         cx.out.buf.truncate(mark);
         cx.out.error(e.text());

@@ -941,7 +941,9 @@ fn call(
     let mark = cx.out.buf.len();
     // `redis.set_repl`: where this command's effects go (the flags are the feed's).
     cx.repl_to = repl;
+    cx.script_call = true;
     super::execute(cx, &refs);
+    cx.script_call = false;
     cx.repl_to = crate::feed::TO_ALL;
     cx.out.resp3 = saved;
     let decoded = kiln_resp::decode(&cx.out.buf[mark..]);

@@ -10,10 +10,13 @@ mod debug;
 mod flush;
 mod info;
 mod lastsave;
+mod latency;
 mod lazyfree;
 mod memory;
+pub(crate) mod monitor;
 mod save;
 mod shutdown;
+pub(crate) mod slowlog;
 mod swapdb;
 mod time;
 
@@ -38,6 +41,9 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
     shutdown::SHUTDOWN,
     debug::DEBUG,
     memory::MEMORY,
+    slowlog::SLOWLOG,
+    latency::LATENCY,
+    monitor::MONITOR,
 ];
 
 /// A subcommand family's container itself (CONFIG, MEMORY): the dispatcher always resolves
