@@ -80,18 +80,23 @@ fn monitor_lines(m: &mut Raw, until: &str) -> String {
     }
 }
 
-/// Every server's masked transcript must equal Kiln's.
-fn assert_same(results: Vec<(&str, String)>) {
+/// Runs `run` on Kiln and on Redis (where installed), each started with `extra`; their
+/// (masked) transcripts must be equal. Returns Kiln's.
+fn on_both(extra: &[&str], run: impl Fn(&str, &TestServer) -> String) -> String {
+    let results: Vec<(&str, String)> = servers(extra)
+        .iter()
+        .map(|(name, s)| (*name, run(name, s)))
+        .collect();
     let (_, kiln) = &results[0];
     for (name, other) in &results[1..] {
         assert_eq!(kiln, other, "kiln and {name} differ");
     }
+    results[0].1.clone()
 }
 
 #[test]
 fn monitor_stream_matches_redis_with_scripts_and_transactions() {
-    let mut results = Vec::new();
-    for (name, s) in servers(&[]) {
+    let kiln = on_both(&[], |_, s| {
         let mut m = s.raw();
         assert_eq!(m.cmd(&["MONITOR"]), "+OK\r\n");
         let mut c = s.raw();
@@ -124,16 +129,14 @@ fn monitor_stream_matches_redis_with_scripts_and_transactions() {
             c.read_reply().unwrap();
         }
         let lines = monitor_lines(&mut m, "\"end\"");
-        results.push((name, mask(&lines, false)));
-    }
-    assert!(results[0].1.contains("[0 lua] \"set\" \"x\" \"1\""));
-    assert_same(results);
+        mask(&lines, false)
+    });
+    assert!(kiln.contains("[0 lua] \"set\" \"x\" \"1\""));
 }
 
 #[test]
 fn a_monitor_may_only_listen_as_in_redis() {
-    let mut results = Vec::new();
-    for (name, s) in servers(&[]) {
+    let kiln = on_both(&[], |_, s| {
         let mut m = s.raw();
         let mut other = s.raw();
         let mut t = String::new();
@@ -155,10 +158,9 @@ fn a_monitor_may_only_listen_as_in_redis() {
         t += &m.cmd(&["GET", "k"]);
         let line = support::client_line(&mut other, "mon");
         assert!(line.is_none(), "RESET clears the name too: {line:?}");
-        results.push((name, mask(&t, false)));
-    }
-    assert!(results[0].1.contains("flags=O"));
-    assert_same(results);
+        mask(&t, false)
+    });
+    assert!(kiln.contains("flags=O"));
 }
 
 #[test]
@@ -220,17 +222,12 @@ fn slowlog_transcript(s: &TestServer) -> String {
 
 #[test]
 fn slowlog_entries_match_redis() {
-    let mut results = Vec::new();
-    for (name, s) in servers(&[]) {
-        results.push((name, slowlog_transcript(&s)));
-    }
-    let kiln = &results[0].1;
+    let kiln = on_both(&[], |_, s| slowlog_transcript(s));
     assert!(kiln.contains("... (11 more arguments)"), "{kiln}");
     assert!(kiln.contains("... (72 more bytes)"), "{kiln}");
     assert!(kiln.contains("(redacted)"), "{kiln}");
     assert!(kiln.contains("?:0"), "{kiln}");
     assert!(kiln.contains("slow-one"), "{kiln}");
-    assert_same(results);
 }
 
 #[test]
@@ -252,8 +249,7 @@ fn the_slow_log_is_shared_by_every_worker_thread() {
 
 #[test]
 fn latency_monitor_samples_slow_commands_as_redis_does() {
-    let mut results = Vec::new();
-    for (name, s) in servers(DEBUG_ON) {
+    let kiln = on_both(DEBUG_ON, |name, s| {
         let mut c = s.raw();
         let mut t = String::new();
         t += &c.cmd(&["CONFIG", "SET", "latency-monitor-threshold", "1"]);
@@ -275,20 +271,14 @@ fn latency_monitor_samples_slow_commands_as_redis_does() {
         );
         t += &c.cmd(&["LATENCY", "RESET", "command"]);
         t += &c.cmd(&["LATENCY", "HISTORY", "command"]);
-        results.push((name, t));
-    }
-    assert!(
-        results[0].1.starts_with("+OK\r\n+OK\r\n*1\n*2\n:N\n:N"),
-        "{}",
-        results[0].1
-    );
-    assert_same(results);
+        t
+    });
+    assert!(kiln.starts_with("+OK\r\n+OK\r\n*1\n*2\n:N\n:N"), "{}", kiln);
 }
 
 #[test]
 fn latency_histograms_and_latencystats_have_redis_shape() {
-    let mut results = Vec::new();
-    for (name, s) in servers(&[]) {
+    let kiln = on_both(&[], |name, s| {
         let mut c = s.raw();
         let mut t = String::new();
         c.cmd(&["CONFIG", "RESETSTAT"]);
@@ -319,14 +309,11 @@ fn latency_histograms_and_latencystats_have_redis_shape() {
         c.cmd(&["HELLO", "2"]);
         c.cmd(&["CONFIG", "RESETSTAT"]);
         t += &c.cmd(&["LATENCY", "HISTOGRAM", "set"]);
-        results.push((name, t));
-    }
+        t
+    });
     assert!(
-        results[0]
-            .1
-            .contains("latency_percentiles_usec_set:pN=N.N,pN=N.N,pN.N=N.N"),
+        kiln.contains("latency_percentiles_usec_set:pN=N.N,pN=N.N,pN.N=N.N"),
         "{}",
-        results[0].1
+        kiln
     );
-    assert_same(results);
 }
