@@ -36,6 +36,7 @@ pub fn run(server: Arc<Server>) {
         }
         // DEBUG SET-ACTIVE-EXPIRE 0 turns the cycle off (lazy expiry still applies).
         if server.active_expire.load(Relaxed) {
+            let _t = server.latency.timer("expire-cycle");
             expiry.cycle(&server, period * EXPIRE_TIME_PERCENT / 100);
         }
         sample_metrics(&server);

@@ -88,6 +88,17 @@ impl Latency {
         }
     }
 
+    /// Times what runs until the returned guard drops, and samples it as `event` then; `None`
+    /// (no clock read) while the monitor is off.
+    #[inline]
+    pub fn timer(&self, event: &'static str) -> Option<Timer<'_>> {
+        (self.threshold.load(Relaxed) != 0).then(|| Timer {
+            latency: self,
+            event,
+            start: crate::clock::instant(),
+        })
+    }
+
     /// Adds a sample at unix second `now` (Redis's `latencyAddSample`).
     pub fn add(&self, event: &str, ms: u64, now: u64) {
         let mut events = self.events.lock();
@@ -139,6 +150,20 @@ impl Latency {
                     .is_some()
             })
             .count()
+    }
+}
+
+/// Samples the time from [`Latency::timer`] to its drop.
+pub struct Timer<'a> {
+    latency: &'a Latency,
+    event: &'static str,
+    start: std::time::Instant,
+}
+
+impl Drop for Timer<'_> {
+    fn drop(&mut self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.latency.sample_if_needed(self.event, ms);
     }
 }
 
