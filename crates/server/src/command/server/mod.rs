@@ -1,5 +1,5 @@
 //! Server commands: INFO, CONFIG, DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, TIME, LASTSAVE, SAVE,
-//! BGSAVE, SHUTDOWN, DEBUG and MEMORY, one file per command (FLUSHDB and FLUSHALL share one), each
+//! BGSAVE, SHUTDOWN, DEBUG, MEMORY, SLOWLOG, LATENCY and MONITOR, one file per command (FLUSHDB and FLUSHALL share one), each
 //! with its table entry, handler, helpers and tests. This file assembles the family's
 //! table and holds what several of them share.
 
