@@ -840,6 +840,7 @@ impl Drop for Registered {
         crate::command::pubsub::unsubscribe_all(server, client);
         if client.monitor {
             server.monitors.remove(client.id);
+            server.observers_changed();
         }
         if !client.watched.is_empty() {
             let mut out = Vec::new();

@@ -110,6 +110,10 @@ pub struct HotConfig {
     pub busy_reply_ms: AtomicU64,
     /// `latency-tracking`: per-command latency histograms (INFO latencystats).
     pub latency_tracking: AtomicBool,
+    /// The shortest command (µs) that MONITOR, the slow log or the latency monitor wants:
+    /// 0 while a client monitors, `u64::MAX` when all are off (see
+    /// [`Server::observers_changed`]).
+    pub observe_floor: AtomicU64,
 }
 
 /// One class of `client-output-buffer-limit`, readable without a lock.
@@ -254,6 +258,7 @@ impl Server {
         );
         self.latency
             .configure(c.get_u64("latency-monitor-threshold"));
+        self.observers_changed();
         self.memory.configure(&c);
         let obuf = c.get("client-output-buffer-limit");
         self.hot.obuf_normal.set(class_limits(obuf, "normal"));
@@ -278,6 +283,23 @@ impl Server {
             .store(c.get_u64("zset-max-listpack-entries"), Relaxed);
         e.zset_max_listpack_value
             .store(c.get_u64("zset-max-listpack-value"), Relaxed);
+    }
+
+    /// Recomputes the floor below which a command's duration interests no observer (after
+    /// CONFIG SET, and whenever a client starts or stops monitoring).
+    pub fn observers_changed(&self) {
+        let mut floor = u64::MAX;
+        if self.monitors.active() {
+            floor = 0;
+        }
+        if let Some(t) = self.slowlog.threshold() {
+            floor = floor.min(t);
+        }
+        let ms = self.latency.threshold();
+        if ms != 0 {
+            floor = floor.min(ms.saturating_mul(1000));
+        }
+        self.hot.observe_floor.store(floor, Relaxed);
     }
 
     pub fn next_client_id(&self) -> u64 {

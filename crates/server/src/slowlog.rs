@@ -65,7 +65,12 @@ impl SlowLog {
         self.max_len.store(max_len, Relaxed);
     }
 
-    /// Whether a command that ran `usec` microseconds is logged: the hot path's only cost.
+    /// `slowlog-log-slower-than` in µs; `None` while the log is off.
+    pub fn threshold(&self) -> Option<u64> {
+        u64::try_from(self.threshold.load(Relaxed)).ok()
+    }
+
+    /// Whether a command that ran `usec` microseconds is logged.
     #[inline]
     pub fn wants(&self, usec: u64) -> bool {
         let t = self.threshold.load(Relaxed);

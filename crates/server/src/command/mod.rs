@@ -1125,7 +1125,7 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     }
     cx.cmd_dirty.set(0);
     cx.kept_watches = 0;
-    if server.monitors.active() && spec.flags & flags::SKIP_MONITOR != 0 {
+    if spec.flags & flags::SKIP_MONITOR != 0 && server.monitors.active() {
         // EVAL and FCALL show before the commands their script runs, as in Redis.
         server::monitor::feed(cx, cmd, args);
     }
@@ -1162,21 +1162,11 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     let cs = stats.cmd(cmd.id);
     cs.calls.fetch_add(1, Relaxed);
     cs.usec.fetch_add(usec, Relaxed);
-    // Watching the server (each off or idle at one atomic load): MONITOR, the slow log,
-    // the latency monitor, the per-command latency histogram.
-    if server.monitors.active() && spec.flags & (flags::SKIP_MONITOR | flags::ADMIN) == 0 {
-        server::monitor::feed(cx, cmd, args);
-    }
-    if server.slowlog.wants(usec) && spec.flags & flags::SKIP_SLOWLOG == 0 {
-        server::slowlog::log(cx, cmd, args, usec);
-    }
-    if server.latency.wants(usec / 1000) {
-        let event = if spec.flags & flags::FAST != 0 {
-            "fast-command"
-        } else {
-            "command"
-        };
-        server.latency.sample_if_needed(event, usec / 1000);
+    // Watching the server: MONITOR, the slow log and the latency monitor cost one load and
+    // a compare together while off or idle (`Server::observers_changed`); the command's
+    // latency histogram a few instructions.
+    if usec >= server.hot.observe_floor.load(Relaxed) {
+        observe(cx, cmd, args, usec);
     }
     if server.hot.latency_tracking.load(Relaxed) {
         cs.record_latency(usec);
@@ -1187,6 +1177,26 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
         cs.failed.fetch_add(1, Relaxed);
         stats.count_error(e.code());
     }
+}
+
+/// The observers of a command that ran `usec` µs, past the floor: the MONITOR feed, the
+/// slow log, the latency monitor's `command` / `fast-command` event.
+#[cold]
+fn observe(cx: &mut Ctx, cmd: &Cmd, args: &[&[u8]], usec: u64) {
+    let server = cx.server;
+    let spec = cmd.spec;
+    if server.monitors.active() && spec.flags & (flags::SKIP_MONITOR | flags::ADMIN) == 0 {
+        server::monitor::feed(cx, cmd, args);
+    }
+    if server.slowlog.wants(usec) && spec.flags & flags::SKIP_SLOWLOG == 0 {
+        server::slowlog::log(cx, cmd, args, usec);
+    }
+    let event = if spec.flags & flags::FAST != 0 {
+        "fast-command"
+    } else {
+        "command"
+    };
+    server.latency.sample_if_needed(event, usec / 1000);
 }
 
 /// Looks a key up as Redis's `lookupKey` does for every command: a key past its deadline is

@@ -43,6 +43,7 @@ fn monitor(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
         })
         .clone();
     cx.server.monitors.add(sub);
+    cx.server.observers_changed();
     cx.client.monitor = true;
     crate::command::client::set_flag(&mut cx.client.handle.info.lock().flags, 'O', true);
     cx.out.ok();
@@ -53,6 +54,7 @@ fn monitor(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
 pub(crate) fn stop(server: &crate::server::Server, c: &mut crate::client::Client) {
     if std::mem::take(&mut c.monitor) {
         server.monitors.remove(c.id);
+        server.observers_changed();
         crate::command::client::set_flag(&mut c.handle.info.lock().flags, 'O', false);
     }
 }
