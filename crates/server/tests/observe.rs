@@ -317,3 +317,25 @@ fn latency_histograms_and_latencystats_have_redis_shape() {
         kiln
     );
 }
+
+#[test]
+fn observers_switch_on_and_off_at_run_time() {
+    let s = TestServer::kiln(&["--slowlog-log-slower-than", "-1"]);
+    let mut c = s.raw();
+    c.cmd(&["SET", "a", "1"]);
+    assert_eq!(c.cmd(&["SLOWLOG", "LEN"]), ":0\r\n");
+    // A monitor attaches while every other observer is off: it still sees every command.
+    let mut m = s.raw();
+    assert_eq!(m.cmd(&["MONITOR"]), "+OK\r\n");
+    c.cmd(&["SET", "b", "2"]);
+    assert!(monitor_lines(&mut m, "\"b\"").contains("\"SET\" \"b\" \"2\""));
+    assert_eq!(m.cmd(&["RESET"]), "+RESET\r\n");
+    assert_eq!(c.cmd(&["SLOWLOG", "LEN"]), ":0\r\n");
+    c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
+    c.cmd(&["SET", "c", "3"]);
+    // CONFIG SET itself and the SET (SLOWLOG LEN is logged once it ran, as in Redis).
+    assert_eq!(c.cmd(&["SLOWLOG", "LEN"]), ":2\r\n");
+    c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "-1"]);
+    c.cmd(&["SET", "d", "4"]);
+    assert_eq!(c.cmd(&["SLOWLOG", "LEN"]), ":3\r\n");
+}

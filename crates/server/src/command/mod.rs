@@ -1125,7 +1125,7 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     }
     cx.cmd_dirty.set(0);
     cx.kept_watches = 0;
-    if spec.flags & flags::SKIP_MONITOR != 0 && server.monitors.active() {
+    if spec.flags & flags::SKIP_MONITOR != 0 && server.monitors.active() && !cx.replaying {
         // EVAL and FCALL show before the commands their script runs, as in Redis.
         server::monitor::feed(cx, cmd, args);
     }
@@ -1184,6 +1184,10 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
 #[cold]
 fn observe(cx: &mut Ctx, cmd: &Cmd, args: &[&[u8]], usec: u64) {
     let server = cx.server;
+    if cx.replaying {
+        // Loading an AOF: Redis neither logs nor shows those commands.
+        return;
+    }
     let spec = cmd.spec;
     if server.monitors.active() && spec.flags & (flags::SKIP_MONITOR | flags::ADMIN) == 0 {
         server::monitor::feed(cx, cmd, args);

@@ -942,6 +942,8 @@ fn call(
     // `redis.set_repl`: where this command's effects go (the flags are the feed's).
     cx.repl_to = repl;
     cx.script_call = true;
+    // The command's own duration (slow log, commandstats), not the script's so far.
+    cx.mark = crate::clock::instant();
     super::execute(cx, &refs);
     cx.script_call = false;
     cx.repl_to = crate::feed::TO_ALL;
