@@ -25,6 +25,8 @@ pub struct Client {
     pub reply_skip: bool,
     /// CLIENT NO-TOUCH ON: the client's reads leave keys' access time alone.
     pub no_touch: bool,
+    /// In MONITOR mode: its `subscriber` queue receives the monitor feed.
+    pub monitor: bool,
     /// The shared view other connections see (CLIENT LIST / KILL).
     pub handle: Arc<ClientHandle>,
     /// Set by a blocking command that found nothing: the connection waits on it.
@@ -59,6 +61,7 @@ impl Client {
             reply_skip_next: false,
             reply_skip: false,
             no_touch: false,
+            monitor: false,
             handle,
             blocked: None,
             multi: None,

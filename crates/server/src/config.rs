@@ -152,6 +152,13 @@ pub const PARAMS: &[Param] = &[
     ),
     p("slowlog-max-len", Kind::Int(0, I64MAX), "128", true),
     p("latency-monitor-threshold", Kind::Int(0, I64MAX), "0", true),
+    p("latency-tracking", Kind::Bool, "yes", true),
+    p(
+        "latency-tracking-info-percentiles",
+        Kind::Special,
+        "50 99 99.9",
+        true,
+    ),
     p("notify-keyspace-events", Kind::Special, "", true),
     pa(
         "replica-read-only",
@@ -669,12 +676,43 @@ fn normalise_special(name: &str, args: &[String]) -> Result<String, String> {
                 .join(" "))
         }
         "notify-keyspace-events" => notify_flags(&args.join(" ")),
+        "latency-tracking-info-percentiles" => {
+            let mut out = Vec::new();
+            for w in &words {
+                let v: f64 = w
+                    .parse()
+                    .ok()
+                    .filter(|v: &f64| v.is_finite())
+                    .ok_or("Invalid latency-tracking-info-percentiles parameters")?;
+                if !(0.0..=100.0).contains(&v) {
+                    return Err(
+                        "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"
+                            .into(),
+                    );
+                }
+                out.push(format_percentile(v));
+            }
+            Ok(out.join(" "))
+        }
         "maxmemory-clients" => match args {
             [one] => memory_or_percent(one),
             _ => Err("wrong number of arguments".into()),
         },
         _ => Ok(words.join(" ")),
     }
+}
+
+/// A percentile as Redis prints it (`%f` with trailing zeros and point trimmed).
+pub fn format_percentile(v: f64) -> String {
+    let s = format!("{v:.6}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The percentiles of `latency-tracking-info-percentiles`.
+pub fn percentiles(v: &str) -> Vec<f64> {
+    v.split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect()
 }
 
 /// `maxmemory-clients`: a byte size with Redis's units, or `N%` of `maxmemory` (N from 0

@@ -43,6 +43,7 @@ pub fn run(server: Arc<Server>) {
         }
         let paused = server.pause.writes_paused(now);
         if server.active_expire.load(Relaxed) && !paused {
+            let _t = server.latency.timer("expire-cycle");
             expiry.cycle(&server, period * EXPIRE_TIME_PERCENT / 100);
         }
         sample_metrics(&server);

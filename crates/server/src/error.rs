@@ -92,6 +92,11 @@ pub const INVALID_FIRST_DB: &str = "ERR invalid first DB index";
 pub const INVALID_SECOND_DB: &str = "ERR invalid second DB index";
 /// `getPositiveLongFromObjectOrReply` (DEBUG POPULATE).
 pub const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
+/// A command touching the keyspace from a client in MONITOR mode (a replica to Redis).
+pub const MONITOR_KEYSPACE: &str = "ERR Replica can't interact with the keyspace";
+pub const MONITOR_DENY_BLOCKING: &str = "ERR MONITOR isn't allowed for DENY BLOCKING client";
+pub const SLOWLOG_COUNT: &str = "ERR count should be greater than or equal to -1";
+pub const NO_SAMPLES: &str = "ERR No samples available for event";
 pub const NO_SHUTDOWN_IN_PROGRESS: &str = "ERR No shutdown in progress.";
 pub const NO_CONFIG_FILE: &str = "ERR The server is running without a config file";
 /// DEBUG while `enable-debug-command` does not allow it for this connection.

@@ -23,7 +23,10 @@ pub mod cron;
 pub mod error;
 pub mod feed;
 pub mod geohash;
+pub mod histogram;
+pub mod latency;
 pub mod maxmemory;
+pub mod monitor;
 pub mod net;
 pub mod notify;
 pub mod pause;
@@ -35,6 +38,7 @@ pub mod registry;
 pub mod repl;
 pub mod reply;
 pub mod server;
+pub mod slowlog;
 pub mod snapshot;
 
 /// The Redis version Kiln is compatible with, reported where clients read `redis_version`

@@ -580,7 +580,9 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
             unauthenticated: !client.authenticated,
             ..Limits::default()
         };
-        let obuf_limits = output_limits(&server, client.subscriber.is_some());
+        // A monitor is a `normal` class client (as in Redis), unless it also subscribed.
+        let pubsub_class = client.subscriber.is_some() && (!client.monitor || client.subscribed());
+        let obuf_limits = output_limits(&server, pubsub_class);
         let mut protocol_error = None;
         let mut over_output_limit = false;
         let mut evicted = false;
@@ -876,6 +878,10 @@ impl Drop for Registered {
             blocking::unregister(server, &b.waiter);
         }
         crate::command::pubsub::unsubscribe_all(server, client);
+        if client.monitor {
+            server.monitors.remove(client.id);
+            server.observers_changed();
+        }
         if !client.watched.is_empty() {
             let mut out = Vec::new();
             let mut cx = Ctx::new(server, client, &mut out);

@@ -67,7 +67,8 @@ impl Subscriber {
     }
 
     /// Queues a message; false if the subscriber is being disconnected for overflowing.
-    fn push(&self, f: Frame, limits: &Limits) -> bool {
+    /// (Published messages, and a monitor's lines: see `monitor`.)
+    pub fn push_frame(&self, f: Frame, limits: &Limits) -> bool {
         if self.overflowed.load(Relaxed) {
             return false;
         }
@@ -358,7 +359,7 @@ impl PubSub {
         );
         let mut n = 0;
         let push = |s: &Arc<Subscriber>| {
-            n += usize::from(s.push(frames.get(s.resp3.load(Relaxed)), &limits));
+            n += usize::from(s.push_frame(frames.get(s.resp3.load(Relaxed)), &limits));
         };
         if shard {
             self.shard_channels.deliver(channel, push);
@@ -373,7 +374,7 @@ impl PubSub {
                 }
                 let mut frames = Frames::new("pmessage", Some(pat), channel, message);
                 for s in subs.values() {
-                    n += usize::from(s.push(frames.get(s.resp3.load(Relaxed)), &limits));
+                    n += usize::from(s.push_frame(frames.get(s.resp3.load(Relaxed)), &limits));
                 }
             }
         }
@@ -518,7 +519,7 @@ mod tests {
                 let (a, frame) = (a.clone(), frame.clone());
                 std::thread::spawn(move || {
                     for _ in 0..EACH {
-                        assert!(a.push(frame.clone(), &limits), "overflowed");
+                        assert!(a.push_frame(frame.clone(), &limits), "overflowed");
                     }
                 })
             })

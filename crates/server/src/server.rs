@@ -54,6 +54,12 @@ pub struct Server {
     pub rdb_state: crate::rdb::RdbState,
     /// The Lua script cache and the running script's controls (see `command::scripting`).
     pub scripts: crate::command::scripting::Scripts,
+    /// SLOWLOG's entries (see `slowlog`).
+    pub slowlog: crate::slowlog::SlowLog,
+    /// The latency monitor's events (see `latency`).
+    pub latency: crate::latency::Latency,
+    /// The clients in MONITOR mode (see `monitor`).
+    pub monitors: crate::monitor::Monitors,
     /// This server's own `Arc` (set by [`Server::new_shared`]), for work that outlives a
     /// command (a background save).
     me: std::sync::OnceLock<std::sync::Weak<Server>>,
@@ -105,6 +111,12 @@ pub struct HotConfig {
     pub encoding: EncodingLimits,
     /// `busy-reply-threshold` (alias `lua-time-limit`), in milliseconds.
     pub busy_reply_ms: AtomicU64,
+    /// `latency-tracking`: per-command latency histograms (INFO latencystats).
+    pub latency_tracking: AtomicBool,
+    /// The shortest command (µs) that MONITOR, the slow log or the latency monitor wants:
+    /// 0 while a client monitors, `u64::MAX` when all are off (see
+    /// [`Server::observers_changed`]).
+    pub observe_floor: AtomicU64,
 }
 
 /// One class of `client-output-buffer-limit`, readable without a lock.
@@ -186,6 +198,9 @@ impl Server {
             snapshot: crate::snapshot::Status::default(),
             aof: crate::aof::Aof::new(),
             rdb_state: crate::rdb::RdbState::new(crate::clock::now_ms()),
+            slowlog: Default::default(),
+            latency: Default::default(),
+            monitors: Default::default(),
             me: std::sync::OnceLock::new(),
             config: RwLock::new(config),
         };
@@ -255,6 +270,16 @@ impl Server {
             crate::notify::parse(c.get("notify-keyspace-events")),
             Relaxed,
         );
+        self.hot
+            .latency_tracking
+            .store(c.get_bool("latency-tracking"), Relaxed);
+        self.slowlog.configure(
+            c.get_i64("slowlog-log-slower-than"),
+            c.get_u64("slowlog-max-len"),
+        );
+        self.latency
+            .configure(c.get_u64("latency-monitor-threshold"));
+        self.observers_changed();
         self.memory.configure(&c);
         let obuf = c.get("client-output-buffer-limit");
         self.hot.obuf_normal.set(class_limits(obuf, "normal"));
@@ -279,6 +304,23 @@ impl Server {
             .store(c.get_u64("zset-max-listpack-entries"), Relaxed);
         e.zset_max_listpack_value
             .store(c.get_u64("zset-max-listpack-value"), Relaxed);
+    }
+
+    /// Recomputes the floor below which a command's duration interests no observer (after
+    /// CONFIG SET, and whenever a client starts or stops monitoring).
+    pub fn observers_changed(&self) {
+        let mut floor = u64::MAX;
+        if self.monitors.active() {
+            floor = 0;
+        }
+        if let Some(t) = self.slowlog.threshold() {
+            floor = floor.min(t);
+        }
+        let ms = self.latency.threshold();
+        if ms != 0 {
+            floor = floor.min(ms.saturating_mul(1000));
+        }
+        self.hot.observe_floor.store(floor, Relaxed);
     }
 
     pub fn next_client_id(&self) -> u64 {
@@ -375,6 +417,16 @@ pub struct CmdStat {
     pub usec: AtomicU64,
     pub rejected: AtomicU64,
     pub failed: AtomicU64,
+    /// Its latency histogram (`latency-tracking`), made on the thread's first call.
+    pub hist: std::sync::OnceLock<crate::histogram::Counters>,
+}
+
+impl CmdStat {
+    /// Records a call's duration in the histogram (the recording thread owns it).
+    #[inline]
+    pub fn record_latency(&self, usec: u64) {
+        self.hist.get_or_init(Default::default).record_usec(usec);
+    }
 }
 
 thread_local! {
@@ -440,6 +492,18 @@ impl Stats {
         t
     }
 
+    /// Command `id`'s latency histogram summed over threads; `None` if it has no
+    /// recorded call.
+    pub fn latency_histogram(&self, id: usize) -> Option<crate::histogram::Snapshot> {
+        let mut s = crate::histogram::Snapshot::default();
+        for c in self.cmds.iter() {
+            if let Some(h) = c[id].hist.get() {
+                h.add_to(&mut s);
+            }
+        }
+        (s.total > 0).then_some(s)
+    }
+
     /// CONFIG RESETSTAT.
     pub fn reset(&self) {
         for s in self.slots.iter() {
@@ -463,6 +527,9 @@ impl Stats {
                 s.usec.store(0, Relaxed);
                 s.rejected.store(0, Relaxed);
                 s.failed.store(0, Relaxed);
+                if let Some(h) = s.hist.get() {
+                    h.reset();
+                }
             }
         }
         self.errors.lock().clear();

@@ -149,7 +149,8 @@ const EXTRA: &[&str] = &[
 
 /// Commands the concurrent part never sends: they would end the server or change its role,
 /// or turn the connection into a replication link. SUBSCRIBE and friends change what a
-/// connection receives; they run in their own step ([`Worker::pubsub`]).
+/// connection receives; they run in their own step ([`Worker::pubsub`]). MONITOR turns the
+/// connection into a listener that may not touch the keyspace.
 const NEVER: &[&str] = &[
     "shutdown",
     "replicaof",
@@ -160,6 +161,7 @@ const NEVER: &[&str] = &[
     "subscribe",
     "psubscribe",
     "ssubscribe",
+    "monitor",
 ];
 
 /// Commands left out of the comparison with Redis, besides `~ ! ?` invocations: replies

@@ -225,7 +225,22 @@ impl Loop {
     /// Writes the first `n` pending bytes. False (logged) on error, with nothing consumed.
     fn write_out(&mut self, n: usize) -> bool {
         let aof = &self.server.aof;
-        match self.file.write_all(&self.pending[..n]) {
+        let latency = &self.server.latency;
+        let t = (latency.threshold() != 0).then(crate::clock::instant);
+        let result = self.file.write_all(&self.pending[..n]);
+        if let Some(t) = t {
+            // Redis's events: every write, and the same sample by what ran beside it (the
+            // fsync is this thread's own, never pending while it writes).
+            let ms = t.elapsed().as_millis() as u64;
+            let beside = if aof.rewriting.load(Relaxed) {
+                "aof-write-active-child"
+            } else {
+                "aof-write-alone"
+            };
+            latency.sample_if_needed(beside, ms);
+            latency.sample_if_needed("aof-write", ms);
+        }
+        match result {
             Ok(()) => {
                 self.pending.drain(..n);
                 self.written += n as u64;
@@ -301,6 +316,9 @@ impl Loop {
                 .read()
                 .get_bool("no-appendfsync-on-rewrite");
         if !skip {
+            let _t = (aof.policy() == Policy::Always)
+                .then(|| self.server.latency.timer("aof-fsync-always"))
+                .flatten();
             if let Err(e) = self.file.sync_data() {
                 if aof.policy() == Policy::Always {
                     tracing::error!(

@@ -122,7 +122,7 @@ const SUBCOMMANDS: &[CommandSpec] = &[
 /// S replica, M master, P pubsub, x MULTI, b blocked, t tracking, R broken redirect,
 /// B broadcast tracking, d dirty WATCH, c close after reply, u unblocked, A close asap,
 /// U unix socket, r read only (cluster), e no-evict, T no-touch.
-const FLAG_ORDER: &str = "SMPxbtRBdcuAUreT";
+const FLAG_ORDER: &str = "OSMPxbtRBdcuAUreT";
 
 /// Sets or clears a flag letter in `flags` (a handle's `ClientInfo::flags`), keeping
 /// [`FLAG_ORDER`]. Features that change a client's flags (MULTI, SUBSCRIBE) call this too.
@@ -686,6 +686,7 @@ fn reset(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     super::transaction::unwatch_all(cx);
     super::pubsub::unsubscribe_all(cx.server, cx.client);
     super::pubsub::flush_queued(cx);
+    super::server::monitor::stop(cx.server, cx.client);
     cx.out.resp3 = false;
     cx.out.simple("RESET");
     Ok(())

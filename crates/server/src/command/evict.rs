@@ -76,6 +76,7 @@ fn evict_to_limit(server: &Server, locks: &mut LockSet<'_>) -> Outcome {
     }
     let limit = mem.time_limit();
     let start = crate::clock::instant();
+    let _cycle = server.latency.timer("eviction-cycle");
     let mut evicted = 0u64;
     loop {
         let now = crate::clock::now_ms();
@@ -232,6 +233,7 @@ fn delete(
     policy: Policy,
     now: u64,
 ) -> bool {
+    let _t = server.latency.timer("eviction-del");
     let id = shard_id(db, shard_of(hash));
     let done = locks.with(id, |sh| {
         match sh.peek(hash, key) {

@@ -434,8 +434,9 @@ pub struct Ctx<'a> {
     /// Memory was over `maxmemory` with nothing to evict when the client's command started
     /// (Redis's `pre_command_oom_state`): a script's first write is refused.
     pub(crate) oom: bool,
-    /// The next command's ACL check is done already (a script's `redis.call`).
-    pub(crate) acl_checked: bool,
+    /// The running command was called by a script (`redis.call`): the slow log and
+    /// MONITOR show it as the script's (Redis's Lua client), not the caller's.
+    pub(crate) script_call: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -467,7 +468,7 @@ impl<'a> Ctx<'a> {
             deferred: Vec::new(),
             speculation: None,
             oom: false,
-            acl_checked: false,
+            script_call: false,
         }
     }
 
@@ -1037,7 +1038,7 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     }
     // ACL: the client's own commands, and again as EXEC runs them (the rules may have
     // changed since they were queued). A script checks its calls itself (`Place::Script`).
-    if !cx.acl_checked && !cx.trusted_stream() {
+    if !cx.script_call && !cx.trusted_stream() {
         let place = match cx.mode {
             Mode::Direct => Some(acl::Place::Client),
             Mode::Exec => Some(acl::Place::Exec),
@@ -1051,7 +1052,6 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
             }
         }
     }
-    cx.acl_checked = false;
     // Replication's write gate: READONLY on a replica, NOREPLICAS, MASTERDOWN.
     if !cx.in_exec() {
         if let Some(e) = server.repl.gate(cx.client, spec.flags) {
@@ -1074,6 +1074,14 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
             );
             return;
         }
+    }
+    // A client in MONITOR mode is a replica to Redis: it may not touch the keyspace.
+    if cx.client.monitor
+        && spec.flags & (flags::READONLY | flags::WRITE | flags::MAY_REPLICATE) != 0
+    {
+        flag_multi(cx);
+        reject(cx, Some(cmd.id), &E(crate::error::MONITOR_KEYSPACE));
+        return;
     }
     // maxmemory: evict before the command, as Redis does before every command; with
     // nothing left to evict, refuse what would grow memory. Not while a script runs alone:
@@ -1139,6 +1147,10 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     }
     cx.cmd_dirty.set(0);
     cx.kept_watches = 0;
+    if spec.flags & flags::SKIP_MONITOR != 0 && server.monitors.active() && !cx.replaying {
+        // EVAL and FCALL show before the commands their script runs, as in Redis.
+        server::monitor::feed(cx, cmd, args);
+    }
     crate::crash::running(cmd.id, args);
     let result = (spec.handler)(cx, args);
     crate::crash::done();
@@ -1172,12 +1184,45 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     let cs = stats.cmd(cmd.id);
     cs.calls.fetch_add(1, Relaxed);
     cs.usec.fetch_add(usec, Relaxed);
+    // Watching the server: MONITOR, the slow log and the latency monitor cost one load and
+    // a compare together while off or idle (`Server::observers_changed`); the command's
+    // latency histogram a few instructions.
+    if usec >= server.hot.observe_floor.load(Relaxed) {
+        observe(cx, cmd, args, usec);
+    }
+    if server.hot.latency_tracking.load(Relaxed) {
+        cs.record_latency(usec);
+    }
     if let Err(e) = result {
         cx.out.buf.truncate(mark);
         cx.out.error(e.text());
         cs.failed.fetch_add(1, Relaxed);
         stats.count_error(e.code());
     }
+}
+
+/// The observers of a command that ran `usec` µs, past the floor: the MONITOR feed, the
+/// slow log, the latency monitor's `command` / `fast-command` event.
+#[cold]
+fn observe(cx: &mut Ctx, cmd: &Cmd, args: &[&[u8]], usec: u64) {
+    let server = cx.server;
+    if cx.replaying {
+        // Loading an AOF: Redis neither logs nor shows those commands.
+        return;
+    }
+    let spec = cmd.spec;
+    if server.monitors.active() && spec.flags & (flags::SKIP_MONITOR | flags::ADMIN) == 0 {
+        server::monitor::feed(cx, cmd, args);
+    }
+    if server.slowlog.wants(usec) && spec.flags & flags::SKIP_SLOWLOG == 0 {
+        server::slowlog::log(cx, cmd, args, usec);
+    }
+    let event = if spec.flags & flags::FAST != 0 {
+        "fast-command"
+    } else {
+        "command"
+    };
+    server.latency.sample_if_needed(event, usec / 1000);
 }
 
 /// Looks a key up as Redis's `lookupKey` does for every command: a key past its deadline is

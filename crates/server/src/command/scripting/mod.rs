@@ -944,8 +944,11 @@ fn call(
     let mark = cx.out.buf.len();
     // `redis.set_repl`: where this command's effects go (the flags are the feed's).
     cx.repl_to = repl;
-    cx.acl_checked = true;
+    cx.script_call = true;
+    // The command's own duration (slow log, commandstats), not the script's so far.
+    cx.mark = crate::clock::instant();
     super::execute(cx, &refs);
+    cx.script_call = false;
     cx.repl_to = crate::feed::TO_ALL;
     cx.out.resp3 = saved;
     let decoded = kiln_resp::decode(&cx.out.buf[mark..]);

@@ -33,9 +33,7 @@ const SECTIONS: &[Section] = &[
     ("modules", "Modules", info_nothing),
     ("commandstats", "Commandstats", info_commandstats),
     ("errorstats", "Errorstats", info_errorstats),
-    // Per-command latency percentiles are not tracked: the section is empty, as in Redis
-    // with `latency-tracking no`.
-    ("latencystats", "Latencystats", info_nothing),
+    ("latencystats", "Latencystats", info_latencystats),
     ("cluster", "Cluster", info_cluster),
     ("keyspace", "Keyspace", info_keyspace),
 ];
@@ -684,6 +682,36 @@ fn info_commandstats(cx: &mut Ctx, s: &mut String) {
             "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={:.2},rejected_calls={rejected},failed_calls={failed}\r\n",
             ratio(usec, calls)
         );
+    }
+}
+
+/// Per-command latency percentiles (`latency-tracking-info-percentiles`) from each
+/// command's histogram, in µs with three decimals; empty with `latency-tracking no`.
+fn info_latencystats(cx: &mut Ctx, s: &mut String) {
+    let server = cx.server;
+    let (on, percentiles) = {
+        let c = server.config.read();
+        (
+            c.get_bool("latency-tracking"),
+            crate::config::percentiles(c.get("latency-tracking-info-percentiles")),
+        )
+    };
+    if !on {
+        return;
+    }
+    for (id, name) in server.commands.names.iter().enumerate() {
+        let Some(h) = server.metrics.stats.latency_histogram(id) else {
+            continue;
+        };
+        let _ = write!(s, "latency_percentiles_usec_{name}:");
+        for (j, p) in percentiles.iter().enumerate() {
+            if j > 0 {
+                s.push(',');
+            }
+            let v = h.value_at_percentile(*p) as f64 / 1000.0;
+            let _ = write!(s, "p{}={v:.3}", crate::config::format_percentile(*p));
+        }
+        s.push_str("\r\n");
     }
 }
 

@@ -1,5 +1,5 @@
 //! Server commands: INFO, CONFIG, DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, TIME, LASTSAVE, SAVE,
-//! BGSAVE, SHUTDOWN, DEBUG and MEMORY, one file per command (FLUSHDB and FLUSHALL share one), each
+//! BGSAVE, SHUTDOWN, DEBUG, MEMORY, SLOWLOG, LATENCY and MONITOR, one file per command (FLUSHDB and FLUSHALL share one), each
 //! with its table entry, handler, helpers and tests. This file assembles the family's
 //! table and holds what several of them share.
 
@@ -10,10 +10,13 @@ mod debug;
 mod flush;
 mod info;
 mod lastsave;
+mod latency;
 mod lazyfree;
 mod memory;
+pub(crate) mod monitor;
 mod save;
 mod shutdown;
+pub(crate) mod slowlog;
 mod swapdb;
 mod time;
 
@@ -39,6 +42,9 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
     shutdown::SHUTDOWN,
     debug::DEBUG,
     memory::MEMORY,
+    slowlog::SLOWLOG,
+    latency::LATENCY,
+    monitor::MONITOR,
 ];
 
 /// A subcommand family's container itself (CONFIG, MEMORY): the dispatcher always resolves
