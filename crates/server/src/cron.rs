@@ -35,6 +35,9 @@ pub fn run(server: Arc<Server>) {
             return;
         }
         // DEBUG SET-ACTIVE-EXPIRE 0 turns the cycle off (lazy expiry still applies).
+        if server.cron_paused.load(Relaxed) {
+            continue;
+        }
         let now = crate::clock::now_ms();
         if server.pause.lapsed(now) {
             // The pause's deadline passed: expiry and eviction resume.

@@ -40,6 +40,10 @@ pub struct Server {
     pub watching: std::sync::atomic::AtomicUsize,
     /// DEBUG SET-ACTIVE-EXPIRE.
     pub active_expire: AtomicBool,
+    /// DEBUG SET-SKIP-CHECKSUM-VALIDATION: RESTORE does not check payloads' CRC.
+    pub skip_checksum: AtomicBool,
+    /// DEBUG PAUSE-CRON: the cron does nothing while set.
+    pub cron_paused: AtomicBool,
     /// Pub/Sub subscriptions.
     pub pubsub: crate::pubsub::PubSub,
     /// Every change to the dataset, for the AOF and replicas (see `feed`).
@@ -190,6 +194,8 @@ impl Server {
             blocked: crate::command::blocking::Registry::new(),
             watching: std::sync::atomic::AtomicUsize::new(0),
             active_expire: AtomicBool::new(true),
+            skip_checksum: AtomicBool::new(false),
+            cron_paused: AtomicBool::new(false),
             hot: HotConfig::default(),
             memory: crate::maxmemory::Memory::default(),
             pubsub: crate::pubsub::PubSub::new(),

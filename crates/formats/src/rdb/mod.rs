@@ -202,7 +202,17 @@ pub enum PayloadError {
 /// the CRC must match (a zero CRC is not accepted: Redis always writes one in payloads).
 /// The value is validated as deeply as a file is; an empty collection is bad data.
 pub fn restore_payload(payload: &[u8], limits: Limits) -> Result<Value, PayloadError> {
-    let version = payload_version(payload)?;
+    restore_payload_checked(payload, limits, true)
+}
+
+/// [`restore_payload`], with the CRC checked only when `verify_crc` (Redis's DEBUG
+/// SET-SKIP-CHECKSUM-VALIDATION turns it off; the version is always checked).
+pub fn restore_payload_checked(
+    payload: &[u8],
+    limits: Limits,
+    verify_crc: bool,
+) -> Result<Value, PayloadError> {
+    let version = payload_version(payload, verify_crc)?;
     // The value is read from the whole payload, footer included, as Redis reads it: a
     // value may run into the footer bytes, and bytes after the value are ignored.
     decode::payload_value(payload, version, limits).map_err(PayloadError::BadData)
@@ -211,7 +221,7 @@ pub fn restore_payload(payload: &[u8], limits: Limits) -> Result<Value, PayloadE
 /// The RDB version in the footer of a DUMP or FUNCTION DUMP payload (`RDB version (u16
 /// LE), CRC-64 of everything before the CRC (u64 LE)`), once the footer is checked: at
 /// least 10 bytes, a version Kiln reads, a matching CRC (zero is not accepted).
-fn payload_version(payload: &[u8]) -> Result<u16, PayloadError> {
+fn payload_version(payload: &[u8], verify_crc: bool) -> Result<u16, PayloadError> {
     let n = payload.len();
     if n < 10 {
         return Err(PayloadError::VersionOrChecksum);
@@ -222,7 +232,7 @@ fn payload_version(payload: &[u8]) -> Result<u16, PayloadError> {
     }
     let mut crc = [0u8; 8];
     crc.copy_from_slice(&payload[n - 8..]);
-    if crc::crc64(&payload[..n - 8]) != u64::from_le_bytes(crc) {
+    if verify_crc && crc::crc64(&payload[..n - 8]) != u64::from_le_bytes(crc) {
         return Err(PayloadError::VersionOrChecksum);
     }
     Ok(version)
@@ -239,7 +249,7 @@ fn payload_version(payload: &[u8]) -> Result<u16, PayloadError> {
 /// [`Record::Function`]). No payload-level check of the code itself: compiling it, and
 /// refusing names that exist, is the scripting engine's.
 pub fn decode_functions_payload(payload: &[u8]) -> Result<Vec<Vec<u8>>, PayloadError> {
-    let version = payload_version(payload)?;
+    let version = payload_version(payload, true)?;
     decode::payload_functions(payload, version).map_err(PayloadError::BadData)
 }
 

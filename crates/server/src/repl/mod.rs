@@ -325,6 +325,15 @@ impl Repl {
         self.link_up.load(Relaxed)
     }
 
+    /// DEBUG CHANGE-REPL-ID: a new replication id, and no secondary one (Redis's
+    /// `changeReplicationId` and `clearReplicationId2`).
+    pub fn change_replid(&self) {
+        let mut st = self.state.lock();
+        st.replid = crate::server::random_hex(40);
+        st.replid2 = NO_REPLID.to_string();
+        st.second_offset = -1;
+    }
+
     /// The current replication id.
     pub fn replid(&self) -> String {
         self.state.lock().replid.clone()

@@ -57,6 +57,60 @@ fn debug(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             cx.out.ok();
             Ok(())
         }
+        (b"error", 3) => Err(CommandError::Owned(
+            String::from_utf8_lossy(args[2]).into_owned(),
+        )),
+        (b"protocol", 3) => debug_protocol(cx, args[2]),
+        (b"log", 3) => {
+            tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(args[2]));
+            cx.out.ok();
+            Ok(())
+        }
+        (b"change-repl-id", 2) => {
+            cx.server.repl.change_replid();
+            cx.out.ok();
+            Ok(())
+        }
+        // Switches Redis keeps for its own tests, accepted with its validation; Kiln's list
+        // encoding and reply buffers have no such knobs (see docs/COMPATIBILITY.md).
+        (b"quicklist-packed-threshold", 3) => {
+            let ok = crate::config::parse_memory(&String::from_utf8_lossy(args[2]))
+                .is_some_and(|n| n < 1 << 32);
+            if !ok {
+                return Err(CommandError::err(
+                    "argument must be a memory value bigger than 1 and smaller than 4gb",
+                ));
+            }
+            cx.out.ok();
+            Ok(())
+        }
+        (b"set-disable-deny-scripts", 3) => {
+            cx.server
+                .scripts
+                .allow_deny_script
+                .store(atoi(args[2]) != 0, Relaxed);
+            cx.out.ok();
+            Ok(())
+        }
+        (b"set-skip-checksum-validation", 3) => {
+            cx.server
+                .skip_checksum
+                .store(atoi(args[2]) != 0, Relaxed);
+            cx.out.ok();
+            Ok(())
+        }
+        (b"pause-cron", 3) => {
+            cx.server.cron_paused.store(atoi(args[2]) != 0, Relaxed);
+            cx.out.ok();
+            Ok(())
+        }
+        (b"replybuffer", 4)
+            if args[2].eq_ignore_ascii_case(b"peak-reset-time")
+                || args[2].eq_ignore_ascii_case(b"resizing") =>
+        {
+            cx.out.ok();
+            Ok(())
+        }
         _ => Err(CommandError::bad_subcommand(args[0], args[1])),
     }
 }
@@ -132,16 +186,33 @@ fn debug_help(cx: &mut Ctx) -> CmdResult {
             "    Output a hex signature representing the current DB content.",
             "DIGEST-VALUE <key> [<key> ...]",
             "    Output a hex signature of the values of all the specified keys.",
+            "CHANGE-REPL-ID",
+            "    Change the replication IDs of the instance.",
+            "ERROR <string>",
+            "    Return a Redis protocol error with <string> as message.",
+            "LOG <message>",
+            "    Write <message> to the server log.",
             "OBJECT <key>",
             "    Show low level info about `key` and associated value.",
             "PANIC",
             "    Crash the server on purpose: a crash report, then the process aborts.",
+            "PAUSE-CRON <0|1>",
+            "    Stop periodic cron job processing.",
             "POPULATE <count> [<prefix>] [<size>]",
             "    Create <count> string keys named <prefix>:<num> (prefix 'key' by default)",
             "    holding value:<num>, zero-padded or cut to <size> bytes when given.",
             "    Existing keys are left alone.",
             "RELOAD [MERGE] [NOFLUSH] [NOSAVE]",
             "    Save the dataset to the RDB file, empty it and load the file back.",
+            "PROTOCOL <type>",
+            "    Reply with a test value of the specified type: string, integer, double, bignum,",
+            "    null, array, set, map, attrib, push, verbatim, true, false.",
+            "QUICKLIST-PACKED-THRESHOLD <size>, REPLYBUFFER <PEAK-RESET-TIME|RESIZING> <n>",
+            "    Accepted for Redis's tests; Kiln's lists and reply buffers have no such knob.",
+            "SET-DISABLE-DENY-SCRIPTS <0|1>",
+            "    Allow (1) commands flagged noscript inside scripts.",
+            "SET-SKIP-CHECKSUM-VALIDATION <0|1>",
+            "    Skip the checksum of DUMP payloads in RESTORE.",
             "SET-ACTIVE-EXPIRE <0|1>",
             "    0 stops deleting expired keys in the background (they still expire when",
             "    accessed); 1 restores the default.",
@@ -149,6 +220,67 @@ fn debug_help(cx: &mut Ctx) -> CmdResult {
             "    Block the connection's worker thread for <seconds>. Decimals allowed.",
         ],
     );
+    Ok(())
+}
+
+/// `DEBUG PROTOCOL <type>`: one reply of each RESP type, as Redis sends them (for client
+/// libraries' tests), in the connection's protocol.
+fn debug_protocol(cx: &mut Ctx, kind: &[u8]) -> CmdResult {
+    let out = &mut cx.out;
+    match kind.to_ascii_lowercase().as_slice() {
+        b"string" => out.bulk(b"Hello World"),
+        b"integer" => out.int(12345),
+        b"double" => out.double_text(b"3.141"),
+        b"bignum" => {
+            if out.resp3 {
+                out.raw(b"(1234567999999999999999999999999999999\r\n");
+            } else {
+                out.bulk(b"1234567999999999999999999999999999999");
+            }
+        }
+        b"null" => out.null(),
+        b"array" | b"set" | b"map" => {
+            let n = 3;
+            match kind.to_ascii_lowercase().as_slice() {
+                b"array" => out.array(n),
+                b"set" => out.set(n),
+                _ => out.map(n),
+            }
+            for i in 0..n {
+                out.int(i as i64);
+                if kind.eq_ignore_ascii_case(b"map") {
+                    out.boolean(i == 1);
+                }
+            }
+        }
+        b"attrib" => {
+            if out.resp3 {
+                out.raw(b"|1\r\n");
+                out.bulk(b"key-popularity");
+                out.array(2);
+                out.bulk(b"key:123");
+                out.int(90);
+            }
+            out.bulk(b"Some real reply following the attribute");
+        }
+        b"push" => {
+            if !out.resp3 {
+                return Err(CommandError::err("RESP2 is not supported by this command"));
+            }
+            out.push(2);
+            out.bulk(b"server-cpu-usage");
+            out.int(42);
+            out.bulk(b"Some real reply following the push reply");
+        }
+        b"verbatim" => out.verbatim(b"This is a verbatim\nstring"),
+        b"true" => out.boolean(true),
+        b"false" => out.boolean(false),
+        _ => {
+            return Err(CommandError::err(
+                "Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false",
+            ))
+        }
+    }
     Ok(())
 }
 
