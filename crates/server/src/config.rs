@@ -328,6 +328,133 @@ pub const PARAMS: &[Param] = &[
     p("enable-debug-command", Kind::Enum(ENABLE), "no", false),
     p("enable-protected-configs", Kind::Enum(ENABLE), "no", false),
     p("enable-module-command", Kind::Enum(ENABLE), "no", false),
+    // Accepted with Redis 7.0's validation; what Kiln does with each (most nothing yet:
+    // no defrag, no fork, no syslog, no cluster yet) is in docs/COMPATIBILITY.md.
+    p("activedefrag", Kind::Bool, "no", true),
+    p("active-defrag-cycle-min", Kind::Int(1, 99), "1", true),
+    p("active-defrag-cycle-max", Kind::Int(1, 99), "25", true),
+    p(
+        "active-defrag-ignore-bytes",
+        Kind::Memory,
+        "104857600",
+        true,
+    ),
+    p(
+        "active-defrag-max-scan-fields",
+        Kind::Int(1, I64MAX),
+        "1000",
+        true,
+    ),
+    p(
+        "active-defrag-threshold-lower",
+        Kind::Int(0, 1000),
+        "10",
+        true,
+    ),
+    p(
+        "active-defrag-threshold-upper",
+        Kind::Int(0, 1000),
+        "100",
+        true,
+    ),
+    p("activerehashing", Kind::Bool, "yes", true),
+    p("always-show-logo", Kind::Bool, "no", false),
+    p("aof-disable-auto-gc", Kind::Bool, "no", true),
+    p("aof-rewrite-incremental-fsync", Kind::Bool, "yes", true),
+    p("aof-timestamp-enabled", Kind::Bool, "no", true),
+    p("server_cpulist", Kind::Str, "", false),
+    p("bio_cpulist", Kind::Str, "", false),
+    p("aof_rewrite_cpulist", Kind::Str, "", false),
+    p("bgsave_cpulist", Kind::Str, "", false),
+    p("bind-source-addr", Kind::Str, "", true),
+    p(
+        "cluster-allow-pubsubshard-when-down",
+        Kind::Bool,
+        "yes",
+        true,
+    ),
+    p("cluster-allow-reads-when-down", Kind::Bool, "no", true),
+    p("cluster-allow-replica-migration", Kind::Bool, "yes", true),
+    p("cluster-announce-bus-port", Kind::Int(0, 65535), "0", true),
+    p("cluster-announce-hostname", Kind::Str, "", true),
+    p("cluster-announce-ip", Kind::Str, "", true),
+    p("cluster-announce-port", Kind::Int(0, 65535), "0", true),
+    p("cluster-announce-tls-port", Kind::Int(0, 65535), "0", true),
+    p("cluster-config-file", Kind::Str, "nodes.conf", false),
+    p("cluster-link-sendbuf-limit", Kind::Memory, "0", true),
+    p("cluster-migration-barrier", Kind::Int(0, I32MAX), "1", true),
+    p("cluster-node-timeout", Kind::Int(0, I64MAX), "15000", true),
+    p("cluster-port", Kind::Int(0, 65535), "0", false),
+    p(
+        "cluster-preferred-endpoint-type",
+        Kind::Enum(&["ip", "hostname", "unknown-endpoint"]),
+        "ip",
+        true,
+    ),
+    pa(
+        "cluster-replica-no-failover",
+        "cluster-slave-no-failover",
+        Kind::Bool,
+        "no",
+        true,
+    ),
+    pa(
+        "cluster-replica-validity-factor",
+        "cluster-slave-validity-factor",
+        Kind::Int(0, I32MAX),
+        "10",
+        true,
+    ),
+    p("cluster-require-full-coverage", Kind::Bool, "yes", true),
+    p("crash-log-enabled", Kind::Bool, "yes", true),
+    p("crash-memcheck-enabled", Kind::Bool, "yes", true),
+    p("disable-thp", Kind::Bool, "yes", false),
+    p("dynamic-hz", Kind::Bool, "yes", true),
+    p("ignore-warnings", Kind::Str, "", true),
+    p("io-threads-do-reads", Kind::Bool, "no", false),
+    p("jemalloc-bg-thread", Kind::Bool, "yes", true),
+    p(
+        "oom-score-adj",
+        Kind::Enum(&["no", "yes", "relative", "absolute"]),
+        "no",
+        true,
+    ),
+    p("oom-score-adj-values", Kind::Special, "0 200 800", true),
+    p(
+        "proc-title-template",
+        Kind::Str,
+        "{title} {listen-addr} {server-mode}",
+        true,
+    ),
+    p(
+        "propagation-error-behavior",
+        Kind::Enum(&["ignore", "panic", "panic-on-replicas"]),
+        "ignore",
+        true,
+    ),
+    p("rdb-del-sync-files", Kind::Bool, "no", true),
+    p("rdb-save-incremental-fsync", Kind::Bool, "yes", true),
+    p("replica-ignore-disk-write-errors", Kind::Bool, "no", true),
+    p("set-proc-title", Kind::Bool, "yes", false),
+    p("shutdown-on-sigint", Kind::Special, "default", true),
+    p("shutdown-on-sigterm", Kind::Special, "default", true),
+    p("shutdown-timeout", Kind::Int(0, I32MAX), "10", true),
+    p("socket-mark-id", Kind::Int(0, I64MAX), "0", false),
+    p(
+        "supervised",
+        Kind::Enum(&["upstart", "systemd", "auto", "no"]),
+        "no",
+        false,
+    ),
+    p("syslog-enabled", Kind::Bool, "no", false),
+    p("syslog-facility", Kind::Str, "local0", false),
+    p("syslog-ident", Kind::Str, "redis", false),
+    p(
+        "tracking-table-max-keys",
+        Kind::Int(0, I64MAX),
+        "1000000",
+        true,
+    ),
 ];
 
 /// Parameters CONFIG SET refuses unless `enable-protected-configs` allows it (Redis 7's
@@ -574,7 +701,8 @@ fn normalise(p: &Param, args: &[String]) -> Result<String, String> {
             // Redis's bounds: most sizes are a C long; a few have a floor.
             let (min, max) = match p.name {
                 "proto-max-bulk-len" | "client-query-buffer-limit" => (1 << 20, I64MAX as u64),
-                "repl-backlog-size" => (1, I64MAX as u64),
+                "repl-backlog-size" | "active-defrag-ignore-bytes" => (1, I64MAX as u64),
+                "cluster-link-sendbuf-limit" => (0, u64::MAX),
                 "maxmemory" => (0, u64::MAX),
                 _ => (0, I64MAX as u64),
             };
@@ -619,6 +747,47 @@ fn normalise_special(name: &str, args: &[String]) -> Result<String, String> {
                 }
             }
             Ok(words.join(" "))
+        }
+        "oom-score-adj-values" => {
+            if words.len() != 3 {
+                return Err("wrong number of arguments".into());
+            }
+            let ok = words
+                .iter()
+                .all(|w| w.parse::<i64>().is_ok_and(|n| (-2000..=2000).contains(&n)));
+            if !ok {
+                return Err(
+                    "Invalid oom-score-adj-values, elements must be between -2000 and 2000.".into(),
+                );
+            }
+            Ok(words.join(" "))
+        }
+        "shutdown-on-sigint" | "shutdown-on-sigterm" => {
+            // Flags in Redis's order; `default` is no flag.
+            const FLAGS: [&str; 5] = ["default", "save", "nosave", "now", "force"];
+            let mut set = [false; 5];
+            for w in &words {
+                let i = FLAGS
+                    .iter()
+                    .position(|f| f.eq_ignore_ascii_case(w))
+                    .ok_or_else(|| {
+                        "argument(s) must be one of the following: default, save, nosave, now, force"
+                            .to_string()
+                    })?;
+                set[i] = true;
+            }
+            if words.is_empty() {
+                return Err("wrong number of arguments".into());
+            }
+            if set[1] && set[2] {
+                return Err("shutdown options SAVE and NOSAVE can't be used simultaneously".into());
+            }
+            let on: Vec<&str> = (1..5).filter(|&i| set[i]).map(|i| FLAGS[i]).collect();
+            Ok(if on.is_empty() {
+                "default".into()
+            } else {
+                on.join(" ")
+            })
         }
         "bind" => {
             if words.is_empty() {

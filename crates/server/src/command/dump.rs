@@ -119,7 +119,8 @@ fn restore(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         return Err(E(RESTORE_TTL_NEGATIVE));
     }
     let verify_crc = !cx.server.skip_checksum.load(Relaxed);
-    let value = match rdb::restore_payload_checked(args[3], cx.server.encoding_limits(), verify_crc) {
+    let value = match rdb::restore_payload_checked(args[3], cx.server.encoding_limits(), verify_crc)
+    {
         Ok(v) => v,
         Err(PayloadError::VersionOrChecksum) => return Err(E(DUMP_PAYLOAD)),
         Err(PayloadError::BadData(e)) => {

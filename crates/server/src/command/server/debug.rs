@@ -93,9 +93,7 @@ fn debug(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             Ok(())
         }
         (b"set-skip-checksum-validation", 3) => {
-            cx.server
-                .skip_checksum
-                .store(atoi(args[2]) != 0, Relaxed);
+            cx.server.skip_checksum.store(atoi(args[2]) != 0, Relaxed);
             cx.out.ok();
             Ok(())
         }
