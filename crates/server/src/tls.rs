@@ -2,7 +2,7 @@
 //! for clients on `tls-port`, and the client's, for a replica's link to its primary), and
 //! the server configuration in force, which CONFIG SET replaces for new connections.
 //!
-//! rustls with the `ring` provider, no OpenSSL. What that cannot do as Redis does is in
+//! rustls with the `ring` provider (`kiln_tls`, shared with kiln-cli), no OpenSSL. What that cannot do as Redis does is in
 //! docs/COMPATIBILITY.md: TLS 1.0/1.1, encrypted private keys (`tls-key-file-pass`),
 //! OpenSSL cipher-string keywords, `tls-dh-params-file` (no finite-field DH in rustls).
 //!
@@ -10,13 +10,12 @@
 
 use std::sync::Arc;
 
+use kiln_tls::ChainVerifier;
 use parking_lot::RwLock;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme, SupportedProtocolVersion};
+use rustls::{RootCertStore, SupportedProtocolVersion};
 
 use crate::config::Config;
 
@@ -48,8 +47,7 @@ pub fn wanted(c: &Config) -> bool {
 fn provider(c: &Config) -> Result<Arc<CryptoProvider>, String> {
     // Deprecated only for lacking post-quantum key exchange, which ring does not offer;
     // the alternative provider, aws-lc-rs, needs cmake and clang to build.
-    #[allow(deprecated)]
-    let mut p = rustls::crypto::ring::default_provider();
+    let mut p = kiln_tls::ring_provider();
     let (v12, v13): (Vec<_>, Vec<_>) = p
         .cipher_suites
         .iter()
@@ -156,15 +154,7 @@ fn versions(c: &Config) -> Result<Vec<&'static SupportedProtocolVersion>, String
 }
 
 fn load_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("Failed to load certificate: {path}: {e}"))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "Failed to load certificate: {path}: no certificate found"
-        ));
-    }
-    Ok(certs)
+    kiln_tls::load_certs(path).map_err(|e| format!("Failed to load certificate: {e}"))
 }
 
 fn load_key(path: &str, pass: &str) -> Result<PrivateKeyDer<'static>, String> {
@@ -173,8 +163,7 @@ fn load_key(path: &str, pass: &str) -> Result<PrivateKeyDer<'static>, String> {
             "Failed to load private key: {path}: encrypted private keys (a key file password) are not supported by Kiln; decrypt the key file (openssl pkey -in KEY -out PLAIN)"
         ));
     }
-    PrivateKeyDer::from_pem_file(path)
-        .map_err(|e| format!("Failed to load private key: {path}: {e}"))
+    kiln_tls::load_key(path).map_err(|e| format!("Failed to load private key: {e}"))
 }
 
 /// The CA certificates of `tls-ca-cert-file` and every certificate file in
@@ -260,16 +249,13 @@ pub fn server_config(c: &Config) -> Result<Arc<rustls::ServerConfig>, String> {
 pub fn client_config(c: &Config) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = provider(c)?;
     let versions = versions(c)?;
-    let roots = Arc::new(roots(c)?);
-    let verifier =
-        rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
-            .build()
-            .map_err(|e| format!("Failed to configure TLS: {e}"))?;
+    let verifier = ChainVerifier::new(Some(roots(c)?), provider.clone())
+        .map_err(|e| format!("Failed to configure TLS: {e}"))?;
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
         .map_err(|e| format!("Failed to configure TLS: {e}"))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(ChainOnly(verifier)));
+        .with_custom_certificate_verifier(Arc::new(verifier));
     let (cert, key, pass) = if c.get("tls-client-cert-file").is_empty() {
         ("tls-cert-file", "tls-key-file", "tls-key-file-pass")
     } else {
@@ -297,55 +283,6 @@ pub fn server_name(host: &str) -> ServerName<'static> {
         .unwrap_or_else(|_| ServerName::try_from("localhost").expect("a valid name"))
 }
 
-/// Verifies a server's certificate chain and signatures but not its name, as Redis's
-/// OpenSSL setup does (`SSL_VERIFY_PEER` without a host check).
-#[derive(Debug)]
-struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        use rustls::{CertificateError, Error};
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Err(Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            r => r,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,8 +301,7 @@ mod tests {
             suite_name("TLS_AES_256_GCM_SHA384"),
             "TLS13_AES_256_GCM_SHA384"
         );
-        #[allow(deprecated)]
-        let all = rustls::crypto::ring::default_provider().cipher_suites;
+        let all = kiln_tls::ring_provider().cipher_suites;
         let v13: Vec<_> = all
             .iter()
             .copied()
