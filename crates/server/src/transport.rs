@@ -226,10 +226,15 @@ impl TlsConn {
     }
 
     fn try_read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if out.is_empty() || self.fill()? == 0 {
+        let avail = if out.is_empty() { 0 } else { self.fill()? };
+        if avail == 0 {
             return Ok(0);
         }
-        self.tls.reader().read(out)
+        let n = self.tls.reader().read(out)?;
+        // What did not fit stays in the session: the next `readable` must not wait for
+        // the socket, which may have nothing more to say.
+        self.buffered = n < avail;
+        Ok(n)
     }
 
     fn try_write(&mut self, buf: &[u8]) -> io::Result<usize> {

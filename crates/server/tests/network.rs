@@ -215,6 +215,12 @@ fn protected_mode_view(s: &TestServer, sock: &Path) -> Vec<String> {
             .cmd(&["DEBUG", "SLEEP", "0"])
             .unwrap(),
     );
+    // `enable-protected-configs local` likewise.
+    let dir = local.cmd(&["CONFIG", "GET", "dir"]);
+    let dir = dir.lines().nth(4).unwrap().to_string();
+    out.push(remote.cmd(&["CONFIG", "SET", "dir", &dir]));
+    let mut unix = UnixRaw::connect(sock);
+    out.push(unix.cmd(&["CONFIG", "SET", "dir", &dir]).unwrap());
     out
 }
 
@@ -227,6 +233,8 @@ fn protected_mode_denies_non_local_clients_without_a_password() {
             "--unixsocket".to_string(),
             sock.to_string_lossy().into_owned(),
             "--enable-debug-command".to_string(),
+            "local".to_string(),
+            "--enable-protected-configs".to_string(),
             "local".to_string(),
         ]
     };
@@ -250,6 +258,8 @@ fn protected_mode_denies_non_local_clients_without_a_password() {
         "{got:?}"
     );
     assert_eq!(got[8], "+OK\r\n");
+    assert!(got[9].contains("can't set protected config"), "{got:?}");
+    assert_eq!(got[10], "+OK\r\n");
     if let Some(redis) = {
         let rsock = sock_path("protected-redis");
         let rargs = args(&rsock);

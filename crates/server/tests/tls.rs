@@ -108,6 +108,56 @@ print("ok")
 }
 
 #[test]
+fn requests_pipelined_behind_a_blocked_command_over_tls_all_run() {
+    let Some((c, _s, port)) = kiln_tls("blocked", &["--threads", "1"]) else {
+        return;
+    };
+    // Python's own ssl module (no redis-py needed): a BLPOP with 20000 PINGs behind it in
+    // one write, then an LPUSH from another connection once the first is blocked.
+    let script = format!(
+        r#"
+import socket, ssl, time
+ctx = ssl.create_default_context(cafile="{ca}")
+ctx.check_hostname = False
+ctx.load_cert_chain("{cert}", "{key}")
+def conn():
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", {port})))
+    s.settimeout(20)
+    return s
+def reply(s, want):
+    got = b""
+    while len(got) < len(want):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    return got
+a, b = conn(), conn()
+n = 20000
+a.sendall(b"BLPOP l 0\r\n" + b"PING\r\n" * n)
+while True:
+    b.sendall(b"INFO clients\r\n")
+    if b"blocked_clients:1" in b.recv(65536):
+        break
+    time.sleep(0.01)
+b.sendall(b"LPUSH l x\r\n")
+want = b"*2\r\n$1\r\nl\r\n$1\r\nx\r\n" + b"+PONG\r\n" * n
+got = reply(a, want)
+print("ok" if got == want else "got %d of %d bytes" % (len(got), len(want)))
+"#,
+        ca = c.ca,
+        cert = c.client_cert,
+        key = c.client_key
+    );
+    let o = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert_eq!(out.trim(), "ok");
+}
+
+#[test]
 fn tls_auth_clients_yes_needs_a_certificate_the_ca_signed_and_optional_does_not() {
     let Some((c, _s, port)) = kiln_tls("auth", &[]) else {
         return;
