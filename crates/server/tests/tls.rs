@@ -63,6 +63,21 @@ fn kiln_tls(tag: &str, extra: &[&str]) -> Option<(Certs, TestServer, u16)> {
     Some((c, s, port))
 }
 
+/// Runs a python3 script in which `{ca}`, `{cert}`, `{key}` (the client's) and `{port}`
+/// name the files and the TLS port; its output (stdout and stderr).
+fn python(c: &Certs, port: u16, script: &str) -> String {
+    let script = script
+        .replace("{ca}", &c.ca)
+        .replace("{cert}", &c.client_cert)
+        .replace("{key}", &c.client_key)
+        .replace("{port}", &port.to_string());
+    let o = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+}
+
 #[test]
 fn tls_clients_redis_cli_and_redis_py_are_served() {
     let Some((c, s, port)) = kiln_tls("clients", &["--threads", "1"]) else {
@@ -74,8 +89,7 @@ fn tls_clients_redis_cli_and_redis_py_are_served() {
     let info = cli(port, &c.ca, &auth, &["CLIENT", "INFO"]);
     assert!(info.contains(&format!("laddr=127.0.0.1:{port}")), "{info}");
     // redis-py: a pipeline, and values bigger than a TLS record and the socket buffers.
-    let script = format!(
-        r#"
+    let script = r#"
 import redis
 r = redis.Redis(host="127.0.0.1", port={port}, ssl=True, ssl_ca_certs="{ca}",
                 ssl_certfile="{cert}", ssl_keyfile="{key}")
@@ -89,16 +103,8 @@ r.set("big", big)
 assert r.get("big") == big
 assert len(r.mget(["big", "big", "big"])[2]) == len(big)
 print("ok")
-"#,
-        ca = c.ca,
-        cert = c.client_cert,
-        key = c.client_key
-    );
-    let o = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+"#;
+    let out = python(&c, port, script);
     if out.contains("No module named 'redis'") {
         eprintln!("redis-py not installed: skipping its part");
     } else {
@@ -114,8 +120,7 @@ fn requests_pipelined_behind_a_blocked_command_over_tls_all_run() {
     };
     // Python's own ssl module (no redis-py needed): a BLPOP with 20000 PINGs behind it in
     // one write, then an LPUSH from another connection once the first is blocked.
-    let script = format!(
-        r#"
+    let script = r#"
 import socket, ssl, time
 ctx = ssl.create_default_context(cafile="{ca}")
 ctx.check_hostname = False
@@ -144,16 +149,8 @@ b.sendall(b"LPUSH l x\r\n")
 want = b"*2\r\n$1\r\nl\r\n$1\r\nx\r\n" + b"+PONG\r\n" * n
 got = reply(a, want)
 print("ok" if got == want else "got %d of %d bytes" % (len(got), len(want)))
-"#,
-        ca = c.ca,
-        cert = c.client_cert,
-        key = c.client_key
-    );
-    let o = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+"#;
+    let out = python(&c, port, script);
     assert_eq!(out.trim(), "ok");
 }
 
