@@ -884,6 +884,20 @@ mod tests {
     }
 
     #[test]
+    fn unixsocketperm_is_octal_and_bind_addresses_may_be_optional() {
+        let mut c = Config::default();
+        c.set("unixsocketperm", &["0770".into()]).unwrap();
+        assert_eq!(c.get("unixsocketperm"), "770");
+        assert!(c.set("unixsocketperm", &["800".into()]).is_err());
+        assert!(c.set("unixsocketperm", &["1777".into()]).is_err());
+        c.set("bind", &["* -::*".into()]).unwrap();
+        assert_eq!(
+            c.bind_addrs(),
+            [("*".to_string(), false), ("::*".to_string(), true)]
+        );
+    }
+
+    #[test]
     fn memory_units() {
         assert_eq!(parse_memory("1gb"), Some(1 << 30));
         assert_eq!(parse_memory("64k"), Some(64_000));
