@@ -346,7 +346,18 @@ async fn open(server: &Server, accepted: Accepted) -> Option<(Conn, String, Stri
                 use std::os::fd::AsRawFd;
                 s.as_raw_fd()
             };
-            match tokio_rustls::TlsAcceptor::from(config).accept(s).await {
+            // A client that never finishes its handshake is an idle client: `timeout`
+            // closes it as it closes any other.
+            let idle = server.hot.timeout.load(Relaxed);
+            let handshake = tokio_rustls::TlsAcceptor::from(config).accept(s);
+            let done = if idle == 0 {
+                handshake.await
+            } else {
+                tokio::time::timeout(Duration::from_secs(idle), handshake)
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+            };
+            match done {
                 Ok(t) => {
                     let (tcp, session) = t.into_inner();
                     let conn = Conn::Tls(Box::new(TlsConn::new(tcp, session)));

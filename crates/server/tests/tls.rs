@@ -155,6 +155,33 @@ print("ok" if got == want else "got %d of %d bytes" % (len(got), len(want)))
 }
 
 #[test]
+fn sessions_resume_while_tls_session_caching_is_on() {
+    let Some((c, _s, port)) = kiln_tls("sessions", &[]) else {
+        return;
+    };
+    // Python's ssl: a second connection offering the first one's session resumes it.
+    let script = r#"
+import socket, ssl
+ctx = ssl.create_default_context(cafile="{ca}")
+ctx.check_hostname = False
+ctx.load_cert_chain("{cert}", "{key}")
+def conn(session=None):
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", {port})), session=session)
+    s.settimeout(20)
+    s.sendall(b"PING\r\n")
+    assert s.recv(100) == b"+PONG\r\n"
+    return s
+first = conn()
+second = conn(first.session)
+print(second.session_reused)
+"#;
+    assert_eq!(python(&c, port, script).trim(), "True");
+    let off = ["CONFIG", "SET", "tls-session-caching", "no"];
+    assert_eq!(cli(port, &c.ca, &mine(&c), &off), "OK");
+    assert_eq!(python(&c, port, script).trim(), "False");
+}
+
+#[test]
 fn tls_auth_clients_yes_needs_a_certificate_the_ca_signed_and_optional_does_not() {
     let Some((c, _s, port)) = kiln_tls("auth", &[]) else {
         return;
@@ -251,6 +278,14 @@ fn a_stalled_or_failed_handshake_holds_up_no_other_client() {
     assert!(s
         .log_tail(50)
         .contains("Error accepting a client connection:"));
+    // With `timeout`, a handshake that never comes closes like any idle client.
+    let set = ["CONFIG", "SET", "timeout", "1"];
+    assert_eq!(cli(port, &c.ca, &mine, &set), "OK");
+    let mut late = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    late.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut b = [0u8; 16];
+    assert!(matches!(std::io::Read::read(&mut late, &mut b), Ok(0)));
 }
 
 /// Options that make a replica (Kiln or Redis) follow `primary_port` over TLS, presenting
