@@ -96,15 +96,6 @@ impl Conn {
         }
     }
 
-    /// The TCP stream under the connection, if there is one.
-    pub fn tcp(&self) -> Option<&TcpStream> {
-        match self {
-            Conn::Tcp(s) => Some(s),
-            Conn::Unix(_) => None,
-            Conn::Tls(t) => Some(&t.tcp),
-        }
-    }
-
     /// Whether the connection came through the Unix socket.
     pub fn is_unix(&self) -> bool {
         matches!(self, Conn::Unix(_))
@@ -151,11 +142,6 @@ impl TlsConn {
             buffered: true,
             closing: false,
         }
-    }
-
-    /// The client's certificate chain, if it presented one.
-    pub fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
-        self.tls.peer_certificates()
     }
 
     /// Pushes encrypted records to the socket until the session has none left.
