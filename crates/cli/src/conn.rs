@@ -1,4 +1,5 @@
-//! A blocking client connection: TCP or Unix socket, request encoding, reply decoding.
+//! A blocking client connection: TCP, TLS over TCP or a Unix socket, request encoding,
+//! reply decoding.
 //!
 //! Replies are located with an incremental frame scanner before being decoded, so a reply
 //! that arrives in many small reads (a huge `KEYS *`, a pipe of thousands of replies) costs
@@ -19,6 +20,8 @@ use kiln_resp::{DecodeError, Value};
 pub enum Target {
     /// `host:port`
     Tcp(String, u16),
+    /// `host:port` over TLS.
+    Tls(String, u16, crate::tls::Options),
     /// A Unix socket path.
     Unix(PathBuf),
 }
@@ -26,7 +29,7 @@ pub enum Target {
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Tcp(host, port) => write!(f, "{host}:{port}"),
+            Self::Tcp(host, port) | Self::Tls(host, port, _) => write!(f, "{host}:{port}"),
             Self::Unix(path) => write!(f, "{}", path.display()),
         }
     }
@@ -83,16 +86,35 @@ pub enum Stream {
     Tcp(TcpStream),
     /// Unix domain socket.
     Unix(UnixStream),
+    /// TLS over TCP.
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
 
 impl Stream {
     /// A second handle on the same socket (used to shut it down from a signal thread, or to
     /// write from one thread while reading in another).
+    /// A TLS session has one state both ways: it has no second handle (`--pipe` over TLS
+    /// is refused).
     pub fn try_clone(&self) -> io::Result<Stream> {
         Ok(match self {
             Self::Tcp(s) => Self::Tcp(s.try_clone()?),
             Self::Unix(s) => Self::Unix(s.try_clone()?),
+            Self::Tls(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "a TLS connection cannot be shared between threads",
+                ))
+            }
         })
+    }
+
+    /// A handle that can only shut the socket down (from a signal thread), whatever the
+    /// transport: over TLS, the TCP socket under it.
+    pub fn shutdown_handle(&self) -> io::Result<Stream> {
+        match self {
+            Self::Tls(t) => Ok(Self::Tcp(t.sock.try_clone()?)),
+            s => s.try_clone(),
+        }
     }
 
     /// Shuts both directions down: a blocked reader wakes up with end-of-file.
@@ -100,6 +122,7 @@ impl Stream {
         let _ = match self {
             Self::Tcp(s) => s.shutdown(Shutdown::Both),
             Self::Unix(s) => s.shutdown(Shutdown::Both),
+            Self::Tls(t) => t.sock.shutdown(Shutdown::Both),
         };
     }
 
@@ -108,6 +131,7 @@ impl Stream {
         match self {
             Self::Tcp(s) => s.set_read_timeout(t),
             Self::Unix(s) => s.set_read_timeout(t),
+            Self::Tls(s) => s.sock.set_read_timeout(t),
         }
     }
 
@@ -115,6 +139,7 @@ impl Stream {
         match self {
             Self::Tcp(s) => s.set_nonblocking(on),
             Self::Unix(s) => s.set_nonblocking(on),
+            Self::Tls(s) => s.sock.set_nonblocking(on),
         }
     }
 }
@@ -124,6 +149,7 @@ impl Read for Stream {
         match self {
             Self::Tcp(s) => s.read(buf),
             Self::Unix(s) => s.read(buf),
+            Self::Tls(s) => s.read(buf),
         }
     }
 }
@@ -133,38 +159,55 @@ impl Write for Stream {
         match self {
             Self::Tcp(s) => s.write(buf),
             Self::Unix(s) => s.write(buf),
+            Self::Tls(s) => s.write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        match self {
+            Self::Tls(s) => s.flush(),
+            _ => Ok(()),
+        }
     }
 }
 
 /// Opens a socket to `target`, giving up after `timeout` if one is set.
 pub fn open(target: &Target, timeout: Option<Duration>) -> io::Result<Stream> {
     match target {
-        Target::Tcp(host, port) => {
-            let addrs: Vec<_> = (host.as_str(), *port).to_socket_addrs()?.collect();
-            let mut last = io::Error::new(io::ErrorKind::NotFound, "Name or service not known");
-            for addr in addrs {
-                let res = match timeout {
-                    Some(t) if !t.is_zero() => TcpStream::connect_timeout(&addr, t),
-                    _ => TcpStream::connect(addr),
-                };
-                match res {
-                    Ok(s) => {
-                        // Small request/reply exchanges: don't wait for Nagle.
-                        let _ = s.set_nodelay(true);
-                        return Ok(Stream::Tcp(s));
-                    }
-                    Err(e) => last = e,
-                }
+        Target::Tcp(host, port) => connect_tcp(host, *port, timeout).map(Stream::Tcp),
+        Target::Tls(host, port, options) => {
+            let s = connect_tcp(host, *port, timeout)?;
+            // The handshake gives up after the connect timeout too.
+            if let Some(t) = timeout.filter(|t| !t.is_zero()) {
+                s.set_read_timeout(Some(t))?;
             }
-            Err(last)
+            let t = crate::tls::connect(s, host, options)?;
+            t.sock.set_read_timeout(None)?;
+            Ok(Stream::Tls(Box::new(t)))
         }
         Target::Unix(path) => UnixStream::connect(path).map(Stream::Unix),
     }
+}
+
+/// A TCP connection to the first address of `host` that accepts.
+fn connect_tcp(host: &str, port: u16, timeout: Option<Duration>) -> io::Result<TcpStream> {
+    let addrs: Vec<_> = (host, port).to_socket_addrs()?.collect();
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "Name or service not known");
+    for addr in addrs {
+        let res = match timeout {
+            Some(t) if !t.is_zero() => TcpStream::connect_timeout(&addr, t),
+            _ => TcpStream::connect(addr),
+        };
+        match res {
+            Ok(s) => {
+                // Small request/reply exchanges: don't wait for Nagle.
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// Finds where one RESP frame ends, resuming across calls as more bytes arrive.

@@ -21,6 +21,7 @@ mod repl;
 mod replication;
 mod session;
 mod split;
+mod tls;
 mod tools;
 
 use std::io::{IsTerminal, Read};
@@ -194,9 +195,6 @@ fn main() {
     }
     if cfg.askpass {
         cfg.auth = Some(ask_password("Please input password: "));
-    }
-    if cfg.tls {
-        fail("kiln-cli: TLS is not available yet (--tls and the TLS options): Kiln has no TLS listener. Connect without --tls.");
     }
     if cfg.cluster_command {
         fail("kiln-cli: the --cluster manager is not supported; use redis-cli --cluster.");

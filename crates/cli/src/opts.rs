@@ -51,6 +51,8 @@ pub struct Config {
     pub cluster_mode: bool,
     pub set_errcode: bool,
     pub tls: bool,
+    /// `--cacert`, `--cert`, `--key`, `--sni`, `--insecure`...
+    pub tls_options: crate::tls::Options,
     /// `None` until `--raw`, `--no-raw`, `--csv` or `--json` decide (then it depends on
     /// whether stdout is a terminal).
     pub output: Option<Output>,
@@ -110,6 +112,7 @@ impl Default for Config {
             cluster_mode: false,
             set_errcode: false,
             tls: false,
+            tls_options: Default::default(),
             output: None,
             quoted_json: false,
             quoted_input: false,
@@ -149,6 +152,7 @@ impl Config {
     pub fn target(&self) -> Target {
         match &self.socket {
             Some(p) => Target::Unix(p.clone()),
+            None if self.tls => Target::Tls(self.host.clone(), self.port, self.tls_options.clone()),
             None => Target::Tcp(self.host.clone(), self.port),
         }
     }
@@ -260,14 +264,13 @@ fn percent_decode(s: &str) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// Applies a `redis://[[user:]password@]host[:port][/db]` URI to `cfg`.
+/// Applies a `redis://[[user:]password@]host[:port][/db]` URI to `cfg` (`rediss://`:
+/// the same over TLS).
 pub fn parse_uri(uri: &str, cfg: &mut Config) -> Result<(), String> {
     let lower = uri.to_ascii_lowercase();
     let rest = if lower.starts_with("rediss://") {
-        return Err(
-            "rediss:// is only supported when kiln-cli is built with TLS support (it is not yet)"
-                .into(),
-        );
+        cfg.tls = true;
+        &uri["rediss://".len()..]
     } else if lower.starts_with("redis://") {
         &uri["redis://".len()..]
     } else {
@@ -457,12 +460,15 @@ pub fn parse(args: &[String]) -> Parsed {
                 i = args.len();
                 continue;
             }
-            "--tls" | "--insecure" => cfg.tls = true,
-            "--sni" | "--cacert" | "--cacertdir" | "--cert" | "--key" | "--tls-ciphers"
-            | "--tls-ciphersuites"
-                if has_value =>
-            {
-                cfg.tls = true;
+            "--tls" => cfg.tls = true,
+            "--insecure" => cfg.tls_options.insecure = true,
+            "--sni" if has_value => cfg.tls_options.sni = Some(take!().to_string()),
+            "--cacert" if has_value => cfg.tls_options.cacert = Some(take!().to_string()),
+            "--cacertdir" if has_value => cfg.tls_options.cacertdir = Some(take!().to_string()),
+            "--cert" if has_value => cfg.tls_options.cert = Some(take!().to_string()),
+            "--key" if has_value => cfg.tls_options.key = Some(take!().to_string()),
+            // rustls picks among its own suites (see docs/COMPATIBILITY.md).
+            "--tls-ciphers" | "--tls-ciphersuites" if has_value => {
                 take!();
             }
             "-v" | "--version" => return Parsed::Print(format!("kiln-cli {}\n", crate::VERSION)),
@@ -530,7 +536,7 @@ Usage: kiln-cli [OPTIONS] [cmd [arg [arg ...]]]
   --pass <password>  Same as -a.
   --askpass          Read the password from the terminal, hidden; -a and the
                      environment variables are then ignored.
-  -u <uri>           Server URI: redis://[[user:]password@]host[:port][/db].
+  -u <uri>           Server URI: redis[s]://[[user:]password@]host[:port][/db].
   -r <repeat>        Run the command this many times (negative: forever).
   -i <interval>      Wait this many seconds between repeats (0.1 works). Also the
                      pause per cycle of --scan and --stat, and per 100 SCANs of
@@ -546,7 +552,15 @@ Usage: kiln-cli [OPTIONS] [cmd [arg [arg ...]]]
   -e                 Exit with status 1 when a command fails.
   -4                 Prefer IPv4 addresses.
   -6                 Prefer IPv6 addresses.
-  --tls              TLS connection (not available yet: Kiln has no TLS listener).
+  --tls              Establish a secure TLS connection.
+  --sni <host>       Server name indication for TLS.
+  --cacert <file>    CA Certificate file to verify with.
+  --cacertdir <dir>  Directory where trusted CA certificates are stored.
+                     If neither cacert nor cacertdir are specified, the default
+                     system-wide trusted root certs configuration will apply.
+  --insecure         Allow insecure TLS connection by skipping cert validation.
+  --cert <file>      Client certificate to authenticate with.
+  --key <file>       Private key file to authenticate with.
   --raw              Raw output (the default when stdout is not a terminal).
   --no-raw           Formatted output even when stdout is not a terminal.
   --quoted-input     Read command arguments as quoted strings.
@@ -680,6 +694,26 @@ mod tests {
         let (c, _) = run(&["-u", "redis://secret@host"]);
         assert_eq!((c.user, c.auth.as_deref()), (None, Some("secret")));
         assert_eq!(fail(&["-u", "http://x"]), "Invalid URI scheme");
+    }
+
+    #[test]
+    fn rediss_urls_and_tls_options_select_tls() {
+        let (c, _) = run(&["-u", "rediss://example.com:7003"]);
+        assert!(c.tls);
+        assert!(matches!(c.target(), Target::Tls(h, 7003, _) if h == "example.com"));
+        let (c, _) = run(&[
+            "--tls", "--cacert", "ca", "--cert", "c", "--key", "k", "--sni", "s",
+        ]);
+        let o = &c.tls_options;
+        assert_eq!(o.cacert.as_deref(), Some("ca"));
+        assert_eq!(
+            (o.cert.as_deref(), o.key.as_deref()),
+            (Some("c"), Some("k"))
+        );
+        assert_eq!(o.sni.as_deref(), Some("s"));
+        // The options alone do not turn TLS on (as in redis-cli): --tls does.
+        let (c, _) = run(&["--cacert", "ca"]);
+        assert!(matches!(c.target(), Target::Tcp(..)));
     }
 
     #[test]

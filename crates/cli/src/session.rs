@@ -56,7 +56,8 @@ impl Interrupt {
     }
 
     fn begin(&self, conn: &Conn) {
-        *self.socket.lock().unwrap_or_else(|e| e.into_inner()) = conn.stream().try_clone().ok();
+        *self.socket.lock().unwrap_or_else(|e| e.into_inner()) =
+            conn.stream().shutdown_handle().ok();
         self.aborted.store(false, Ordering::SeqCst);
         self.streaming.store(true, Ordering::SeqCst);
     }

@@ -9,13 +9,7 @@ use std::process::Command;
 use rexpect::session::spawn_command;
 use support::{kiln, Server};
 
-fn same_if_possible(args: &[&str], stdin: Option<&[u8]>) -> support::Run {
-    if support::redis_available() {
-        support::same(args, stdin)
-    } else {
-        kiln(args, stdin)
-    }
-}
+use support::same_if_possible;
 
 #[test]
 fn one_shot_commands_print_like_redis_cli() {

@@ -445,8 +445,23 @@ fn version_and_usage_are_printed() {
 }
 
 #[test]
-fn tls_is_refused_with_a_clear_message() {
-    let run = kiln(&["--tls", "ping"], None);
+fn a_tls_ca_file_that_does_not_load_is_reported() {
+    let k = Server::kiln(&[]);
+    let run = kiln(
+        &[
+            "--tls",
+            "--cacert",
+            "/nonexistent.crt",
+            "-p",
+            &k.p(),
+            "ping",
+        ],
+        None,
+    );
     assert_eq!(run.code, Some(1));
-    assert!(run.err().contains("TLS is not available"), "{}", run.err());
+    assert!(
+        run.err().contains("Invalid CA Certificate File/Directory"),
+        "{}",
+        run.err()
+    );
 }

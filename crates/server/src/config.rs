@@ -66,6 +66,8 @@ const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning"];
 const FSYNC: &[&str] = &["everysec", "always", "no"];
 /// `enable-debug-command` and friends: refused, allowed, or allowed from loopback only.
 const ENABLE: &[&str] = &["no", "yes", "local"];
+/// `tls-auth-clients`: whether a TLS client must present a certificate the CA signed.
+const TLS_AUTH: &[&str] = &["no", "yes", "optional"];
 const POLICIES: &[&str] = &[
     "volatile-lru",
     "volatile-lfu",
@@ -455,6 +457,41 @@ pub const PARAMS: &[Param] = &[
         "1000000",
         true,
     ),
+    p("unixsocket", Kind::Str, "", false),
+    // Octal, as in redis.conf (`700`); 0 leaves the socket's mode to the umask.
+    p("unixsocketperm", Kind::Special, "0", false),
+    // TLS (see `tls`). The port is bound at start only; the rest applies to new
+    // connections when changed.
+    p("tls-port", Kind::Int(0, 65535), "0", false),
+    p("tls-cert-file", Kind::Str, "", true),
+    p("tls-key-file", Kind::Str, "", true),
+    p("tls-key-file-pass", Kind::Str, "", true),
+    p("tls-client-cert-file", Kind::Str, "", true),
+    p("tls-client-key-file", Kind::Str, "", true),
+    p("tls-client-key-file-pass", Kind::Str, "", true),
+    p("tls-dh-params-file", Kind::Str, "", true),
+    p("tls-ca-cert-file", Kind::Str, "", true),
+    p("tls-ca-cert-dir", Kind::Str, "", true),
+    p("tls-auth-clients", Kind::Enum(TLS_AUTH), "yes", true),
+    p("tls-protocols", Kind::Str, "", true),
+    p("tls-ciphers", Kind::Str, "", true),
+    p("tls-ciphersuites", Kind::Str, "", true),
+    p("tls-prefer-server-ciphers", Kind::Bool, "no", true),
+    p("tls-session-caching", Kind::Bool, "yes", true),
+    p(
+        "tls-session-cache-size",
+        Kind::Int(0, I32MAX),
+        "20480",
+        true,
+    ),
+    p(
+        "tls-session-cache-timeout",
+        Kind::Int(0, I32MAX),
+        "300",
+        true,
+    ),
+    p("tls-replication", Kind::Bool, "no", true),
+    p("tls-cluster", Kind::Bool, "no", true),
 ];
 
 /// Parameters CONFIG SET refuses unless `enable-protected-configs` allows it (Redis 7's
@@ -636,11 +673,15 @@ impl Config {
         v.chunks_exact(2).map(|c| (c[0], c[1])).collect()
     }
 
-    /// The addresses to listen on.
-    pub fn bind_addrs(&self) -> Vec<String> {
+    /// The addresses to listen on, each with whether it is optional (`-` before it: failing
+    /// to bind it is not fatal).
+    pub fn bind_addrs(&self) -> Vec<(String, bool)> {
         self.get("bind")
             .split_whitespace()
-            .map(|s| s.trim_start_matches('-').to_string())
+            .map(|s| match s.strip_prefix('-') {
+                Some(a) => (a.to_string(), true),
+                None => (s.to_string(), false),
+            })
             .collect()
     }
 
@@ -793,8 +834,19 @@ fn normalise_special(name: &str, args: &[String]) -> Result<String, String> {
             if words.is_empty() {
                 return Err("wrong number of arguments".into());
             }
+            if words.len() > 16 {
+                return Err("Too many bind addresses specified.".into());
+            }
             Ok(words.join(" "))
         }
+        "unixsocketperm" => match args {
+            [one] => u32::from_str_radix(one, 8)
+                .ok()
+                .filter(|m| *m <= 0o777)
+                .map(|m| format!("{m:o}"))
+                .ok_or_else(|| "Invalid socket file permissions".into()),
+            _ => Err("wrong number of arguments".into()),
+        },
         "replicaof" => match words.as_slice() {
             [no, one] if no.eq_ignore_ascii_case("no") && one.eq_ignore_ascii_case("one") => {
                 Ok(String::new())
@@ -1068,6 +1120,20 @@ mod tests {
         assert_eq!(e.line, 2);
         assert!(e.to_string().contains("port abc"));
         assert!(c.load_text("nosuchoption 1").is_err());
+    }
+
+    #[test]
+    fn unixsocketperm_is_octal_and_bind_addresses_may_be_optional() {
+        let mut c = Config::default();
+        c.set("unixsocketperm", &["0770".into()]).unwrap();
+        assert_eq!(c.get("unixsocketperm"), "770");
+        assert!(c.set("unixsocketperm", &["800".into()]).is_err());
+        assert!(c.set("unixsocketperm", &["1777".into()]).is_err());
+        c.set("bind", &["* -::*".into()]).unwrap();
+        assert_eq!(
+            c.bind_addrs(),
+            [("*".to_string(), false), ("::*".to_string(), true)]
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //!
-//! * [`net`]: listener, worker threads, the per-connection read/execute/write loop.
+//! * [`net`]: listener, worker threads, the per-connection read/execute/write loop;
+//!   [`transport`]: the TCP, Unix socket and TLS transports it runs over; [`tls`]: TLS settings.
 //! * [`command`]: the command table, the dispatcher, and one file per command family.
 //! * [`storage`]: the sharded keyspace, compact entries and values, expiry. No RESP here.
 //! * [`reply`]: the RESP2/RESP3 reply writer; [`error`]: every error text.
@@ -40,6 +41,8 @@ pub mod reply;
 pub mod server;
 pub mod slowlog;
 pub mod snapshot;
+pub mod tls;
+pub mod transport;
 
 /// The Redis version Kiln is compatible with, reported where clients read `redis_version`
 /// (INFO, HELLO, the `redis-ver` field of the RDB files it writes).

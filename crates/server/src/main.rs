@@ -134,15 +134,17 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    tracing::info!("Ready to accept connections tcp");
+    kiln::net::log_ready(&server);
     match kiln::net::serve(server.clone(), listeners) {
         Ok(()) => {
             // Everything the AOF was given is written and fsynced before exiting.
             kiln::aof::shutdown(&server);
             // SIGTERM / SIGINT (SHUTDOWN saved already, or was told not to).
             if !kiln::persist::save_on_exit(&server) {
+                kiln::net::remove_unix_socket(&server);
                 return ExitCode::from(1);
             }
+            kiln::net::remove_unix_socket(&server);
             tracing::warn!("Kiln is now ready to exit, bye bye...");
             ExitCode::SUCCESS
         }

@@ -16,51 +16,159 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 use crate::client::Client;
 use crate::command::blocking::{self, WaitState};
 use crate::command::{dispatch, Ctx};
 use crate::pubsub::{Limits as OutputLimits, Subscriber};
 use crate::server::{set_stats_slot, ClientHandle, Server, ThreadStats};
+use crate::transport::{Conn, TlsConn};
 use kiln_resp::{Limits, Parsed, RequestParser};
 
-/// Binds the configured addresses. Errors name the address, like redis-server's log line.
-pub fn bind(server: &Server) -> std::io::Result<Vec<std::net::TcpListener>> {
-    let (addrs, port) = {
-        let c = server.config.read();
-        (c.bind_addrs(), c.get_u64("port") as u16)
-    };
-    let mut out = Vec::new();
-    for a in addrs {
-        let host = if a == "*" {
-            "0.0.0.0".to_string()
-        } else {
-            a.clone()
-        };
-        let addr: SocketAddr = format!("{host}:{port}")
-            .parse()
-            .or_else(|_| format!("[{host}]:{port}").parse())
-            .map_err(|e| std::io::Error::other(format!("Invalid bind address '{a}': {e}")))?;
-        let l = std::net::TcpListener::bind(addr).map_err(|e| {
-            std::io::Error::other(format!(
-                "Failed listening on port {port} (tcp), aborting: {e}"
-            ))
-        })?;
-        l.set_nonblocking(true)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        out.push(l);
-    }
-    if let Some(l) = out.first() {
-        if let Ok(a) = l.local_addr() {
-            server.process.port.store(a.port(), Relaxed);
+/// A bound listening socket, before the runtime takes it.
+pub enum Listener {
+    /// `port` (plain) or `tls-port` (TLS) on one bind address.
+    Tcp {
+        listener: std::net::TcpListener,
+        tls: bool,
+    },
+    /// `unixsocket`; clients show as `<path>:0`.
+    Unix {
+        listener: std::os::unix::net::UnixListener,
+        path: String,
+    },
+}
+
+fn other(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+/// Binds what the configuration asks for: `port` and `tls-port` on every `bind` address
+/// (`*` is every IPv4 address, `::*` every IPv6 one; an address written `-addr` is
+/// skipped if it does not exist here), and `unixsocket`. Sets up TLS first when asked for
+/// (a configuration that does not load stops the server, as in Redis). Errors are
+/// redis-server's log lines.
+pub fn bind(server: &Server) -> std::io::Result<Vec<Listener>> {
+    let c = server.config.read().clone();
+    let (port, tls_port) = (c.get_u64("port") as u16, c.get_u64("tls-port") as u16);
+    if crate::tls::wanted(&c) {
+        match crate::tls::server_config(&c) {
+            Ok(cfg) => server.tls.install(Some(cfg)),
+            Err(e) => {
+                tracing::warn!("{e}");
+                return Err(other("Failed to configure TLS. Check logs for more info."));
+            }
         }
+    }
+    let backlog = c.get_u64("tcp-backlog").clamp(1, i32::MAX as u64) as i32;
+    let mut out = Vec::new();
+    for (port, tls) in [(port, false), (tls_port, true)] {
+        if port == 0 {
+            continue;
+        }
+        let kind = if tls { "tls" } else { "tcp" };
+        for (a, optional) in c.bind_addrs() {
+            let ip: std::net::IpAddr = match a.as_str() {
+                "*" => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                "::*" => std::net::Ipv6Addr::UNSPECIFIED.into(),
+                a => a
+                    .parse()
+                    .map_err(|e| other(format!("Invalid bind address '{a}': {e}")))?,
+            };
+            match listen_tcp(SocketAddr::new(ip, port), backlog) {
+                Ok(l) => out.push(Listener::Tcp { listener: l, tls }),
+                Err(e) => {
+                    tracing::warn!(
+                        "Warning: Could not create server TCP listening socket {a}:{port}: {e}"
+                    );
+                    let missing = matches!(
+                        e.raw_os_error(),
+                        Some(libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT)
+                    );
+                    if optional && missing {
+                        continue;
+                    }
+                    return Err(other(format!(
+                        "Failed listening on port {port} ({kind}), aborting."
+                    )));
+                }
+            }
+        }
+    }
+    let path = c.get("unixsocket");
+    if !path.is_empty() {
+        // A socket file left by a previous run would fail the bind (Redis unlinks it too).
+        let _ = std::fs::remove_file(path);
+        let l = std::os::unix::net::UnixListener::bind(path)
+            .map_err(|e| other(format!("Failed opening Unix socket: {e}")))?;
+        let perm = u32::from_str_radix(c.get("unixsocketperm"), 8).unwrap_or(0);
+        if perm != 0 {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(perm))
+                .map_err(|e| other(format!("Failed opening Unix socket: {e}")))?;
+        }
+        l.set_nonblocking(true).map_err(other)?;
+        out.push(Listener::Unix {
+            listener: l,
+            path: path.to_string(),
+        });
+    }
+    if out.is_empty() {
+        return Err(other("Configured to not listen anywhere, exiting."));
+    }
+    // INFO's tcp_port and a replica's announced port: the plain port, else the TLS one.
+    let bound = out.iter().find_map(|l| match l {
+        Listener::Tcp { listener, tls } if !tls || port == 0 => listener.local_addr().ok(),
+        _ => None,
+    });
+    if let Some(a) = bound {
+        server.process.port.store(a.port(), Relaxed);
     }
     Ok(out)
 }
 
+/// A non-blocking TCP listener on `addr`; an IPv6 one takes IPv6 only (Redis's
+/// `IPV6_V6ONLY`), so `* ::*` binds both families on one port.
+fn listen_tcp(addr: SocketAddr, backlog: i32) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(backlog)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+/// The start-up log lines that say where clients can connect.
+pub fn log_ready(server: &Server) {
+    let c = server.config.read();
+    if c.get_u64("port") != 0 {
+        tracing::info!("Ready to accept connections tcp");
+    }
+    if c.get_u64("tls-port") != 0 {
+        tracing::info!("Ready to accept connections tls");
+    }
+    let path = c.get("unixsocket");
+    if !path.is_empty() {
+        tracing::info!("The server is now ready to accept connections at {path}");
+    }
+}
+
+/// Removes the Unix socket file at shutdown, as Redis does.
+pub fn remove_unix_socket(server: &Server) {
+    let path = server.config.read().get("unixsocket").to_string();
+    if !path.is_empty() {
+        tracing::info!("Removing the unix socket file.");
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// Runs the server until SHUTDOWN or a signal: starts workers, accepts, runs the cron.
-pub fn serve(server: Arc<Server>, listeners: Vec<std::net::TcpListener>) -> std::io::Result<()> {
+pub fn serve(server: Arc<Server>, listeners: Vec<Listener>) -> std::io::Result<()> {
     let mut handles = Vec::new();
     let mut joins = Vec::new();
     for i in 0..server.process.threads {
@@ -99,7 +207,14 @@ pub fn serve(server: Arc<Server>, listeners: Vec<std::net::TcpListener>) -> std:
     main_rt.block_on(async {
         let mut tasks = Vec::new();
         for l in listeners {
-            let l = TcpListener::from_std(l).map_err(|e| std::io::Error::other(e.to_string()))?;
+            let l = match l {
+                Listener::Tcp { listener, tls } => {
+                    Listening::Tcp(TcpListener::from_std(listener).map_err(other)?, tls)
+                }
+                Listener::Unix { listener, path } => {
+                    Listening::Unix(UnixListener::from_std(listener).map_err(other)?, path)
+                }
+            };
             tasks.push(tokio::spawn(accept_loop(
                 server.clone(),
                 l,
@@ -149,34 +264,111 @@ async fn wait_for_signal() {
     }
 }
 
+/// A listener in the accepting runtime.
+enum Listening {
+    Tcp(TcpListener, bool),
+    Unix(UnixListener, String),
+}
+
+/// An accepted socket on its way to a worker thread (std types cross runtimes).
+enum Accepted {
+    Tcp {
+        stream: std::net::TcpStream,
+        peer: SocketAddr,
+        tls: bool,
+    },
+    Unix {
+        stream: std::os::unix::net::UnixStream,
+        path: String,
+    },
+}
+
 async fn accept_loop(
     server: Arc<Server>,
-    listener: TcpListener,
+    listener: Listening,
     workers: Vec<tokio::runtime::Handle>,
 ) {
     let mut next = 0usize;
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
+        let accepted = match &listener {
+            Listening::Tcp(l, tls) => l.accept().await.and_then(|(s, peer)| {
+                Ok(Accepted::Tcp {
+                    stream: s.into_std()?,
+                    peer,
+                    tls: *tls,
+                })
+            }),
+            Listening::Unix(l, path) => l.accept().await.and_then(|(s, _)| {
+                Ok(Accepted::Unix {
+                    stream: s.into_std()?,
+                    path: path.clone(),
+                })
+            }),
+        };
+        let accepted = match accepted {
+            Ok(a) => a,
             Err(e) => {
                 tracing::warn!("Accepting client connection: {e}");
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
-        let std_stream = match stream.into_std() {
-            Ok(s) => s,
-            Err(_) => continue,
-        };
         let worker = &workers[next % workers.len()];
         next = next.wrapping_add(1);
         let srv = server.clone();
         worker.spawn(async move {
-            let Ok(stream) = TcpStream::from_std(std_stream) else {
-                return;
-            };
-            connection(srv, stream, peer).await;
+            if let Some((conn, peer, laddr)) = open(&srv, accepted).await {
+                connection(srv, conn, peer, laddr).await;
+            }
         });
+    }
+}
+
+/// Turns an accepted socket into the connection's transport on its worker thread, with
+/// its peer and local addresses as CLIENT LIST shows them. A TLS handshake runs here, in
+/// the connection's own task: a slow or failed one holds up no other client.
+async fn open(server: &Server, accepted: Accepted) -> Option<(Conn, String, String)> {
+    match accepted {
+        Accepted::Unix { stream, path } => {
+            let s = UnixStream::from_std(stream).ok()?;
+            let addr = format!("{path}:0");
+            Some((Conn::Unix(s), addr.clone(), addr))
+        }
+        Accepted::Tcp { stream, peer, tls } => {
+            let s = TcpStream::from_std(stream).ok()?;
+            let _ = s.set_nodelay(true);
+            let laddr = s.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            if !tls {
+                return Some((Conn::Tcp(s), peer.to_string(), laddr));
+            }
+            let config = server.tls.acceptor()?;
+            let fd = {
+                use std::os::fd::AsRawFd;
+                s.as_raw_fd()
+            };
+            // A client that never finishes its handshake is an idle client: `timeout`
+            // closes it as it closes any other.
+            let idle = server.hot.timeout.load(Relaxed);
+            let handshake = tokio_rustls::TlsAcceptor::from(config).accept(s);
+            let done = if idle == 0 {
+                handshake.await
+            } else {
+                tokio::time::timeout(Duration::from_secs(idle), handshake)
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+            };
+            match done {
+                Ok(t) => {
+                    let (tcp, session) = t.into_inner();
+                    let conn = Conn::Tls(Box::new(TlsConn::new(tcp, session)));
+                    Some((conn, peer.to_string(), laddr))
+                }
+                Err(e) => {
+                    tracing::warn!("Error accepting a client connection: {e} (conn: fd={fd})");
+                    None
+                }
+            }
+        }
     }
 }
 
@@ -198,7 +390,7 @@ impl Output {
     /// Writes as much as the socket takes without waiting; false if the connection broke.
     fn write_some(
         &mut self,
-        stream: &TcpStream,
+        stream: &mut Conn,
         stats: &ThreadStats,
         handle: &ClientHandle,
     ) -> bool {
@@ -219,6 +411,13 @@ impl Output {
             if self.buf.capacity() > 4 * READ_CHUNK {
                 self.buf.shrink_to(READ_CHUNK);
             }
+            // Over TLS, records the session still holds go out as the socket takes them.
+            if stream.wants_write() {
+                match stream.try_flush() {
+                    Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => return false,
+                    _ => {}
+                }
+            }
         } else if self.sent >= self.buf.len() / 2 {
             // Moving the unsent half costs no more than what was just written.
             self.buf.drain(..self.sent);
@@ -232,7 +431,7 @@ impl Output {
     /// reading must not pin its task in a write forever (CLIENT KILL, output limits).
     async fn write_all(
         &mut self,
-        stream: &TcpStream,
+        stream: &mut Conn,
         stats: &ThreadStats,
         handle: &ClientHandle,
     ) -> bool {
@@ -240,7 +439,7 @@ impl Output {
             if handle.killed.load(Relaxed) || !self.write_some(stream, stats, handle) {
                 return false;
             }
-            if self.pending() == 0 {
+            if self.pending() == 0 && !stream.wants_write() {
                 return true;
             }
             tokio::select! {
@@ -262,7 +461,7 @@ impl Output {
     async fn flush(
         &mut self,
         server: &Server,
-        stream: &TcpStream,
+        stream: &mut Conn,
         stats: &ThreadStats,
         handle: &ClientHandle,
         how: Flush<'_>,
@@ -427,23 +626,33 @@ fn evict_clients(server: &Server) {
     }
 }
 
-async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
+/// Whether protected mode turns this peer away: Redis 7's check, made per connection
+/// whatever `bind` says, when the default user has no password.
+fn protected_mode_denies(server: &Server, handle: &ClientHandle) -> bool {
+    !handle.is_local()
+        && server.acl.default_user().rules().nopass
+        && server.config.read().get_bool("protected-mode")
+}
+
+/// One client connection, from accept to close, whatever its transport.
+async fn connection(server: Arc<Server>, mut stream: Conn, peer: String, laddr: String) {
     let stats = server.metrics.stats.local();
     let now = crate::clock::now_ms();
+    let fd = stream.raw_fd();
     let id = server.next_client_id();
-    let laddr = stream
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let fd = {
-        use std::os::fd::AsRawFd;
-        stream.as_raw_fd()
-    };
-    let handle = Arc::new(
-        ClientHandle::new(id, peer.to_string(), laddr, fd, now)
-            .with_totals(server.clients.mem.clone()),
-    );
+    let mut handle = ClientHandle::new(id, peer, laddr, fd, now);
+    if stream.is_unix() {
+        handle = handle.with_unix();
+    }
+    if protected_mode_denies(&server, &handle) {
+        stats.rejected_connections.fetch_add(1, Relaxed);
+        let mut reply = Vec::new();
+        kiln_resp::encode::error(&mut reply, crate::error::DENIED_PROTECTED_MODE.as_bytes());
+        let _ = stream.write_all(&reply).await;
+        let _ = stream.flush().await;
+        return;
+    }
+    let handle = Arc::new(handle.with_totals(server.clients.mem.clone()));
     let admitted = {
         let mut clients = server.clients.lock();
         let ok = (clients.len() as u64) < server.hot.maxclients.load(Relaxed);
@@ -457,6 +666,7 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
         let _ = stream
             .write_all(b"-ERR max number of clients reached\r\n")
             .await;
+        let _ = stream.flush().await;
         return;
     }
     // As in Redis, a rejected connection is not counted as received.
@@ -508,7 +718,7 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
             // Replies the socket did not take yet go out as it drains, while requests keep
             // being read and run (as Redis does), so a client that does not read its
             // replies meets its output buffer limit instead of stalling its requests.
-            let writing = out.pending() > 0;
+            let writing = out.pending() > 0 || stream.wants_write();
             let n = tokio::select! {
                 r = stream.readable() => match r.and_then(|()| stream.try_read_buf(&mut rbuf)) {
                     Ok(0) => break,
@@ -518,7 +728,7 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
                 },
                 r = stream.writable(), if writing => {
                     if r.is_err()
-                        || !out.flush(&server, &stream, stats, &handle, Flush::default()).await
+                        || !out.flush(&server, &mut stream, stats, &handle, Flush::default()).await
                     {
                         break;
                     }
@@ -534,7 +744,7 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
                 }, if !writing => {
                     // Published messages: write them and go back to waiting.
                     let how = Flush { messages: sub.as_deref(), ..Flush::default() };
-                    if !out.flush(&server, &stream, stats, &handle, how).await {
+                    if !out.flush(&server, &mut stream, stats, &handle, how).await {
                         break;
                     }
                     continue 'conn;
@@ -717,7 +927,7 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
                 || client.repl.action.is_some()
                 || client.blocked.is_some(),
         };
-        if !out.flush(&server, &stream, stats, &handle, how).await {
+        if !out.flush(&server, &mut stream, stats, &handle, how).await {
             break;
         }
         if client.close_after_reply {
@@ -825,7 +1035,7 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr
                 messages: None,
                 all: true,
             };
-            if !out.flush(&server, &stream, stats, &handle, how).await {
+            if !out.flush(&server, &mut stream, stats, &handle, how).await {
                 break 'conn;
             }
             need_read = false;

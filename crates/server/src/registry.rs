@@ -81,12 +81,27 @@ impl MemTotals {
 /// least, so a subscriber that keeps up never touches them on its publishers' paths.
 const QUEUE_STEP: u64 = 16 * 1024;
 
+/// Whether a peer counts as local, Redis's `islocalClient`: a Unix socket client, or a
+/// TCP peer at exactly `127.0.0.1` or `::1` (Redis compares the address text, so another
+/// loopback address such as 127.0.0.2 is not local). The one definition protected mode
+/// and the `enable-*-command local` options share.
+pub fn is_local(addr: &str, unix: bool) -> bool {
+    unix || addr
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| match a.ip() {
+            std::net::IpAddr::V4(ip) => ip == std::net::Ipv4Addr::LOCALHOST,
+            std::net::IpAddr::V6(ip) => ip == std::net::Ipv6Addr::LOCALHOST,
+        })
+}
+
 /// The shared, read-mostly view of a connection (CLIENT LIST, CLIENT KILL, INFO clients).
 pub struct ClientHandle {
     pub id: u64,
     pub addr: String,
     pub laddr: String,
     pub fd: i32,
+    /// Connected through the Unix socket (CLIENT LIST flag `U`; always local).
+    pub unix: bool,
     pub created_ms: u64,
     pub db: AtomicU32,
     pub last_interaction_ms: AtomicU64,
@@ -153,6 +168,7 @@ impl ClientHandle {
             addr,
             laddr,
             fd,
+            unix: false,
             created_ms: now_ms,
             db: AtomicU32::new(0),
             last_interaction_ms: AtomicU64::new(now_ms),
@@ -183,6 +199,18 @@ impl ClientHandle {
     pub fn with_totals(mut self, totals: Arc<MemTotals>) -> Self {
         self.totals = totals;
         self
+    }
+
+    /// Marks a connection that came through the Unix socket (flag `U`).
+    pub fn with_unix(mut self) -> Self {
+        self.unix = true;
+        self.info.get_mut().flags = "U".to_string();
+        self
+    }
+
+    /// Whether the client counts as local (see [`is_local`]).
+    pub fn is_local(&self) -> bool {
+        is_local(&self.addr, self.unix)
     }
 
     /// Asks the connection to close after its current command.
@@ -238,5 +266,20 @@ impl ClientHandle {
         self.add(-(held as i64));
         self.replica.store(true, Relaxed);
         self.set_conn_mem(held);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_peers_and_unix_sockets_are_local() {
+        assert!(is_local("127.0.0.1:5000", false));
+        assert!(is_local("[::1]:5000", false));
+        assert!(!is_local("10.0.0.1:5000", false));
+        assert!(!is_local("127.0.0.2:5000", false));
+        assert!(!is_local("", false));
+        assert!(is_local("/tmp/kiln.sock:0", true));
     }
 }

@@ -33,6 +33,8 @@ pub struct Server {
     pub metrics: Metrics,
     /// Every connection's shared handle (see `registry`).
     pub clients: crate::registry::Registry,
+    /// The TLS configuration new connections on `tls-port` get (see `tls`).
+    pub tls: crate::tls::Tls,
     next_client_id: AtomicU64,
     /// Blocked clients by waiter id (see `command::blocking`).
     pub blocked: crate::command::blocking::Registry,
@@ -190,6 +192,7 @@ impl Server {
                 mem_startup: AtomicU64::new(0),
             },
             clients: Default::default(),
+            tls: Default::default(),
             next_client_id: AtomicU64::new(1),
             blocked: crate::command::blocking::Registry::new(),
             watching: std::sync::atomic::AtomicUsize::new(0),

@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod certs;
+
 /// Set (to anything but "0") to make a missing redis-server or redis-cli a failure instead
 /// of a skip. CI sets it.
 pub const REQUIRE_REDIS_ENV: &str = "KILN_REQUIRE_REDIS";
@@ -192,7 +194,14 @@ impl Server {
             .unwrap_or_else(|| panic!("{} did not start on port {port}", bin.display()))
     }
 
-    fn try_start(bin: &Path, port: u16, extra: &[&str]) -> Option<Self> {
+    /// Starts `bin` without waiting for it to serve on a TCP port: for a server that
+    /// listens only on a Unix socket or TLS (`--port 0`), whose readiness the test polls
+    /// itself. `port` is free for the caller to use (it names the directory too).
+    pub fn launch(bin: impl AsRef<Path>, extra: &[&str]) -> Self {
+        Self::spawn(bin.as_ref(), free_port(), extra)
+    }
+
+    fn spawn(bin: &Path, port: u16, extra: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(format!("kiln-test-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -228,7 +237,11 @@ impl Server {
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
         // Owned from here: a failed start still kills the process and removes the directory.
-        let mut s = Self { port, dir, child };
+        Self { port, dir, child }
+    }
+
+    fn try_start(bin: &Path, port: u16, extra: &[&str]) -> Option<Self> {
+        let mut s = Self::spawn(bin, port, extra);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if !s.alive() {
@@ -342,6 +355,24 @@ impl Raw {
         }
     }
 
+    /// A connection from the local address `from` (another loopback address such as
+    /// 127.0.0.2 is not local to Redis's protected mode), to `port` on 127.0.0.1.
+    pub fn connect_from(from: std::net::IpAddr, port: u16) -> Self {
+        use socket2::{Domain, Socket, Type};
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        s.bind(&std::net::SocketAddr::new(from, 0).into()).unwrap();
+        s.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+            .unwrap();
+        let stream: TcpStream = s.into();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();
     }
@@ -396,6 +427,8 @@ impl Raw {
             match self.stream.read(&mut b) {
                 Ok(0) => return true,
                 Ok(_) => continue,
+                // Closed with our request unread: the kernel resets the connection.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
                 Err(_) => return false,
             }
         }

@@ -179,6 +179,15 @@ pub fn same(args: &[&str], stdin: Option<&[u8]>) -> Run {
     k
 }
 
+/// [`same`] where redis-cli is installed, kiln-cli alone otherwise.
+pub fn same_if_possible(args: &[&str], stdin: Option<&[u8]>) -> Run {
+    if redis_available() {
+        same(args, stdin)
+    } else {
+        kiln(args, stdin)
+    }
+}
+
 /// Runs a command with a long-running mode (MONITOR, SUBSCRIBE): runs `during` once it
 /// started, waits until its output contains `until`, then kills it and returns the output.
 pub fn stream_until(bin: &str, args: &[&str], during: impl FnOnce(), until: &str) -> String {

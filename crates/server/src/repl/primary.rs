@@ -20,13 +20,20 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::transport::Conn;
 
 use super::{Action, ReplicaLink, ReplicaState};
 use crate::client::Client;
 use crate::server::{ClientHandle, Server};
 use crate::snapshot::Snapshot;
+
+/// Writes `bytes` and flushes them (over TLS, what the session buffered goes out too).
+/// False if the connection broke.
+async fn send(wr: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> bool {
+    wr.write_all(bytes).await.is_ok() && wr.flush().await.is_ok()
+}
 
 /// Bytes of stream (or RDB) sent per write.
 const SEND_CHUNK: usize = 256 * 1024;
@@ -35,7 +42,7 @@ const SEND_CHUNK: usize = 256 * 1024;
 /// connection carries on as a normal client (WAIT) or is over (a replica link ended).
 pub async fn run_action(
     server: &Arc<Server>,
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     handle: &Arc<ClientHandle>,
     client: &mut Client,
     action: Action,
@@ -61,7 +68,7 @@ pub async fn run_action(
 /// WAIT are read into `rbuf` and run afterwards.
 async fn wait(
     server: &Arc<Server>,
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     handle: &Arc<ClientHandle>,
     replicas: u64,
     offset: u64,
@@ -84,7 +91,7 @@ async fn wait(
                 .local()
                 .net_output
                 .fetch_add(out.len() as u64, Relaxed);
-            return stream.write_all(&out).await.is_ok();
+            return send(stream, &out).await;
         }
         let timer = async {
             match deadline {
@@ -115,7 +122,7 @@ async fn wait(
 /// Serves one replica until its connection ends.
 async fn serve(
     server: &Arc<Server>,
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     handle: &Arc<ClientHandle>,
     client: &mut Client,
     psync: Option<(Vec<u8>, i64)>,
@@ -136,7 +143,7 @@ async fn serve(
     let shown = format!("{}:{}", link.ip, link.port);
     tracing::info!("Replica {shown} asks for synchronization");
 
-    let (rd, mut wr) = stream.split();
+    let (rd, mut wr) = tokio::io::split(stream);
     let acks = AtomicU64::new(0);
     let ack_wake = tokio::sync::Notify::new();
     let reader = read_acks(server, &link, rd, leftover, &acks, &ack_wake);
@@ -145,7 +152,7 @@ async fn serve(
         if let Some((id, offset)) = &psync {
             if let Some(reply) = try_partial(server, &link, id, *offset, capa_psync2) {
                 full = false;
-                if wr.write_all(reply.as_bytes()).await.is_err() {
+                if !send(&mut wr, reply.as_bytes()).await {
                     return;
                 }
             } else if id.as_slice() != b"?" {
@@ -289,7 +296,7 @@ async fn begin_snapshot(server: &Arc<Server>, link: &ReplicaLink) -> (Snapshot, 
 async fn full_sync(
     server: &Arc<Server>,
     link: &ReplicaLink,
-    wr: &mut tokio::net::tcp::WriteHalf<'_>,
+    wr: &mut (impl AsyncWrite + Unpin),
     psync: bool,
     eof: bool,
 ) -> bool {
@@ -334,7 +341,7 @@ async fn full_sync(
     }
     if psync {
         let line = format!("+FULLRESYNC {} {}\r\n", point.replid, point.offset);
-        if wr.write_all(line.as_bytes()).await.is_err() {
+        if !send(wr, line.as_bytes()).await {
             return false;
         }
     }
@@ -342,7 +349,7 @@ async fn full_sync(
     if eof {
         let mark = crate::server::random_hex(40);
         let head = format!("$EOF:{mark}\r\n");
-        if wr.write_all(head.as_bytes()).await.is_err() {
+        if !send(wr, head.as_bytes()).await {
             return false;
         }
         loop {
@@ -350,7 +357,7 @@ async fn full_sync(
                 Some(chunk) if chunk.is_empty() => break,
                 Some(chunk) => {
                     sent += chunk.len() as u64;
-                    if wr.write_all(&chunk).await.is_err() {
+                    if !send(wr, &chunk).await {
                         return false;
                     }
                 }
@@ -358,7 +365,7 @@ async fn full_sync(
                 None => return false,
             }
         }
-        if wr.write_all(mark.as_bytes()).await.is_err() {
+        if !send(wr, mark.as_bytes()).await {
             return false;
         }
     } else {
@@ -373,7 +380,7 @@ async fn full_sync(
         }
         sent = data.len() as u64;
         let head = format!("${}\r\n", data.len());
-        if wr.write_all(head.as_bytes()).await.is_err() || wr.write_all(&data).await.is_err() {
+        if !send(wr, head.as_bytes()).await || !send(wr, &data).await {
             return false;
         }
     }
@@ -385,11 +392,7 @@ async fn full_sync(
 
 /// Streams the feed to the replica from its position, forever (until an error; the caller
 /// also stops on a kill).
-async fn send_stream(
-    server: &Arc<Server>,
-    link: &ReplicaLink,
-    wr: &mut tokio::net::tcp::WriteHalf<'_>,
-) {
+async fn send_stream(server: &Arc<Server>, link: &ReplicaLink, wr: &mut (impl AsyncWrite + Unpin)) {
     let feed = &server.feed;
     let mut buf = Vec::with_capacity(SEND_CHUNK);
     loop {
@@ -409,7 +412,7 @@ async fn send_stream(
             }
             Ok(0) => notified.await,
             Ok(n) => {
-                if wr.write_all(&buf).await.is_err() {
+                if !send(wr, &buf).await {
                     return;
                 }
                 link.pos.store(pos + n as u64, Relaxed);
@@ -424,7 +427,7 @@ async fn send_stream(
 async fn read_acks(
     server: &Arc<Server>,
     link: &ReplicaLink,
-    mut rd: tokio::net::tcp::ReadHalf<'_>,
+    mut rd: impl AsyncRead + Unpin,
     mut buf: Vec<u8>,
     acks: &AtomicU64,
     ack_wake: &tokio::sync::Notify,

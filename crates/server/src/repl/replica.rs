@@ -100,9 +100,85 @@ fn live(server: &Server, gen: u64) -> bool {
     server.repl.current(gen) && !server.process.shutting_down.load(Relaxed)
 }
 
+/// The link's transport: TCP, or TLS over it (`tls-replication`).
+enum Link {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Link {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Link::Plain(s) => s,
+            Link::Tls(t) => &t.sock,
+        }
+    }
+}
+
+impl Read for Link {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Link::Plain(s) => s.read(buf),
+            Link::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for Link {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Link::Plain(s) => s.write(buf),
+            Link::Tls(t) => t.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Link::Plain(s) => s.flush(),
+            Link::Tls(t) => t.flush(),
+        }
+    }
+}
+
+/// Wraps the link in TLS and completes the handshake (the socket's read timeout is
+/// [`POLL`], so a role change is still noticed), within `timeout`.
+fn start_tls(
+    server: &Server,
+    gen: u64,
+    s: TcpStream,
+    host: &str,
+    timeout: Duration,
+) -> Result<Link, End> {
+    let config = crate::tls::client_config(&server.config.read()).map_err(|e| {
+        tracing::warn!("{e}");
+        End::Failed("Failed to configure TLS for the link with MASTER".into())
+    })?;
+    let session = rustls::ClientConnection::new(config, crate::tls::server_name(host))
+        .map_err(|e| End::Failed(format!("Unable to connect to MASTER: {e}")))?;
+    let mut t = rustls::StreamOwned::new(session, s);
+    let started = crate::clock::instant();
+    while t.conn.is_handshaking() {
+        match t.conn.complete_io(&mut t.sock) {
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                if !live(server, gen) {
+                    return Err(End::Stopped);
+                }
+                if started.elapsed() > timeout {
+                    return Err(End::Failed("Timeout connecting to the MASTER...".into()));
+                }
+            }
+            Err(e) => return Err(End::Failed(format!("Unable to connect to MASTER: {e}"))),
+        }
+    }
+    Ok(Link::Tls(Box::new(t)))
+}
+
 /// A blocking connection with a read buffer, polling so role changes are noticed.
 struct Conn {
-    s: TcpStream,
+    s: Link,
     buf: Vec<u8>,
     /// Bytes of `buf` already consumed.
     pos: usize,
@@ -195,15 +271,16 @@ impl Conn {
 }
 
 /// Sends one command to the primary.
-fn send_on(s: &mut TcpStream, args: &[&[u8]]) -> Result<(), End> {
+fn send_on(s: &mut Link, args: &[&[u8]]) -> Result<(), End> {
     let mut out = Vec::with_capacity(64);
     crate::feed::encode(&mut out, args);
     s.write_all(&out)
+        .and_then(|()| s.flush())
         .map_err(|e| End::Failed(format!("Error writing to MASTER: {e}")))
 }
 
 /// `REPLCONF ACK <offset>`.
-fn send_ack(s: &mut TcpStream, offset: u64) -> Result<(), End> {
+fn send_ack(s: &mut Link, offset: u64) -> Result<(), End> {
     send_on(s, &[b"REPLCONF", b"ACK", offset.to_string().as_bytes()])
 }
 
@@ -220,6 +297,10 @@ struct Params {
 fn params(server: &Server) -> Params {
     let c = server.config.read();
     let announce_port = match c.get_u64("replica-announce-port") {
+        // Over TLS the primary is told the port its replicas' replicas would use: tls-port.
+        0 if c.get_bool("tls-replication") && c.get_u64("tls-port") != 0 => {
+            c.get_u64("tls-port") as u16
+        }
         0 => server.process.port.load(Relaxed),
         p => p as u16,
     };
@@ -248,6 +329,11 @@ fn session(server: &Arc<Server>, host: &str, port: u16, gen: u64) -> Result<(), 
     let _ = s.set_nodelay(true);
     s.set_read_timeout(Some(POLL))?;
     s.set_write_timeout(Some(p.timeout))?;
+    let s = if server.config.read().get_bool("tls-replication") {
+        start_tls(server, gen, s, host, p.timeout)?
+    } else {
+        Link::Plain(s)
+    };
     let mut c = Conn {
         s,
         buf: Vec::with_capacity(READ_CHUNK),
@@ -558,10 +644,14 @@ fn follow_stream(
     // drops the link.
     let now = crate::clock::now_ms();
     let id = server.next_client_id();
-    let laddr = c.s.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let laddr =
+        c.s.tcp()
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
     let fd = {
         use std::os::fd::AsRawFd;
-        c.s.as_raw_fd()
+        c.s.tcp().as_raw_fd()
     };
     let handle = Arc::new(ClientHandle::new(
         id,

@@ -14,7 +14,12 @@ use std::time::{Duration, Instant};
 pub use kiln_testkit::Server as TestServer;
 // Each test binary uses some of these.
 #[allow(unused_imports)]
-pub use kiln_testkit::{free_port, wait_ready, wait_until, Raw, REQUIRE_REDIS_ENV};
+pub use kiln_testkit::{free_port, redis_tools, wait_ready, wait_until, Raw, REQUIRE_REDIS_ENV};
+
+/// The kiln-server binary this test crate built.
+pub fn kiln_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_kiln-server")
+}
 
 /// Pids of the running [`Node`]s, for [`kill_nodes`].
 static NODES: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());

@@ -9,7 +9,7 @@ use super::{container, enabled_for, help_reply};
 use crate::command::flags::*;
 use crate::command::{CommandSpec, Ctx, Keys};
 use crate::config::{self, Config, Kind, Param};
-use crate::error::{CmdResult, CommandError, E, NO_CONFIG_FILE, SYNTAX};
+use crate::error::{CmdResult, CommandError, E, NO_CONFIG_FILE, SYNTAX, TLS_UPDATE_FAILED};
 use crate::server::InstMetrics;
 
 const CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
@@ -150,8 +150,29 @@ fn config_set(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         set_value(&mut new, p, value)
             .map_err(|reason| CommandError::config_set_failed(name, &reason))?;
     }
+    // TLS settings apply to connections accepted from now on; a configuration that does
+    // not load fails the command and the old one stays (Redis's wording and log lines).
+    let mut tls = None;
+    if let Some((p, name, _)) = checked.iter().find(|(p, _, _)| p.name.starts_with("tls-")) {
+        if crate::tls::wanted(&new) {
+            match crate::tls::server_config(&new) {
+                Ok(c) => tls = Some(c),
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    tracing::warn!(
+                        "Failed applying new configuration. Possibly related to new {} setting. Restoring previous settings.",
+                        p.name
+                    );
+                    return Err(CommandError::config_set_failed(name, TLS_UPDATE_FAILED));
+                }
+            }
+        }
+    }
     *cfg = new;
     drop(cfg);
+    if let Some(c) = tls {
+        cx.server.tls.install(Some(c));
+    }
     cx.server.refresh_hot_config();
     if let Some((_, _, pass)) = checked.iter().find(|(p, _, _)| p.name == "requirepass") {
         cx.server.acl.set_default_password(pass.as_bytes());

@@ -69,20 +69,11 @@ pub(crate) fn help_reply(out: &mut Out, cmd: &str, lines: &[&str]) {
     out.simple("    Prints this help.");
 }
 
-/// Whether a connection from `addr` counts as local for the `enable-*` options.
-fn is_local(addr: &str) -> bool {
-    addr.parse::<std::net::SocketAddr>()
-        .is_ok_and(|a| match a.ip() {
-            std::net::IpAddr::V4(ip) => ip == std::net::Ipv4Addr::LOCALHOST,
-            std::net::IpAddr::V6(ip) => ip == std::net::Ipv6Addr::LOCALHOST,
-        })
-}
-
 /// Whether an `enable-*` option (`no`, `yes`, `local`) lets this client through.
 fn enabled_for(cx: &Ctx, option: &str) -> bool {
     match cx.server.config.read().get(option) {
         "yes" => true,
-        "local" => is_local(&cx.client.handle.addr),
+        "local" => cx.client.handle.is_local(),
         _ => false,
     }
 }
@@ -93,18 +84,4 @@ pub(super) fn validate_client_name(name: &[u8]) -> CmdResult {
         return Err(E(CLIENT_NAME));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_loopback_peers_are_local() {
-        assert!(is_local("127.0.0.1:5000"));
-        assert!(is_local("[::1]:5000"));
-        assert!(!is_local("10.0.0.1:5000"));
-        assert!(!is_local("127.0.0.2:5000"));
-        assert!(!is_local(""));
-    }
 }
