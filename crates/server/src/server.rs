@@ -159,6 +159,8 @@ pub struct EncodingLimits {
     pub set_max_intset_entries: AtomicU64,
     pub zset_max_listpack_entries: AtomicU64,
     pub zset_max_listpack_value: AtomicU64,
+    pub stream_node_max_entries: AtomicU64,
+    pub stream_node_max_bytes: AtomicU64,
 }
 
 impl Server {
@@ -313,6 +315,10 @@ impl Server {
             .store(c.get_u64("zset-max-listpack-entries"), Relaxed);
         e.zset_max_listpack_value
             .store(c.get_u64("zset-max-listpack-value"), Relaxed);
+        e.stream_node_max_entries
+            .store(c.get_u64("stream-node-max-entries"), Relaxed);
+        e.stream_node_max_bytes
+            .store(c.get_u64("stream-node-max-bytes"), Relaxed);
     }
 
     /// Recomputes the floor below which a command's duration interests no observer (after
@@ -644,6 +650,16 @@ impl Server {
 impl Server {
     /// The server's current encoding thresholds (`*-max-listpack-*` and friends), for building
     /// loaded and restored values.
+    /// `stream-node-max-entries` and `stream-node-max-bytes`.
+    pub fn stream_node_limits(&self) -> crate::storage::stream::NodeLimits {
+        let e = &self.hot.encoding;
+        let us = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        crate::storage::stream::NodeLimits {
+            entries: us(e.stream_node_max_entries.load(Relaxed)),
+            bytes: us(e.stream_node_max_bytes.load(Relaxed)),
+        }
+    }
+
     pub fn encoding_limits(&self) -> crate::rdb::Limits {
         let e = &self.hot.encoding;
         let us = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);

@@ -89,6 +89,29 @@ pub const NODE_MAX_ENTRIES: usize = 100;
 /// Bytes a block grows to before a new one starts (Redis's `stream-node-max-bytes` default).
 pub const NODE_MAX_BYTES: usize = 4096;
 
+/// When an appended entry starts a new block: `stream-node-max-entries` and
+/// `stream-node-max-bytes`, applied as Redis applies them to its nodes (entries counted
+/// with deleted ones, 0 = no limit; a byte limit of 0 or over 1 GiB means 1 GiB). Kiln's
+/// blocks are smaller than Redis's listpacks for the same entries, so the byte limit
+/// closes a block later than Redis would when it, not the entry count, decides.
+#[derive(Clone, Copy, Debug)]
+pub struct NodeLimits {
+    pub entries: usize,
+    pub bytes: usize,
+}
+
+impl Default for NodeLimits {
+    fn default() -> Self {
+        Self {
+            entries: NODE_MAX_ENTRIES,
+            bytes: NODE_MAX_BYTES,
+        }
+    }
+}
+
+/// Redis's `STREAM_LISTPACK_MAX_SIZE`.
+const LISTPACK_MAX_SIZE: usize = 1 << 30;
+
 fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         buf.push((v as u8) | 0x80);
@@ -212,8 +235,15 @@ impl Block {
         }
     }
 
-    fn is_full(&self) -> bool {
-        self.appended as usize >= NODE_MAX_ENTRIES || self.data.len() >= NODE_MAX_BYTES
+    /// Whether an entry whose strings total `incoming` bytes starts a new block after this
+    /// one (Redis's test in `streamAppendItem`).
+    fn is_full(&self, limits: NodeLimits, incoming: usize) -> bool {
+        let max_bytes = match limits.bytes {
+            0 => LISTPACK_MAX_SIZE,
+            b => b.min(LISTPACK_MAX_SIZE),
+        };
+        self.data.len() + incoming >= max_bytes
+            || (limits.entries != 0 && self.appended as usize >= limits.entries)
     }
 
     /// Rebuilds the block keeping only the entries `keep` accepts (updating `len`); returns
@@ -355,8 +385,14 @@ impl Stream {
 
     /// Appends an entry; `id` must be above `last_id` (the caller checks).
     pub fn append(&mut self, id: StreamId, strings: &[&[u8]]) {
+        self.append_with(id, strings, NodeLimits::default());
+    }
+
+    /// [`Stream::append`] with the node limits in force (XADD passes the configured ones).
+    pub fn append_with(&mut self, id: StreamId, strings: &[&[u8]], limits: NodeLimits) {
+        let incoming: usize = strings.iter().map(|s| s.len()).sum();
         let b = match self.blocks.last_entry() {
-            Some(last) if !last.get().is_full() => last.into_mut(),
+            Some(last) if !last.get().is_full(limits, incoming) => last.into_mut(),
             full => {
                 // The finished block will not grow again: give back its spare capacity.
                 if let Some(mut last) = full {

@@ -453,6 +453,7 @@ fn parse_add_or_trim(
     args: &[&[u8]],
     xadd: bool,
     trusted: bool,
+    node_entries: usize,
 ) -> Result<(Trim, bool, usize, Option<(StreamId, bool)>), CommandError> {
     let mut t = Trim::default();
     let mut nomk = false;
@@ -517,8 +518,9 @@ fn parse_add_or_trim(
             return Err(E(XTRIM_LIMIT_EXACT));
         }
     } else if t.approx {
-        // Redis's default effort bound: 100 nodes' worth of entries.
-        t.limit = 100 * crate::storage::stream::NODE_MAX_ENTRIES;
+        // Redis's default effort bound: 100 nodes' worth of entries (none when nodes have
+        // no entry limit).
+        t.limit = 100 * node_entries;
     }
     Ok((t, nomk, i, id))
 }
@@ -527,7 +529,9 @@ fn parse_add_or_trim(
 /// the new entry's ID. O(1) plus the entries trimmed.
 fn xadd(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let key = args[1];
-    let (trim, nomk, idx, id) = parse_add_or_trim(args, true, cx.trusted_stream())?;
+    let node_limits = cx.server.stream_node_limits();
+    let (trim, nomk, idx, id) =
+        parse_add_or_trim(args, true, cx.trusted_stream(), node_limits.entries)?;
     let fields = &args[(idx + 1).min(args.len())..];
     if fields.len() < 2 || !fields.len().is_multiple_of(2) {
         return Err(CommandError::arity("xadd"));
@@ -565,7 +569,7 @@ fn xadd(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if new_id <= last {
         return Err(E(XADD_ID_SMALL));
     }
-    s.append(new_id, fields);
+    s.append_with(new_id, fields, node_limits);
     let trimmed = if trim.active() { trim.apply(s) } else { 0 };
     // Replicas get the generated ID and the exact trim that happened (Redis 7.0's rewrite).
     let rewritten = if cx_prop && (!matches!(id, Some((_, true))) || trim.approx) {
@@ -729,7 +733,8 @@ fn xdel(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 /// for N removed.
 fn xtrim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let key = args[1];
-    let (trim, _, idx, _) = parse_add_or_trim(args, false, cx.trusted_stream())?;
+    let node_entries = cx.server.stream_node_limits().entries;
+    let (trim, _, idx, _) = parse_add_or_trim(args, false, cx.trusted_stream(), node_entries)?;
     debug_assert!(idx >= args.len());
     let (now, lru, prop) = (cx.now, cx.lru(), cx.propagating());
     let (sh, h, out) = cx.shard_out(key)?;
