@@ -89,8 +89,8 @@ const I32MAX: i64 = i32::MAX as i64;
 
 /// Every parameter Kiln knows. Adding one is a line here.
 pub const PARAMS: &[Param] = &[
-    p("port", Kind::Int(0, 65535), "6379", false),
-    p("bind", Kind::Special, "127.0.0.1", false),
+    p("port", Kind::Int(0, 65535), "6379", true),
+    p("bind", Kind::Special, "127.0.0.1", true),
     p("dir", Kind::Str, ".", true),
     p("dbfilename", Kind::Str, "dump.rdb", true),
     pa("replicaof", "slaveof", Kind::Special, "", false),
@@ -714,6 +714,11 @@ impl std::fmt::Display for ConfigError {
             self.reason
         )
     }
+}
+
+/// A CONFIG SET value as the parameter would store it.
+pub fn normalise_value(p: &Param, value: &str) -> Result<String, String> {
+    normalise(p, &[value.to_string()])
 }
 
 fn normalise(p: &Param, args: &[String]) -> Result<String, String> {

@@ -12,7 +12,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,6 +21,7 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use crate::client::Client;
 use crate::command::blocking::{self, WaitState};
 use crate::command::{dispatch, Ctx};
+use crate::config::Config;
 use crate::pubsub::{Limits as OutputLimits, Subscriber};
 use crate::server::{set_stats_slot, ClientHandle, Server, ThreadStats};
 use crate::transport::{Conn, TlsConn};
@@ -61,40 +62,9 @@ pub fn bind(server: &Server) -> std::io::Result<Vec<Listener>> {
             }
         }
     }
-    let backlog = c.get_u64("tcp-backlog").clamp(1, i32::MAX as u64) as i32;
     let mut out = Vec::new();
     for (port, tls) in [(port, false), (tls_port, true)] {
-        if port == 0 {
-            continue;
-        }
-        let kind = if tls { "tls" } else { "tcp" };
-        for (a, optional) in c.bind_addrs() {
-            let ip: std::net::IpAddr = match a.as_str() {
-                "*" => std::net::Ipv4Addr::UNSPECIFIED.into(),
-                "::*" => std::net::Ipv6Addr::UNSPECIFIED.into(),
-                a => a
-                    .parse()
-                    .map_err(|e| other(format!("Invalid bind address '{a}': {e}")))?,
-            };
-            match listen_tcp(SocketAddr::new(ip, port), backlog) {
-                Ok(l) => out.push(Listener::Tcp { listener: l, tls }),
-                Err(e) => {
-                    tracing::warn!(
-                        "Warning: Could not create server TCP listening socket {a}:{port}: {e}"
-                    );
-                    let missing = matches!(
-                        e.raw_os_error(),
-                        Some(libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT)
-                    );
-                    if optional && missing {
-                        continue;
-                    }
-                    return Err(other(format!(
-                        "Failed listening on port {port} ({kind}), aborting."
-                    )));
-                }
-            }
-        }
+        out.extend(bind_tcp(&c, port, tls)?);
     }
     let path = c.get("unixsocket");
     if !path.is_empty() {
@@ -126,6 +96,131 @@ pub fn bind(server: &Server) -> std::io::Result<Vec<Listener>> {
         server.process.port.store(a.port(), Relaxed);
     }
     Ok(out)
+}
+
+/// Listeners for `port` on every `bind` address (none for port 0); `tls` marks them as
+/// the `tls-port`'s. An optional (`-addr`) address that does not exist here is skipped.
+fn bind_tcp(c: &Config, port: u16, tls: bool) -> std::io::Result<Vec<Listener>> {
+    let mut out = Vec::new();
+    if port == 0 {
+        return Ok(out);
+    }
+    let backlog = c.get_u64("tcp-backlog").clamp(1, i32::MAX as u64) as i32;
+    let kind = if tls { "tls" } else { "tcp" };
+    for (a, optional) in c.bind_addrs() {
+        let ip: std::net::IpAddr = match a.as_str() {
+            "*" => std::net::Ipv4Addr::UNSPECIFIED.into(),
+            "::*" => std::net::Ipv6Addr::UNSPECIFIED.into(),
+            a => a
+                .parse()
+                .map_err(|e| other(format!("Invalid bind address '{a}': {e}")))?,
+        };
+        match listen_tcp(SocketAddr::new(ip, port), backlog) {
+            Ok(l) => out.push(Listener::Tcp { listener: l, tls }),
+            Err(e) => {
+                tracing::warn!(
+                    "Warning: Could not create server TCP listening socket {a}:{port}: {e}"
+                );
+                let missing = matches!(
+                    e.raw_os_error(),
+                    Some(libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT)
+                );
+                if optional && missing {
+                    continue;
+                }
+                return Err(other(format!(
+                    "Failed listening on port {port} ({kind}), aborting."
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The plain TCP accept loops, so CONFIG SET `port` / `bind` can stop them: each has a
+/// stop signal, and says when its listener is closed.
+#[derive(Default)]
+struct PlainLoops {
+    running: Mutex<Vec<Arc<Stop>>>,
+}
+
+#[derive(Default)]
+struct Stop {
+    asked: tokio::sync::Notify,
+    closed: Mutex<bool>,
+    done: std::sync::Condvar,
+}
+
+impl Stop {
+    /// Asks the loop to stop and waits (a bounded time) until its listener is closed.
+    fn stop_and_wait(&self) {
+        self.asked.notify_one();
+        let mut closed = self.closed.lock().unwrap_or_else(|e| e.into_inner());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !*closed {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            closed = match self.done.wait_timeout(closed, left) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        }
+    }
+
+    fn mark_closed(&self) {
+        *self.closed.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.done.notify_all();
+    }
+}
+
+/// Rebinds the plain TCP listeners for `new` (CONFIG SET `port` / `bind`), as Redis does:
+/// the old ones close, the new ones open; when they cannot, the old ones come back and the
+/// error says which parameter failed.
+fn rebind_plain(
+    server: &Server,
+    loops: &PlainLoops,
+    spawn: &(dyn Fn(Listener, Arc<Stop>) + Send + Sync),
+    new: &Config,
+) -> Result<(), String> {
+    let old = server.config.read().clone();
+    let port_changed = old.get("port") != new.get("port");
+    let running: Vec<Arc<Stop>> =
+        std::mem::take(&mut *loops.running.lock().unwrap_or_else(|e| e.into_inner()));
+    for s in &running {
+        s.stop_and_wait();
+    }
+    let start = |c: &Config| -> std::io::Result<()> {
+        let listeners = bind_tcp(c, c.get_u64("port") as u16, false)?;
+        if let Some(Listener::Tcp { listener, .. }) = listeners.first() {
+            if let Ok(a) = listener.local_addr() {
+                server.process.port.store(a.port(), Relaxed);
+            }
+        }
+        for l in listeners {
+            let stop = Arc::new(Stop::default());
+            loops
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(stop.clone());
+            spawn(l, stop);
+        }
+        Ok(())
+    };
+    if let Err(e) = start(new) {
+        tracing::warn!("{e}");
+        if let Err(e) = start(&old) {
+            tracing::warn!("Failed to restore the old listening sockets: {e}");
+        }
+        return Err(if port_changed {
+            "Unable to listen on this port. Check server logs.".into()
+        } else {
+            "Failed to bind to specified addresses.".into()
+        });
+    }
+    Ok(())
 }
 
 /// A non-blocking TCP listener on `addr`; an IPv6 one takes IPv6 only (Redis's
@@ -204,10 +299,57 @@ pub fn serve(server: Arc<Server>, listeners: Vec<Listener>) -> std::io::Result<(
         .build()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     set_stats_slot(server.process.threads);
+    // Plain TCP accept loops run on this runtime from wherever they are started (at start,
+    // and by CONFIG SET `port` / `bind` from a worker thread).
+    let loops = Arc::new(PlainLoops::default());
+    let spawn: Arc<dyn Fn(Listener, Arc<Stop>) + Send + Sync> = {
+        let (main, srv, workers) = (
+            main_rt.handle().clone(),
+            Arc::downgrade(&server),
+            handles.clone(),
+        );
+        Arc::new(move |l: Listener, stop: Arc<Stop>| {
+            let (Listener::Tcp { listener, tls }, Some(srv)) = (l, srv.upgrade()) else {
+                stop.mark_closed();
+                return;
+            };
+            let workers = workers.clone();
+            main.spawn(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(l) => accept_loop(srv, Listening::Tcp(l, tls), workers, Some(&stop)).await,
+                    Err(e) => tracing::warn!("Listening: {e}"),
+                }
+                // The listener is closed once the loop has returned.
+                stop.mark_closed();
+            });
+        })
+    };
+    {
+        let (srv, loops, spawn) = (Arc::downgrade(&server), loops.clone(), spawn.clone());
+        let _ = server
+            .process
+            .rebind
+            .set(Box::new(move |new: &crate::config::Config| {
+                match srv.upgrade() {
+                    Some(s) => rebind_plain(&s, &loops, &*spawn, new),
+                    None => Ok(()),
+                }
+            }));
+    }
     main_rt.block_on(async {
         let mut tasks = Vec::new();
         for l in listeners {
             let l = match l {
+                Listener::Tcp { tls: false, .. } => {
+                    let stop = Arc::new(Stop::default());
+                    loops
+                        .running
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(stop.clone());
+                    spawn(l, stop);
+                    continue;
+                }
                 Listener::Tcp { listener, tls } => {
                     Listening::Tcp(TcpListener::from_std(listener).map_err(other)?, tls)
                 }
@@ -219,6 +361,7 @@ pub fn serve(server: Arc<Server>, listeners: Vec<Listener>) -> std::io::Result<(
                 server.clone(),
                 l,
                 handles.clone(),
+                None,
             )));
         }
         // Its own thread: the cron may wait for shards (a script can hold them for
@@ -283,27 +426,41 @@ enum Accepted {
     },
 }
 
+/// Accepts connections and hands each to a worker thread, round robin, until `stop` (if
+/// any) is asked; the listener is dropped (closed) when this returns.
 async fn accept_loop(
     server: Arc<Server>,
     listener: Listening,
     workers: Vec<tokio::runtime::Handle>,
+    stop: Option<&Stop>,
 ) {
     let mut next = 0usize;
     loop {
-        let accepted = match &listener {
-            Listening::Tcp(l, tls) => l.accept().await.and_then(|(s, peer)| {
-                Ok(Accepted::Tcp {
-                    stream: s.into_std()?,
-                    peer,
-                    tls: *tls,
-                })
-            }),
-            Listening::Unix(l, path) => l.accept().await.and_then(|(s, _)| {
-                Ok(Accepted::Unix {
-                    stream: s.into_std()?,
-                    path: path.clone(),
-                })
-            }),
+        let accept = async {
+            match &listener {
+                Listening::Tcp(l, tls) => l.accept().await.and_then(|(s, peer)| {
+                    Ok(Accepted::Tcp {
+                        stream: s.into_std()?,
+                        peer,
+                        tls: *tls,
+                    })
+                }),
+                Listening::Unix(l, path) => l.accept().await.and_then(|(s, _)| {
+                    Ok(Accepted::Unix {
+                        stream: s.into_std()?,
+                        path: path.clone(),
+                    })
+                }),
+            }
+        };
+        let accepted = tokio::select! {
+            a = accept => a,
+            _ = async {
+                match stop {
+                    Some(s) => s.asked.notified().await,
+                    None => std::future::pending().await,
+                }
+            } => return,
         };
         let accepted = match accepted {
             Ok(a) => a,

@@ -84,6 +84,11 @@ pub struct Process {
     /// Absolute path of the config file the server was started with (CONFIG REWRITE,
     /// INFO `config_file`); unset without one.
     pub config_file: std::sync::OnceLock<std::path::PathBuf>,
+    /// CONFIG SET `port` / `bind`: rebinds the plain TCP listeners for a new
+    /// configuration, or says why it could not (installed by `net::serve`; without it, as
+    /// in a server that does not listen, nothing is rebound).
+    #[allow(clippy::type_complexity)]
+    pub rebind: std::sync::OnceLock<Box<dyn Fn(&Config) -> Result<(), String> + Send + Sync>>,
     /// Set by SHUTDOWN or a signal; the listener exits and workers stop.
     pub shutdown: tokio::sync::Notify,
     pub shutting_down: AtomicBool,
@@ -184,6 +189,7 @@ impl Server {
                 port: AtomicU16::new(0),
                 threads,
                 config_file: std::sync::OnceLock::new(),
+                rebind: std::sync::OnceLock::new(),
                 shutdown: tokio::sync::Notify::new(),
                 shutting_down: AtomicBool::new(false),
             },

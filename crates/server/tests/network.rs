@@ -294,3 +294,83 @@ fn bind_skips_optional_addresses_that_are_not_here() {
         assert!(starts_with_bind(bin, "* -::*"), "{bin}");
     }
 }
+
+/// CONFIG SET `port` and `bind` rebind the listeners at run time, as Redis does; a port
+/// or address that cannot be bound fails with Redis's error and the old listeners stay.
+#[test]
+fn config_set_port_and_bind_rebind_the_listeners() {
+    for (name, s) in support::servers(&[]) {
+        let mut c = s.raw();
+        let port = s.port.to_string();
+        // Setting the current value always succeeds.
+        assert_eq!(
+            c.cmd(&["CONFIG", "SET", "port", &port]),
+            "+OK\r\n",
+            "{name}"
+        );
+        assert_eq!(
+            c.cmd(&["CONFIG", "SET", "bind", "127.0.0.1"]),
+            "+OK\r\n",
+            "{name}"
+        );
+        // A port another socket holds: refused, and the old port keeps serving.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken_port = taken.local_addr().unwrap().port().to_string();
+        assert_eq!(
+            c.cmd(&["CONFIG", "SET", "port", &taken_port]),
+            "-ERR CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port. Check server logs.\r\n",
+            "{name}"
+        );
+        assert_eq!(s.raw().cmd(&["PING"]), "+PONG\r\n", "{name}");
+        // An address that is not here: refused the same way.
+        assert_eq!(
+            c.cmd(&["CONFIG", "SET", "bind", "192.0.2.1"]),
+            "-ERR CONFIG SET failed (possibly related to argument 'bind') - Failed to bind to specified addresses.\r\n",
+            "{name}"
+        );
+        assert_eq!(s.raw().cmd(&["PING"]), "+PONG\r\n", "{name}");
+        assert_eq!(
+            c.cmd(&["CONFIG", "GET", "bind"]),
+            "*2\r\n$4\r\nbind\r\n$9\r\n127.0.0.1\r\n"
+        );
+        // A free port: new connections go there, the old port is closed, and the
+        // connection that asked stays connected.
+        drop(taken);
+        let free = kiln_testkit::free_port();
+        assert_eq!(
+            c.cmd(&["CONFIG", "SET", "port", &free.to_string()]),
+            "+OK\r\n",
+            "{name}"
+        );
+        assert_eq!(Raw::connect(free).cmd(&["PING"]), "+PONG\r\n", "{name}");
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", s.port)).is_err(),
+            "{name}: the old port still accepts"
+        );
+        assert_eq!(c.cmd(&["PING"]), "+PONG\r\n", "{name}");
+        let info = c.cmd(&["INFO", "server"]);
+        assert!(
+            info.contains(&format!("tcp_port:{free}\r\n")),
+            "{name}: {info}"
+        );
+        // Put it back, so the test harness can stop the server on the port it knows.
+        assert_eq!(
+            c.cmd(&["CONFIG", "SET", "port", &port]),
+            "+OK\r\n",
+            "{name}"
+        );
+    }
+}
+
+/// Kiln's own `threads` may be set to its current value (a config file written back by
+/// CONFIG REWRITE, or a tool that sets everything it read), not changed.
+#[test]
+fn config_set_threads_accepts_only_its_current_value() {
+    let s = TestServer::kiln(&["--threads", "2"]);
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["CONFIG", "SET", "threads", "2"]), "+OK\r\n");
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "threads", "3"]),
+        "-ERR CONFIG SET failed (possibly related to argument 'threads') - can't set immutable config\r\n"
+    );
+}

@@ -120,7 +120,11 @@ fn config_set(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     for pair in pairs.chunks_exact(2) {
         let name = String::from_utf8_lossy(pair[0]).into_owned();
         let p = config::param(&name).ok_or_else(|| CommandError::config_set_unknown(&name))?;
-        if !p.mutable {
+        // Kiln's own `threads` may be "set" to what it is (Redis has no such parameter).
+        let unchanged = p.name == "threads"
+            && config::normalise_value(p, &String::from_utf8_lossy(pair[1]))
+                .is_ok_and(|v| v == cx.server.config.read().get(p.name));
+        if !p.mutable && !unchanged {
             return Err(CommandError::config_set_failed(
                 &name,
                 "can't set immutable config",
@@ -147,8 +151,25 @@ fn config_set(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let mut cfg = cx.server.config.write();
     let mut new: Config = cfg.clone();
     for (p, name, value) in &checked {
+        if !p.mutable {
+            continue;
+        }
         set_value(&mut new, p, value)
             .map_err(|reason| CommandError::config_set_failed(name, &reason))?;
+    }
+    // `port` / `bind`: listen where the new values say before they count (Redis's
+    // changeListenPort / changeBindAddr), the old listeners kept when that fails.
+    if new.get("port") != cfg.get("port") || new.get("bind") != cfg.get("bind") {
+        if let Some(rebind) = cx.server.process.rebind.get() {
+            let which = if new.get("port") != cfg.get("port") {
+                "port"
+            } else {
+                "bind"
+            };
+            drop(cfg);
+            rebind(&new).map_err(|reason| CommandError::config_set_failed(which, &reason))?;
+            cfg = cx.server.config.write();
+        }
     }
     // TLS settings apply to connections accepted from now on; a configuration that does
     // not load fails the command and the old one stays (Redis's wording and log lines).
