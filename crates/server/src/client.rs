@@ -47,6 +47,8 @@ pub struct Client {
     /// The ACL user and the rules last read; `None` for the server's own clients (an AOF
     /// being loaded, the primary's link), which may run anything.
     pub acl: Option<crate::acl::Session>,
+    /// CLIENT TRACKING (see `command::tracking`).
+    pub tracking: crate::command::tracking::ClientTracking,
 }
 
 impl Client {
@@ -71,6 +73,7 @@ impl Client {
             subscriptions: Default::default(),
             repl: Default::default(),
             acl: None,
+            tracking: Default::default(),
         }
     }
 

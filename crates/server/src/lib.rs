@@ -42,6 +42,7 @@ pub mod server;
 pub mod slowlog;
 pub mod snapshot;
 pub mod tls;
+pub mod tracking;
 pub mod transport;
 
 /// The Redis version Kiln is compatible with, reported where clients read `redis_version`

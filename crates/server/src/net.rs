@@ -947,8 +947,9 @@ async fn connection(server: Arc<Server>, mut stream: Conn, peer: String, laddr: 
             unauthenticated: !client.authenticated,
             ..Limits::default()
         };
-        // A monitor is a `normal` class client (as in Redis), unless it also subscribed.
-        let pubsub_class = client.subscriber.is_some() && (!client.monitor || client.subscribed());
+        // The `pubsub` class is for clients with subscriptions (as Redis classes them): a
+        // monitor or a tracking client has a message queue but is `normal`.
+        let pubsub_class = client.subscribed();
         let obuf_limits = output_limits(&server, pubsub_class);
         let mut protocol_error = None;
         let mut over_output_limit = false;
@@ -1245,6 +1246,7 @@ impl Drop for Registered {
             blocking::unregister(server, &b.waiter);
         }
         crate::command::pubsub::unsubscribe_all(server, client);
+        server.tracking.forget(client.id);
         if client.monitor {
             server.monitors.remove(client.id);
             server.observers_changed();

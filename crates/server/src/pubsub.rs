@@ -115,6 +115,13 @@ impl Subscriber {
     }
 
     /// Moves every queued message into `out`.
+    /// Whether the connection has any subscription (pub/sub mode, for RESP2).
+    pub fn is_subscribed(&self) -> bool {
+        self.handle
+            .as_ref()
+            .is_some_and(|h| h.sub.load(Relaxed) + h.psub.load(Relaxed) + h.ssub.load(Relaxed) > 0)
+    }
+
     pub fn drain_into(&self, out: &mut Vec<u8>) {
         let mut q = self.queue.lock();
         let mut n = 0;

@@ -27,6 +27,8 @@ pub struct Server {
     pub acl: crate::acl::Acl,
     /// CLIENT PAUSE (see `pause`).
     pub pause: crate::pause::Pause,
+    /// Client-side caching: tracked keys and tracking clients (see `tracking`).
+    pub tracking: crate::tracking::Tracking,
     /// The process: identity, start time, bound port, threads, shutdown.
     pub process: Process,
     /// Counters and samples INFO reports.
@@ -182,6 +184,7 @@ impl Server {
             commands,
             acl,
             pause: Default::default(),
+            tracking: Default::default(),
             process: Process {
                 run_id: random_hex(40),
                 started: crate::clock::instant(),
@@ -271,6 +274,9 @@ impl Server {
             .client_query_buffer_limit
             .store(c.get_u64("client-query-buffer-limit"), Relaxed);
         self.hot.maxclients.store(c.get_u64("maxclients"), Relaxed);
+        self.tracking
+            .max_keys
+            .store(c.get_u64("tracking-table-max-keys"), Relaxed);
         self.acl
             .log_max_len
             .store(c.get_u64("acllog-max-len"), Relaxed);
@@ -587,6 +593,11 @@ impl Server {
     /// Feeds DELs for keys deleted outside any command (active expiry): the caller holds
     /// their shard's lock.
     pub fn propagate_deletions(&self, db: usize, keys: &[Box<[u8]>]) {
+        if self.tracking.active() {
+            for k in keys {
+                self.tracking.invalidate(k, None);
+            }
+        }
         if keys.is_empty() || !self.feed.is_active() {
             return;
         }

@@ -397,7 +397,8 @@ fn every_family_script_raises_redis_events_with_every_class_enabled() {
     let mut paths = Vec::new();
     for dir in std::fs::read_dir(root).unwrap() {
         let dir = dir.unwrap().path();
-        if !dir.is_dir() || dir.ends_with("notifications") {
+        // The ACL scripts authenticate as users who may not publish the harness's markers.
+        if !dir.is_dir() || dir.ends_with("notifications") || dir.ends_with("acl") {
             continue;
         }
         for f in std::fs::read_dir(&dir).unwrap() {

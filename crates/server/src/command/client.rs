@@ -37,6 +37,28 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
 ];
 
 const SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("caching", 3, NOSCRIPT | LOADING | STALE, Keys::None, super::tracking::caching)
+        .group("connection")
+        .since("6.0.0")
+        .summary("Instruct the server about tracking or not keys in the next request")
+        .complexity("O(1)")
+        .syntax("<YES | NO>"),
+    CommandSpec::new("getredir", 2, NOSCRIPT | LOADING | STALE, Keys::None, super::tracking::getredir)
+        .group("connection")
+        .since("6.0.0")
+        .summary("Get tracking notifications redirection client ID if any")
+        .complexity("O(1)"),
+    CommandSpec::new("tracking", -3, NOSCRIPT | LOADING | STALE, Keys::None, super::tracking::tracking)
+        .group("connection")
+        .since("6.0.0")
+        .summary("Enable or disable server assisted client side caching support")
+        .complexity("O(1). Some options may introduce additional complexity.")
+        .syntax("<ON | OFF> [REDIRECT client-id] [PREFIX prefix [PREFIX prefix ...]] [BCAST] [OPTIN] [OPTOUT] [NOLOOP]"),
+    CommandSpec::new("trackinginfo", 2, NOSCRIPT | LOADING | STALE, Keys::None, super::tracking::trackinginfo)
+        .group("connection")
+        .since("6.2.0")
+        .summary("Return information about server assisted client side caching for the current connection")
+        .complexity("O(1)"),
     CommandSpec::new("getname", 2, NOSCRIPT | LOADING | STALE, Keys::None, getname)
         .group("connection")
         .since("2.6.9")
@@ -438,7 +460,7 @@ fn client_line(s: &mut String, server: &Server, h: &ClientHandle, now: u64, argv
         s,
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} \
          ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp=0 obl={} \
-         oll={} omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={}",
+         oll={} omem={} tot-mem={} events={} cmd={} user={} redir={} resp={}",
         h.id,
         h.addr,
         h.laddr,
@@ -464,6 +486,10 @@ fn client_line(s: &mut String, server: &Server, h: &ClientHandle, now: u64, argv
         if pending + queued > 0 { "rw" } else { "r" },
         cmd,
         String::from_utf8_lossy(&info.user),
+        server
+            .tracking
+            .options(h.id)
+            .map_or(-1, |o| o.redirect as i64),
         h.resp.load(Relaxed),
     );
 }
@@ -664,6 +690,7 @@ fn close_client(cx: &mut Ctx, h: &ClientHandle) {
 /// Replies `+RESET`. O(1).
 fn reset(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     super::acl::connect(cx.server, cx.client);
+    super::tracking::disable(cx);
     let c = &mut *cx.client;
     c.select(0);
     c.set_resp(2);

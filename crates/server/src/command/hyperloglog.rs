@@ -659,6 +659,9 @@ fn pfcount(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     })();
     if let Ok((_, true)) = result {
         sh.touch_watched(key);
+        if server.tracking.active() {
+            server.tracking.invalidate(key, None);
+        }
     }
     sh.cow = cow;
     let (card, stored) = result?;

@@ -762,6 +762,7 @@ fn ltrim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (start, stop) = (int(args[2])?, int(args[3])?);
     let key = args[1];
     let (now, lru) = (cx.now, cx.lru());
+    let (server, client_id) = (cx.server, cx.client.id);
     let (sh, h, out) = cx.shard_out(key)?;
     let (mut found, mut removed, mut emptied) = (false, 0, false);
     if let Some(l) = lookup(sh, h, key, now, lru)? {
@@ -772,8 +773,11 @@ fn ltrim(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             sh.remove(h, key);
         }
         if removed == 0 {
-            // Redis counts even a no-op LTRIM as a modification for WATCH.
+            // Redis counts even a no-op LTRIM as a modification (WATCH, tracking).
             sh.touch_watched(key);
+            if server.tracking.active() {
+                server.tracking.invalidate(key, Some(client_id));
+            }
         }
         found = true;
     }

@@ -36,6 +36,7 @@ mod sort;
 mod sorted_set;
 mod stream;
 mod string;
+pub mod tracking;
 pub mod transaction;
 
 pub use server::rewrite_config_text;
@@ -812,6 +813,11 @@ impl<'a> Ctx<'a> {
         for (_, g) in self.locks.iter_mut() {
             if g.expired_fed < g.expired.len() {
                 let db = g.db;
+                if self.server.tracking.active() {
+                    for k in &g.expired[g.expired_fed..] {
+                        self.server.tracking.invalidate(k, None);
+                    }
+                }
                 out.extend(
                     g.expired[g.expired_fed..]
                         .iter()
@@ -886,7 +892,9 @@ impl<'a> Ctx<'a> {
             .local()
             .dirty
             .fetch_add(n, Relaxed);
-        if spec.flags & flags::WRITE == 0 || self.server.watching.load(Relaxed) == 0 {
+        let watching = self.server.watching.load(Relaxed) != 0;
+        let tracking = self.server.tracking.active();
+        if spec.flags & flags::WRITE == 0 || !(watching || tracking) {
             return;
         }
         let db = self.client.db;
@@ -926,8 +934,14 @@ impl<'a> Ctx<'a> {
                 continue;
             }
             if d < self.server.keyspace.dbs.len() {
+                let writer = self.client.id;
                 if let Ok((sh, _)) = self.shard_in(d, key) {
-                    sh.touch_watched(key);
+                    if watching {
+                        sh.touch_watched(key);
+                    }
+                    if tracking {
+                        self.server.tracking.invalidate(key, Some(writer));
+                    }
                 }
             }
         }
@@ -1005,6 +1019,7 @@ pub fn dispatch(cx: &mut Ctx, args: &[&[u8]]) {
     let mark = cx.out.buf.len();
     cx.pushes_only = false;
     execute(cx, args);
+    tracking::after_command(cx, args);
     if (cx.client.reply_off || cx.client.reply_skip) && !cx.pushes_only {
         cx.out.buf.truncate(mark);
     }
@@ -1153,6 +1168,11 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
     }
     crate::crash::running(cmd.id, args);
     let result = (spec.handler)(cx, args);
+    if cx.client.tracking.on && spec.flags & flags::READONLY != 0 {
+        // Under the command's locks: a write to these keys lands before (and is read) or
+        // after (and invalidates).
+        tracking::remember_read(cx, cmd, args);
+    }
     crate::crash::done();
     cx.propagate_effects(args, cx.cmd_dirty.get() > 0);
     if !cx.in_exec()

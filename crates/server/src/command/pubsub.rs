@@ -2,13 +2,12 @@
 //! The registry and message delivery live in `crate::pubsub`.
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 
 use super::flags::*;
 use super::{CommandSpec, Ctx, Keys};
 use crate::client::Client;
 use crate::error::{CmdResult, CommandError, E};
-use crate::pubsub::{Kind, Subscriber};
+use crate::pubsub::Kind;
 
 const PS: u32 = PUBSUB | NOSCRIPT | LOADING | STALE;
 
@@ -167,17 +166,8 @@ fn sync_counters(c: &Client) {
 
 fn do_subscribe(cx: &mut Ctx, kind: Kind, names: &[&[u8]]) -> CmdResult {
     let server = cx.server;
-    let sub = cx
-        .client
-        .subscriber
-        .get_or_insert_with(|| {
-            Arc::new(Subscriber::for_client(
-                cx.client.id,
-                cx.client.resp3,
-                Some(cx.client.handle.clone()),
-            ))
-        })
-        .clone();
+    // The connection's queue, known to client tracking as a possible redirect target.
+    let sub = super::tracking::own_queue(cx);
     for name in names {
         if cx.client.subscriptions[slot(kind)].insert(name.to_vec()) {
             server.pubsub.subscribe(kind, name, &sub);

@@ -190,9 +190,13 @@ pub(super) fn commit(cx: &mut Ctx) {
     let Some(spec) = cx.speculation.take() else {
         return;
     };
+    let writer = cx.client.id;
     for (d, key) in spec.touched {
         if let Ok((sh, _)) = cx.shard_in(d, &key) {
             sh.touch_watched(&key);
+            if cx.server.tracking.active() {
+                cx.server.tracking.invalidate(&key, Some(writer));
+            }
         }
     }
 }

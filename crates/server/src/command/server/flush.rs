@@ -55,6 +55,8 @@ fn flush_dbs(cx: &mut Ctx, dbs: std::ops::Range<usize>, lazy: bool) -> Result<us
             }
         }
     }
+    // Every tracking client is told that every key changed (Redis's null invalidation).
+    cx.server.tracking.flushed();
     if lazy && removed > LAZYFREE_THRESHOLD {
         LAZYFREE_PENDING.fetch_add(removed as u64, Relaxed);
         let spawned = std::thread::Builder::new()

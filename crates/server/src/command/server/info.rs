@@ -219,7 +219,7 @@ fn info_clients(cx: &mut Ctx, s: &mut String) {
         .count()
         + server.pause.waiting.load(Relaxed) as usize;
     field!(s, "blocked_clients", "{}", blocked);
-    field!(s, "tracking_clients", "0");
+    field!(s, "tracking_clients", "{}", server.tracking.figures().0);
     field!(s, "clients_in_timeout_table", "{}", blocked);
 }
 
@@ -647,9 +647,10 @@ fn info_stats(cx: &mut Ctx, s: &mut String) {
     field!(s, "active_defrag_key_misses", "0");
     field!(s, "total_active_defrag_time", "0");
     field!(s, "current_active_defrag_time", "0");
-    field!(s, "tracking_total_keys", "0");
-    field!(s, "tracking_total_items", "0");
-    field!(s, "tracking_total_prefixes", "0");
+    let (_, keys, items, prefixes) = server.tracking.figures();
+    field!(s, "tracking_total_keys", "{keys}");
+    field!(s, "tracking_total_items", "{items}");
+    field!(s, "tracking_total_prefixes", "{prefixes}");
     field!(s, "unexpected_error_replies", "0");
     field!(s, "total_error_replies", "{}", st.sum(|t| &t.error_replies));
     field!(s, "dump_payload_sanitizations", "0");
