@@ -18,6 +18,8 @@ use crate::pubsub::{Limits, Subscriber};
 pub enum Origin<'a> {
     /// A client's own command: its `ip:port`.
     Client(&'a str),
+    /// A command from a client on the Unix socket: `unix:<socket path>`.
+    Unix(&'a str),
     /// A command a script ran (`lua`).
     Script,
 }
@@ -88,6 +90,10 @@ pub fn line(now_us: u64, db: usize, origin: Origin, argv: &[&[u8]], redact: &[us
     let mut s = format!("+{}.{:06} [{db} ", now_us / 1_000_000, now_us % 1_000_000);
     match origin {
         Origin::Client(addr) => s.push_str(addr),
+        Origin::Unix(path) => {
+            s.push_str("unix:");
+            s.push_str(path);
+        }
         Origin::Script => s.push_str("lua"),
     }
     s.push(']');

@@ -170,6 +170,15 @@ fn a_unix_socket_beside_tcp_serves_both() {
         "{list}"
     );
     assert!(list.contains("addr=127.0.0.1:"), "{list}");
+    // MONITOR names the socket as Redis does: `[db unix:<path>]`.
+    let mut mon = s.raw();
+    assert_eq!(mon.cmd(&["MONITOR"]), "+OK\r\n");
+    assert_eq!(unix.cmd(&["GET", "k"]).unwrap(), "$1\r\nv\r\n");
+    let line = String::from_utf8_lossy(&mon.read_reply().unwrap()).into_owned();
+    assert!(
+        line.ends_with(&format!("[0 unix:{}] \"GET\" \"k\"\r\n", path.display())),
+        "{line}"
+    );
     drop(s);
     let _ = std::fs::remove_file(&path);
 }

@@ -66,10 +66,14 @@ pub(crate) fn stop(server: &crate::server::Server, c: &mut crate::client::Client
 pub(crate) fn feed(cx: &mut Ctx, cmd: &Cmd, args: &[&[u8]]) {
     let server = cx.server;
     let redact = crate::slowlog::redacted(&cmd.fullname, args);
+    let h = &cx.client.handle;
     let origin = if cx.script_call {
         Origin::Script
+    } else if h.unix {
+        // CLIENT LIST shows `<path>:0`; MONITOR shows the socket as Redis does.
+        Origin::Unix(h.addr.strip_suffix(":0").unwrap_or(&h.addr))
     } else {
-        Origin::Client(&cx.client.handle.addr)
+        Origin::Client(&h.addr)
     };
     let limits = server.hot.obuf_normal.get();
     server
