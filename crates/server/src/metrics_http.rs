@@ -9,8 +9,9 @@
 //! hostile client can hold a metrics connection open but cannot reach the Redis port's
 //! workers or the accept loop. Each connection is bounded: a request head of more than
 //! [`MAX_HEAD`] bytes gets 431 and the connection closes; a head that takes longer than
-//! [`HEAD_TIMEOUT`] to arrive, or a connection idle for [`IDLE_TIMEOUT`], is closed; at
-//! most [`MAX_CONNECTIONS`] are open at once (more are closed as they are accepted).
+//! [`HEAD_TIMEOUT`] to arrive, a connection idle for [`IDLE_TIMEOUT`], or a reply not
+//! taken within [`WRITE_TIMEOUT`], is closed; at most [`MAX_CONNECTIONS`] are open at
+//! once (more are closed as they are accepted).
 //!
 //! Knows nothing of the server: `main` passes the renderer in.
 
@@ -28,6 +29,8 @@ pub const MAX_HEAD: usize = 8192;
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a kept-alive connection may wait for its next request.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a reply may take to be written (a client that stops reading is dropped).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 64;
 
@@ -120,10 +123,18 @@ async fn connection(mut stream: TcpStream, render: &Render) -> std::io::Result<(
         let req = parse_head(&buf[..head_len]);
         buf.drain(..head_len);
         let (reply, close) = answer(&req, render);
-        stream.write_all(&reply).await?;
+        write(&mut stream, &reply).await?;
         if close {
             return Ok(());
         }
+    }
+}
+
+/// Writes all of `bytes` within [`WRITE_TIMEOUT`].
+async fn write(stream: &mut TcpStream, bytes: &[u8]) -> std::io::Result<()> {
+    match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(bytes)).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
     }
 }
 
@@ -132,7 +143,7 @@ async fn connection(mut stream: TcpStream, render: &Render) -> std::io::Result<(
 /// does not reset the connection before the client has read the answer.
 async fn too_large(mut stream: TcpStream) -> std::io::Result<()> {
     let reply = response(431, "Request Header Fields Too Large", None, true);
-    stream.write_all(&reply).await?;
+    write(&mut stream, &reply).await?;
     stream.shutdown().await?;
     let mut sink = [0u8; 4096];
     let mut left = 1 << 20;
