@@ -23,7 +23,12 @@ ARG RUST_VERSION=1.95.0
 FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p kiln-server -p kiln-cli \
+# The registry and target directories are BuildKit caches: a rebuild after a source change
+# recompiles Kiln's crates, not every dependency. (The binaries are copied out in the same
+# step, since a cache mount is not part of the image.)
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p kiln-server -p kiln-cli \
  && install -D -m 0755 target/release/kiln-server /out/usr/local/bin/kiln-server \
  && install -D -m 0755 target/release/kiln-cli /out/usr/local/bin/kiln-cli
 

@@ -362,6 +362,44 @@ mod tests {
         assert_eq!(parse_head(b"\xff\r\n\r\n"), Err(()));
     }
 
+    proptest::proptest! {
+        /// Whatever a client sends, finding and parsing the head neither panics nor
+        /// reads past it.
+        #[test]
+        fn any_bytes_are_parsed_or_refused(bytes in proptest::collection::vec(0u8..=255, 0..400)) {
+            if let Some(n) = head_end(&bytes) {
+                proptest::prop_assert!(n <= bytes.len());
+                let _ = parse_head(&bytes[..n]);
+            }
+        }
+
+        /// A well-formed head ends at its blank line, and its method and path come back.
+        #[test]
+        fn well_formed_heads_parse(
+            method in "[A-Z]{1,7}",
+            path in "/[!-~&&[^?#]]{0,20}",
+            headers in proptest::collection::vec(("[A-Za-z-]{1,12}", "[ -~]{0,20}"), 0..6),
+        ) {
+            let mut text = format!("{method} {path} HTTP/1.1\r\n");
+            for (k, v) in &headers {
+                text.push_str(&format!("{k}: {v}\r\n"));
+            }
+            text.push_str("\r\n");
+            let bytes = text.as_bytes();
+            proptest::prop_assert_eq!(head_end(bytes), Some(bytes.len()));
+            // A Content-Length that is no number is refused; anything else parses.
+            if let Ok(r) = parse_head(bytes) {
+                proptest::prop_assert_eq!(r.method, method);
+                proptest::prop_assert_eq!(r.path, path);
+            } else {
+                let bad_length = headers.iter().any(|(k, v)| {
+                    k.eq_ignore_ascii_case("content-length") && v.trim().parse::<u64>().is_err()
+                });
+                proptest::prop_assert!(bad_length);
+            }
+        }
+    }
+
     #[test]
     fn answers_by_path_and_method() {
         let render: Render = Arc::new(|| "a 1\n".to_string());
