@@ -95,12 +95,11 @@ async fn connection(mut stream: TcpStream, render: &Render) -> std::io::Result<(
     loop {
         // The next request's head: wait up to IDLE_TIMEOUT for its first byte, then up to
         // HEAD_TIMEOUT for the rest.
-        let head_len = loop {
-            if let Some(n) = head_end(&buf) {
-                break n;
-            }
-            if buf.len() > MAX_HEAD {
-                return too_large(stream).await;
+        let (reply, close, used) = loop {
+            match step(&buf, render) {
+                Step::Reply { bytes, close, used } => break (bytes, close, used),
+                Step::TooLarge => return too_large(stream).await,
+                Step::Incomplete => {}
             }
             let wait = if buf.is_empty() {
                 IDLE_TIMEOUT
@@ -117,16 +116,44 @@ async fn connection(mut stream: TcpStream, render: &Render) -> std::io::Result<(
             }
             buf.extend_from_slice(&chunk[..n]);
         };
-        if head_len > MAX_HEAD {
-            return too_large(stream).await;
-        }
-        let req = parse_head(&buf[..head_len]);
-        buf.drain(..head_len);
-        let (reply, close) = answer(&req, render);
+        buf.drain(..used);
         write(&mut stream, &reply).await?;
         if close {
             return Ok(());
         }
+    }
+}
+
+/// What a connection does next with the bytes it holds.
+#[derive(Debug, PartialEq)]
+pub enum Step {
+    /// No whole request head yet: read more.
+    Incomplete,
+    /// The head is past [`MAX_HEAD`]: answer 431 and close.
+    TooLarge,
+    /// Send `bytes`, drop the first `used` bytes, and close if `close`.
+    Reply {
+        bytes: Vec<u8>,
+        close: bool,
+        used: usize,
+    },
+}
+
+/// The connection loop's decision for a buffer that starts at a request: the one place
+/// that reads client bytes (the `http_request` fuzz target drives it).
+pub fn step(buf: &[u8], render: &Render) -> Step {
+    match head_end(buf) {
+        Some(n) if n <= MAX_HEAD => {
+            let (bytes, close) = answer(&parse_head(&buf[..n]), render);
+            Step::Reply {
+                bytes,
+                close,
+                used: n,
+            }
+        }
+        Some(_) => Step::TooLarge,
+        None if buf.len() > MAX_HEAD => Step::TooLarge,
+        None => Step::Incomplete,
     }
 }
 
