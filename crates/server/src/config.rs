@@ -119,6 +119,10 @@ pub const PARAMS: &[Param] = &[
     p("protected-mode", Kind::Bool, "yes", true),
     p("io-threads", Kind::Int(1, 128), "1", false),
     p("threads", Kind::Int(0, 1024), "0", false),
+    // Kiln's Prometheus endpoint (`metrics_http`): off while the port is 0. Fixed at
+    // start, like `port` and `bind`.
+    p("metrics-port", Kind::Int(0, 65535), "0", false),
+    p("metrics-bind", Kind::Str, "127.0.0.1", false),
     // Any int is accepted; `Config::set` clamps it to 1..=500 as Redis does.
     p("hz", Kind::Int(0, I32MAX), "10", true),
     p("timeout", Kind::Int(0, I32MAX), "0", true),

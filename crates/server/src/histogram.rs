@@ -127,6 +127,19 @@ impl Snapshot {
         }
     }
 
+    /// How many values were at most `usec` µs, to HdrHistogram's precision (a value
+    /// counts here when the lowest value of its counter is; exact up to 256 µs, within
+    /// 1/256 above): the cumulative buckets of the Prometheus exporter.
+    pub fn count_at_most_usec(&self, usec: u64) -> u64 {
+        let ns = usec.saturating_mul(1000);
+        self.counts
+            .iter()
+            .enumerate()
+            .take_while(|&(i, _)| value_at(i) <= ns)
+            .map(|(_, &n)| n)
+            .sum()
+    }
+
     /// LATENCY HISTOGRAM's buckets: (µs, cumulative count) at powers of two from 1024 ns,
     /// where the count grew, as HdrHistogram's logarithmic iterator (base 2) reports them.
     pub fn cumulative(&self) -> Vec<(u64, u64)> {
@@ -192,6 +205,20 @@ mod tests {
         assert_eq!(snap(&[6, 15]).value_at_percentile(50.0), 6015);
         assert_eq!(snap(&[6, 15]).value_at_percentile(99.0), 15_039);
         assert_eq!(snap(&[5_000_000]).value_at_percentile(50.0), 1_002_438_655);
+    }
+
+    #[test]
+    fn counts_at_most_a_bound() {
+        // 0 µs is recorded as 1 ns: at most 1 µs, not at most 0.
+        let s = snap(&[0, 1, 2, 3, 100, 300, 2_000_000]);
+        assert_eq!(s.count_at_most_usec(0), 0);
+        assert_eq!(s.count_at_most_usec(1), 2);
+        assert_eq!(s.count_at_most_usec(2), 3);
+        assert_eq!(s.count_at_most_usec(99), 4);
+        assert_eq!(s.count_at_most_usec(100), 5);
+        assert_eq!(s.count_at_most_usec(299), 5);
+        assert_eq!(s.count_at_most_usec(1_000_000), 7);
+        assert_eq!(s.count_at_most_usec(u64::MAX), s.total);
     }
 
     #[test]

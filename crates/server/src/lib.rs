@@ -10,6 +10,7 @@
 //! * [`config`]: parameters for the config file, command line and CONFIG GET/SET.
 //! * [`server`]: process-wide shared state and stats; [`client`]: per-connection state.
 //! * [`cron`]: active expiry and metrics sampling; [`clock`]: the only reader of time.
+//! * [`exporter`] and [`metrics_http`]: the optional Prometheus endpoint (`metrics-port`).
 //!
 //! `docs/ARCHITECTURE.md` walks through the life of a command.
 
@@ -22,11 +23,13 @@ pub mod config;
 pub mod crash;
 pub mod cron;
 pub mod error;
+pub mod exporter;
 pub mod feed;
 pub mod geohash;
 pub mod histogram;
 pub mod latency;
 pub mod maxmemory;
+pub mod metrics_http;
 pub mod monitor;
 pub mod net;
 pub mod notify;

@@ -104,6 +104,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Err(e) = start_metrics(&server) {
+        tracing::error!("{e}");
+        return ExitCode::from(1);
+    }
     tracing::info!(
         "Kiln version={}, bits=64, pid={}, just started",
         env!("CARGO_PKG_VERSION"),
@@ -153,6 +157,33 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Starts the Prometheus endpoint when `metrics-port` is set (see `kiln::metrics_http`).
+/// It holds the server weakly: it never keeps it alive, and answers an empty exposition
+/// once the server is gone.
+fn start_metrics(server: &std::sync::Arc<Server>) -> Result<(), String> {
+    let (host, port) = {
+        let c = server.config.read();
+        (c.get("metrics-bind").to_string(), c.get_u64("metrics-port"))
+    };
+    if port == 0 {
+        return Ok(());
+    }
+    let addr: std::net::SocketAddr = format!("{host}:{port}")
+        .parse()
+        .or_else(|_| format!("[{host}]:{port}").parse())
+        .map_err(|e| format!("Invalid metrics-bind address '{host}': {e}"))?;
+    let weak = std::sync::Arc::downgrade(server);
+    let render: kiln::metrics_http::Render = std::sync::Arc::new(move || {
+        weak.upgrade()
+            .map(|s| kiln::exporter::render(&s))
+            .unwrap_or_default()
+    });
+    let bound = kiln::metrics_http::start(addr, render)
+        .map_err(|e| format!("Failed listening on metrics port {port} (tcp), aborting: {e}"))?;
+    tracing::info!("Prometheus metrics on http://{bound}/metrics");
+    Ok(())
 }
 
 fn init_logging(config: &Config) {

@@ -506,6 +506,12 @@ impl Stats {
         self.slots.iter().map(|s| f(s).load(Relaxed)).sum()
     }
 
+    /// Each thread's counters, in slot order: the worker threads (`0..threads`), then
+    /// the accepting thread, then every other thread (cron, replication links, loading).
+    pub fn per_thread(&self) -> impl Iterator<Item = &ThreadStats> {
+        self.slots.iter().map(|s| &**s)
+    }
+
     /// (calls, usec, rejected, failed) of a command summed over threads.
     pub fn cmd_totals(&self, id: usize) -> (u64, u64, u64, u64) {
         let mut t = (0, 0, 0, 0);

@@ -30,7 +30,7 @@ mod meta;
 pub mod pubsub;
 mod replication;
 pub(crate) mod scripting;
-mod server;
+pub(crate) mod server;
 mod set;
 mod sort;
 mod sorted_set;

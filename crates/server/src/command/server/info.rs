@@ -73,7 +73,13 @@ fn info_selection(args: &[&[u8]]) -> u32 {
 /// lines under `# Section` headers. O(1) except keyspace (O(shards)) and commandstats
 /// (O(commands)).
 fn info(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
-    let mask = info_selection(&args[1..]);
+    let text = sections_text(cx, info_selection(&args[1..]));
+    cx.out.verbatim(text.as_bytes());
+    Ok(())
+}
+
+/// The text of the sections in `mask`, as INFO prints them.
+fn sections_text(cx: &mut Ctx, mask: u32) -> String {
     let mut text = String::with_capacity(4096);
     for (i, (_, title, section)) in SECTIONS.iter().enumerate() {
         if mask & (1 << i) == 0 {
@@ -85,8 +91,39 @@ fn info(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         let _ = write!(text, "# {title}\r\n");
         section(cx, &mut text);
     }
-    cx.out.verbatim(text.as_bytes());
-    Ok(())
+    text
+}
+
+/// `INFO everything` for a reader that is no client (the Prometheus exporter): the same
+/// text INFO gives, computed by the same code, but counted nowhere (no `cmdstat_info`
+/// call, no slow log entry, no MONITOR line). While a script past its time limit holds
+/// the keyspace, the sections that walk the shards (memory, keyspace) are left out rather
+/// than waited for.
+pub(crate) fn everything(server: &Server) -> String {
+    let handle = std::sync::Arc::new(crate::server::ClientHandle::new(
+        u64::MAX,
+        String::new(),
+        String::new(),
+        -1,
+        crate::clock::now_ms(),
+    ));
+    let mut client = crate::client::Client::new(handle, false);
+    let mut out = Vec::new();
+    let mut cx = Ctx::new(server, &mut client, &mut out);
+    cx.cmd_name = INFO.name;
+    let mut mask = (1u32 << SECTIONS.len()) - 1;
+    if cx.lock_for(&INFO, &[b"info"]).is_err() {
+        cx.reach = 0..0;
+        for name in ["memory", "keyspace"] {
+            if let Some(i) = SECTIONS.iter().position(|s| s.0 == name) {
+                mask &= !(1 << i);
+            }
+        }
+    }
+    let text = sections_text(&mut cx, mask);
+    cx.unlock_all();
+    cx.reach = 0..0;
+    text
 }
 
 /// Appends one `field:value` line.

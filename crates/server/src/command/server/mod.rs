@@ -8,7 +8,7 @@ mod config;
 mod dbsize;
 mod debug;
 mod flush;
-mod info;
+pub(crate) mod info;
 mod lastsave;
 mod latency;
 mod lazyfree;
