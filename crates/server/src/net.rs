@@ -156,9 +156,9 @@ impl Stop {
     fn stop_and_wait(&self) {
         self.asked.notify_one();
         let mut closed = self.closed.lock().unwrap_or_else(|e| e.into_inner());
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let deadline = crate::clock::instant() + Duration::from_secs(5);
         while !*closed {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = deadline.saturating_duration_since(crate::clock::instant());
             if left.is_zero() {
                 break;
             }
