@@ -85,6 +85,10 @@ pub struct Repl {
     pub apply_lock: Mutex<()>,
     /// Bumped at every role change: a link thread from an older generation stops.
     generation: AtomicU64,
+    /// Held across a FAILOVER's transitions together with the role change they make
+    /// (handing over, aborting, ending), so that an ABORT cannot land between the cron's
+    /// decision to hand over and its REPLICAOF. Taken before the apply lock.
+    failover_lock: Mutex<()>,
     /// The database the primary's stream has selected (the RDB `repl-stream-db` field of a
     /// snapshot this replica serves to its own replicas).
     pub master_db: AtomicUsize,
@@ -312,6 +316,7 @@ impl Repl {
             acks: tokio::sync::Notify::new(),
             apply_lock: Mutex::new(()),
             generation: AtomicU64::new(0),
+            failover_lock: Mutex::new(()),
             master_db: AtomicUsize::new(0),
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
@@ -712,6 +717,7 @@ fn clear_failover(server: &Server) {
 /// The target accepted `PSYNC ... FAILOVER` (`+CONTINUE` or `+FULLRESYNC`): the failover
 /// is over and this server stays the target's replica. Called by the link thread.
 pub fn failover_accepted(server: &Server) {
+    let _transition = server.repl.failover_lock.lock();
     if server.repl.failover_phase() == FailoverPhase::InProgress {
         clear_failover(server);
     }
@@ -722,6 +728,7 @@ pub fn failover_accepted(server: &Server) {
 /// (with a new replication id, as `REPLICAOF NO ONE` gives it), and writes resume. Takes
 /// the apply lock when demoted: never call it while holding shard locks.
 pub fn abort_failover(server: &Arc<Server>, why: &str) {
+    let _transition = server.repl.failover_lock.lock();
     let phase = {
         let st = server.repl.state.lock();
         match &st.failover.target {
@@ -745,6 +752,10 @@ pub fn abort_failover(server: &Arc<Server>, why: &str) {
 /// timeout, hand over anyway (FORCE) or give up; otherwise hand over to the target, or the
 /// first replica found, once it acknowledged this server's whole stream.
 fn update_failover(server: &Arc<Server>) {
+    if server.repl.failover_phase() != FailoverPhase::WaitForSync {
+        return;
+    }
+    let transition = server.repl.failover_lock.lock();
     let offset = server.feed.repl_offset();
     let now = crate::clock::now_ms();
     let target = {
@@ -756,6 +767,7 @@ fn update_failover(server: &Arc<Server>) {
         if f.end_ms != 0 && f.end_ms <= now {
             if !f.force {
                 drop(st);
+                drop(transition);
                 abort_failover(server, "Replica never caught up before timeout");
                 return;
             }
