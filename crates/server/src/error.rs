@@ -276,6 +276,9 @@ pub const FAILOVER_FORCE: &str =
     "ERR FAILOVER with force option requires both a timeout and target HOST and IP.";
 pub const FAILOVER_NOT_A_REPLICA: &str = "ERR FAILOVER target HOST and PORT is not a replica.";
 pub const FAILOVER_NOT_ONLINE: &str = "ERR FAILOVER target replica is not online.";
+/// The reply of a client blocked on keys when its server becomes a replica (a wire reply).
+pub const UNBLOCKED_ROLE_CHANGE: &str =
+    "-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n";
 /// WAIT on a replica.
 pub const WAIT_ON_REPLICA: &str = "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.";
 /// REPLICAOF / PSYNC from a connection that is already a replica.

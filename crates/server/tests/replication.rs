@@ -547,6 +547,12 @@ fn fail_over(primary: &TestServer, replica: &TestServer, to: bool, round: usize)
     let (mut p, mut r) = (primary.client(), replica.client());
     write_load(&mut p, round);
     wait_same_digest(&mut p, &mut r);
+    // A client blocked on a key is answered as the primary turns into a replica.
+    let mut blocked = primary.raw();
+    blocked.send_cmd(&["BLPOP", "failover-nolist", "0"]);
+    wait_for("the client to block", || {
+        info_field(&mut p, "clients", "blocked_clients") == "1"
+    });
     let port = replica.port.to_string();
     let mut args = vec!["FAILOVER"];
     if to {
@@ -554,6 +560,10 @@ fn fail_over(primary: &TestServer, replica: &TestServer, to: bool, round: usize)
     }
     assert_eq!(primary.raw().cmd(&args), "+OK\r\n");
     wait_swapped(&mut r, &mut p);
+    assert_eq!(
+        String::from_utf8(blocked.read_reply().unwrap()).unwrap(),
+        "-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n"
+    );
     wait_same_digest(&mut r, &mut p);
     write_load(&mut r, round + 1);
     wait_same_digest(&mut r, &mut p);

@@ -627,6 +627,7 @@ fn follow(server: &Arc<Server>, host: String, port: u16, at_start: bool) {
     // Blocked clients cannot be served by writes that will never come from them.
     drop(_applying);
     kill_master_clients(server);
+    unblock_all(server);
     tracing::info!("Connecting to MASTER {host}:{port}");
     replica::spawn(server.clone(), host, port, gen);
 }
@@ -806,6 +807,17 @@ fn update_failover(server: &Arc<Server>) {
             .write()
             .set("replicaof", &[host.clone(), port.to_string()]);
         follow(server, host, port, false);
+    }
+}
+
+/// Answers every client blocked on keys with Redis's error for a role change (Redis's
+/// `disconnectAllBlockedClients`, which also closes their connections after the reply).
+fn unblock_all(server: &Server) {
+    let waiters: Vec<_> = server.blocked.by_id.lock().values().cloned().collect();
+    for w in waiters {
+        w.finish(crate::command::blocking::WaitState::Unblocked(
+            crate::error::UNBLOCKED_ROLE_CHANGE.as_bytes().to_vec(),
+        ));
     }
 }
 
