@@ -261,6 +261,24 @@ pub const MASTERDOWN: &str =
     "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
 /// PSYNC / SYNC to a replica that is not connected to its own primary.
 pub const NOMASTERLINK: &str = "NOMASTERLINK Can't SYNC while not connected with my master";
+/// PSYNC / SYNC to a primary while its FAILOVER is under way.
+pub const NOMASTERLINK_FAILOVER: &str = "NOMASTERLINK Can't SYNC while failing over";
+/// `PSYNC <replid> <offset> FAILOVER` naming another history than this replica's.
+pub const PSYNC_FAILOVER_TO_MASTER: &str = "ERR PSYNC FAILOVER can't be sent to a master.";
+pub const PSYNC_FAILOVER_REPLID: &str = "ERR PSYNC FAILOVER replid must match my replid.";
+/// FAILOVER's checks, in Redis's order.
+pub const FAILOVER_NONE: &str = "ERR No failover in progress.";
+pub const FAILOVER_TIMEOUT: &str = "ERR FAILOVER timeout must be greater than 0";
+pub const FAILOVER_IN_PROGRESS: &str = "ERR FAILOVER already in progress.";
+pub const FAILOVER_ON_REPLICA: &str = "ERR FAILOVER is not valid when server is a replica.";
+pub const FAILOVER_NO_REPLICAS: &str = "ERR FAILOVER requires connected replicas.";
+pub const FAILOVER_FORCE: &str =
+    "ERR FAILOVER with force option requires both a timeout and target HOST and IP.";
+pub const FAILOVER_NOT_A_REPLICA: &str = "ERR FAILOVER target HOST and PORT is not a replica.";
+pub const FAILOVER_NOT_ONLINE: &str = "ERR FAILOVER target replica is not online.";
+/// The reply of a client blocked on keys when its server becomes a replica (a wire reply).
+pub const UNBLOCKED_ROLE_CHANGE: &str =
+    "-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n";
 /// WAIT on a replica.
 pub const WAIT_ON_REPLICA: &str = "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.";
 /// REPLICAOF / PSYNC from a connection that is already a replica.

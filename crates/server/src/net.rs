@@ -1099,7 +1099,10 @@ async fn connection(server: Arc<Server>, mut stream: Conn, peer: String, laddr: 
             changed.as_mut().enable();
             let now = crate::clock::now_ms();
             if server.pause.active(|| now).is_some() {
-                let left = Duration::from_millis(server.pause.until_ms().saturating_sub(now));
+                // FAILOVER's pause has no deadline: look again at least hourly.
+                let left = Duration::from_millis(
+                    server.pause.until_ms().saturating_sub(now).min(3_600_000),
+                );
                 server.pause.waiting.fetch_add(1, Relaxed);
                 crate::command::client::set_flag(&mut handle.info.lock().flags, 'b', true);
                 let killed = tokio::select! {

@@ -1,13 +1,15 @@
 //! CLIENT PAUSE: the server-wide pause of client commands, all of them or only those that
 //! may write. As in Redis 7.0, a CLIENT PAUSE while one is in force keeps the more
 //! restrictive kind and the later deadline of the two; CLIENT UNPAUSE or the deadline ends
-//! it. Connections check it before each command
+//! it. FAILOVER holds writes back too, for a purpose of its own ([`Pause::hold_for_failover`])
+//! that CLIENT UNPAUSE does not end, as in Redis (the pause in force is the stricter of
+//! the two). Connections check it before each command
 //! (`command::client::paused_for`) and wait on [`Pause::changed`] with their request
 //! left in the buffer; while writes are paused, keys that expire are hidden, not deleted,
 //! and nothing is evicted (see `Server::refresh_expiry_mode`). Depends on nothing else of
 //! the server.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 
 /// What a pause holds back.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -25,6 +27,8 @@ pub struct Pause {
     kind: AtomicU8,
     /// Unix ms at which the pause ends.
     until_ms: AtomicU64,
+    /// FAILOVER's pause of writes, with no deadline (its own purpose in Redis).
+    failover: AtomicBool,
     /// Connections waiting out the pause now (INFO `blocked_clients` counts them).
     pub waiting: AtomicU64,
     /// Woken on every change: paused connections look again.
@@ -46,7 +50,13 @@ impl Pause {
         self.changed.notify_waiters();
     }
 
-    /// Ends the pause in force.
+    /// Starts (`true`) or ends FAILOVER's pause of writes.
+    pub fn hold_for_failover(&self, on: bool) {
+        self.failover.store(on, Relaxed);
+        self.changed.notify_waiters();
+    }
+
+    /// Ends the pause CLIENT PAUSE set (FAILOVER's stays).
     pub fn unpause(&self) {
         self.kind.store(0, Relaxed);
         self.changed.notify_waiters();
@@ -57,7 +67,7 @@ impl Pause {
     pub fn active(&self, now_ms: impl FnOnce() -> u64) -> Option<Kind> {
         let k = self.kind.load(Relaxed);
         if k == 0 || now_ms() >= self.until_ms.load(Relaxed) {
-            return None;
+            return self.failover.load(Relaxed).then_some(Kind::Write);
         }
         Some(if k == Kind::All as u8 {
             Kind::All
@@ -66,8 +76,11 @@ impl Pause {
         })
     }
 
-    /// When the pause in force ends (unix ms).
+    /// When the pause in force ends (unix ms; `u64::MAX` while FAILOVER holds writes).
     pub fn until_ms(&self) -> u64 {
+        if self.failover.load(Relaxed) {
+            return u64::MAX;
+        }
         self.until_ms.load(Relaxed)
     }
 
@@ -103,5 +116,20 @@ mod tests {
         p.unpause();
         assert_eq!(p.active(|| 0), None);
         assert!(!p.lapsed(1000));
+    }
+
+    #[test]
+    fn failovers_pause_outlives_client_unpause_and_deadlines() {
+        let p = Pause::default();
+        p.hold_for_failover(true);
+        assert_eq!(p.active(|| 0), Some(Kind::Write));
+        p.pause(Kind::All, 0, 100);
+        assert_eq!(p.active(|| 50), Some(Kind::All));
+        assert_eq!(p.active(|| 150), Some(Kind::Write));
+        p.unpause();
+        assert_eq!(p.active(|| 0), Some(Kind::Write));
+        assert!(p.writes_paused(u64::MAX - 1));
+        p.hold_for_failover(false);
+        assert_eq!(p.active(|| 0), None);
     }
 }

@@ -519,6 +519,202 @@ fn a_promoted_replica_keeps_its_history_so_the_others_continue() {
     assert_eq!(v, "yes");
 }
 
+/// INFO's `role` and `master_failover_state` of a server.
+fn role_and_failover(c: &mut Connection) -> (String, String) {
+    let r = info(c, "replication");
+    (
+        field(&r, "role").unwrap_or_default(),
+        field(&r, "master_failover_state").unwrap_or_default(),
+    )
+}
+
+/// Waits until `new` is a primary and `old` its replica with its link up, both without a
+/// failover under way.
+fn wait_swapped(new: &mut Connection, old: &mut Connection) {
+    wait_for("the roles to swap", || {
+        let o = info(old, "replication");
+        role_and_failover(new) == ("master".into(), "no-failover".into())
+            && field(&o, "role").as_deref() == Some("slave")
+            && field(&o, "master_link_status").as_deref() == Some("up")
+            && field(&o, "master_failover_state").as_deref() == Some("no-failover")
+    });
+}
+
+/// A coordinated failover between a primary and its synced replica: the roles swap, the
+/// data written before is on both, the new primary's writes reach the old one, which now
+/// refuses writes.
+fn fail_over(primary: &TestServer, replica: &TestServer, to: bool, round: usize) {
+    let (mut p, mut r) = (primary.client(), replica.client());
+    write_load(&mut p, round);
+    wait_same_digest(&mut p, &mut r);
+    // A client blocked on a key is answered as the primary turns into a replica.
+    let mut blocked = primary.raw();
+    blocked.send_cmd(&["BLPOP", "failover-nolist", "0"]);
+    wait_for("the client to block", || {
+        info_field(&mut p, "clients", "blocked_clients") == "1"
+    });
+    let port = replica.port.to_string();
+    let mut args = vec!["FAILOVER"];
+    if to {
+        args.extend(["TO", "127.0.0.1", port.as_str()]);
+    }
+    assert_eq!(primary.raw().cmd(&args), "+OK\r\n");
+    wait_swapped(&mut r, &mut p);
+    assert_eq!(
+        String::from_utf8(blocked.read_reply().unwrap()).unwrap(),
+        "-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n"
+    );
+    wait_same_digest(&mut r, &mut p);
+    write_load(&mut r, round + 1);
+    wait_same_digest(&mut r, &mut p);
+    assert!(primary
+        .raw()
+        .cmd(&["SET", "x", "1"])
+        .starts_with("-READONLY"));
+}
+
+#[test]
+fn failover_swaps_a_kiln_primary_and_its_kiln_replica() {
+    let primary = kiln(&[]);
+    let replica = kiln_replica_of(primary.port, &[]);
+    fail_over(&primary, &replica, false, 0);
+    // And back, naming the target.
+    fail_over(&replica, &primary, true, 2);
+}
+
+#[test]
+fn failover_works_between_kiln_and_redis_both_ways() {
+    let primary = kiln(&[]);
+    let target = format!("127.0.0.1 {}", primary.port);
+    let Some(replica) = redis_server(&["--replicaof", &target]) else {
+        return;
+    };
+    // A Kiln primary hands over to a Redis replica, then the Redis primary to Kiln.
+    fail_over(&primary, &replica, true, 0);
+    fail_over(&replica, &primary, false, 2);
+}
+
+/// Stops (`STOP`) or resumes (`CONT`) the process `pid`.
+fn signal(pid: &str, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), pid])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+/// FAILOVER's checks that need a replica, then a replica that cannot catch up (stopped):
+/// ABORT, TIMEOUT giving up, FORCE handing over anyway. Writes are held meanwhile, also
+/// after CLIENT UNPAUSE.
+fn failover_with_a_stopped_replica(primary: &TestServer, replica: &TestServer) {
+    let (mut p, mut r) = (primary.client(), replica.client());
+    let mut c = primary.raw();
+    let port = replica.port.to_string();
+    redis::cmd("SET")
+        .arg("a")
+        .arg(1)
+        .query::<()>(&mut p)
+        .unwrap();
+    wait_synced(&mut p, &mut r);
+    let force =
+        "-ERR FAILOVER with force option requires both a timeout and target HOST and IP.\r\n";
+    assert_eq!(c.cmd(&["FAILOVER", "FORCE", "TIMEOUT", "10"]), force);
+    assert_eq!(
+        c.cmd(&["FAILOVER", "TO", "127.0.0.1", &port, "FORCE"]),
+        force
+    );
+    let not_replica = "-ERR FAILOVER target HOST and PORT is not a replica.\r\n";
+    assert_eq!(c.cmd(&["FAILOVER", "TO", "localhost", &port]), not_replica);
+    assert_eq!(c.cmd(&["FAILOVER", "TO", "127.0.0.1", "1"]), not_replica);
+    assert_eq!(
+        replica.raw().cmd(&["FAILOVER"]),
+        "-ERR FAILOVER is not valid when server is a replica.\r\n"
+    );
+
+    let pid = info_field(&mut r, "server", "process_id");
+    signal(&pid, "STOP");
+    redis::cmd("SET")
+        .arg("b")
+        .arg(2)
+        .query::<()>(&mut p)
+        .unwrap();
+    assert_eq!(c.cmd(&["FAILOVER", "TIMEOUT", "600000"]), "+OK\r\n");
+    assert_eq!(
+        c.cmd(&["FAILOVER"]),
+        "-ERR FAILOVER already in progress.\r\n"
+    );
+    assert_eq!(
+        role_and_failover(&mut p),
+        ("master".into(), "waiting-for-sync".into())
+    );
+    assert_eq!(
+        c.cmd(&["PSYNC", "?", "-1"]),
+        "-NOMASTERLINK Can't SYNC while failing over\r\n"
+    );
+    // CLIENT UNPAUSE does not end FAILOVER's pause; reads go on.
+    assert_eq!(c.cmd(&["CLIENT", "UNPAUSE"]), "+OK\r\n");
+    let mut writer = primary.raw();
+    writer.send_cmd(&["SET", "c", "3"]);
+    wait_for("the write to be held", || {
+        info_field(&mut p, "clients", "blocked_clients") == "1"
+    });
+    assert_eq!(c.cmd(&["GET", "a"]), "$1\r\n1\r\n");
+    assert_eq!(c.cmd(&["FAILOVER", "ABORT"]), "+OK\r\n");
+    assert_eq!(writer.read_reply().unwrap(), b"+OK\r\n");
+    assert_eq!(
+        role_and_failover(&mut p),
+        ("master".into(), "no-failover".into())
+    );
+    assert_eq!(
+        c.cmd(&["FAILOVER", "ABORT"]),
+        "-ERR No failover in progress.\r\n"
+    );
+
+    // TIMEOUT: given up when the replica does not catch up in time.
+    assert_eq!(c.cmd(&["FAILOVER", "TIMEOUT", "100"]), "+OK\r\n");
+    wait_for("the failover to time out", || {
+        role_and_failover(&mut p) == ("master".into(), "no-failover".into())
+    });
+    assert_eq!(c.cmd(&["SET", "d", "4"]), "+OK\r\n");
+
+    // FORCE: at the timeout the primary hands over anyway, and waits for the target.
+    assert_eq!(
+        c.cmd(&[
+            "FAILOVER",
+            "TO",
+            "127.0.0.1",
+            &port,
+            "FORCE",
+            "TIMEOUT",
+            "100"
+        ]),
+        "+OK\r\n"
+    );
+    wait_for("the forced hand-over", || {
+        role_and_failover(&mut p) == ("slave".into(), "failover-in-progress".into())
+    });
+    signal(&pid, "CONT");
+    wait_swapped(&mut r, &mut p);
+    wait_same_digest(&mut r, &mut p);
+}
+
+#[test]
+fn failover_abort_timeout_and_force_with_a_replica_that_cannot_catch_up() {
+    let primary = kiln(&[]);
+    let replica = kiln_replica_of(primary.port, &[]);
+    failover_with_a_stopped_replica(&primary, &replica);
+    // The same steps against redis-server, so the expectations are Redis's.
+    let Some(primary) = redis_server(&[]) else {
+        return;
+    };
+    let target = format!("127.0.0.1 {}", primary.port);
+    let Some(replica) = redis_server(&["--replicaof", &target]) else {
+        return;
+    };
+    failover_with_a_stopped_replica(&primary, &replica);
+}
+
 #[test]
 fn chained_replicas_receive_the_stream() {
     let primary = kiln(&[]);

@@ -8,10 +8,13 @@ use super::args::int;
 use super::flags::*;
 use super::{CommandSpec, Ctx, Keys};
 use crate::error::{
-    CmdResult, CommandError, CLIENT_IS_REPLICA, E, INVALID_MASTER_PORT, NOMASTERLINK, SYNTAX,
+    CmdResult, CommandError, CLIENT_IS_REPLICA, E, FAILOVER_FORCE, FAILOVER_IN_PROGRESS,
+    FAILOVER_NONE, FAILOVER_NOT_A_REPLICA, FAILOVER_NOT_ONLINE, FAILOVER_NO_REPLICAS,
+    FAILOVER_ON_REPLICA, FAILOVER_TIMEOUT, INVALID_MASTER_PORT, NOMASTERLINK,
+    NOMASTERLINK_FAILOVER, PSYNC_FAILOVER_REPLID, PSYNC_FAILOVER_TO_MASTER, SYNTAX,
     TIMEOUT_NEGATIVE, TIMEOUT_NOT_INTEGER, WAIT_ON_REPLICA,
 };
-use crate::repl::Action;
+use crate::repl::{Action, FailoverPhase, ReplicaState};
 use crate::util::parse_i64;
 
 pub(super) const COMMANDS: &[CommandSpec] = &[
@@ -173,17 +176,43 @@ fn replconf(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 /// Checks shared by PSYNC and SYNC.
 fn sync_allowed(cx: &Ctx) -> CmdResult {
     let repl = &cx.server.repl;
+    if repl.failover_phase() != FailoverPhase::None {
+        return Err(E(NOMASTERLINK_FAILOVER));
+    }
     if repl.is_replica() && !repl.link_is_up() {
         return Err(E(NOMASTERLINK));
     }
     Ok(())
 }
 
-/// `PSYNC replicationid offset`: partial resync from the backlog, or a full sync. The
-/// connection becomes a replica link. O(1) here.
+/// `PSYNC replicationid offset [FAILOVER]`: partial resync from the backlog, or a full
+/// sync. The connection becomes a replica link. With `FAILOVER` (a primary handing over
+/// to this replica), a replica whose replication id is `replicationid` first becomes a
+/// primary, as REPLICAOF NO ONE makes it, so the old primary continues from its new id.
+/// O(1) here.
 fn psync(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if cx.client.handle.info.lock().flags.contains('S') {
         return Ok(());
+    }
+    if args.len() > 3 && args[3].eq_ignore_ascii_case(b"failover") {
+        let server = cx.server.arc();
+        if !server.repl.is_replica() {
+            return Err(E(PSYNC_FAILOVER_TO_MASTER));
+        }
+        if args[1] != server.repl.replid().as_bytes() {
+            return Err(E(PSYNC_FAILOVER_REPLID));
+        }
+        tracing::warn!(
+            "Failover request received for replid {}.",
+            String::from_utf8_lossy(args[1])
+        );
+        // PSYNC is NO_MULTI and NOSCRIPT, and holds no shard locks: promoting here is
+        // what Redis does, before the checks below.
+        crate::repl::replicaof(&server, None);
+        tracing::info!(
+            "MASTER MODE enabled (failover request from '{}')",
+            cx.client.handle.addr
+        );
     }
     sync_allowed(cx)?;
     let offset = parse_i64(args[2]).unwrap_or(-1);
@@ -239,22 +268,72 @@ fn role(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// `FAILOVER`: not supported; its arguments are checked as Redis checks them.
-fn failover(_cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+/// `FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT milliseconds]`: hands the primary
+/// role to a replica. Checks as Redis does, in its order, then pauses writes; the
+/// replication cron carries the failover on (`repl::update_failover`). `FAILOVER ABORT`
+/// gives one up. O(replicas).
+fn failover(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    let server = cx.server.arc();
+    let repl = &server.repl;
+    if args.len() == 2 && args[1].eq_ignore_ascii_case(b"ABORT") {
+        if repl.failover_phase() == FailoverPhase::None {
+            return Err(E(FAILOVER_NONE));
+        }
+        // Turning back into a primary waits for the replication link: after this
+        // command (or its EXEC) released its locks.
+        cx.after_unlock(move || {
+            crate::repl::abort_failover(&server, "Failover manually aborted");
+        });
+        cx.out.ok();
+        return Ok(());
+    }
+    let (mut timeout, mut force, mut target) = (0i64, false, None::<(&[u8], i64)>);
     let mut i = 1;
     while i < args.len() {
         let a = args[i];
-        if a.eq_ignore_ascii_case(b"TO") && i + 2 < args.len() {
-            i += 3;
-        } else if a.eq_ignore_ascii_case(b"TIMEOUT") && i + 1 < args.len() {
+        if a.eq_ignore_ascii_case(b"TIMEOUT") && i + 1 < args.len() && timeout == 0 {
+            timeout = int(args[i + 1])?;
+            if timeout <= 0 {
+                return Err(E(FAILOVER_TIMEOUT));
+            }
             i += 2;
-        } else if a.eq_ignore_ascii_case(b"FORCE") || a.eq_ignore_ascii_case(b"ABORT") {
+        } else if a.eq_ignore_ascii_case(b"TO") && i + 2 < args.len() && target.is_none() {
+            target = Some((args[i + 1], int(args[i + 2])?));
+            i += 3;
+        } else if a.eq_ignore_ascii_case(b"FORCE") && !force {
+            force = true;
             i += 1;
         } else {
             return Err(E(SYNTAX));
         }
     }
-    Err(CommandError::err(
-        "FAILOVER is not supported by Kiln: promote a replica with REPLICAOF NO ONE",
-    ))
+    if repl.failover_phase() != FailoverPhase::None {
+        return Err(E(FAILOVER_IN_PROGRESS));
+    }
+    if repl.is_replica() {
+        return Err(E(FAILOVER_ON_REPLICA));
+    }
+    if repl.replica_count() == 0 {
+        return Err(E(FAILOVER_NO_REPLICAS));
+    }
+    if force && (timeout == 0 || target.is_none()) {
+        return Err(E(FAILOVER_FORCE));
+    }
+    let target = match target {
+        None => None,
+        Some((host, port)) => {
+            let host = String::from_utf8_lossy(host).into_owned();
+            let link = u16::try_from(port)
+                .ok()
+                .and_then(|p| repl.find_replica(&host, p))
+                .ok_or(E(FAILOVER_NOT_A_REPLICA))?;
+            if link.state() != ReplicaState::Online {
+                return Err(E(FAILOVER_NOT_ONLINE));
+            }
+            Some((host, link.port))
+        }
+    };
+    crate::repl::start_failover(&server, target, timeout as u64, force);
+    cx.out.ok();
+    Ok(())
 }

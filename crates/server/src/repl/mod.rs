@@ -85,6 +85,10 @@ pub struct Repl {
     pub apply_lock: Mutex<()>,
     /// Bumped at every role change: a link thread from an older generation stops.
     generation: AtomicU64,
+    /// Held across a FAILOVER's transitions together with the role change they make
+    /// (handing over, aborting, ending), so that an ABORT cannot land between the cron's
+    /// decision to hand over and its REPLICAOF. Taken before the apply lock.
+    failover_lock: Mutex<()>,
     /// The database the primary's stream has selected (the RDB `repl-stream-db` field of a
     /// snapshot this replica serves to its own replicas).
     pub master_db: AtomicUsize,
@@ -112,6 +116,42 @@ struct State {
     master: Option<Master>,
     /// Attached replicas, in the order they attached (`slave0`, `slave1`, ...).
     replicas: Vec<Arc<ReplicaLink>>,
+    /// A coordinated failover (FAILOVER) under way.
+    failover: Failover,
+}
+
+/// Where a FAILOVER is (INFO's `master_failover_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FailoverPhase {
+    #[default]
+    None,
+    /// Writes are paused; waiting for a replica to acknowledge the whole stream.
+    WaitForSync,
+    /// This server turned into a replica of the target and asks it, with
+    /// `PSYNC <replid> <offset+1> FAILOVER`, to become the primary.
+    InProgress,
+}
+
+impl FailoverPhase {
+    fn name(self) -> &'static str {
+        match self {
+            FailoverPhase::None => "no-failover",
+            FailoverPhase::WaitForSync => "waiting-for-sync",
+            FailoverPhase::InProgress => "failover-in-progress",
+        }
+    }
+}
+
+/// A FAILOVER's parameters.
+#[derive(Default)]
+struct Failover {
+    phase: FailoverPhase,
+    /// The replica to hand over to: given by `TO`, or the first one found caught up.
+    target: Option<(String, u16)>,
+    /// Unix ms at which waiting for sync ends (0: no TIMEOUT).
+    end_ms: u64,
+    /// `FORCE`: at the timeout, hand over to the target anyway.
+    force: bool,
 }
 
 /// The primary link, as INFO and ROLE show it.
@@ -262,6 +302,7 @@ impl Repl {
                 history: true,
                 master: None,
                 replicas: Vec::new(),
+                failover: Failover::default(),
             }),
             replica: AtomicBool::new(false),
             gated: AtomicBool::new(false),
@@ -275,6 +316,7 @@ impl Repl {
             acks: tokio::sync::Notify::new(),
             apply_lock: Mutex::new(()),
             generation: AtomicU64::new(0),
+            failover_lock: Mutex::new(()),
             master_db: AtomicUsize::new(0),
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
@@ -398,8 +440,13 @@ impl Repl {
 
     /// Asks every replica to acknowledge its offset now (`REPLCONF GETACK *` into the
     /// stream), for WAIT.
+    /// Not while a FAILOVER waits: the stream must not move past what the replicas may
+    /// already have acknowledged (Redis sends no GETACK while writes are paused).
     pub fn request_acks(&self, server: &Server) {
-        if !self.is_replica() && !self.state.lock().replicas.is_empty() {
+        let st = self.state.lock();
+        if !self.is_replica() && !st.replicas.is_empty() && st.failover.phase == FailoverPhase::None
+        {
+            drop(st);
             server
                 .feed
                 .append_repl_only(&[b"REPLCONF", b"GETACK", b"*"]);
@@ -468,6 +515,17 @@ impl Repl {
                 f(m);
             }
         }
+    }
+
+    /// Where a FAILOVER is.
+    pub fn failover_phase(&self) -> FailoverPhase {
+        self.state.lock().failover.phase
+    }
+
+    /// The attached replica a FAILOVER may name (`host` compared as Redis does: the
+    /// announced or peer address as text, without resolving), if any.
+    pub fn find_replica(&self, host: &str, port: u16) -> Option<Arc<ReplicaLink>> {
+        find_replica(&self.state.lock(), host, port)
     }
 
     /// The primary this server follows, as (host, port).
@@ -569,6 +627,7 @@ fn follow(server: &Arc<Server>, host: String, port: u16, at_start: bool) {
     // Blocked clients cannot be served by writes that will never come from them.
     drop(_applying);
     kill_master_clients(server);
+    unblock_all(server);
     tracing::info!("Connecting to MASTER {host}:{port}");
     replica::spawn(server.clone(), host, port, gen);
 }
@@ -611,6 +670,157 @@ fn promote(server: &Arc<Server>) {
     tracing::info!("MASTER MODE enabled");
 }
 
+fn find_replica(st: &State, host: &str, port: u16) -> Option<Arc<ReplicaLink>> {
+    st.replicas
+        .iter()
+        .find(|r| r.ip.eq_ignore_ascii_case(host) && r.port == port)
+        .cloned()
+}
+
+/// FAILOVER, once its checks passed: pauses writes and waits for a replica (`target`, or
+/// any) to acknowledge the whole stream; the cron carries it on ([`update_failover`]).
+/// `timeout_ms` 0: no timeout.
+pub fn start_failover(
+    server: &Server,
+    target: Option<(String, u16)>,
+    timeout_ms: u64,
+    force: bool,
+) {
+    let now = crate::clock::now_ms();
+    {
+        let mut st = server.repl.state.lock();
+        match &target {
+            Some((h, p)) => tracing::info!("FAILOVER requested to {h}:{p}."),
+            None => tracing::info!("FAILOVER requested to any replica."),
+        }
+        st.failover = Failover {
+            phase: FailoverPhase::WaitForSync,
+            target,
+            end_ms: if timeout_ms > 0 {
+                now.saturating_add(timeout_ms)
+            } else {
+                0
+            },
+            force,
+        };
+    }
+    server.pause.hold_for_failover(true);
+    server.refresh_expiry_mode();
+}
+
+/// Ends a FAILOVER: writes resume. Redis's `clearFailoverState`.
+fn clear_failover(server: &Server) {
+    server.repl.state.lock().failover = Failover::default();
+    server.pause.hold_for_failover(false);
+    server.refresh_expiry_mode();
+}
+
+/// The target accepted `PSYNC ... FAILOVER` (`+CONTINUE` or `+FULLRESYNC`): the failover
+/// is over and this server stays the target's replica. Called by the link thread.
+pub fn failover_accepted(server: &Server) {
+    let _transition = server.repl.failover_lock.lock();
+    if server.repl.failover_phase() == FailoverPhase::InProgress {
+        clear_failover(server);
+    }
+}
+
+/// Gives a FAILOVER up (`FAILOVER ABORT`, the timeout without FORCE, the target refusing
+/// the hand-over): a server that already turned into a replica becomes a primary again
+/// (with a new replication id, as `REPLICAOF NO ONE` gives it), and writes resume. Takes
+/// the apply lock when demoted: never call it while holding shard locks.
+pub fn abort_failover(server: &Arc<Server>, why: &str) {
+    let _transition = server.repl.failover_lock.lock();
+    let phase = {
+        let st = server.repl.state.lock();
+        match &st.failover.target {
+            _ if st.failover.phase == FailoverPhase::None => return,
+            Some((h, p)) => tracing::info!("FAILOVER to {h}:{p} aborted: {why}"),
+            None => tracing::info!("FAILOVER to any replica aborted: {why}"),
+        }
+        st.failover.phase
+    };
+    if phase == FailoverPhase::InProgress {
+        let _ = server
+            .config
+            .write()
+            .set("replicaof", &["no".to_string(), "one".to_string()]);
+        promote(server);
+    }
+    clear_failover(server);
+}
+
+/// The cron's step of a FAILOVER waiting for sync (Redis's `updateFailoverStatus`): at the
+/// timeout, hand over anyway (FORCE) or give up; otherwise hand over to the target, or the
+/// first replica found, once it acknowledged this server's whole stream.
+fn update_failover(server: &Arc<Server>) {
+    if server.repl.failover_phase() != FailoverPhase::WaitForSync {
+        return;
+    }
+    let transition = server.repl.failover_lock.lock();
+    let offset = server.feed.repl_offset();
+    let now = crate::clock::now_ms();
+    let target = {
+        let mut st = server.repl.state.lock();
+        let f = &st.failover;
+        if f.phase != FailoverPhase::WaitForSync {
+            return;
+        }
+        if f.end_ms != 0 && f.end_ms <= now {
+            if !f.force {
+                drop(st);
+                drop(transition);
+                abort_failover(server, "Replica never caught up before timeout");
+                return;
+            }
+            if let Some((h, p)) = &f.target {
+                tracing::info!("FAILOVER to {h}:{p} time out exceeded, failing over.");
+            }
+            st.failover.phase = FailoverPhase::InProgress;
+            st.failover.target.clone()
+        } else {
+            let caught_up = match &f.target {
+                Some((h, p)) => find_replica(&st, h, *p),
+                None => st
+                    .replicas
+                    .iter()
+                    .find(|r| r.ack_off.load(Relaxed) == offset)
+                    .cloned(),
+            };
+            match caught_up {
+                Some(r) if r.ack_off.load(Relaxed) == offset => {
+                    st.failover.target = Some((r.ip.clone(), r.port));
+                    st.failover.phase = FailoverPhase::InProgress;
+                    tracing::info!(
+                        "Failover target {}:{} is synced, failing over.",
+                        r.ip,
+                        r.port
+                    );
+                    st.failover.target.clone()
+                }
+                _ => return,
+            }
+        }
+    };
+    if let Some((host, port)) = target {
+        let _ = server
+            .config
+            .write()
+            .set("replicaof", &[host.clone(), port.to_string()]);
+        follow(server, host, port, false);
+    }
+}
+
+/// Answers every client blocked on keys with Redis's error for a role change (Redis's
+/// `disconnectAllBlockedClients`, which also closes their connections after the reply).
+fn unblock_all(server: &Server) {
+    let waiters: Vec<_> = server.blocked.by_id.lock().values().cloned().collect();
+    for w in waiters {
+        w.finish(crate::command::blocking::WaitState::Unblocked(
+            crate::error::UNBLOCKED_ROLE_CHANGE.as_bytes().to_vec(),
+        ));
+    }
+}
+
 /// Closes the registered primary link client(s) (CLIENT LIST shows it as `flags=M`).
 fn kill_master_clients(server: &Server) {
     let clients: Vec<_> = server.clients.lock().values().cloned().collect();
@@ -641,11 +851,19 @@ async fn cron(server: Arc<Server>) {
             )
         };
         let repl = &server.repl;
-        let replicas: Vec<Arc<ReplicaLink>> = repl.state.lock().replicas.clone();
+        update_failover(&server);
+        let (replicas, failing_over) = {
+            let st = repl.state.lock();
+            (
+                st.replicas.clone(),
+                st.failover.phase != FailoverPhase::None,
+            )
+        };
         if last_ping.elapsed() >= Duration::from_secs(period) {
             last_ping = crate::clock::instant();
-            // A replica relays its primary's pings; only a primary makes its own.
-            if !repl.is_replica() && !replicas.is_empty() {
+            // A replica relays its primary's pings; only a primary makes its own, and not
+            // while a FAILOVER waits for a replica to acknowledge its whole stream.
+            if !repl.is_replica() && !replicas.is_empty() && !failing_over {
                 server.feed.append_repl_only(&[b"ping"]);
             }
         }
@@ -831,10 +1049,11 @@ pub fn info(server: &Server, s: &mut String) {
     };
     let _ = write!(
         s,
-        "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\n\
+        "master_failover_state:{}\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\n\
          master_repl_offset:{offset}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{}\r\n\
          repl_backlog_size:{backlog}\r\nrepl_backlog_first_byte_offset:{first}\r\n\
          repl_backlog_histlen:{histlen}\r\n",
+        st.failover.phase.name(),
         st.replid,
         st.replid2,
         st.second_offset,

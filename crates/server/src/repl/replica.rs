@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::wire::{self, LineStep, PsyncReply, RdbPreamble};
-use super::{LinkState, NO_REPLID};
+use super::{FailoverPhase, LinkState, NO_REPLID};
 use crate::client::Client;
 use crate::command::{dispatch, Ctx};
 use crate::server::{ClientHandle, Server};
@@ -203,9 +203,11 @@ impl Conn {
                 self.buf.truncate(len + n);
                 Ok(n)
             }
+            // A signal (SIGSTOP/SIGCONT, a profiler) interrupts a read: not a link error.
             Err(e)
                 if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut =>
+                    || e.kind() == std::io::ErrorKind::TimedOut
+                    || e.kind() == std::io::ErrorKind::Interrupted =>
             {
                 self.buf.truncate(len);
                 Ok(0)
@@ -411,13 +413,24 @@ fn session(server: &Arc<Server>, host: &str, port: u16, gen: u64) -> Result<(), 
         tracing::info!("Partial resynchronization not possible (no cached master)");
     }
     let off_s = cached_off.to_string();
-    let reply = c.call(
-        server,
-        gen,
-        &[b"PSYNC", cached_id.as_bytes(), off_s.as_bytes()],
-        p.timeout,
-    )?;
-    match wire::parse_psync_reply(&reply).map_err(End::Failed)? {
+    // A primary handing over (FAILOVER) asks its target to become the primary.
+    let failover = repl.failover_phase() == FailoverPhase::InProgress;
+    let mut psync: Vec<&[u8]> = vec![b"PSYNC", cached_id.as_bytes(), off_s.as_bytes()];
+    if failover {
+        psync.push(b"FAILOVER");
+    }
+    let reply = c.call(server, gen, &psync, p.timeout)?;
+    let parsed = wire::parse_psync_reply(&reply);
+    if failover {
+        if parsed.is_ok() {
+            super::failover_accepted(server);
+        } else {
+            tracing::info!("Master does not support PSYNC or is in error state (reply: {reply})");
+            super::abort_failover(server, "Failover target rejected psync request");
+            return Err(End::Stopped);
+        }
+    }
+    match parsed.map_err(End::Failed)? {
         PsyncReply::FullResync { replid, offset } => {
             tracing::info!("Full resync from master: {replid}:{offset}");
             full_sync(server, &mut c, gen, &p, replid, offset)?;

@@ -133,7 +133,7 @@ pub const EXAMPLES: &[&str] = &[
     "expire s 100",
     "expireat s 4000000000",
     "expiretime s",
-    "!failover",
+    "failover",
     "flushall",
     "flushdb",
     "geoadd z 13.361389 38.115556 p",
