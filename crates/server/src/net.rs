@@ -144,6 +144,18 @@ struct PlainLoops {
     running: Mutex<Vec<Arc<Stop>>>,
 }
 
+impl PlainLoops {
+    /// Starts an accept loop for `l` (through `spawn`) that [`rebind_plain`] can stop.
+    fn start(&self, l: Listener, spawn: &(dyn Fn(Listener, Arc<Stop>) + Send + Sync)) {
+        let stop = Arc::new(Stop::default());
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(stop.clone());
+        spawn(l, stop);
+    }
+}
+
 #[derive(Default)]
 struct Stop {
     asked: tokio::sync::Notify,
@@ -199,13 +211,7 @@ fn rebind_plain(
             }
         }
         for l in listeners {
-            let stop = Arc::new(Stop::default());
-            loops
-                .running
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(stop.clone());
-            spawn(l, stop);
+            loops.start(l, spawn);
         }
         Ok(())
     };
@@ -341,13 +347,7 @@ pub fn serve(server: Arc<Server>, listeners: Vec<Listener>) -> std::io::Result<(
         for l in listeners {
             let l = match l {
                 Listener::Tcp { tls: false, .. } => {
-                    let stop = Arc::new(Stop::default());
-                    loops
-                        .running
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(stop.clone());
-                    spawn(l, stop);
+                    loops.start(l, &*spawn);
                     continue;
                 }
                 Listener::Tcp { listener, tls } => {

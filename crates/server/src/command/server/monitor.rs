@@ -1,13 +1,10 @@
 //! `MONITOR`, and [`feed`], which the dispatcher calls for every command while a client
 //! monitors (see `crate::monitor`).
 
-use std::sync::Arc;
-
 use crate::command::flags::*;
 use crate::command::{Cmd, CommandSpec, Ctx, Keys};
 use crate::error::{CmdResult, E, MONITOR_DENY_BLOCKING};
 use crate::monitor::Origin;
-use crate::pubsub::Subscriber;
 
 /// The `MONITOR` entry of the family's table.
 pub(super) const MONITOR: CommandSpec = CommandSpec::new(
@@ -31,17 +28,7 @@ fn monitor(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     if cx.client.monitor || cx.client.repl.master {
         return Ok(());
     }
-    let c = &mut *cx.client;
-    let sub = c
-        .subscriber
-        .get_or_insert_with(|| {
-            Arc::new(Subscriber::for_client(
-                c.id,
-                c.resp3,
-                Some(c.handle.clone()),
-            ))
-        })
-        .clone();
+    let sub = crate::command::tracking::own_queue(cx);
     cx.server.monitors.add(sub);
     cx.server.observers_changed();
     cx.client.monitor = true;
