@@ -27,6 +27,10 @@ pub struct Client {
     pub no_touch: bool,
     /// In MONITOR mode: its `subscriber` queue receives the monitor feed.
     pub monitor: bool,
+    /// Cluster mode: ASKING was sent (served once by a node importing the slot), and
+    /// READONLY (reads served by a replica of the slot's primary).
+    pub asking: bool,
+    pub cluster_readonly: bool,
     /// The shared view other connections see (CLIENT LIST / KILL).
     pub handle: Arc<ClientHandle>,
     /// Set by a blocking command that found nothing: the connection waits on it.
@@ -64,6 +68,8 @@ impl Client {
             reply_skip: false,
             no_touch: false,
             monitor: false,
+            asking: false,
+            cluster_readonly: false,
             handle,
             blocked: None,
             multi: None,

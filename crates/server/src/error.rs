@@ -29,6 +29,13 @@ pub const BUSY: &str =
 pub const DENIED_PROTECTED_MODE: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
 /// CONFIG SET of a `tls-*` parameter whose configuration does not load.
 pub const TLS_UPDATE_FAILED: &str = "Unable to update TLS configuration. Check server logs.";
+pub const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+pub const TRYAGAIN: &str = "TRYAGAIN Multiple keys request during rehashing of slot";
+pub const CLUSTERDOWN: &str = "CLUSTERDOWN The cluster is down";
+pub const CLUSTERDOWN_READONLY: &str =
+    "CLUSTERDOWN The cluster is down and only accepts read commands";
+pub const CLUSTERDOWN_UNBOUND: &str = "CLUSTERDOWN Hash slot not served";
+pub const CLUSTER_DISABLED: &str = "ERR This instance has cluster support disabled";
 pub const NOAUTH: &str = "NOAUTH Authentication required.";
 pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";

@@ -18,6 +18,7 @@ pub mod acl;
 pub mod aof;
 pub mod client;
 pub mod clock;
+pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod crash;

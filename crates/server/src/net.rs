@@ -801,6 +801,9 @@ async fn connection(server: Arc<Server>, mut stream: Conn, peer: String, laddr: 
     if stream.is_unix() {
         handle = handle.with_unix();
     }
+    if stream.is_tls() {
+        handle = handle.with_tls();
+    }
     if protected_mode_denies(&server, &handle) {
         stats.rejected_connections.fetch_add(1, Relaxed);
         let mut reply = Vec::new();

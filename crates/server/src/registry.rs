@@ -102,6 +102,8 @@ pub struct ClientHandle {
     pub fd: i32,
     /// Connected through the Unix socket (CLIENT LIST flag `U`; always local).
     pub unix: bool,
+    /// Connected over TLS (a cluster redirects it to nodes' TLS ports).
+    pub tls: bool,
     pub created_ms: u64,
     pub db: AtomicU32,
     pub last_interaction_ms: AtomicU64,
@@ -169,6 +171,7 @@ impl ClientHandle {
             laddr,
             fd,
             unix: false,
+            tls: false,
             created_ms: now_ms,
             db: AtomicU32::new(0),
             last_interaction_ms: AtomicU64::new(now_ms),
@@ -202,6 +205,11 @@ impl ClientHandle {
     }
 
     /// Marks a connection that came through the Unix socket (flag `U`).
+    pub fn with_tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
     pub fn with_unix(mut self) -> Self {
         self.unix = true;
         self.info.get_mut().flags = "U".to_string();

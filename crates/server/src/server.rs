@@ -17,6 +17,8 @@ use crate::storage::Keyspace;
 /// table, then one field per subsystem, each owning its state.
 pub struct Server {
     pub config: RwLock<Config>,
+    /// Redis Cluster's state, in cluster mode (`cluster-enabled yes`) only.
+    pub cluster: Option<crate::cluster::Cluster>,
     /// Mirrors of config values read on hot paths.
     pub hot: HotConfig,
     /// `maxmemory`: the memory gauge and eviction settings (see `maxmemory`).
@@ -173,7 +175,8 @@ pub struct EncodingLimits {
 impl Server {
     pub fn new(config: Config, threads: usize) -> Self {
         let databases = config.get_u64("databases").max(1) as usize;
-        let keyspace = Keyspace::new(databases);
+        let cluster = crate::cluster::from_config(&config);
+        let keyspace = Keyspace::with_slots(databases, cluster.is_some());
         let scripts = crate::command::scripting::Scripts::new(keyspace.gate.busy_flag());
         let commands = CommandTable::build();
         let acl = crate::acl::Acl::new(crate::command::acl::catalog(&commands));
@@ -222,6 +225,7 @@ impl Server {
             latency: Default::default(),
             monitors: Default::default(),
             me: std::sync::OnceLock::new(),
+            cluster,
             config: RwLock::new(config),
         };
         s.refresh_hot_config();
@@ -284,6 +288,25 @@ impl Server {
         self.acl
             .pubsub_all
             .store(c.get("acl-pubsub-default") == "allchannels", Relaxed);
+        if let Some(cl) = &self.cluster {
+            let st = &cl.settings;
+            st.endpoint.store(
+                match c.get("cluster-preferred-endpoint-type") {
+                    "hostname" => 1,
+                    "unknown-endpoint" => 2,
+                    _ => 0,
+                },
+                Relaxed,
+            );
+            st.allow_reads_when_down
+                .store(c.get_bool("cluster-allow-reads-when-down"), Relaxed);
+            st.allow_pubsubshard_when_down
+                .store(c.get_bool("cluster-allow-pubsubshard-when-down"), Relaxed);
+            st.require_full_coverage
+                .store(c.get_bool("cluster-require-full-coverage"), Relaxed);
+            st.node_timeout
+                .store(c.get_u64("cluster-node-timeout"), Relaxed);
+        }
         self.hot.hz.store(c.get_u64("hz").max(1) as u32, Relaxed);
         self.hot.timeout.store(c.get_u64("timeout"), Relaxed);
         self.hot

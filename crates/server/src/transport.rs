@@ -97,6 +97,10 @@ impl Conn {
     }
 
     /// Whether the connection came through the Unix socket.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Conn::Tls(_))
+    }
+
     pub fn is_unix(&self) -> bool {
         matches!(self, Conn::Unix(_))
     }

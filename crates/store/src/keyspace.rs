@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crossbeam_utils::CachePadded;
 use hashbrown::HashTable;
 use parking_lot::Mutex;
-use std::hash::BuildHasher;
+use std::hash::BuildHasher as _;
 
 use super::entry::{Entry, META_EXPIRE, META_SNAP};
 use super::table::{table_hash, Table};
@@ -35,7 +35,46 @@ pub struct SavedKey {
 
 /// The hasher every shard uses, seeded randomly once per process (HashDoS resistance) and
 /// then fixed, so hashes (and SCAN cursors) are stable for the life of the process.
-pub type KeyHasher = foldhash::fast::FixedState;
+///
+/// In cluster mode (`slots`) the top [`crate::slot::SLOT_BITS`] bits of a hash are the key's
+/// hash slot and the rest come from the seeded hash: a slot's keys then share a shard
+/// (64 slots per shard), the shard's table can list them (`Shard::keys_in_slot`), and SCAN
+/// goes slot by slot.
+#[derive(Clone, Copy)]
+pub struct KeyHasher {
+    state: foldhash::fast::FixedState,
+    slots: bool,
+}
+
+impl KeyHasher {
+    pub fn with_seed(seed: u64) -> Self {
+        Self::new(seed, false)
+    }
+
+    pub fn new(seed: u64, slots: bool) -> Self {
+        Self {
+            state: foldhash::fast::FixedState::with_seed(seed),
+            slots,
+        }
+    }
+
+    /// Whether hashes carry the key's slot (cluster mode).
+    #[inline]
+    pub fn slots(&self) -> bool {
+        self.slots
+    }
+
+    #[inline]
+    pub fn hash_one(&self, key: &[u8]) -> u64 {
+        let h = self.state.hash_one(key);
+        if self.slots {
+            let bits = crate::slot::SLOT_BITS;
+            (u64::from(crate::slot::key_slot(key)) << (64 - bits)) | (h >> bits)
+        } else {
+            h
+        }
+    }
+}
 
 /// Shard index of a key hash.
 #[inline]
@@ -62,7 +101,12 @@ pub struct Keyspace {
 
 impl Keyspace {
     pub fn new(databases: usize) -> Self {
-        let hasher = KeyHasher::with_seed(rand::random());
+        Self::with_slots(databases, false)
+    }
+
+    /// A keyspace whose key hashes carry hash slots (cluster mode: see [`KeyHasher`]).
+    pub fn with_slots(databases: usize, slots: bool) -> Self {
+        let hasher = KeyHasher::new(rand::random(), slots);
         let delete_expired = Arc::new(AtomicBool::new(true));
         Self {
             dbs: (0..databases)
@@ -310,6 +354,22 @@ impl Shard {
         self.table.is_empty()
     }
 
+    /// Number of keys in hash slot `slot`, including logically expired ones, as Redis counts
+    /// them (cluster mode, where the slot's keys all live in this shard; 0 otherwise).
+    pub fn count_in_slot(&self, slot: u16) -> usize {
+        self.table.slot_count(slot)
+    }
+
+    /// Up to `max` keys of hash slot `slot` (cluster mode; none otherwise), without
+    /// walking any other slot's keys.
+    pub fn keys_in_slot(&self, slot: u16, max: usize) -> Vec<Box<[u8]>> {
+        self.table
+            .slot_entries(slot)
+            .take(max)
+            .map(|e| e.key().into())
+            .collect()
+    }
+
     /// Makes room for `additional` more keys (an RDB load announces its database sizes).
     pub fn reserve(&mut self, additional: usize) {
         let hasher = self.hasher;
@@ -395,7 +455,7 @@ impl Shard {
         if self.track_new {
             self.created.push(entry.key().into());
         }
-        self.table.insert_new(th, entry, self.hasher);
+        self.table.insert_new(h, entry, self.hasher);
         None
     }
 
@@ -415,7 +475,7 @@ impl Shard {
         if self.track_new {
             self.created.push(entry.key().into());
         }
-        self.table.insert_new(th, entry, self.hasher);
+        self.table.insert_new(h, entry, self.hasher);
         None
     }
 
@@ -423,7 +483,7 @@ impl Shard {
     pub fn remove(&mut self, h: u64, key: &[u8]) -> Option<Entry> {
         self.preserve(h, key);
         let th = table_hash(h);
-        let e = self.table.remove(th, key, self.hasher)?;
+        let e = self.table.remove(h, key, self.hasher)?;
         // A waiter may be owed an answer now that the key is gone (XREADGROUP's UNBLOCKED).
         self.signal_ready(key);
         if e.has_expire() {
@@ -958,5 +1018,57 @@ mod tests {
         for i in 0..1000u32 {
             assert!(seen.contains(i.to_string().as_bytes()));
         }
+    }
+
+    #[test]
+    fn slot_lists_follow_inserts_and_removals() {
+        use crate::slot::key_slot;
+        // One shard of a cluster-mode keyspace holds 64 slots; put keys of several of them
+        // into one shard (as the keyspace would route them) and check the lists as keys come
+        // and go, removals moving other entries around.
+        let mut s = Shard::new(KeyHasher::new(3, true), 0, Arc::new(AtomicBool::new(true)));
+        let keys: Vec<Vec<u8>> = (0..5000u32)
+            .map(|i| format!("k{i}").into_bytes())
+            .filter(|k| key_slot(k) < 64)
+            .collect();
+        assert!(keys.len() > 10);
+        for k in &keys {
+            let h = s.hash(k);
+            assert_eq!(crate::slot::slot_of_hash(h), key_slot(k));
+            assert_eq!(shard_of(h), 0);
+            s.insert(h, Entry::string(k, b"v", 0));
+        }
+        let expect = |s: &Shard, live: &[Vec<u8>]| {
+            for slot in 0..64u16 {
+                let mut want: Vec<&[u8]> = live
+                    .iter()
+                    .filter(|k| key_slot(k) == slot)
+                    .map(|k| &k[..])
+                    .collect();
+                assert_eq!(s.count_in_slot(slot), want.len());
+                let mut got = s.keys_in_slot(slot, usize::MAX);
+                got.sort();
+                want.sort();
+                assert_eq!(got.iter().map(|k| &k[..]).collect::<Vec<_>>(), want);
+            }
+        };
+        expect(&s, &keys);
+        let (gone, kept): (Vec<_>, Vec<_>) = keys
+            .iter()
+            .cloned()
+            .enumerate()
+            .partition(|(i, _)| i % 3 == 1);
+        for (_, k) in &gone {
+            let h = s.hash(k);
+            assert!(s.remove(h, k).is_some());
+        }
+        let kept: Vec<Vec<u8>> = kept.into_iter().map(|(_, k)| k).collect();
+        expect(&s, &kept);
+        assert_eq!(s.keys_in_slot(key_slot(&kept[0]), 1).len(), 1);
+        for k in &kept {
+            let h = s.hash(k);
+            s.remove(h, k);
+        }
+        expect(&s, &[]);
     }
 }

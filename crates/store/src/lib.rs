@@ -13,6 +13,7 @@ pub mod list;
 pub mod locks;
 pub mod longdouble;
 pub mod set;
+pub mod slot;
 pub mod stream;
 mod table;
 pub mod usage;

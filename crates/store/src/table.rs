@@ -11,10 +11,10 @@
 //! not stable across removals; nothing outside this module sees them.
 
 use hashbrown::HashTable;
-use std::hash::BuildHasher;
 
 use super::entry::Entry;
 use super::keyspace::KeyHasher;
+use super::slot::slot_of_hash;
 
 /// Entries per slab chunk (16 KiB of entries).
 const CHUNK: usize = 512;
@@ -75,11 +75,78 @@ impl Slab {
     }
 }
 
+/// No position: the end of a slot list.
+const NIL: u32 = u32::MAX;
+
+/// Slots per shard in cluster mode (16384 slots over 256 shards).
+const SHARD_SLOTS: usize = 64;
+
+/// Cluster mode's per-slot lists over storage positions, so that counting a slot's keys is
+/// a read and listing them walks only them (CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT, a
+/// slot's migration). Two `u32` links per key, kept only when the hasher carries slots.
+struct SlotIndex {
+    head: [u32; SHARD_SLOTS],
+    count: [u32; SHARD_SLOTS],
+    /// For each storage position: the previous and next positions in its slot's list.
+    links: Vec<[u32; 2]>,
+}
+
+impl SlotIndex {
+    fn new() -> Box<Self> {
+        Box::new(Self {
+            head: [NIL; SHARD_SLOTS],
+            count: [0; SHARD_SLOTS],
+            links: Vec::new(),
+        })
+    }
+
+    /// Links position `i` (just pushed, the last one) at the head of `slot`'s list.
+    fn push(&mut self, slot: usize, i: u32) {
+        let next = self.head[slot];
+        debug_assert_eq!(self.links.len(), i as usize);
+        self.links.push([NIL, next]);
+        if next != NIL {
+            self.links[next as usize][0] = i;
+        }
+        self.head[slot] = i;
+        self.count[slot] += 1;
+    }
+
+    /// Unlinks position `i` from `slot`'s list.
+    fn unlink(&mut self, slot: usize, i: u32) {
+        let [prev, next] = self.links[i as usize];
+        if prev == NIL {
+            self.head[slot] = next;
+        } else {
+            self.links[prev as usize][1] = next;
+        }
+        if next != NIL {
+            self.links[next as usize][0] = prev;
+        }
+        self.count[slot] -= 1;
+    }
+
+    /// The entry at position `from` (in `slot`'s list) moves to position `to` (a hole).
+    fn relocate(&mut self, slot: usize, from: u32, to: u32) {
+        let [prev, next] = self.links[from as usize];
+        self.links[to as usize] = [prev, next];
+        if prev == NIL {
+            self.head[slot] = to;
+        } else {
+            self.links[prev as usize][1] = to;
+        }
+        if next != NIL {
+            self.links[next as usize][0] = to;
+        }
+    }
+}
+
 /// A shard's keys: an index of positions plus the entries.
 #[derive(Default)]
 pub(super) struct Table {
     index: HashTable<u32>,
     slab: Slab,
+    slots: Option<Box<SlotIndex>>,
 }
 
 impl Table {
@@ -109,13 +176,18 @@ impl Table {
         self.position(th, key).map(|i| self.slab.get_mut(i))
     }
 
-    /// Inserts an entry whose key is not in the table.
-    pub fn insert_new(&mut self, th: u64, e: Entry, hasher: KeyHasher) {
+    /// Inserts an entry whose key (of hash `h`) is not in the table.
+    pub fn insert_new(&mut self, h: u64, e: Entry, hasher: KeyHasher) {
+        let th = table_hash(h);
         if self.slab.len >= u32::MAX as usize {
             // 4 billion keys in one shard: refuse to corrupt positions rather than wrap.
             panic!("shard full");
         }
         let i = self.slab.push(e);
+        if hasher.slots() {
+            let slot = slot_of_hash(h) as usize % SHARD_SLOTS;
+            self.slots.get_or_insert_with(SlotIndex::new).push(slot, i);
+        }
         let slab = &self.slab;
         self.index.insert_unique(th, i, move |&j| {
             table_hash(hasher.hash_one(slab.get(j).key()))
@@ -131,8 +203,9 @@ impl Table {
         });
     }
 
-    /// Removes a key, returning its entry.
-    pub fn remove(&mut self, th: u64, key: &[u8], hasher: KeyHasher) -> Option<Entry> {
+    /// Removes a key (of hash `h`), returning its entry.
+    pub fn remove(&mut self, h: u64, key: &[u8], hasher: KeyHasher) -> Option<Entry> {
+        let th = table_hash(h);
         let slab = &self.slab;
         let (i, _) = self
             .index
@@ -140,15 +213,28 @@ impl Table {
             .ok()?
             .remove();
         let last = (self.slab.len - 1) as u32;
+        if let Some(ix) = self.slots.as_mut() {
+            ix.unlink(slot_of_hash(h) as usize % SHARD_SLOTS, i);
+        }
         if i != last {
-            // The last entry moves into the hole: repoint its index slot.
-            let lh = table_hash(hasher.hash_one(self.slab.get(last).key()));
-            if let Some(slot) = self.index.find_mut(lh, |&j| j == last) {
+            // The last entry moves into the hole: repoint its index slot (and its place in
+            // its slot's list).
+            let raw = hasher.hash_one(self.slab.get(last).key());
+            if let Some(slot) = self.index.find_mut(table_hash(raw), |&j| j == last) {
                 *slot = i;
+            }
+            if let Some(ix) = self.slots.as_mut() {
+                ix.relocate(slot_of_hash(raw) as usize % SHARD_SLOTS, last, i);
+            }
+            if let Some(ix) = self.slots.as_mut() {
+                ix.links.pop();
             }
             let moved = self.slab.pop().expect("len > 0");
             Some(std::mem::replace(self.slab.get_mut(i), moved))
         } else {
+            if let Some(ix) = self.slots.as_mut() {
+                ix.links.pop();
+            }
             self.slab.pop()
         }
     }
@@ -173,10 +259,33 @@ impl Table {
         self.slab.get_mut(i as u32)
     }
 
+    /// How many keys of `slot` the table holds (cluster mode; 0 otherwise).
+    pub fn slot_count(&self, slot: u16) -> usize {
+        self.slots
+            .as_ref()
+            .map_or(0, |ix| ix.count[slot as usize % SHARD_SLOTS] as usize)
+    }
+
+    /// The entries of `slot`, most recently added first (cluster mode; none otherwise).
+    pub fn slot_entries(&self, slot: u16) -> impl Iterator<Item = &Entry> {
+        let (links, mut at): (&[[u32; 2]], u32) = match &self.slots {
+            Some(ix) => (&ix.links, ix.head[slot as usize % SHARD_SLOTS]),
+            None => (&[], NIL),
+        };
+        std::iter::from_fn(move || {
+            if at == NIL {
+                return None;
+            }
+            let e = self.slab.get(at);
+            at = links[at as usize][1];
+            Some(e)
+        })
+    }
+
     /// Gives memory back when the table is mostly empty.
     pub fn maybe_shrink(&mut self, hasher: KeyHasher) {
         if self.slab.len == 0 {
-            if self.index.capacity() > 0 || self.slab.capacity() > 0 {
+            if self.index.capacity() > 0 || self.slab.capacity() > 0 || self.slots.is_some() {
                 *self = Table::default();
             }
             return;
@@ -195,6 +304,9 @@ impl Table {
         self.index.capacity() * (std::mem::size_of::<u32>() + 1)
             + self.slab.capacity() * std::mem::size_of::<Entry>()
             + self.slab.chunks.capacity() * std::mem::size_of::<Vec<Entry>>()
+            + self.slots.as_ref().map_or(0, |ix| {
+                std::mem::size_of::<SlotIndex>() + ix.links.capacity() * 8
+            })
     }
 }
 
@@ -205,7 +317,7 @@ mod tests {
     #[test]
     fn insert_find_remove_keeps_positions_consistent() {
         let hasher = KeyHasher::with_seed(7);
-        let th = |k: &[u8]| table_hash(hasher.hash_one(k));
+        let th = |k: &[u8]| hasher.hash_one(k);
         let mut t = Table::default();
         let n = 3 * CHUNK + 17;
         for i in 0..n {
@@ -226,7 +338,7 @@ mod tests {
         for i in 0..n {
             let k = format!("k{i}");
             assert_eq!(
-                t.find(th(k.as_bytes()), k.as_bytes()).is_some(),
+                t.find(table_hash(th(k.as_bytes())), k.as_bytes()).is_some(),
                 i % 3 != 0,
                 "{k}"
             );
@@ -244,7 +356,7 @@ mod tests {
     #[test]
     fn a_boundary_insert_delete_cycle_keeps_a_spare_chunk() {
         let hasher = KeyHasher::with_seed(7);
-        let th = |k: &[u8]| table_hash(hasher.hash_one(k));
+        let th = |k: &[u8]| hasher.hash_one(k);
         let mut t = Table::default();
         for i in 0..CHUNK {
             let k = format!("k{i}");

@@ -92,6 +92,9 @@ fn quit(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
 /// `SELECT index`: the database the connection's later commands use. O(1).
 fn select(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let idx = super::args::parse_db(args[1])?;
+    if cx.server.cluster.is_some() && idx != 0 {
+        return Err(CommandError::err("SELECT is not allowed in cluster mode"));
+    }
     if idx < 0 || idx as usize >= cx.server.keyspace.dbs.len() {
         return Err(E(DB_INDEX));
     }

@@ -553,6 +553,11 @@ fn duplicate(e: &Entry, key: &[u8], lru: u32) -> Entry {
 /// a collection of N elements.
 fn copy(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let (src, dst) = (args[1], args[2]);
+    if cx.server.cluster.is_some() && copy_options(args, usize::MAX)?.0.is_some_and(|d| d != 0) {
+        return Err(CommandError::err(
+            "Copying to another database is not allowed in cluster mode",
+        ));
+    }
     let (db, replace) = copy_options(args, cx.server.keyspace.dbs.len())?;
     let cur = cx.db();
     let dst_db = db.unwrap_or(cur);
@@ -601,6 +606,9 @@ fn move_keys(args: &[&[u8]], cur_db: usize, push: &mut dyn FnMut(usize, &[u8])) 
 /// `MOVE key db`: 1 if the key moved to database `db`, 0 if it is missing here or already
 /// exists there. The TTL moves with it. O(1).
 fn move_cmd(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    if cx.server.cluster.is_some() {
+        return Err(CommandError::err("MOVE is not allowed in cluster mode"));
+    }
     let key = args[1];
     let dst_db = db_index(parse_db(args[2])?, cx.server.keyspace.dbs.len())?;
     let cur = cx.db();

@@ -17,6 +17,7 @@ pub mod args;
 mod bitmap;
 pub mod blocking;
 pub mod client;
+pub mod cluster;
 mod connection;
 mod dump;
 pub mod evict;
@@ -243,6 +244,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     sorted_set::COMMANDS,
     transaction::COMMANDS,
     pubsub::COMMANDS,
+    cluster::COMMANDS,
     stream::COMMANDS,
     dump::COMMANDS,
     aof::COMMANDS,
@@ -1019,6 +1021,10 @@ pub fn dispatch(cx: &mut Ctx, args: &[&[u8]]) {
     let mark = cx.out.buf.len();
     cx.pushes_only = false;
     execute(cx, args);
+    if cx.client.asking && cx.client.multi.is_none() && !args[0].eq_ignore_ascii_case(b"asking") {
+        // ASKING lets one command (or one transaction) through.
+        cx.client.asking = false;
+    }
     tracking::after_command(cx, args);
     if (cx.client.reply_off || cx.client.reply_skip) && !cx.pushes_only {
         cx.out.buf.truncate(mark);
@@ -1065,6 +1071,28 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
                 reject(cx, Some(cmd.id), &e);
                 return;
             }
+        }
+    }
+    // Cluster mode: a command with keys runs only on the node serving their slot (Redis's
+    // `getNodeByQuery`), checked as the client sends it, queued in MULTI or not; EXEC
+    // routes its whole queue, and a redirected EXEC discards the transaction.
+    if server.cluster.is_some()
+        && !cx.in_exec()
+        && !cx.trusted_stream()
+        && !cx.script_call
+        && cluster::routed(cmd)
+    {
+        if let Err(r) = cluster::route(cx, cmd, args) {
+            let e = CommandError::Owned(r.text());
+            if spec.name == "exec" {
+                transaction::discard_quietly(cx);
+                reject(cx, None, &e);
+                server.metrics.stats.cmd(cmd.id).rejected.fetch_add(1, Relaxed);
+            } else {
+                flag_multi(cx);
+                reject(cx, Some(cmd.id), &e);
+            }
+            return;
         }
     }
     // Replication's write gate: READONLY on a replica, NOREPLICAS, MASTERDOWN.

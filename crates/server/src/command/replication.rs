@@ -97,6 +97,9 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
 /// following and become a primary keeping the history. O(1) here; the sync happens in the
 /// background.
 fn replicaof(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    if cx.server.cluster.is_some() {
+        return Err(CommandError::err("REPLICAOF not allowed in cluster mode."));
+    }
     if cx.client.handle.info.lock().flags.contains('S') {
         return Err(E(CLIENT_IS_REPLICA));
     }
@@ -122,6 +125,24 @@ fn replicaof(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     });
     cx.out.ok();
     Ok(())
+}
+
+/// CLUSTER REPLICATE: replicate `host:port` once the command's locks are released.
+pub(super) fn follow_from_cluster(cx: &mut Ctx, host: &str, port: u16) {
+    let server = cx.server.arc();
+    let host = host.to_string();
+    cx.after_unlock(move || {
+        crate::repl::replicaof(&server, Some((host, port)));
+    });
+}
+
+/// A replica's CLUSTER RESET, or its promotion by a failover: stop replicating (as
+/// REPLICAOF NO ONE) once the command's locks are released.
+pub(super) fn unfollow_from_cluster(cx: &mut Ctx) {
+    let server = cx.server.arc();
+    cx.after_unlock(move || {
+        crate::repl::replicaof(&server, None);
+    });
 }
 
 /// `REPLCONF option value [option value ...]`: what a replica announces before PSYNC

@@ -118,6 +118,13 @@ fn discard(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// Drops the transaction and its WATCHes without a reply (an EXEC redirected elsewhere
+/// in cluster mode: the client is told where to go, not EXECABORT).
+pub(super) fn discard_quietly(cx: &mut Ctx) {
+    end_multi(cx);
+    unwatch_all(cx);
+}
+
 /// EXEC rejected before it ran (wrong arity, not authenticated): the transaction is
 /// discarded and the reply says why.
 pub(super) fn abort(cx: &mut Ctx, why: &str) {

@@ -759,8 +759,9 @@ fn info_errorstats(cx: &mut Ctx, s: &mut String) {
     }
 }
 
-fn info_cluster(_cx: &mut Ctx, s: &mut String) {
-    field!(s, "cluster_enabled", "0");
+fn info_cluster(cx: &mut Ctx, s: &mut String) {
+    let on = if cx.server.cluster.is_some() { "1" } else { "0" };
+    field!(s, "cluster_enabled", "{on}");
 }
 
 fn info_keyspace(cx: &mut Ctx, s: &mut String) {

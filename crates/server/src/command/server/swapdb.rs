@@ -36,6 +36,11 @@ fn db_index(cx: &Ctx, arg: &[u8], invalid: &'static str) -> Result<usize, Comman
 /// `SWAPDB index1 index2`: exchanges the contents of two databases; clients see the other
 /// dataset at once. O(shards).
 fn swapdb(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+    if cx.server.cluster.is_some() {
+        return Err(crate::error::CommandError::err(
+            "SWAPDB is not allowed in cluster mode",
+        ));
+    }
     let a = db_index(cx, args[1], INVALID_FIRST_DB);
     let b = db_index(cx, args[2], INVALID_SECOND_DB);
     // Both are parsed before either range check, as Redis does.
