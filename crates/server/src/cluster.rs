@@ -292,6 +292,9 @@ pub struct State {
     pub last_vote_epoch: u64,
     /// `cluster_state:ok`.
     pub ok: bool,
+    /// `cluster_size`: primaries serving slots, as last computed with the state (1 until
+    /// then, as in Redis).
+    pub size: usize,
     /// Nodes removed by CLUSTER FORGET, not to be re-added by gossip until the time (ms).
     pub blacklist: HashMap<Name, u64>,
     pub stats: MessageStats,
@@ -320,6 +323,7 @@ impl State {
             current_epoch: 0,
             last_vote_epoch: 0,
             ok: false,
+            size: 1,
             blacklist: HashMap::new(),
             stats: MessageStats::default(),
             links_buffer_exceeded: 0,
@@ -431,6 +435,7 @@ impl State {
                 }
             }
         }
+        self.size = size;
         if reachable < size / 2 + 1 {
             ok = false;
             self.minority_since = now;
@@ -442,14 +447,6 @@ impl State {
             }
             self.ok = ok;
         }
-    }
-
-    /// The number of primaries serving at least one slot (`cluster_size`).
-    pub fn size(&self) -> usize {
-        self.nodes
-            .values()
-            .filter(|n| n.is_master() && n.numslots > 0)
-            .count()
     }
 
     /// The address a client is sent to for `node`: `endpoint:port`.

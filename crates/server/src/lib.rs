@@ -19,6 +19,7 @@ pub mod aof;
 pub mod client;
 pub mod clock;
 pub mod cluster;
+pub mod cluster_bus;
 pub mod command;
 pub mod config;
 pub mod crash;

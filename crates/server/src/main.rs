@@ -104,6 +104,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Err(e) = kiln::cluster_bus::start(&server) {
+        tracing::error!("{e}");
+        return ExitCode::from(1);
+    }
     if let Err(e) = start_metrics(&server) {
         tracing::error!("{e}");
         return ExitCode::from(1);

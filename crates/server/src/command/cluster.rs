@@ -411,7 +411,7 @@ pub fn info_text(st: &State) -> String {
          cluster_size:{}\r\ncluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\n",
         if st.ok { "ok" } else { "fail" },
         st.nodes.len(),
-        st.size(),
+        st.size,
         st.current_epoch,
         st.node_epoch(st.me()),
     );

@@ -1,0 +1,219 @@
+//! Cluster mode on the real server: the CLUSTER commands of a single node, routing errors,
+//! commands refused in cluster mode. Where redis-server is installed, the same steps run
+//! against a redis-server node and the replies must agree once node names (random per
+//! node) are replaced by placeholders.
+
+mod support;
+
+use support::{free_port, redis_tools, Raw, TestServer};
+
+/// A cluster-mode node of `bin`, its bus on a free port.
+fn node(kiln: bool) -> TestServer {
+    let bus = free_port().to_string();
+    let args = ["--cluster-enabled", "yes", "--cluster-port", &bus];
+    if kiln {
+        TestServer::kiln(&args)
+    } else {
+        TestServer::start("redis-server", &args)
+    }
+}
+
+/// Replaces every 40-character hex word (a node name) by `<id1>`, `<id2>`... in order of
+/// first appearance, and the node's own ports by `<port>` / `<bus>`.
+fn normalise(text: &str, names: &mut Vec<String>, port: u16) -> String {
+    let mut out = String::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let end = (i + 40).min(bytes.len());
+        let word = &text[i..end];
+        let boundary = |j: usize| j >= bytes.len() || !bytes[j].is_ascii_hexdigit();
+        if word.len() == 40
+            && word.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            && (i == 0 || !bytes[i - 1].is_ascii_hexdigit())
+            && boundary(end)
+        {
+            let n = match names.iter().position(|x| x == word) {
+                Some(n) => n,
+                None => {
+                    names.push(word.to_string());
+                    names.len() - 1
+                }
+            };
+            out.push_str(&format!("<id{}>", n + 1));
+            i = end;
+        } else {
+            out.push(bytes[i] as char);
+            i += 1;
+        }
+    }
+    // The bus port follows `@` in node lines.
+    let out = out.replace(&port.to_string(), "<port>");
+    let mut parts = out.split('@');
+    let mut norm = parts.next().unwrap_or_default().to_string();
+    for p in parts {
+        norm.push_str("@<bus>");
+        norm.push_str(p.trim_start_matches(|c: char| c.is_ascii_digit()));
+    }
+    norm
+}
+
+fn transcript(s: &TestServer, cmds: &[&[&str]]) -> Vec<String> {
+    let mut c = s.raw();
+    let mut names = Vec::new();
+    cmds.iter()
+        .map(|a| {
+            let reply = c.cmd(a);
+            format!("{a:?} -> {}", normalise(&reply, &mut names, s.port))
+        })
+        .collect()
+}
+
+fn compare(cmds: &[&[&str]]) {
+    let kiln = node(true);
+    let got = transcript(&kiln, cmds);
+    if !redis_tools(&["redis-server"]) {
+        return;
+    }
+    let redis = node(false);
+    let want = transcript(&redis, cmds);
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g, w);
+    }
+}
+
+#[test]
+fn a_lone_node_answers_cluster_commands_as_redis() {
+    compare(&[
+        &["CLUSTER", "INFO"],
+        &["CLUSTER", "MYID"],
+        &["CLUSTER", "SLOTS"],
+        &["CLUSTER", "SHARDS"],
+        &["CLUSTER", "ADDSLOTS", "0", "1", "2"],
+        &["CLUSTER", "ADDSLOTSRANGE", "10", "20", "100", "200"],
+        &["CLUSTER", "ADDSLOTSRANGE", "30", "20"],
+        &["CLUSTER", "ADDSLOTSRANGE", "30"],
+        &["CLUSTER", "ADDSLOTS", "5", "5"],
+        &["CLUSTER", "ADDSLOTS", "1"],
+        &["CLUSTER", "ADDSLOTS", "16384"],
+        &["CLUSTER", "ADDSLOTS", "-1"],
+        &["CLUSTER", "ADDSLOTS", "x"],
+        &["CLUSTER", "NODES"],
+        &["CLUSTER", "SLOTS"],
+        &["CLUSTER", "SHARDS"],
+        &["CLUSTER", "INFO"],
+        &["CLUSTER", "DELSLOTS", "5"],
+        &["CLUSTER", "DELSLOTSRANGE", "10", "12"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "0"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "16384"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "x"],
+        &["CLUSTER", "GETKEYSINSLOT", "0", "10"],
+        &["CLUSTER", "GETKEYSINSLOT", "0", "-1"],
+        &["CLUSTER", "GETKEYSINSLOT", "x", "1"],
+        &["CLUSTER", "KEYSLOT", "foo"],
+        &["CLUSTER", "KEYSLOT", "{user1000}.following"],
+        &["SET", "foo", "1"],
+        &["MSET", "a", "1", "b", "2"],
+        &["GET", "x{bar}"],
+        &["SELECT", "1"],
+        &["SELECT", "0"],
+        &["SELECT", "x"],
+        &["MOVE", "foo", "1"],
+        &["SWAPDB", "0", "1"],
+        &["COPY", "a", "b", "DB", "1"],
+        &["CLUSTER", "LINKS"],
+        &["CLUSTER", "REPLICAS", "nosuch"],
+        &["CLUSTER", "COUNT-FAILURE-REPORTS", "nosuch"],
+        &["CLUSTER", "FORGET", "nosuch"],
+        &["CLUSTER", "REPLICATE", "nosuch"],
+        &["CLUSTER", "SETSLOT", "1", "MIGRATING", "nosuch"],
+        &["CLUSTER", "SETSLOT", "1", "BOGUS"],
+        &["CLUSTER", "SETSLOT", "1", "STABLE", "extra"],
+        &["CLUSTER", "MEET", "127.0.0.1", "x"],
+        &["CLUSTER", "MEET", "nosuchhost", "7000"],
+        &["CLUSTER", "FAILOVER"],
+        &["CLUSTER", "FAILOVER", "BOGUS"],
+        &["CLUSTER", "SET-CONFIG-EPOCH", "-1"],
+        &["CLUSTER", "SET-CONFIG-EPOCH", "7"],
+        &["CLUSTER", "SET-CONFIG-EPOCH", "8"],
+        &["CLUSTER", "BUMPEPOCH"],
+        &["CLUSTER", "INFO"],
+        &["CLUSTER", "FLUSHSLOTS"],
+        &["CLUSTER", "NODES"],
+        &["ASKING"],
+        &["READONLY"],
+        &["READWRITE"],
+        &["REPLICAOF", "127.0.0.1", "1"],
+        &["CLUSTER", "HELP"],
+        &["CLUSTER", "NOSUCH"],
+        &["CLUSTER", "RESET", "BOGUS"],
+    ]);
+}
+
+#[test]
+fn routing_errors_match_redis_once_slots_are_served() {
+    // One node serving every slot but one: keys route here, CROSSSLOT across slots, the
+    // missing slot is not served; MULTI queues the redirect and EXEC aborts.
+    let cmds: &[&[&str]] = &[
+        &["CLUSTER", "ADDSLOTSRANGE", "0", "12181", "12183", "16383"],
+        &["SET", "bar", "1"],
+        &["SET", "foo", "1"],
+        &["MSET", "{bar}a", "1", "{bar}b", "2"],
+        &["MSET", "bar", "1", "zap", "2"],
+        &["MULTI"],
+        &["SET", "foo", "1"],
+        &["SET", "bar", "2"],
+        &["EXEC"],
+        &["MULTI"],
+        &["SET", "bar", "2"],
+        &["SET", "zap", "2"],
+        &["EXEC"],
+        &["EVAL", "return 1", "2", "bar", "zap"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "5061"],
+        &["CLUSTER", "GETKEYSINSLOT", "5061", "10"],
+        &["CLUSTER", "ADDSLOTS", "12182"],
+    ];
+    let kiln = node(true);
+    let got = transcript(&kiln, cmds);
+    if !redis_tools(&["redis-server"]) {
+        return;
+    }
+    let redis = node(false);
+    let want = transcript(&redis, cmds);
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_node_becomes_ok_with_every_slot_and_counts_its_keys() {
+    for kiln in [true, false] {
+        if !kiln && !redis_tools(&["redis-server"]) {
+            continue;
+        }
+        let s = node(kiln);
+        let mut c: Raw = s.raw();
+        assert_eq!(c.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]), "+OK\r\n");
+        support::poll("cluster_state:ok", || {
+            c.cmd(&["CLUSTER", "INFO"])
+                .contains("cluster_state:ok")
+                .then_some(())
+        });
+        for i in 0..200 {
+            assert_eq!(c.cmd(&["SET", &format!("{{t}}k{i}"), "v"]), "+OK\r\n");
+        }
+        let slot = c.cmd(&["CLUSTER", "KEYSLOT", "{t}"]);
+        let slot = slot.trim_start_matches(':').trim();
+        assert_eq!(c.cmd(&["CLUSTER", "COUNTKEYSINSLOT", slot]), ":200\r\n");
+        let keys = c.cmd(&["CLUSTER", "GETKEYSINSLOT", slot, "7"]);
+        assert!(keys.starts_with("*7\r\n"), "{keys}");
+        assert_eq!(
+            c.cmd(&["CLUSTER", "SETSLOT", slot, "NODE", "0000000000000000000000000000000000000000"]),
+            "-ERR Unknown node 0000000000000000000000000000000000000000\r\n"
+        );
+        assert_eq!(c.cmd(&["DEL", "{t}k1", "{t}k2"]), ":2\r\n");
+        assert_eq!(c.cmd(&["CLUSTER", "COUNTKEYSINSLOT", slot]), ":198\r\n");
+        assert_eq!(c.cmd(&["FLUSHALL"]), "+OK\r\n");
+        assert_eq!(c.cmd(&["CLUSTER", "COUNTKEYSINSLOT", slot]), ":0\r\n");
+        let info = c.cmd(&["INFO", "cluster"]);
+        assert!(info.contains("cluster_enabled:1"), "{info}");
+    }
+}
