@@ -29,7 +29,9 @@ fn normalise(text: &str, names: &mut Vec<String>, port: u16) -> String {
         let word = &text[i..end];
         let boundary = |j: usize| j >= bytes.len() || !bytes[j].is_ascii_hexdigit();
         if word.len() == 40
-            && word.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            && word
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
             && (i == 0 || !bytes[i - 1].is_ascii_hexdigit())
             && boundary(end)
         {
@@ -191,7 +193,10 @@ fn a_node_becomes_ok_with_every_slot_and_counts_its_keys() {
         }
         let s = node(kiln);
         let mut c: Raw = s.raw();
-        assert_eq!(c.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]), "+OK\r\n");
+        assert_eq!(
+            c.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
+            "+OK\r\n"
+        );
         support::poll("cluster_state:ok", || {
             c.cmd(&["CLUSTER", "INFO"])
                 .contains("cluster_state:ok")
@@ -206,7 +211,13 @@ fn a_node_becomes_ok_with_every_slot_and_counts_its_keys() {
         let keys = c.cmd(&["CLUSTER", "GETKEYSINSLOT", slot, "7"]);
         assert!(keys.starts_with("*7\r\n"), "{keys}");
         assert_eq!(
-            c.cmd(&["CLUSTER", "SETSLOT", slot, "NODE", "0000000000000000000000000000000000000000"]),
+            c.cmd(&[
+                "CLUSTER",
+                "SETSLOT",
+                slot,
+                "NODE",
+                "0000000000000000000000000000000000000000"
+            ]),
             "-ERR Unknown node 0000000000000000000000000000000000000000\r\n"
         );
         assert_eq!(c.cmd(&["DEL", "{t}k1", "{t}k2"]), ":2\r\n");

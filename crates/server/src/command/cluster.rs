@@ -25,50 +25,266 @@ macro_rules! sub {
 }
 
 const CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
-    sub!("addslots", -3, A, Keys::None, addslots, "3.0.0", "Assign new hash slots to receiving node")
-        .syntax("slot [slot ...]"),
-    sub!("addslotsrange", -4, A, Keys::None, addslotsrange, "7.0.0", "Assign new hash slots to receiving node")
-        .syntax("start-slot end-slot [start-slot end-slot ...]"),
-    sub!("bumpepoch", 2, A, Keys::None, bumpepoch, "3.0.0", "Advance the cluster config epoch"),
-    sub!("count-failure-reports", 3, ADMIN | STALE, Keys::None, count_failure_reports, "3.0.0", "Return the number of failure reports active for a given node")
-        .syntax("node-id"),
-    sub!("countkeysinslot", 3, STALE, Keys::WalkDb, countkeysinslot, "3.0.0", "Return the number of local keys in the specified hash slot")
-        .syntax("slot"),
-    sub!("delslots", -3, A, Keys::None, delslots, "3.0.0", "Set hash slots as unbound in receiving node")
-        .syntax("slot [slot ...]"),
-    sub!("delslotsrange", -4, A, Keys::None, delslotsrange, "7.0.0", "Set hash slots as unbound in receiving node")
-        .syntax("start-slot end-slot [start-slot end-slot ...]"),
-    sub!("failover", -2, A, Keys::None, failover, "3.0.0", "Forces a replica to perform a manual failover of its master.")
-        .syntax("[FORCE | TAKEOVER]"),
-    sub!("flushslots", 2, A, Keys::WalkDb, flushslots, "3.0.0", "Delete a node's own slots information"),
-    sub!("forget", 3, A, Keys::None, forget, "3.0.0", "Remove a node from the nodes table")
-        .syntax("node-id"),
-    sub!("getkeysinslot", 4, STALE, Keys::WalkDb, getkeysinslot, "3.0.0", "Return local key names in the specified hash slot")
-        .syntax("slot count"),
-    sub!("help", 2, LOADING | STALE, Keys::None, help, "5.0.0", "Show helpful text about the different subcommands"),
-    sub!("info", 2, STALE, Keys::None, info, "3.0.0", "Provides info about Redis Cluster node state"),
-    sub!("keyslot", 3, STALE, Keys::None, keyslot, "3.0.0", "Returns the hash slot of the specified key")
-        .syntax("key"),
-    sub!("links", 2, STALE, Keys::None, links, "7.0.0", "Returns a list of all TCP links to and from peer nodes in cluster"),
-    sub!("meet", -4, A, Keys::None, meet, "3.0.0", "Force a node cluster to handshake with another node")
-        .syntax("ip port [cluster-bus-port]"),
-    sub!("myid", 2, STALE, Keys::None, myid, "3.0.0", "Return the node id"),
-    sub!("nodes", 2, STALE, Keys::None, nodes, "3.0.0", "Get Cluster config for the node"),
-    sub!("replicas", 3, ADMIN | STALE, Keys::None, replicas, "5.0.0", "List replica nodes of the specified master node")
-        .syntax("node-id"),
-    sub!("replicate", 3, A, Keys::WalkAll, replicate, "3.0.0", "Reconfigure a node as a replica of the specified master node")
-        .syntax("node-id"),
-    sub!("reset", -2, ADMIN | NOSCRIPT | STALE, Keys::WalkAll, reset, "3.0.0", "Reset a Redis Cluster node")
-        .syntax("[HARD | SOFT]"),
-    sub!("saveconfig", 2, A, Keys::None, saveconfig, "3.0.0", "Forces the node to save cluster state on disk"),
-    sub!("set-config-epoch", 3, A, Keys::None, set_config_epoch, "3.0.0", "Set the configuration epoch in a new node")
-        .syntax("config-epoch"),
-    sub!("setslot", -4, A, Keys::WalkDb, setslot, "3.0.0", "Bind a hash slot to a specific node")
-        .syntax("slot IMPORTING node-id | MIGRATING node-id | NODE node-id | STABLE"),
-    sub!("shards", 2, STALE, Keys::None, shards, "7.0.0", "Get array of cluster slots to node mappings"),
-    sub!("slaves", 3, ADMIN | STALE, Keys::None, replicas, "3.0.0", "List replica nodes of the specified master node")
-        .syntax("node-id"),
-    sub!("slots", 2, STALE, Keys::None, slots, "3.0.0", "Get array of Cluster slot to node mappings"),
+    sub!(
+        "addslots",
+        -3,
+        A,
+        Keys::None,
+        addslots,
+        "3.0.0",
+        "Assign new hash slots to receiving node"
+    )
+    .syntax("slot [slot ...]"),
+    sub!(
+        "addslotsrange",
+        -4,
+        A,
+        Keys::None,
+        addslotsrange,
+        "7.0.0",
+        "Assign new hash slots to receiving node"
+    )
+    .syntax("start-slot end-slot [start-slot end-slot ...]"),
+    sub!(
+        "bumpepoch",
+        2,
+        A,
+        Keys::None,
+        bumpepoch,
+        "3.0.0",
+        "Advance the cluster config epoch"
+    ),
+    sub!(
+        "count-failure-reports",
+        3,
+        ADMIN | STALE,
+        Keys::None,
+        count_failure_reports,
+        "3.0.0",
+        "Return the number of failure reports active for a given node"
+    )
+    .syntax("node-id"),
+    sub!(
+        "countkeysinslot",
+        3,
+        STALE,
+        Keys::WalkDb,
+        countkeysinslot,
+        "3.0.0",
+        "Return the number of local keys in the specified hash slot"
+    )
+    .syntax("slot"),
+    sub!(
+        "delslots",
+        -3,
+        A,
+        Keys::None,
+        delslots,
+        "3.0.0",
+        "Set hash slots as unbound in receiving node"
+    )
+    .syntax("slot [slot ...]"),
+    sub!(
+        "delslotsrange",
+        -4,
+        A,
+        Keys::None,
+        delslotsrange,
+        "7.0.0",
+        "Set hash slots as unbound in receiving node"
+    )
+    .syntax("start-slot end-slot [start-slot end-slot ...]"),
+    sub!(
+        "failover",
+        -2,
+        A,
+        Keys::None,
+        failover,
+        "3.0.0",
+        "Forces a replica to perform a manual failover of its master."
+    )
+    .syntax("[FORCE | TAKEOVER]"),
+    sub!(
+        "flushslots",
+        2,
+        A,
+        Keys::WalkDb,
+        flushslots,
+        "3.0.0",
+        "Delete a node's own slots information"
+    ),
+    sub!(
+        "forget",
+        3,
+        A,
+        Keys::None,
+        forget,
+        "3.0.0",
+        "Remove a node from the nodes table"
+    )
+    .syntax("node-id"),
+    sub!(
+        "getkeysinslot",
+        4,
+        STALE,
+        Keys::WalkDb,
+        getkeysinslot,
+        "3.0.0",
+        "Return local key names in the specified hash slot"
+    )
+    .syntax("slot count"),
+    sub!(
+        "help",
+        2,
+        LOADING | STALE,
+        Keys::None,
+        help,
+        "5.0.0",
+        "Show helpful text about the different subcommands"
+    ),
+    sub!(
+        "info",
+        2,
+        STALE,
+        Keys::None,
+        info,
+        "3.0.0",
+        "Provides info about Redis Cluster node state"
+    ),
+    sub!(
+        "keyslot",
+        3,
+        STALE,
+        Keys::None,
+        keyslot,
+        "3.0.0",
+        "Returns the hash slot of the specified key"
+    )
+    .syntax("key"),
+    sub!(
+        "links",
+        2,
+        STALE,
+        Keys::None,
+        links,
+        "7.0.0",
+        "Returns a list of all TCP links to and from peer nodes in cluster"
+    ),
+    sub!(
+        "meet",
+        -4,
+        A,
+        Keys::None,
+        meet,
+        "3.0.0",
+        "Force a node cluster to handshake with another node"
+    )
+    .syntax("ip port [cluster-bus-port]"),
+    sub!(
+        "myid",
+        2,
+        STALE,
+        Keys::None,
+        myid,
+        "3.0.0",
+        "Return the node id"
+    ),
+    sub!(
+        "nodes",
+        2,
+        STALE,
+        Keys::None,
+        nodes,
+        "3.0.0",
+        "Get Cluster config for the node"
+    ),
+    sub!(
+        "replicas",
+        3,
+        ADMIN | STALE,
+        Keys::None,
+        replicas,
+        "5.0.0",
+        "List replica nodes of the specified master node"
+    )
+    .syntax("node-id"),
+    sub!(
+        "replicate",
+        3,
+        A,
+        Keys::WalkAll,
+        replicate,
+        "3.0.0",
+        "Reconfigure a node as a replica of the specified master node"
+    )
+    .syntax("node-id"),
+    sub!(
+        "reset",
+        -2,
+        ADMIN | NOSCRIPT | STALE,
+        Keys::WalkAll,
+        reset,
+        "3.0.0",
+        "Reset a Redis Cluster node"
+    )
+    .syntax("[HARD | SOFT]"),
+    sub!(
+        "saveconfig",
+        2,
+        A,
+        Keys::None,
+        saveconfig,
+        "3.0.0",
+        "Forces the node to save cluster state on disk"
+    ),
+    sub!(
+        "set-config-epoch",
+        3,
+        A,
+        Keys::None,
+        set_config_epoch,
+        "3.0.0",
+        "Set the configuration epoch in a new node"
+    )
+    .syntax("config-epoch"),
+    sub!(
+        "setslot",
+        -4,
+        A,
+        Keys::WalkDb,
+        setslot,
+        "3.0.0",
+        "Bind a hash slot to a specific node"
+    )
+    .syntax("slot IMPORTING node-id | MIGRATING node-id | NODE node-id | STABLE"),
+    sub!(
+        "shards",
+        2,
+        STALE,
+        Keys::None,
+        shards,
+        "7.0.0",
+        "Get array of cluster slots to node mappings"
+    ),
+    sub!(
+        "slaves",
+        3,
+        ADMIN | STALE,
+        Keys::None,
+        replicas,
+        "3.0.0",
+        "List replica nodes of the specified master node"
+    )
+    .syntax("node-id"),
+    sub!(
+        "slots",
+        2,
+        STALE,
+        Keys::None,
+        slots,
+        "3.0.0",
+        "Get array of Cluster slot to node mappings"
+    ),
 ];
 
 pub(super) const COMMANDS: &[CommandSpec] = &[
@@ -88,11 +304,17 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
         .since("3.0.0")
         .summary("Enables read queries for a connection to a cluster replica node")
         .complexity("O(1)"),
-    CommandSpec::new("readwrite", 1, LOADING | STALE | FAST, Keys::None, readwrite)
-        .group("cluster")
-        .since("3.0.0")
-        .summary("Disables read queries for a connection to a cluster replica node")
-        .complexity("O(1)"),
+    CommandSpec::new(
+        "readwrite",
+        1,
+        LOADING | STALE | FAST,
+        Keys::None,
+        readwrite,
+    )
+    .group("cluster")
+    .since("3.0.0")
+    .summary("Disables read queries for a connection to a cluster replica node")
+    .complexity("O(1)"),
 ];
 
 fn container(_cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
@@ -318,8 +540,10 @@ fn bumpepoch(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     let bumped = st.bump_epoch();
     let epoch = st.me().config_epoch;
     changed(c, &mut st);
-    cx.out
-        .simple(&format!("{} {epoch}", if bumped { "BUMPED" } else { "STILL" }));
+    cx.out.simple(&format!(
+        "{} {epoch}",
+        if bumped { "BUMPED" } else { "STILL" }
+    ));
     Ok(())
 }
 
@@ -418,7 +642,11 @@ pub fn info_text(st: &State) -> String {
     let (mut sent, mut received) = (0, 0);
     for (i, name) in cl::MESSAGE_NAMES.iter().enumerate() {
         if st.stats.sent[i] > 0 {
-            let _ = write!(s, "cluster_stats_messages_{name}_sent:{}\r\n", st.stats.sent[i]);
+            let _ = write!(
+                s,
+                "cluster_stats_messages_{name}_sent:{}\r\n",
+                st.stats.sent[i]
+            );
         }
         sent += st.stats.sent[i];
     }
@@ -500,6 +728,7 @@ fn shards(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     let c = cluster(cx)?;
     let kind = c.settings.endpoint();
     let tls = cx.client.handle.tls;
+    let my_offset = cx.server.feed.repl_offset();
     let st = c.state.read();
     let mut primaries: Vec<&Node> = st.nodes.values().filter(|n| n.is_master()).collect();
     primaries.sort_by_key(|n| n.name);
@@ -518,7 +747,8 @@ fn shards(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
         members.extend(st.replicas_of(&p.name));
         cx.out.array(members.len());
         for n in members {
-            let mut fields: Vec<(&str, Field)> = vec![("id", Field::Bulk(name_str(&n.name).into()))];
+            let mut fields: Vec<(&str, Field)> =
+                vec![("id", Field::Bulk(name_str(&n.name).into()))];
             if tls {
                 fields.push(("port", Field::Int(i64::from(n.port))));
                 if n.pport != 0 {
@@ -537,7 +767,7 @@ fn shards(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
                 Field::Bulk(if n.is_master() { "master" } else { "replica" }.into()),
             ));
             let offset = if n.flags & flag::MYSELF != 0 {
-                n.repl_offset
+                my_offset
             } else {
                 n.repl_offset
             };
@@ -697,9 +927,7 @@ fn setslot(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let slot = parse_slot(args[2])?;
     let action = args[3].to_ascii_lowercase();
     let bad = || {
-        CommandError::err(
-            "Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP",
-        )
+        CommandError::err("Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP")
     };
     let target = |st: &State| -> Result<cl::Name, CommandError> {
         let n = st.node(args[4]).ok_or_else(|| {
@@ -740,12 +968,15 @@ fn setslot(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             st.importing.remove(&(slot as u16));
         }
         (b"node", 5) => {
-            let n = st.node(args[4]).map(|n| (n.name, n.is_replica())).ok_or_else(|| {
-                CommandError::Owned(format!(
-                    "ERR Unknown node {}",
-                    String::from_utf8_lossy(args[4])
-                ))
-            })?;
+            let n = st
+                .node(args[4])
+                .map(|n| (n.name, n.is_replica()))
+                .ok_or_else(|| {
+                    CommandError::Owned(format!(
+                        "ERR Unknown node {}",
+                        String::from_utf8_lossy(args[4])
+                    ))
+                })?;
             if n.1 {
                 return Err(CommandError::err("Target node is not a master"));
             }

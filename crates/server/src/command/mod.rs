@@ -1087,7 +1087,12 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
             if spec.name == "exec" {
                 transaction::discard_quietly(cx);
                 reject(cx, None, &e);
-                server.metrics.stats.cmd(cmd.id).rejected.fetch_add(1, Relaxed);
+                server
+                    .metrics
+                    .stats
+                    .cmd(cmd.id)
+                    .rejected
+                    .fetch_add(1, Relaxed);
             } else {
                 flag_multi(cx);
                 reject(cx, Some(cmd.id), &e);

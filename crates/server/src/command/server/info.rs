@@ -760,7 +760,11 @@ fn info_errorstats(cx: &mut Ctx, s: &mut String) {
 }
 
 fn info_cluster(cx: &mut Ctx, s: &mut String) {
-    let on = if cx.server.cluster.is_some() { "1" } else { "0" };
+    let on = if cx.server.cluster.is_some() {
+        "1"
+    } else {
+        "0"
+    };
     field!(s, "cluster_enabled", "{on}");
 }
 
