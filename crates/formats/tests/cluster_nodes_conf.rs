@@ -187,7 +187,7 @@ fn errors_name_the_line() {
     }
     assert_eq!(NodesConf::parse(b"\xff\n").unwrap_err().line, 1);
     // Blank lines and CRLF are fine; without vars both epochs are 0.
-    let conf = NodesConf::parse(format!("\r\n{first}\r\n\n").as_bytes()).unwrap();
+    let conf = NodesConf::parse(format!("\r\n{first}\r\n\n \x0c\n").as_bytes()).unwrap();
     assert_eq!(conf.nodes.len(), 1);
     assert_eq!(conf.current_epoch, 0);
     // The pre-4.0 address form: the bus port is implied.

@@ -280,12 +280,11 @@ impl NodesConf {
             let line = i + 1;
             let err = |reason: String| Error { line, reason };
             let s = std::str::from_utf8(raw).map_err(|_| err("not UTF-8".to_string()))?;
-            let s = s.trim_matches(|c| matches!(c, ' ' | '\t' | '\r'));
-            if s.is_empty() {
-                continue;
-            }
             let fields: Vec<&str> = s.split_ascii_whitespace().collect();
-            if fields[0] == "vars" {
+            let Some(&first) = fields.first() else {
+                continue; // a blank line
+            };
+            if first == "vars" {
                 if fields.len() % 2 != 1 {
                     return Err(err("vars without a value".to_string()));
                 }
