@@ -8,11 +8,12 @@
 //! guards it; a command takes it for reading once, the bus for writing per message.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
 
+use kiln_formats::cluster::bus;
+use kiln_formats::cluster::nodes_conf::{self, NodeLine, NodesConf, SlotMark};
 use parking_lot::RwLock;
 
 pub use crate::storage::slot::{key_slot, SLOTS};
@@ -22,16 +23,17 @@ pub type Name = [u8; 40];
 
 /// Node flags, with the bit values the cluster bus carries.
 pub mod flag {
-    pub const MASTER: u16 = 1;
-    pub const SLAVE: u16 = 2;
-    pub const PFAIL: u16 = 4;
-    pub const FAIL: u16 = 8;
-    pub const MYSELF: u16 = 16;
-    pub const HANDSHAKE: u16 = 32;
-    pub const NOADDR: u16 = 64;
-    pub const MEET: u16 = 128;
-    pub const MIGRATE_TO: u16 = 256;
-    pub const NOFAILOVER: u16 = 512;
+    use super::bus;
+    pub const MASTER: u16 = bus::NODE_MASTER;
+    pub const SLAVE: u16 = bus::NODE_SLAVE;
+    pub const PFAIL: u16 = bus::NODE_PFAIL;
+    pub const FAIL: u16 = bus::NODE_FAIL;
+    pub const MYSELF: u16 = bus::NODE_MYSELF;
+    pub const HANDSHAKE: u16 = bus::NODE_HANDSHAKE;
+    pub const NOADDR: u16 = bus::NODE_NOADDR;
+    pub const MEET: u16 = bus::NODE_MEET;
+    pub const MIGRATE_TO: u16 = bus::NODE_MIGRATE_TO;
+    pub const NOFAILOVER: u16 = bus::NODE_NOFAILOVER;
 }
 
 /// A random node name.
@@ -154,32 +156,6 @@ impl Node {
             }
         }
         was != on
-    }
-
-    /// The flags as CLUSTER NODES writes them (`myself,master`, `slave,fail?`, `noflags`).
-    pub fn flags_text(&self) -> String {
-        let mut out = String::new();
-        for (bit, word) in [
-            (flag::MYSELF, "myself"),
-            (flag::MASTER, "master"),
-            (flag::SLAVE, "slave"),
-            (flag::PFAIL, "fail?"),
-            (flag::FAIL, "fail"),
-            (flag::HANDSHAKE, "handshake"),
-            (flag::NOADDR, "noaddr"),
-            (flag::NOFAILOVER, "nofailover"),
-        ] {
-            if self.flags & bit != 0 {
-                if !out.is_empty() {
-                    out.push(',');
-                }
-                out.push_str(word);
-            }
-        }
-        if out.is_empty() {
-            out.push_str("noflags");
-        }
-        out
     }
 
     /// The endpoint clients are sent to (`cluster-preferred-endpoint-type`): the ip, the
@@ -540,43 +516,10 @@ impl State {
         }
     }
 
-    /// One line of CLUSTER NODES (and nodes.conf) for `n`, without the final newline; this
-    /// node's own line ends with its open slots (`[slot->-name]`, `[slot-<-name]`).
-    pub fn node_line(&self, n: &Node) -> String {
-        let mut s = String::with_capacity(128);
-        let _ = write!(s, "{} {}:{}@{}", name_str(&n.name), n.ip, n.port, n.cport);
-        if !n.hostname.is_empty() {
-            let _ = write!(s, ",{}", n.hostname);
-        }
-        let _ = write!(
-            s,
-            " {} {} {} {} {} {}",
-            n.flags_text(),
-            n.master.as_ref().map_or("-", name_str),
-            n.ping_sent,
-            n.pong_received,
-            self.node_epoch(n),
-            if n.flags & flag::MYSELF != 0 || n.link {
-                "connected"
-            } else {
-                "disconnected"
-            }
-        );
-        let mut slot = 0;
-        while slot < SLOTS {
-            if n.has_slot(slot) {
-                let start = slot;
-                while slot + 1 < SLOTS && n.has_slot(slot + 1) {
-                    slot += 1;
-                }
-                if start == slot {
-                    let _ = write!(s, " {start}");
-                } else {
-                    let _ = write!(s, " {start}-{slot}");
-                }
-            }
-            slot += 1;
-        }
+    /// `n` as a node line of CLUSTER NODES and nodes.conf; this node's own line carries
+    /// its open slots (`[slot->-name]`, `[slot-<-name]`).
+    pub fn line_of(&self, n: &Node) -> NodeLine {
+        let mut marks = Vec::new();
         if n.flags & flag::MYSELF != 0 {
             let mut open: Vec<(u16, bool, &Name)> = self
                 .migrating
@@ -586,11 +529,37 @@ impl State {
                 .collect();
             open.sort();
             for (slot, out, other) in open {
-                let arrow = if out { "->-" } else { "-<-" };
-                let _ = write!(s, " [{slot}{arrow}{}]", name_str(other));
+                let id = name_str(other).to_string();
+                marks.push(if out {
+                    SlotMark::Migrating { slot, to: id }
+                } else {
+                    SlotMark::Importing { slot, from: id }
+                });
             }
         }
-        s
+        NodeLine {
+            id: name_str(&n.name).to_string(),
+            ip: n.ip.clone(),
+            port: n.port,
+            cport: n.cport,
+            hostname: (!n.hostname.is_empty()).then(|| n.hostname.clone()),
+            flags: n.flags,
+            primary: n.master.as_ref().map(|m| name_str(m).to_string()),
+            ping_sent: n.ping_sent as i64,
+            pong_recv: n.pong_received as i64,
+            config_epoch: self.node_epoch(n),
+            connected: n.flags & flag::MYSELF != 0 || n.link,
+            slots: Self::ranges(n)
+                .into_iter()
+                .map(|(a, b)| (a as u16, b as u16))
+                .collect(),
+            marks,
+        }
+    }
+
+    /// One line of CLUSTER NODES for `n`, without the final newline.
+    pub fn node_line(&self, n: &Node) -> String {
+        self.line_of(n).to_line()
     }
 
     /// The config epoch CLUSTER NODES shows: a replica shows its primary's.
@@ -601,27 +570,90 @@ impl State {
         }
     }
 
-    /// CLUSTER NODES: every node, this one first.
-    pub fn nodes_text(&self) -> String {
+    /// Every node's line, this one first.
+    fn lines(&self) -> Vec<NodeLine> {
         let mut names: Vec<&Name> = self.nodes.keys().collect();
         names.sort_by_key(|n| (**n != self.myself, **n));
-        let mut out = String::new();
-        for name in names {
-            out.push_str(&self.node_line(&self.nodes[name]));
-            out.push('\n');
-        }
-        out
+        names.into_iter().map(|n| self.line_of(&self.nodes[n])).collect()
     }
 
-    /// nodes.conf: CLUSTER NODES plus the epochs.
+    /// CLUSTER NODES.
+    pub fn nodes_text(&self) -> String {
+        nodes_conf::nodes_text(&self.lines())
+    }
+
+    /// nodes.conf: the node lines and the epochs.
     pub fn config_text(&self) -> String {
-        let mut out = self.nodes_text();
-        let _ = writeln!(
-            out,
-            "vars currentEpoch {} lastVoteEpoch {}",
-            self.current_epoch, self.last_vote_epoch
-        );
-        out
+        NodesConf {
+            nodes: self.lines(),
+            current_epoch: self.current_epoch,
+            last_vote_epoch: self.last_vote_epoch,
+        }
+        .to_text()
+    }
+
+    /// The state a nodes.conf describes (Redis's `clusterLoadConfig`): exactly one line
+    /// must be `myself`. Failure flags and links start afresh.
+    pub fn from_conf(conf: &NodesConf, now: u64) -> Result<State, String> {
+        let mine: Vec<&NodeLine> = conf
+            .nodes
+            .iter()
+            .filter(|l| l.flags & flag::MYSELF != 0)
+            .collect();
+        let [me] = mine[..] else {
+            return Err("the file must describe exactly one node as myself".into());
+        };
+        let node_of = |l: &NodeLine| -> Result<Node, String> {
+            let name = parse_name(l.id.as_bytes())
+                .ok_or_else(|| format!("bad node name {}", l.id))?;
+            let mut n = Node::new(name, l.flags & !(flag::PFAIL | flag::HANDSHAKE), now);
+            n.ip = l.ip.clone();
+            n.port = l.port;
+            n.cport = l.cport;
+            n.hostname = l.hostname.clone().unwrap_or_default();
+            n.master = match &l.primary {
+                Some(p) => Some(
+                    parse_name(p.as_bytes()).ok_or_else(|| format!("bad node name {p}"))?,
+                ),
+                None => None,
+            };
+            n.config_epoch = l.config_epoch;
+            n.pong_received = now;
+            Ok(n)
+        };
+        let mut st = State::new(node_of(me)?);
+        for l in &conf.nodes {
+            let n = node_of(l)?;
+            let name = n.name;
+            if name != st.myself {
+                st.nodes.insert(name, n);
+            }
+            for &(a, b) in &l.slots {
+                for slot in a..=b {
+                    st.assign(slot as usize, name);
+                }
+            }
+            if l.flags & flag::MYSELF != 0 {
+                for m in &l.marks {
+                    match m {
+                        SlotMark::Migrating { slot, to } => {
+                            if let Some(to) = parse_name(to.as_bytes()) {
+                                st.migrating.insert(*slot, to);
+                            }
+                        }
+                        SlotMark::Importing { slot, from } => {
+                            if let Some(from) = parse_name(from.as_bytes()) {
+                                st.importing.insert(*slot, from);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        st.current_epoch = conf.current_epoch;
+        st.last_vote_epoch = conf.last_vote_epoch;
+        st.save_pending = false;
+        Ok(st)
     }
 
     /// The slot ranges of `node`, as (first, last) pairs.
