@@ -31,6 +31,9 @@ pub struct Client {
     /// READONLY (reads served by a replica of the slot's primary).
     pub asking: bool,
     pub cluster_readonly: bool,
+    /// The server's own client (the cluster dropping a lost slot's keys): never
+    /// redirected.
+    pub internal: bool,
     /// The shared view other connections see (CLIENT LIST / KILL).
     pub handle: Arc<ClientHandle>,
     /// Set by a blocking command that found nothing: the connection waits on it.
@@ -70,6 +73,7 @@ impl Client {
             monitor: false,
             asking: false,
             cluster_readonly: false,
+            internal: false,
             handle,
             blocked: None,
             multi: None,

@@ -725,10 +725,23 @@ impl Settings {
     }
 }
 
+/// What commands ask the bus to send.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// PUBLISH (to every node) or SPUBLISH (to the nodes of this node's shard).
+    Publish {
+        shard: bool,
+        channel: Vec<u8>,
+        message: Vec<u8>,
+    },
+}
+
 /// The cluster state the server holds (`Server::cluster`, `None` outside cluster mode).
 pub struct Cluster {
     pub state: RwLock<State>,
     pub settings: Settings,
+    /// The bus's inbox for [`Outgoing`] messages, once the bus runs.
+    pub outbox: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Outgoing>>,
     /// Where nodes.conf is.
     pub config_file: std::path::PathBuf,
 }
@@ -738,19 +751,47 @@ impl Cluster {
         Self {
             state: RwLock::new(state),
             settings: Settings::default(),
+            outbox: std::sync::OnceLock::new(),
             config_file,
         }
     }
 
-    /// Routes a command (see [`State::route`]) with the current settings.
+    /// Hands a message to the bus (dropped before the bus runs).
+    pub fn send(&self, m: Outgoing) {
+        if let Some(tx) = self.outbox.get() {
+            let _ = tx.send(m);
+        }
+    }
+
+    /// Routes a command (see [`State::route`]) with the current settings. Keys of an open
+    /// slot are looked up (`exists`) while the state is not locked: the lock order is
+    /// shards before the cluster state (a CLUSTER command inside EXEC holds every shard),
+    /// so nothing takes a shard while holding the state.
     pub fn route(&self, q: &Query, exists: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), Redirect> {
         let s = &self.settings;
+        let open = q.keys.first().is_some_and(|k| {
+            let slot = key_slot(k);
+            let st = self.state.read();
+            st.migrating.contains_key(&slot) || st.importing.contains_key(&slot)
+        });
+        let found: Vec<bool> = if open {
+            q.keys.iter().map(|k| exists(k)).collect()
+        } else {
+            Vec::new()
+        };
+        let mut i = 0;
         self.state.read().route(
             q,
             s.endpoint(),
             s.allow_reads_when_down.load(Relaxed),
             s.allow_pubsubshard_when_down.load(Relaxed),
-            exists,
+            &mut |_| {
+                // Asked in key order, only for an open slot (found above; a slot that
+                // opened meanwhile counts its keys as present).
+                let f = found.get(i).copied().unwrap_or(true);
+                i += 1;
+                f
+            },
         )
     }
 }

@@ -1012,6 +1012,24 @@ pub(crate) fn plan(
     0..0
 }
 
+/// Runs a command as the server's own client (no connection, replies dropped): for work
+/// the server starts itself, such as the cluster deleting the keys of a slot it lost.
+/// Never call it while holding shard locks.
+pub fn run_internal(server: &Server, args: &[&[u8]]) {
+    let handle = std::sync::Arc::new(crate::registry::ClientHandle::new(
+        u64::MAX - 1,
+        String::new(),
+        String::new(),
+        -1,
+        crate::clock::now_ms(),
+    ));
+    let mut client = Client::new(handle, false);
+    client.internal = true;
+    let mut out = Vec::new();
+    let mut cx = Ctx::new(server, &mut client, &mut out);
+    dispatch(&mut cx, args);
+}
+
 /// Runs one command: the whole life of a request after parsing.
 pub fn dispatch(cx: &mut Ctx, args: &[&[u8]]) {
     // CLIENT REPLY OFF / SKIP: the command runs, its reply (error or not) is dropped. Checked
@@ -1080,6 +1098,7 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
         && !cx.in_exec()
         && !cx.trusted_stream()
         && !cx.script_call
+        && !cx.client.internal
         && cluster::routed(cmd)
     {
         if let Err(r) = cluster::route(cx, cmd, args) {

@@ -275,15 +275,25 @@ fn sunsubscribe(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 /// `PUBLISH channel message`: the number of clients that received it.
 fn publish(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let n = cx.server.pubsub.publish(false, args[1], args[2]);
-    replicate_message(cx, args);
+    propagate_message(cx, false, args);
     cx.out.int(n as i64);
     Ok(())
 }
 
 /// Messages reach the replicas' subscribers too: Redis replicates PUBLISH and SPUBLISH
 /// (outside cluster mode) to replicas, never to the AOF. A replica relays its primary's.
-fn replicate_message(cx: &Ctx, args: &[&[u8]]) {
+/// In cluster mode the cluster bus carries them instead: PUBLISH to every node, SPUBLISH
+/// to the nodes of this node's shard.
+fn propagate_message(cx: &Ctx, shard: bool, args: &[&[u8]]) {
     let server = cx.server;
+    if let Some(c) = &server.cluster {
+        c.send(crate::cluster::Outgoing::Publish {
+            shard,
+            channel: args[1].to_vec(),
+            message: args[2].to_vec(),
+        });
+        return;
+    }
     if server.feed.is_active() && !server.repl.is_replica() && server.feed.repl_enabled() {
         server.feed.append_repl_only(args);
     }
@@ -292,7 +302,7 @@ fn replicate_message(cx: &Ctx, args: &[&[u8]]) {
 /// `SPUBLISH shardchannel message`
 fn spublish(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let n = cx.server.pubsub.publish(true, args[1], args[2]);
-    replicate_message(cx, args);
+    propagate_message(cx, true, args);
     cx.out.int(n as i64);
     Ok(())
 }
