@@ -574,7 +574,10 @@ impl State {
     fn lines(&self) -> Vec<NodeLine> {
         let mut names: Vec<&Name> = self.nodes.keys().collect();
         names.sort_by_key(|n| (**n != self.myself, **n));
-        names.into_iter().map(|n| self.line_of(&self.nodes[n])).collect()
+        names
+            .into_iter()
+            .map(|n| self.line_of(&self.nodes[n]))
+            .collect()
     }
 
     /// CLUSTER NODES.
@@ -604,17 +607,17 @@ impl State {
             return Err("the file must describe exactly one node as myself".into());
         };
         let node_of = |l: &NodeLine| -> Result<Node, String> {
-            let name = parse_name(l.id.as_bytes())
-                .ok_or_else(|| format!("bad node name {}", l.id))?;
+            let name =
+                parse_name(l.id.as_bytes()).ok_or_else(|| format!("bad node name {}", l.id))?;
             let mut n = Node::new(name, l.flags & !(flag::PFAIL | flag::HANDSHAKE), now);
             n.ip = l.ip.clone();
             n.port = l.port;
             n.cport = l.cport;
             n.hostname = l.hostname.clone().unwrap_or_default();
             n.master = match &l.primary {
-                Some(p) => Some(
-                    parse_name(p.as_bytes()).ok_or_else(|| format!("bad node name {p}"))?,
-                ),
+                Some(p) => {
+                    Some(parse_name(p.as_bytes()).ok_or_else(|| format!("bad node name {p}"))?)
+                }
                 None => None,
             };
             n.config_epoch = l.config_epoch;

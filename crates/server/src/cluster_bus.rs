@@ -184,7 +184,10 @@ enum Event {
         peer_ip: String,
     },
     /// An outbound link closed.
-    Down { name: Name, id: u64 },
+    Down {
+        name: Name,
+        id: u64,
+    },
     Out(Outgoing),
 }
 
@@ -434,7 +437,12 @@ impl Engine {
                 myslots.set(slot as u16, true);
             }
         }
-        let announce = self.server.config.read().get("cluster-announce-ip").to_string();
+        let announce = self
+            .server
+            .config
+            .read()
+            .get("cluster-announce-ip")
+            .to_string();
         let mut mflags = [0u8; 3];
         if self.handover.is_some() && me.is_master() {
             mflags[0] |= MFLAG0_PAUSED;
@@ -455,7 +463,11 @@ impl Engine {
             pport: me.pport,
             cport: me.cport,
             flags: me.flags,
-            state: if st.ok { bus::STATE_OK } else { bus::STATE_FAIL },
+            state: if st.ok {
+                bus::STATE_OK
+            } else {
+                bus::STATE_FAIL
+            },
             mflags,
         }
     }
@@ -468,7 +480,7 @@ impl Engine {
             .values()
             .filter(|n| {
                 n.flags & (flag::MYSELF | flag::HANDSHAKE | flag::NOADDR) == 0
-                    && !(!n.link && n.numslots == 0)
+                    && (n.link || n.numslots != 0)
             })
             .collect();
         let wanted = (st.nodes.len() / 10).max(3);
@@ -567,25 +579,21 @@ impl Engine {
         if n.ping_sent == 0 {
             n.ping_sent = now();
         }
-        let first = bus::encode(&self.ping(
-            st,
-            if meet { bus::TYPE_MEET } else { bus::TYPE_PING },
-        ));
+        let first = bus::encode(&self.ping(st, if meet { bus::TYPE_MEET } else { bus::TYPE_PING }));
         let t = if meet { bus::TYPE_MEET } else { bus::TYPE_PING } as usize;
         st.stats.sent[t] += 1;
         let _ = tx.send(first);
         let events = self.events.clone();
         let timeout = Duration::from_millis(self.node_timeout().max(1000));
         tokio::spawn(async move {
-            let sock = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr))
-                .await
-            {
-                Ok(Ok(s)) => s,
-                _ => {
-                    let _ = events.send(Event::Down { name, id });
-                    return;
-                }
-            };
+            let sock =
+                match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr)).await {
+                    Ok(Ok(s)) => s,
+                    _ => {
+                        let _ = events.send(Event::Down { name, id });
+                        return;
+                    }
+                };
             let _ = sock.set_nodelay(true);
             let local = sock
                 .local_addr()
@@ -674,7 +682,7 @@ impl Engine {
                     st.me_mut().ip = local_ip.to_string();
                     st.save_pending = true;
                 }
-                if !known && t == bus::TYPE_MEET && st.nodes.get(&sender).is_none() {
+                if !known && t == bus::TYPE_MEET && !st.nodes.contains_key(&sender) {
                     let mut n = Node::new(crate::cluster::random_name(), flag::HANDSHAKE, now);
                     n.ip = ip_of(h, peer_ip);
                     n.port = h.port;
@@ -744,7 +752,11 @@ impl Engine {
                     n.ping_sent = 0;
                     if n.timed_out() {
                         n.flags &= !flag::PFAIL;
-                    } else if n.failed() && (n.is_replica() || n.numslots == 0 || now.saturating_sub(n.fail_time) > node_timeout * 2) {
+                    } else if n.failed()
+                        && (n.is_replica()
+                            || n.numslots == 0
+                            || now.saturating_sub(n.fail_time) > node_timeout * 2)
+                    {
                         n.flags &= !flag::FAIL;
                         st.save_pending = true;
                     }
@@ -832,7 +844,9 @@ impl Engine {
         }
         drop(st);
         // With the state released: a handover stamped in the header now.
-        let fix_paused = effects.iter().any(|e| matches!(e, Effect::HoldWrites(true)));
+        let fix_paused = effects
+            .iter()
+            .any(|e| matches!(e, Effect::HoldWrites(true)));
         if fix_paused {
             for (_, m) in out.iter_mut() {
                 m.header.mflags[0] |= MFLAG0_PAUSED;
@@ -881,9 +895,8 @@ impl Engine {
         if !is_primary {
             return;
         }
-        let dirty = (0..SLOTS).any(|s| {
-            st.nodes[&sender].has_slot(s) != h.myslots.contains(s as u16)
-        });
+        let dirty =
+            (0..SLOTS).any(|s| st.nodes[&sender].has_slot(s) != h.myslots.contains(s as u16));
         if dirty {
             self.update_slots(st, sender, h.config_epoch, &h.myslots, effects);
             // A stale claim: tell the sender who owns what it claims, with a newer epoch.
@@ -891,7 +904,9 @@ impl Engine {
                 if !h.myslots.contains(slot as u16) {
                     continue;
                 }
-                let Some(owner) = st.owners[slot] else { continue };
+                let Some(owner) = st.owners[slot] else {
+                    continue;
+                };
                 if owner == sender {
                     continue;
                 }
@@ -929,7 +944,10 @@ impl Engine {
             let e = st.current_epoch;
             st.me_mut().config_epoch = e;
             st.save_pending = true;
-            tracing::warn!("WARNING: configEpoch collision with node {}. configEpoch set to {e}", name_str(&sender));
+            tracing::warn!(
+                "WARNING: configEpoch collision with node {}. configEpoch set to {e}",
+                name_str(&sender)
+            );
         }
     }
 
@@ -1023,7 +1041,9 @@ impl Engine {
                         n.fail_reports.retain(|(r, _)| r != sender);
                     }
                 }
-                let Some(n) = st.nodes.get_mut(&g.name) else { continue };
+                let Some(n) = st.nodes.get_mut(&g.name) else {
+                    continue;
+                };
                 if g.flags & (flag::FAIL | flag::PFAIL) == 0
                     && n.ping_sent == 0
                     && n.fail_reports.is_empty()
@@ -1048,10 +1068,14 @@ impl Engine {
                     self.drop_link(st, &name);
                 }
             } else if g.flags & flag::NOADDR == 0
-                && !st.blacklist.get(&g.name).is_some_and(|&until| until > now)
+                && st.blacklist.get(&g.name).is_none_or(|&until| until <= now)
                 && g.name.iter().all(u8::is_ascii_hexdigit)
             {
-                let mut n = Node::new(g.name, g.flags & !(flag::MYSELF | flag::PFAIL | flag::FAIL), now);
+                let mut n = Node::new(
+                    g.name,
+                    g.flags & !(flag::MYSELF | flag::PFAIL | flag::FAIL),
+                    now,
+                );
                 n.ip = String::from_utf8_lossy(bus::until_nul(&g.ip)).into_owned();
                 n.port = g.port;
                 n.pport = g.pport;
@@ -1069,16 +1093,22 @@ impl Engine {
         let validity = self.node_timeout() * 2;
         let quorum = st.size / 2 + 1;
         let me_primary = st.me().is_master();
-        let Some(n) = st.nodes.get_mut(name) else { return };
+        let Some(n) = st.nodes.get_mut(name) else {
+            return;
+        };
         if !n.timed_out() || n.failed() {
             return;
         }
-        n.fail_reports.retain(|(_, t)| now.saturating_sub(*t) <= validity);
+        n.fail_reports
+            .retain(|(_, t)| now.saturating_sub(*t) <= validity);
         let failures = n.fail_reports.len() + usize::from(me_primary);
         if failures < quorum {
             return;
         }
-        tracing::info!("Marking node {} as failing (quorum reached).", name_str(name));
+        tracing::info!(
+            "Marking node {} as failing (quorum reached).",
+            name_str(name)
+        );
         n.flags = (n.flags | flag::FAIL) & !flag::PFAIL;
         n.fail_time = now;
         st.save_pending = true;
@@ -1119,7 +1149,11 @@ impl Engine {
                 continue;
             }
             if let Some(o) = st.owners[slot] {
-                if st.nodes.get(&o).is_some_and(|n| n.config_epoch > h.config_epoch) {
+                if st
+                    .nodes
+                    .get(&o)
+                    .is_some_and(|n| n.config_epoch > h.config_epoch)
+                {
                     return None;
                 }
             }
@@ -1335,7 +1369,9 @@ impl Engine {
                 }
             }
         }
-        let Some(p) = st.nodes.get(&primary) else { return };
+        let Some(p) = st.nodes.get(&primary) else {
+            return;
+        };
         if !(p.failed() || manual_ready) || p.numslots == 0 {
             return;
         }
