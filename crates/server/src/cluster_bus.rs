@@ -1308,6 +1308,7 @@ impl Engine {
         st.update_state(now, s.require_full_coverage.load(Relaxed), nt);
         let save = st.save_pending;
         drop(st);
+        redirect_blocked(&server, cluster);
         self.flush(out);
         self.apply(effects);
         if save {
@@ -1463,6 +1464,45 @@ impl Engine {
         st.save_pending = true;
         effects.push(Effect::Promote);
         out.push((To::All, self.ping(st, bus::TYPE_PONG)));
+    }
+}
+
+/// Clients blocked on keys of a slot this node no longer serves (and does not import) are
+/// answered `-MOVED`, or `-CLUSTERDOWN` while the cluster is down, as Redis's
+/// `clusterRedirectBlockedClientIfNeeded` answers them.
+fn redirect_blocked(server: &Server, cluster: &Cluster) {
+    let waiters: Vec<_> = {
+        let by_id = server.blocked.by_id.lock();
+        if by_id.is_empty() {
+            return;
+        }
+        by_id.values().cloned().collect()
+    };
+    let st = cluster.state.read();
+    let kind = cluster.settings.endpoint();
+    for w in waiters {
+        let Some(key) = w.keys.first() else { continue };
+        let redirect = if !st.ok {
+            Some(crate::cluster::Redirect::Down)
+        } else {
+            let slot = crate::cluster::key_slot(key);
+            let owner = st.owners[slot as usize];
+            if owner != Some(st.myself) && !st.importing.contains_key(&slot) {
+                Some(match owner.and_then(|o| st.nodes.get(&o)) {
+                    None => crate::cluster::Redirect::DownUnbound,
+                    Some(n) => crate::cluster::Redirect::Moved(
+                        slot,
+                        st.client_address(n, kind, w.handle.tls),
+                    ),
+                })
+            } else {
+                None
+            }
+        };
+        if let Some(r) = redirect {
+            let reply = format!("-{}\r\n", r.text()).into_bytes();
+            w.finish(crate::command::blocking::WaitState::Unblocked(reply));
+        }
     }
 }
 

@@ -228,3 +228,119 @@ fn a_node_becomes_ok_with_every_slot_and_counts_its_keys() {
         assert!(info.contains("cluster_enabled:1"), "{info}");
     }
 }
+
+/// Two nodes of one kind in a cluster: the first serves slots 0-8191, the second the rest.
+fn pair(kiln: bool) -> (TestServer, TestServer) {
+    let (a, b) = (node(kiln), node(kiln));
+    let mut ca = a.raw();
+    let mut cb = b.raw();
+    let bus_b = cb
+        .cmd(&["CLUSTER", "NODES"])
+        .split('@')
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        ca.cmd(&["CLUSTER", "MEET", "127.0.0.1", &b.port.to_string(), &bus_b]),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        ca.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "8191"]),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        cb.cmd(&["CLUSTER", "ADDSLOTSRANGE", "8192", "16383"]),
+        "+OK\r\n"
+    );
+    for c in [&mut ca, &mut cb] {
+        support::poll("both nodes ok", || {
+            let info = c.cmd(&["CLUSTER", "INFO"]);
+            (info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:2"))
+                .then_some(())
+        });
+    }
+    (a, b)
+}
+
+fn script_transcript(kiln: bool) -> Vec<String> {
+    let (a, b) = pair(kiln);
+    let mut c = a.raw();
+    let cmds: &[&[&str]] = &[
+        // "foo" is slot 12182 (the other node), "bar" 5061 and "zap" 6469 (this one).
+        &["EVAL", "return redis.call('get','foo')", "0"],
+        &["EVAL", "return redis.pcall('get','foo')", "0"],
+        &["EVAL", "redis.call('set','bar',1); return redis.call('set','zap',1)", "0"],
+        &["EVAL", "#!lua\nredis.call('set','bar',1); return redis.call('set','zap',1)", "0"],
+        &["EVAL", "#!lua\nreturn redis.call('set','zap',1)", "1", "bar"],
+        &["EVAL", "#!lua flags=allow-cross-slot-keys\nredis.call('set','bar',1); return redis.call('set','zap',1)", "0"],
+        &["EVAL", "#!lua\nreturn redis.call('get','foo')", "1", "foo"],
+        &["EVAL", "return 1", "2", "bar", "zap"],
+        &["EVAL", "#!lua flags=no-cluster\nreturn 1", "0"],
+    ];
+    let mut names = Vec::new();
+    let out = cmds
+        .iter()
+        .map(|a| normalise(&c.cmd(a), &mut names, b.port))
+        .collect();
+    drop(a);
+    out
+}
+
+#[test]
+fn scripts_see_only_local_keys_of_one_slot_as_in_redis() {
+    let got = script_transcript(true);
+    if redis_tools(&["redis-server"]) {
+        assert_eq!(got, script_transcript(false));
+    }
+}
+
+#[test]
+fn nodes_gossip_publish_and_redirect_blocked_clients() {
+    for kiln in [true, false] {
+        if !kiln && !redis_tools(&["redis-server"]) {
+            continue;
+        }
+        let (a, b) = pair(kiln);
+        let mut ca = a.raw();
+        let mut cb = b.raw();
+        // Each node knows where the other's keys are.
+        assert_eq!(
+            ca.cmd(&["GET", "foo"]),
+            format!("-MOVED 12182 127.0.0.1:{}\r\n", b.port)
+        );
+        assert_eq!(
+            cb.cmd(&["GET", "bar"]),
+            format!("-MOVED 5061 127.0.0.1:{}\r\n", a.port)
+        );
+        // PUBLISH reaches the other node's subscribers.
+        let mut sub = b.raw();
+        sub.send_cmd(&["SUBSCRIBE", "news"]);
+        assert!(sub.read_reply().is_some());
+        assert_eq!(ca.cmd(&["PUBLISH", "news", "hello"]), ":0\r\n");
+        assert_eq!(
+            String::from_utf8(sub.read_reply().unwrap()).unwrap(),
+            "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n"
+        );
+        // A client blocked on a key whose slot moves away is sent there.
+        let mut blocked = a.raw();
+        blocked.send_cmd(&["BLPOP", "bar", "0"]);
+        support::poll("the client to block", || {
+            (ca.info_field("clients", "blocked_clients").as_deref() == Some("1")).then_some(())
+        });
+        let id_b = cb.cmd(&["CLUSTER", "MYID"]);
+        let id_b = id_b.lines().nth(1).unwrap().to_string();
+        assert_eq!(
+            cb.cmd(&["CLUSTER", "SETSLOT", "5061", "NODE", &id_b]),
+            "+OK\r\n"
+        );
+        assert_eq!(
+            ca.cmd(&["CLUSTER", "SETSLOT", "5061", "NODE", &id_b]),
+            "+OK\r\n"
+        );
+        assert_eq!(
+            String::from_utf8(blocked.read_reply().unwrap()).unwrap(),
+            format!("-MOVED 5061 127.0.0.1:{}\r\n", b.port)
+        );
+    }
+}

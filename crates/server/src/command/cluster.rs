@@ -376,6 +376,31 @@ pub(super) fn route(cx: &mut Ctx, cmd: &Cmd, args: &[&[u8]]) -> Result<(), Redir
     decide(cx, cluster, &keys, write, shard, migrate)
 }
 
+/// The cluster check of a command a script calls (Redis's `scriptCall` in cluster mode):
+/// `Ok` with the slot of its keys (if it names any), or the error the script raises.
+pub(super) fn route_script_call(
+    cx: &mut Ctx,
+    cmd: &Cmd,
+    args: &[&[u8]],
+) -> Result<Option<u16>, &'static str> {
+    let Some(cluster) = cx.server.cluster.as_ref() else {
+        return Ok(None);
+    };
+    let mut keys: Vec<&[u8]> = Vec::new();
+    push_keys(cmd, args, &mut |k| keys.push(k));
+    let shard = matches!(cmd.spec.name, "spublish" | "ssubscribe" | "sunsubscribe");
+    match decide(cx, cluster, &keys, cmd.spec.flags & WRITE != 0, shard, false) {
+        Ok(()) => Ok(keys.first().map(|k| key_slot(k))),
+        Err(Redirect::DownReadOnly) => Err(
+            "ERR Script attempted to execute a write command while the cluster is down and readonly",
+        ),
+        Err(Redirect::Down) => {
+            Err("ERR Script attempted to execute a command while the cluster is down")
+        }
+        Err(_) => Err("ERR Script attempted to access a non local key in a cluster node"),
+    }
+}
+
 fn decide(
     cx: &mut Ctx,
     cluster: &cl::Cluster,

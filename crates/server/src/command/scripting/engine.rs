@@ -51,6 +51,11 @@ pub struct Run {
     /// Checked by the hook: a SCRIPT KILL request, a busy report. A run alone has it; a
     /// speculative one never runs long enough to be killed.
     pub control: Option<Arc<super::Control>>,
+    /// Cluster mode: the slot the script's keys so far hash to (its declared keys', then
+    /// its calls'), and whether its calls may leave it (`allow-cross-slot-keys`, or a
+    /// script without a shebang).
+    pub slot: Option<u16>,
+    pub cross_slot: bool,
 }
 
 impl Run {

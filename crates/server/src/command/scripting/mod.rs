@@ -599,6 +599,11 @@ fn run(cx: &mut Ctx, args: &[&[u8]], code: Code, read_only: bool) -> CmdResult {
             "Can not execute a script with write flag using *_ro command.",
         ));
     }
+    if cx.server.cluster.is_some() && (function || flags.shebang) && flags.no_cluster {
+        return Err(CommandError::err(
+            "Can not run script on cluster, 'no-cluster' flag is set.",
+        ));
+    }
     // A script that may write (Redis 7.0 flags: a shebang without no-writes, or a function
     // without it) is refused up front where writes are (a read-only replica, too few
     // replicas); one without flags finds out at its first write.
@@ -712,7 +717,19 @@ fn attempt(
         Code::Eval { script, .. } => script.flags.allow_oom,
         Code::Function { flags, .. } => flags.allow_oom,
     };
+    let (slot, cross_slot) = match code {
+        Code::Eval { script, .. } => (
+            keys.first().map(|k| crate::cluster::key_slot(k)),
+            !script.flags.shebang || script.flags.allow_cross_slot,
+        ),
+        Code::Function { flags, .. } => (
+            keys.first().map(|k| crate::cluster::key_slot(k)),
+            flags.allow_cross_slot,
+        ),
+    };
     let run = engine::Run {
+        slot,
+        cross_slot,
         deny_oom: cx.oom && !allow_oom,
         resp3: false,
         repl: api::REPL_ALL,
@@ -899,6 +916,28 @@ fn call(
     }
     if let Err(e) = super::acl::check(cx, cmd, &refs, super::acl::Place::Script) {
         return fail(e.text());
+    }
+    // Cluster mode: only keys this node serves, and (unless the script allows otherwise)
+    // only the one slot the script started on.
+    if cx.server.cluster.is_some() && !cx.trusted_stream() {
+        match super::cluster::route_script_call(cx, cmd, &refs) {
+            Err(e) => return fail(e),
+            Ok(Some(slot)) => {
+                if let Some(mut run) = lua.app_data_mut::<engine::Run>() {
+                    match run.slot {
+                        Some(s) if s != slot && !run.cross_slot => {
+                            drop(run);
+                            return fail(
+                                "ERR Script attempted to access keys that do not hash to the same slot",
+                            );
+                        }
+                        None => run.slot = Some(slot),
+                        _ => {}
+                    }
+                }
+            }
+            Ok(None) => {}
+        }
     }
     // One look at the run: its time checks, and how the command's reply and effects go.
     let (resp3, repl, deny_oom) = match lua.app_data_mut::<engine::Run>() {
