@@ -142,18 +142,9 @@ fn atoi(s: &[u8]) -> u16 {
     (if neg { -v } else { v }) as u16
 }
 
-fn bulk(out: &mut Vec<u8>, b: &[u8]) {
-    out.push(b'$');
-    out.extend_from_slice(itoa::Buffer::new().format(b.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(b);
-    out.extend_from_slice(b"\r\n");
-}
-
-fn array(out: &mut Vec<u8>, n: usize) {
-    out.push(b'*');
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-    out.extend_from_slice(b"\r\n");
+/// Appends one command to the batch.
+fn push(cmd: &mut Vec<u8>, argv: &[&[u8]]) {
+    kiln_resp::encode::request(cmd, argv);
 }
 
 /// The batch: AUTH if given, SELECT if `select`, then the RESTOREs.
@@ -165,17 +156,14 @@ fn request(job: &Job, select: bool) -> Vec<u8> {
         .sum();
     let mut cmd = Vec::with_capacity(size + 64);
     if let Some((user, pass)) = &job.auth {
-        array(&mut cmd, if user.is_some() { 3 } else { 2 });
-        bulk(&mut cmd, b"AUTH");
-        if let Some(u) = user {
-            bulk(&mut cmd, u);
+        match user {
+            Some(u) => push(&mut cmd, &[b"AUTH", u, pass]),
+            None => push(&mut cmd, &[b"AUTH", pass]),
         }
-        bulk(&mut cmd, pass);
     }
     if select {
-        array(&mut cmd, 2);
-        bulk(&mut cmd, b"SELECT");
-        bulk(&mut cmd, itoa::Buffer::new().format(job.dbid).as_bytes());
+        let db = itoa::Buffer::new().format(job.dbid).as_bytes().to_vec();
+        push(&mut cmd, &[b"SELECT", &db]);
     }
     let name: &[u8] = if job.asking {
         b"RESTORE-ASKING"
@@ -183,14 +171,10 @@ fn request(job: &Job, select: bool) -> Vec<u8> {
         b"RESTORE"
     };
     for it in &job.items {
-        array(&mut cmd, if job.replace { 5 } else { 4 });
-        bulk(&mut cmd, name);
-        bulk(&mut cmd, &it.key);
-        bulk(&mut cmd, itoa::Buffer::new().format(it.ttl).as_bytes());
-        bulk(&mut cmd, &it.payload);
-        if job.replace {
-            bulk(&mut cmd, b"REPLACE");
-        }
+        let mut ttl = itoa::Buffer::new();
+        let ttl = ttl.format(it.ttl).as_bytes();
+        let argv: [&[u8]; 5] = [name, &it.key, ttl, &it.payload, b"REPLACE"];
+        push(&mut cmd, &argv[..if job.replace { 5 } else { 4 }]);
     }
     cmd
 }

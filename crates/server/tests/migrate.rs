@@ -137,7 +137,10 @@ fn migrate_options_copy_replace_db_auth_and_busykey() {
         );
         assert_eq!(s.cmd(&["EXISTS", "k"]), ":1\r\n");
         // COPY REPLACE: both hold it.
-        assert_eq!(migrate(&mut s, p, &["k", "0", "1000", "COPY", "REPLACE"]), "+OK\r\n");
+        assert_eq!(
+            migrate(&mut s, p, &["k", "0", "1000", "COPY", "REPLACE"]),
+            "+OK\r\n"
+        );
         assert_eq!(s.cmd(&["GET", "k"]), "$6\r\nsource\r\n", "{name}");
         assert_eq!(d.cmd(&["GET", "k"]), "$6\r\nsource\r\n", "{name}");
         // Another database, with KEYS: only the keys that exist go.
@@ -177,7 +180,9 @@ fn migrate_options_copy_replace_db_auth_and_busykey() {
         assert_eq!(s.cmd(&["EXISTS", "e", "f"]), ":0\r\n");
         d.cmd(&["AUTH", "pw"]);
         assert_eq!(d.cmd(&["MGET", "e", "f"]), "*2\r\n$1\r\n5\r\n$1\r\n6\r\n");
-        assert_eq!(s.cmd(&["INFO", "stats"]).contains("migrate_cached_sockets:1"), true);
+        assert!(s
+            .cmd(&["INFO", "stats"])
+            .contains("migrate_cached_sockets:1"));
     }
 }
 
@@ -201,7 +206,10 @@ fn dead_targets_answer_ioerr_within_the_timeout() {
             "{name}"
         );
         let took = t.elapsed();
-        assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(3), "{took:?}");
+        assert!(
+            took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
         assert_eq!(
             migrate(&mut s, closed_port, &["k", "0", "300"]),
             "-IOERR error or timeout writing to target instance\r\n",
@@ -234,9 +242,16 @@ fn a_server_with_a_migrate_in_flight_keeps_answering() {
         assert_eq!(b.cmd(&["GET", "k"]), "$1\r\nv\r\n");
         assert_eq!(b.cmd(&["SET", "other", "x"]), "+OK\r\n");
     }
-    assert!(t.elapsed() < Duration::from_millis(1500), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
     let reply = String::from_utf8(a.read_reply().unwrap()).unwrap();
-    assert_eq!(reply, "-IOERR error or timeout reading to target instance\r\n");
+    assert_eq!(
+        reply,
+        "-IOERR error or timeout reading to target instance\r\n"
+    );
     assert!(t.elapsed() >= Duration::from_millis(1900));
     // The request pipelined behind it ran after it.
     assert_eq!(a.read_reply().unwrap(), b"$1\r\nv\r\n");
@@ -264,7 +279,17 @@ fn a_key_changed_during_the_round_trip_is_not_deleted() {
     });
     let mut a = src.raw();
     a.cmd(&["MSET", "k", "v", "same", "s"]);
-    a.send_cmd(&["MIGRATE", "127.0.0.1", &pport, "", "0", "5000", "KEYS", "k", "same"]);
+    a.send_cmd(&[
+        "MIGRATE",
+        "127.0.0.1",
+        &pport,
+        "",
+        "0",
+        "5000",
+        "KEYS",
+        "k",
+        "same",
+    ]);
     let mut b = src.raw();
     let mut d = dst.raw();
     poll("the target to restore", || {
@@ -295,7 +320,17 @@ fn migrate_propagates_del_raises_events_and_touches_watches() {
         let ev = support::keyevents(
             src,
             &[
-                &["MIGRATE", "127.0.0.1", &port, "", "0", "1000", "KEYS", "a", "b"],
+                &[
+                    "MIGRATE",
+                    "127.0.0.1",
+                    &port,
+                    "",
+                    "0",
+                    "1000",
+                    "KEYS",
+                    "a",
+                    "b",
+                ],
                 &["MIGRATE", "127.0.0.1", &port, "c", "0", "1000", "COPY"],
             ],
         );
@@ -305,7 +340,16 @@ fn migrate_propagates_del_raises_events_and_touches_watches() {
         let mut o = src.raw();
         w.cmd(&["SET", "w", "1"]);
         w.cmd(&["WATCH", "w"]);
-        o.cmd(&["MIGRATE", "127.0.0.1", &port, "w", "0", "1000", "COPY", "REPLACE"]);
+        o.cmd(&[
+            "MIGRATE",
+            "127.0.0.1",
+            &port,
+            "w",
+            "0",
+            "1000",
+            "COPY",
+            "REPLACE",
+        ]);
         w.cmd(&["MULTI"]);
         w.cmd(&["PING"]);
         assert_eq!(w.cmd(&["EXEC"]), "*1\r\n+PONG\r\n", "{name}: COPY");
@@ -320,7 +364,10 @@ fn migrate_propagates_del_raises_events_and_touches_watches() {
     }
     assert_eq!(
         events[0],
-        vec![("del".to_string(), "a".to_string()), ("del".into(), "b".into())]
+        vec![
+            ("del".to_string(), "a".to_string()),
+            ("del".into(), "b".into())
+        ]
     );
 
     // A replica of the source loses the migrated keys (MIGRATE is fed as a DEL).
@@ -332,9 +379,12 @@ fn migrate_propagates_del_raises_events_and_touches_watches() {
     poll("the replica to sync", || {
         (r.cmd(&["DBSIZE"]) == ":3\r\n").then_some(())
     });
-    let port = dst.port.to_string();
-    let reply = p.cmd(&["MIGRATE", "127.0.0.1", &port, "", "0", "1000", "REPLACE", "KEYS", "x", "y"]);
-    assert_eq!(reply, "+OK\r\n");
+    let moved = migrate(
+        &mut p,
+        dst.port,
+        &["", "0", "1000", "REPLACE", "KEYS", "x", "y"],
+    );
+    assert_eq!(moved, "+OK\r\n");
     poll("the replica to delete", || {
         (r.cmd(&["DBSIZE"]) == ":1\r\n").then_some(())
     });
@@ -348,7 +398,9 @@ fn a_broken_cached_connection_is_retried_once() {
     let mut s = src.raw();
     s.cmd(&["MSET", "a", "1", "b", "2"]);
     assert_eq!(migrate(&mut s, dst.port, &["a", "0", "1000"]), "+OK\r\n");
-    assert!(s.cmd(&["INFO", "stats"]).contains("migrate_cached_sockets:1"));
+    assert!(s
+        .cmd(&["INFO", "stats"])
+        .contains("migrate_cached_sockets:1"));
     // The target restarts: the cached connection is dead, the retry opens a new one.
     let port = dst.port;
     dst.stop();
