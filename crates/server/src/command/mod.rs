@@ -1268,7 +1268,9 @@ pub(crate) fn resume(cx: &mut Ctx, args: &[&[u8]], f: impl FnOnce(&mut Ctx) -> C
         if let Err(e) = result {
             cx.out.buf.truncate(mark);
             cx.out.error(e.text());
-            cx.server.metrics.stats.count_error(e.code());
+            let stats = &cx.server.metrics.stats;
+            stats.cmd(cmd.id).failed.fetch_add(1, Relaxed);
+            stats.count_error(e.code());
         }
     }
     if cx.client.reply_off || cx.client.reply_skip {
