@@ -129,7 +129,7 @@ enum Failure {
 }
 
 /// Redis's `atoi` of the port argument: leading digits, 0 when there are none.
-fn atoi(s: &[u8]) -> u16 {
+fn atoi(s: &[u8]) -> i64 {
     let (neg, digits) = match s.first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
@@ -139,7 +139,7 @@ fn atoi(s: &[u8]) -> u16 {
     for &b in digits.iter().take_while(|b| b.is_ascii_digit()) {
         v = (v * 10 + i64::from(b - b'0')) & 0xffff_ffff;
     }
-    (if neg { -v } else { v }) as u16
+    i64::from((if neg { -v } else { v }) as i32)
 }
 
 /// Appends one command to the batch.
@@ -231,9 +231,22 @@ async fn connect(
             return Ok((link(stream, job), c.last_dbid));
         }
     }
+    // Redis resolves `host` and the port as text: a negative port, or a name that does
+    // not resolve, fails there ("connecting"); a port past 65535 wraps.
+    let port = atoi(&job.port);
+    if port < 0 {
+        return Err(Err(IOERR_CONNECTING));
+    }
     let host = String::from_utf8_lossy(&job.host).into_owned();
-    let addr = (host.as_str(), atoi(&job.port));
-    match tokio::time::timeout(job.timeout, TcpStream::connect(addr)).await {
+    let resolve = tokio::net::lookup_host((host.as_str(), port as u16));
+    let addrs: Vec<std::net::SocketAddr> = match tokio::time::timeout(job.timeout, resolve).await {
+        Ok(Ok(a)) => a.collect(),
+        _ => Vec::new(),
+    };
+    if addrs.is_empty() {
+        return Err(Err(IOERR_CONNECTING));
+    }
+    match tokio::time::timeout(job.timeout, TcpStream::connect(&addrs[..])).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
             Ok((link(stream, job), -1))
@@ -400,6 +413,8 @@ mod tests {
         assert_eq!(atoi(b"xx"), 0);
         assert_eq!(atoi(b"12ab"), 12);
         assert_eq!(atoi(b""), 0);
+        assert_eq!(atoi(b"-3"), -3);
+        assert_eq!(atoi(b"70000") as u16, 4464);
     }
 
     #[test]
