@@ -408,3 +408,30 @@ fn a_broken_cached_connection_is_retried_once() {
     assert_eq!(migrate(&mut s, dst.port, &["b", "0", "1000"]), "+OK\r\n");
     assert_eq!(dst.raw().cmd(&["GET", "b"]), "$1\r\n2\r\n");
 }
+
+#[test]
+fn migrate_inside_exec_and_scripts_moves_keys_too() {
+    let dst = kiln();
+    let mut servers = vec![("kiln", kiln())];
+    if let Some(r) = redis() {
+        servers.push(("redis", r));
+    }
+    let port = dst.port.to_string();
+    for (name, src) in &servers {
+        dst.raw().cmd(&["FLUSHALL"]);
+        let mut s = src.raw();
+        s.cmd(&["MSET", "a", "1", "b", "2"]);
+        s.cmd(&["MULTI"]);
+        s.cmd(&["MIGRATE", "127.0.0.1", &port, "a", "0", "1000"]);
+        s.cmd(&["EXISTS", "a"]);
+        assert_eq!(s.cmd(&["EXEC"]), "*2\r\n+OK\r\n:0\r\n", "{name}");
+        let script = "return {redis.call('MIGRATE', ARGV[1], ARGV[2], KEYS[1], 0, 1000), \
+                      redis.call('EXISTS', KEYS[1])}";
+        let reply = s.cmd(&["EVAL", script, "1", "b", "127.0.0.1", &port]);
+        assert_eq!(reply, "*2\r\n+OK\r\n:0\r\n", "{name}");
+        assert_eq!(
+            dst.raw().cmd(&["MGET", "a", "b"]),
+            "*2\r\n$1\r\n1\r\n$1\r\n2\r\n"
+        );
+    }
+}

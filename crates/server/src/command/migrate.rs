@@ -30,7 +30,9 @@
 //! Inside EXEC or a script nothing may await: the exchange runs on a helper thread while
 //! the command keeps its (the transaction's) locks, bounded by the same timeout, which
 //! holds the worker thread and those shards as Redis holds its server; the deletion is then
-//! atomic with the read. O(N) for N keys plus the network round trip.
+//! atomic with the read. A script never sends keys speculatively (what was sent cannot be
+//! taken back): it stops and runs alone first (`scripting::atomic::prepare`). O(N) for N
+//! keys plus the network round trip.
 
 use super::flags::*;
 use super::{dump, lookup_read, CommandSpec, Ctx, Keys};
