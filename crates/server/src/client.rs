@@ -56,6 +56,9 @@ pub struct Client {
     pub acl: Option<crate::acl::Session>,
     /// CLIENT TRACKING (see `command::tracking`).
     pub tracking: crate::command::tracking::ClientTracking,
+    /// Set by MIGRATE once it has read its keys: the connection runs the network exchange,
+    /// then the command's end (see `command::migrate`).
+    pub migrate: Option<Box<crate::command::migrate::Pending>>,
 }
 
 impl Client {
@@ -84,6 +87,7 @@ impl Client {
             repl: Default::default(),
             acl: None,
             tracking: Default::default(),
+            migrate: None,
         }
     }
 

@@ -56,6 +56,8 @@ pub fn run(server: Arc<Server>) {
             crate::command::evict::perform(&server, &mut LockSet::new(&server.keyspace));
         }
         server.memory.settle(crate::clock::now_ms());
+        // MIGRATE's connections unused for 10 s close.
+        server.migrate.close_idle(now);
         crate::persist::cron(&server);
     }
 }

@@ -32,6 +32,7 @@ pub mod histogram;
 pub mod latency;
 pub mod maxmemory;
 pub mod metrics_http;
+pub mod migrate;
 pub mod monitor;
 pub mod net;
 pub mod notify;

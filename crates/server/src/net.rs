@@ -1029,6 +1029,7 @@ async fn connection(server: Arc<Server>, mut stream: Conn, peer: String, laddr: 
                         if cx.client.close_after_reply
                             || cx.client.blocked.is_some()
                             || cx.client.repl.action.is_some()
+                            || cx.client.migrate.is_some()
                         {
                             break;
                         }
@@ -1086,7 +1087,8 @@ async fn connection(server: Arc<Server>, mut stream: Conn, peer: String, laddr: 
             messages: client.subscriber.as_deref(),
             all: client.close_after_reply
                 || client.repl.action.is_some()
-                || client.blocked.is_some(),
+                || client.blocked.is_some()
+                || client.migrate.is_some(),
         };
         if !out.flush(&server, &mut stream, stats, &handle, how).await {
             break;
@@ -1135,6 +1137,26 @@ async fn connection(server: Arc<Server>, mut stream: Conn, peer: String, laddr: 
             )
             .await
             {
+                break;
+            }
+            need_read = false;
+            continue;
+        }
+        // MIGRATE read its keys: the network round trip runs here, with no lock held and
+        // the worker's other connections served, then the command ends (deleting what the
+        // target took) and replies. Requests pipelined behind it wait in the buffer.
+        if let Some(pending) = client.migrate.take() {
+            let outcome = crate::migrate::exchange(&server.migrate, &pending.job).await;
+            {
+                let mut cx = Ctx::new(&server, &mut client, &mut out.buf);
+                crate::command::migrate::finish(&mut cx, *pending, outcome);
+            }
+            let how = Flush {
+                durable: server.aof.fsync_always(),
+                messages: client.subscriber.as_deref(),
+                all: true,
+            };
+            if !out.flush(&server, &mut stream, stats, &handle, how).await {
                 break;
             }
             need_read = false;

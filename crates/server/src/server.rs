@@ -50,6 +50,11 @@ pub struct Server {
     pub skip_checksum: AtomicBool,
     /// DEBUG PAUSE-CRON: the cron does nothing while set.
     pub cron_paused: AtomicBool,
+    /// Cluster mode (`cluster-enabled`): off until Kiln has a cluster. MIGRATE then sends
+    /// RESTORE-ASKING, and ASKING answers rather than refusing (the cluster work sets it).
+    pub cluster_enabled: AtomicBool,
+    /// MIGRATE's cached connections to its targets (see `migrate`).
+    pub migrate: crate::migrate::Cache,
     /// Pub/Sub subscriptions.
     pub pubsub: crate::pubsub::PubSub,
     /// Every change to the dataset, for the AOF and replicas (see `feed`).
@@ -213,6 +218,8 @@ impl Server {
             active_expire: AtomicBool::new(true),
             skip_checksum: AtomicBool::new(false),
             cron_paused: AtomicBool::new(false),
+            cluster_enabled: AtomicBool::new(false),
+            migrate: Default::default(),
             hot: HotConfig::default(),
             memory: crate::maxmemory::Memory::default(),
             pubsub: crate::pubsub::PubSub::new(),

@@ -32,3 +32,8 @@ fn scripting_commands_match_redis() {
 fn acl_commands_match_redis() {
     support::run_script_dir("acl");
 }
+
+#[test]
+fn migrate_commands_match_redis() {
+    support::run_script_dir("migrate");
+}

@@ -205,9 +205,10 @@ const KEEP_NUMBERS: &[&str] = &[
 ];
 const KEEP_VALID: &[&str] = &["debug", "wait", "config", "acl"];
 
-/// Commands with durations (relative TTLs, idle times) among their numbers: redrawn, they
-/// could make the outcome depend on how fast the comparison runs (a key expiring or an entry
-/// becoming claimable in between).
+/// Commands with durations (relative TTLs, idle times, MIGRATE's timeout) among their
+/// numbers: redrawn, they could make the outcome depend on how fast the comparison runs (a
+/// key expiring or an entry becoming claimable in between, a 1 ms MIGRATE timing out before
+/// its refused connection is reported).
 const DURATIONS: &[&str] = &[
     "expire",
     "pexpire",
@@ -216,6 +217,8 @@ const DURATIONS: &[&str] = &[
     "set",
     "getex",
     "restore",
+    "restore-asking",
+    "migrate",
     "xclaim",
     "xautoclaim",
     "xpending",

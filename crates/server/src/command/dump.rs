@@ -46,11 +46,7 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
 /// bytes are LZF-compressed when `rdbcompression` is on, as in Redis. O(N) for N elements.
 fn dump(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let key = args[1];
-    let opts = WriteOptions {
-        compress: cx.server.config.read().get("rdbcompression") == "yes",
-        list_fill: cx.server.hot.encoding.list_max_listpack_size.load(Relaxed),
-        ..WriteOptions::default()
-    };
+    let opts = dump_options(cx);
     let (now, lru, server) = (cx.now, cx.lru(), cx.server);
     let (sh, h, out) = cx.shard_out(key)?;
     match lookup_read(server, sh, h, key, now, lru) {
@@ -58,6 +54,16 @@ fn dump(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         None => out.null(),
     }
     Ok(())
+}
+
+/// How DUMP (and MIGRATE) serialize a value: LZF with `rdbcompression`, lists in nodes of
+/// `list-max-listpack-size`.
+pub(super) fn dump_options(cx: &Ctx) -> WriteOptions {
+    WriteOptions {
+        compress: cx.server.config.read().get("rdbcompression") == "yes",
+        list_fill: cx.server.hot.encoding.list_max_listpack_size.load(Relaxed),
+        ..WriteOptions::default()
+    }
 }
 
 /// RESTORE's options.
@@ -106,7 +112,7 @@ fn restore_options(args: &[&[u8]]) -> Result<RestoreOptions, crate::error::Comma
 /// REPLACE deletes the old key). IDLETIME sets the access clock back under an LRU policy,
 /// FREQ the access counter under an LFU one; the other is ignored. O(N*M) to rebuild the
 /// value.
-fn restore(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
+pub(super) fn restore(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let key = args[1];
     let o = restore_options(args)?;
     let now = cx.now;

@@ -28,6 +28,7 @@ pub mod hyperloglog;
 mod introspection;
 mod list;
 mod meta;
+pub mod migrate;
 pub mod pubsub;
 mod replication;
 pub(crate) mod scripting;
@@ -255,6 +256,7 @@ const FAMILIES: &[&[CommandSpec]] = &[
     geo::COMMANDS,
     sort::COMMANDS,
     acl::COMMANDS,
+    migrate::COMMANDS,
 ];
 
 /// A looked-up command: its spec, the metadata joined to it, and its stats id.
@@ -501,6 +503,16 @@ impl<'a> Ctx<'a> {
     #[inline]
     pub fn in_exec(&self) -> bool {
         self.mode == Mode::Exec
+    }
+
+    /// Whether the running command is a client's own, run by its connection, which can
+    /// await network work the handler hands it (`Client::migrate`): not inside EXEC, a
+    /// script, a replayed file or the primary's stream.
+    pub fn can_await(&self) -> bool {
+        self.mode == Mode::Direct
+            && !self.script_call
+            && !self.replaying
+            && !self.client.repl.master
     }
 
     /// The wall clock (unix ms) at the start of the command, for times a command records
@@ -1196,18 +1208,8 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
 
     let mark = cx.out.buf.len();
     cx.cmd_name = spec.name;
-    if !cx.in_exec() {
-        let busy = |cx: &mut Ctx| {
-            reject(cx, Some(cmd.id), &E(cx.server.scripts.busy_text()));
-        };
-        if spec.flags & flags::ALLOW_BUSY == 0 && server.keyspace.gate.is_busy() {
-            return busy(cx);
-        }
-        cx.writing = spec.flags & flags::WRITE != 0;
-        if cx.lock_for(spec, args).is_err() {
-            cx.reach = 0..0;
-            return busy(cx);
-        }
+    if !cx.in_exec() && !take_locks(cx, cmd, args) {
+        return;
     }
     if spec.flags & flags::BLOCKING != 0 {
         cx.argv = args.iter().map(|a| a.to_vec()).collect();
@@ -1226,27 +1228,7 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
         tracking::remember_read(cx, cmd, args);
     }
     crate::crash::done();
-    cx.propagate_effects(args, cx.cmd_dirty.get() > 0);
-    if !cx.in_exec()
-        && server.feed.is_active()
-        && (cx.cmd_dirty.get() > 0 || spec.name == "exec" || matches!(spec.keys, Keys::Script))
-    {
-        // WAIT waits for the offset right after the client's last write.
-        cx.client.repl.woff = server.feed.repl_offset();
-    }
-    cx.after_write(cmd, args);
-    if !cx.in_exec() {
-        if cx.locks.iter_mut().any(|(_, g)| g.has_ready()) {
-            blocking::serve_ready(cx);
-        }
-        cx.unlock_all();
-        cx.reach = 0..0;
-        if !cx.deferred.is_empty() {
-            for f in std::mem::take(&mut cx.deferred) {
-                f();
-            }
-        }
-    }
+    settle(cx, cmd, args);
     let end = crate::clock::instant();
     cx.mark = end;
     let usec = end.saturating_duration_since(start).as_micros() as u64;
@@ -1270,6 +1252,81 @@ pub(super) fn execute(cx: &mut Ctx, args: &[&[u8]]) {
         cx.out.error(e.text());
         cs.failed.fetch_add(1, Relaxed);
         stats.count_error(e.code());
+    }
+}
+
+/// Takes the locks `cmd` plans for `args` (a client's own command, not one EXEC runs);
+/// false, with `-BUSY` replied, when a script past its time limit holds the keyspace.
+fn take_locks(cx: &mut Ctx, cmd: &Cmd, args: &[&[u8]]) -> bool {
+    let spec = cmd.spec;
+    let busy = |cx: &mut Ctx| {
+        reject(cx, Some(cmd.id), &E(cx.server.scripts.busy_text()));
+    };
+    if spec.flags & flags::ALLOW_BUSY == 0 && cx.server.keyspace.gate.is_busy() {
+        busy(cx);
+        return false;
+    }
+    cx.writing = spec.flags & flags::WRITE != 0;
+    if cx.lock_for(spec, args).is_err() {
+        cx.reach = 0..0;
+        busy(cx);
+        return false;
+    }
+    true
+}
+
+/// What follows a handler while its locks are held: its effects into the feed, WATCHes,
+/// blocked clients it made ready; then (outside EXEC) the locks go and deferred work runs.
+fn settle(cx: &mut Ctx, cmd: &Cmd, args: &[&[u8]]) {
+    let (server, spec) = (cx.server, cmd.spec);
+    cx.propagate_effects(args, cx.cmd_dirty.get() > 0);
+    if !cx.in_exec()
+        && server.feed.is_active()
+        && (cx.cmd_dirty.get() > 0 || spec.name == "exec" || matches!(spec.keys, Keys::Script))
+    {
+        // WAIT waits for the offset right after the client's last write.
+        cx.client.repl.woff = server.feed.repl_offset();
+    }
+    cx.after_write(cmd, args);
+    if !cx.in_exec() {
+        if cx.locks.iter_mut().any(|(_, g)| g.has_ready()) {
+            blocking::serve_ready(cx);
+        }
+        cx.unlock_all();
+        cx.reach = 0..0;
+        if !cx.deferred.is_empty() {
+            for f in std::mem::take(&mut cx.deferred) {
+                f();
+            }
+        }
+    }
+}
+
+/// Ends a client's command whose handler handed network work to its connection (MIGRATE,
+/// see `migrate`): with a fresh context, takes the locks `args` plan again and runs `f`
+/// as the rest of the handler, then settles it as [`execute`] does (feed, WATCH, unlock).
+/// The command was counted, checked and shown (MONITOR, slow log) when it started.
+pub(crate) fn resume(cx: &mut Ctx, args: &[&[u8]], f: impl FnOnce(&mut Ctx) -> CmdResult) {
+    let Ok(cmd) = cx.server.commands.resolve(args) else {
+        return;
+    };
+    let mark = cx.out.buf.len();
+    cx.cmd_name = cmd.spec.name;
+    if take_locks(cx, cmd, args) {
+        cx.cmd_dirty.set(0);
+        cx.kept_watches = 0;
+        let result = f(cx);
+        settle(cx, cmd, args);
+        if let Err(e) = result {
+            cx.out.buf.truncate(mark);
+            cx.out.error(e.text());
+            let stats = &cx.server.metrics.stats;
+            stats.cmd(cmd.id).failed.fetch_add(1, Relaxed);
+            stats.count_error(e.code());
+        }
+    }
+    if cx.client.reply_off || cx.client.reply_skip {
+        cx.out.buf.truncate(mark);
     }
 }
 

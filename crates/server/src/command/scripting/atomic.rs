@@ -11,11 +11,12 @@
 //!   order of `storage::locks`), and if it is busy the script stops: [`roll_back`] puts
 //!   every saved key back, drops the effects it gathered and its locks, and the script runs
 //!   again alone. So does a script that calls what cannot be undone or cannot keep its
-//!   shards held to its end (PUBLISH, a whole-keyspace command, a write to a value too big to
-//!   copy, too many keys) or runs past `busy-reply-threshold` (alone, it is then reported
-//!   busy at once, and SCRIPT KILL can stop it). A script that ends holds every shard it
-//!   read or wrote until then (two-phase locking), so no other client saw a state between
-//!   two of its commands; [`commit`] then raises what was held back (WATCH invalidations).
+//!   shards held to its end (PUBLISH, MIGRATE, a whole-keyspace command, a write to a
+//!   value too big to copy, too many keys) or runs past `busy-reply-threshold` (alone, it
+//!   is then reported busy at once, and SCRIPT KILL can stop it). A script that ends
+//!   holds every shard it read or wrote until then (two-phase locking), so no other client
+//!   saw a state between two of its commands; [`commit`] then raises what was held back
+//!   (WATCH invalidations).
 //! * **Alone** ([`begin_exclusive`]): the script takes the keyspace's gate whole, waiting
 //!   for every command holding shards to finish, and may then lock any shard in any order.
 //!   This is how a script inside MULTI runs (EXEC takes the gate for it), and how one runs
@@ -119,8 +120,9 @@ pub(super) fn begin_exclusive(cx: &mut Ctx) {
 /// writes. `Err` if the run must stop instead (see the module docs).
 pub(super) fn prepare(cx: &mut Ctx, cmd: &Cmd, args: &[&[u8]]) -> Result<(), Abort> {
     let spec = cmd.spec;
-    if spec.flags & MAY_REPLICATE != 0 {
-        // PUBLISH and its kind: a message cannot be taken back.
+    if spec.flags & MAY_REPLICATE != 0 || spec.name == "migrate" {
+        // PUBLISH and its kind: a message cannot be taken back; nor can the keys MIGRATE
+        // sent to another server.
         return Err(Abort);
     }
     match spec.keys {

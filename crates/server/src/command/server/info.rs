@@ -676,7 +676,7 @@ fn info_stats(cx: &mut Ctx, s: &mut String) {
     );
     field!(s, "latest_fork_usec", "0");
     field!(s, "total_forks", "0");
-    field!(s, "migrate_cached_sockets", "0");
+    field!(s, "migrate_cached_sockets", "{}", server.migrate.len());
     field!(s, "slave_expires_tracked_keys", "0");
     field!(s, "active_defrag_hits", "0");
     field!(s, "active_defrag_misses", "0");
