@@ -333,8 +333,6 @@ pub const HLL_NOT_SPARSE: &str = "ERR HLL encoding is not sparse";
 /// MIGRATE ... KEYS with a key argument.
 pub const MIGRATE_KEYS_NOT_EMPTY: &str =
     "ERR When using MIGRATE KEYS option, the key argument must be set to the empty string";
-/// ASKING (and the other cluster commands) outside cluster mode.
-pub const CLUSTER_DISABLED: &str = "ERR This instance has cluster support disabled";
 
 /// A command failed; the text is what the client receives (without the leading `-`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -50,9 +50,6 @@ pub struct Server {
     pub skip_checksum: AtomicBool,
     /// DEBUG PAUSE-CRON: the cron does nothing while set.
     pub cron_paused: AtomicBool,
-    /// Cluster mode (`cluster-enabled`): off until Kiln has a cluster. MIGRATE then sends
-    /// RESTORE-ASKING, and ASKING answers rather than refusing (the cluster work sets it).
-    pub cluster_enabled: AtomicBool,
     /// MIGRATE's cached connections to its targets (see `migrate`).
     pub migrate: crate::migrate::Cache,
     /// Pub/Sub subscriptions.
@@ -218,7 +215,6 @@ impl Server {
             active_expire: AtomicBool::new(true),
             skip_checksum: AtomicBool::new(false),
             cron_paused: AtomicBool::new(false),
-            cluster_enabled: AtomicBool::new(false),
             migrate: Default::default(),
             hot: HotConfig::default(),
             memory: crate::maxmemory::Memory::default(),

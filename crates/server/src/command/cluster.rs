@@ -369,11 +369,13 @@ pub(super) fn route(cx: &mut Ctx, cmd: &Cmd, args: &[&[u8]]) -> Result<(), Redir
         }
         // `keys` borrows `queued`, which lives to the end of this function.
         let keys: Vec<&[u8]> = keys.to_vec();
-        return decide(cx, cluster, &keys, write, false, migrate);
+        return decide(cx, cluster, &keys, write, false, migrate, false);
     }
     push_keys(cmd, args, &mut |k| keys.push(k));
     let shard = matches!(cmd.spec.name, "spublish" | "ssubscribe" | "sunsubscribe");
-    decide(cx, cluster, &keys, write, shard, migrate)
+    // RESTORE-ASKING carries ASKING itself.
+    let asking = cmd.spec.flags & ASKING != 0;
+    decide(cx, cluster, &keys, write, shard, migrate, asking)
 }
 
 /// The cluster check of a command a script calls (Redis's `scriptCall` in cluster mode):
@@ -389,7 +391,8 @@ pub(super) fn route_script_call(
     let mut keys: Vec<&[u8]> = Vec::new();
     push_keys(cmd, args, &mut |k| keys.push(k));
     let shard = matches!(cmd.spec.name, "spublish" | "ssubscribe" | "sunsubscribe");
-    match decide(cx, cluster, &keys, cmd.spec.flags & WRITE != 0, shard, false) {
+    let asking = cmd.spec.flags & ASKING != 0;
+    match decide(cx, cluster, &keys, cmd.spec.flags & WRITE != 0, shard, false, asking) {
         Ok(()) => Ok(keys.first().map(|k| key_slot(k))),
         Err(Redirect::DownReadOnly) => Err(
             "ERR Script attempted to execute a write command while the cluster is down and readonly",
@@ -408,11 +411,12 @@ fn decide(
     write: bool,
     pubsubshard: bool,
     migrate: bool,
+    asking: bool,
 ) -> Result<(), Redirect> {
     let q = Query {
         keys,
         write,
-        asking: cx.client.asking,
+        asking: asking || cx.client.asking,
         readonly: cx.client.cluster_readonly,
         pubsubshard,
         migrate,

@@ -36,10 +36,9 @@
 
 use super::flags::*;
 use super::{dump, lookup_read, CommandSpec, Ctx, Keys};
-use crate::error::{CmdResult, CommandError, CLUSTER_DISABLED, E, MIGRATE_KEYS_NOT_EMPTY, SYNTAX};
+use crate::error::{CmdResult, CommandError, E, MIGRATE_KEYS_NOT_EMPTY, SYNTAX};
 use crate::migrate::{Item, Job, Outcome, Reply};
 use crate::notify::GENERIC;
-use std::sync::atomic::Ordering::Relaxed;
 
 pub(super) const COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("migrate", -6, WRITE, Keys::Custom(migrate_keys), migrate)
@@ -69,11 +68,6 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
          average size.",
     )
     .syntax("key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]"),
-    CommandSpec::new("asking", 1, FAST, Keys::None, asking)
-        .group("cluster")
-        .since("3.0.0")
-        .summary("Signals that a cluster client is following an -ASK redirect.")
-        .complexity("O(1)"),
 ];
 
 /// MIGRATE's keys, as Redis's `migrateGetKeys` finds them: the key argument, or with a
@@ -219,7 +213,7 @@ fn migrate(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             timeout: std::time::Duration::from_millis(timeout),
             auth: o.auth.map(|(u, p)| (u.map(<[u8]>::to_vec), p.to_vec())),
             replace: o.replace,
-            asking: cx.server.cluster_enabled.load(Relaxed),
+            asking: cx.server.cluster.is_some(),
             items,
         },
         copy: o.copy,
@@ -295,17 +289,6 @@ fn apply(cx: &mut Ctx, p: &Pending, outcome: &Outcome, verify: bool) -> CmdResul
         ))),
         Reply::Io(text) => Err(E(text)),
     }
-}
-
-/// `ASKING`: outside cluster mode, Redis's refusal. O(1).
-fn asking(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
-    if !cx.server.cluster_enabled.load(Relaxed) {
-        return Err(E(CLUSTER_DISABLED));
-    }
-    // Cluster mode: the client's next command may serve a slot being imported (the
-    // cluster work records the flag on the client).
-    cx.out.ok();
-    Ok(())
 }
 
 #[cfg(test)]
