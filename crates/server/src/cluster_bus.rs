@@ -169,8 +169,9 @@ fn bind(server: &Server, cport: u16) -> Result<Vec<std::net::TcpListener>, Strin
 /// Which connection a message came on.
 #[derive(Clone)]
 enum From {
-    /// This node's link to `name` (it connected).
-    Outbound { name: Name },
+    /// One of this node's links (it connected), by link id: the node it leads to can be
+    /// renamed (a handshake ends) while the link stays.
+    Outbound { id: u64 },
     /// A connection the peer opened; replies go back on it.
     Inbound { reply: UnboundedSender<Vec<u8>> },
 }
@@ -185,7 +186,6 @@ enum Event {
     },
     /// An outbound link closed.
     Down {
-        name: Name,
         id: u64,
     },
     Out(Outgoing),
@@ -218,6 +218,8 @@ struct Engine {
     server: Arc<Server>,
     events: UnboundedSender<Event>,
     links: HashMap<Name, Link>,
+    /// Which node each outbound link (by id) leads to.
+    link_node: HashMap<u64, Name>,
     next_link: u64,
     iteration: u64,
     election: Election,
@@ -293,6 +295,7 @@ async fn run(
         server,
         events,
         links: HashMap::new(),
+        link_node: HashMap::new(),
         next_link: 1,
         iteration: 0,
         election: Election::default(),
@@ -325,7 +328,7 @@ async fn serve_link(
     events: UnboundedSender<Event>,
     local_ip: String,
     peer_ip: String,
-    down: Option<(Name, u64)>,
+    down: Option<u64>,
 ) {
     let (mut r, mut w) = sock.into_split();
     let writer = tokio::spawn(async move {
@@ -369,8 +372,8 @@ async fn serve_link(
         }
     }
     writer.abort();
-    if let Some((name, id)) = down {
-        let _ = events.send(Event::Down { name, id });
+    if let Some(id) = down {
+        let _ = events.send(Event::Down { id });
     }
 }
 
@@ -390,12 +393,24 @@ impl Engine {
                 msg,
                 local_ip,
                 peer_ip,
-            } => self.process(from, *msg, &local_ip, &peer_ip),
-            Event::Down { name, id } => {
-                if self.links.get(&name).is_some_and(|l| l.id == id) {
-                    self.links.remove(&name);
-                    if let Some(n) = self.cluster().state.write().nodes.get_mut(&name) {
-                        n.link = false;
+            } => {
+                let link = match &from {
+                    From::Outbound { id } => match self.link_node.get(id) {
+                        Some(name) => Some(*name),
+                        // A link dropped meanwhile: what it still carried is stale.
+                        None => return,
+                    },
+                    From::Inbound { .. } => None,
+                };
+                self.process(from, link, *msg, &local_ip, &peer_ip)
+            }
+            Event::Down { id } => {
+                if let Some(name) = self.link_node.remove(&id) {
+                    if self.links.get(&name).is_some_and(|l| l.id == id) {
+                        self.links.remove(&name);
+                        if let Some(n) = self.cluster().state.write().nodes.get_mut(&name) {
+                            n.link = false;
+                        }
                     }
                 }
             }
@@ -532,7 +547,13 @@ impl Engine {
             To::Reply(From::Inbound { reply }) => {
                 sent += u64::from(reply.send(bytes).is_ok());
             }
-            To::Reply(From::Outbound { name, .. }) | To::Node(name) => {
+            To::Reply(From::Outbound { id }) => {
+                let l = self.link_node.get(&id).and_then(|n| self.links.get(n));
+                if let Some(l) = l.filter(|l| l.id == id) {
+                    sent += u64::from(l.tx.send(bytes).is_ok());
+                }
+            }
+            To::Node(name) => {
                 if let Some(l) = self.links.get(&name) {
                     sent += u64::from(l.tx.send(bytes).is_ok());
                 }
@@ -565,6 +586,8 @@ impl Engine {
         let (tx, out) = unbounded_channel();
         let id = self.next_link;
         self.next_link += 1;
+        self.unlink(&name);
+        self.link_node.insert(id, name);
         self.links.insert(
             name,
             Link {
@@ -590,7 +613,7 @@ impl Engine {
                 match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr)).await {
                     Ok(Ok(s)) => s,
                     _ => {
-                        let _ = events.send(Event::Down { name, id });
+                        let _ = events.send(Event::Down { id });
                         return;
                     }
                 };
@@ -605,26 +628,40 @@ impl Engine {
                 .unwrap_or_default();
             serve_link(
                 sock,
-                From::Outbound { name },
+                From::Outbound { id },
                 out,
                 events,
                 local,
                 peer,
-                Some((name, id)),
+                Some(id),
             )
             .await;
         });
     }
 
+    /// Forgets the outbound link to `name` (its task ends once its queue is dropped).
+    fn unlink(&mut self, name: &Name) {
+        if let Some(l) = self.links.remove(name) {
+            self.link_node.remove(&l.id);
+        }
+    }
+
     fn drop_link(&mut self, st: &mut State, name: &Name) {
-        self.links.remove(name);
+        self.unlink(name);
         if let Some(n) = st.nodes.get_mut(name) {
             n.link = false;
         }
     }
 
     /// One received message (Redis's `clusterProcessPacket`).
-    fn process(&mut self, from: From, msg: Message, local_ip: &str, peer_ip: &str) {
+    fn process(
+        &mut self,
+        from: From,
+        link: Option<Name>,
+        msg: Message,
+        local_ip: &str,
+        peer_ip: &str,
+    ) {
         let now = now();
         let node_timeout = self.node_timeout();
         let mut out: Vec<(To, Message)> = Vec::new();
@@ -693,14 +730,13 @@ impl Engine {
                 }
                 out.push((To::Reply(from.clone()), self.ping(&st, bus::TYPE_PONG)));
             }
-            if let From::Outbound { name, .. } = &from {
-                let name = *name;
+            if let Some(name) = link {
                 let in_handshake = st.nodes.get(&name).is_some_and(|n| n.in_handshake());
                 if in_handshake {
                     if known {
                         // Met under its real name already: forget the handshake node.
                         st.remove_node(&name);
-                        self.links.remove(&name);
+                        self.unlink(&name);
                         drop(st);
                         self.flush(out);
                         return;
@@ -712,6 +748,8 @@ impl Engine {
                         n.flags |= h.flags & (flag::MASTER | flag::SLAVE);
                         st.nodes.insert(sender, n);
                         if let Some(l) = self.links.remove(&name) {
+                            self.link_node.insert(l.id, sender);
+                            self.unlink(&sender);
                             self.links.insert(sender, l);
                         }
                         st.save_pending = true;
@@ -1226,7 +1264,7 @@ impl Engine {
             .collect();
         for name in stale {
             st.remove_node(&name);
-            self.links.remove(&name);
+            self.unlink(&name);
         }
         st.blacklist.retain(|_, until| *until > now);
         // Every node gets a link.
