@@ -1341,6 +1341,7 @@ impl Engine {
             self.handover = None;
             effects.push(Effect::HoldWrites(false));
         }
+        self.announce(&mut st);
         self.replica_cron(&mut st, now, &mut out, &mut effects);
         let s = &cluster.settings;
         st.update_state(now, s.require_full_coverage.load(Relaxed), nt);
@@ -1353,6 +1354,54 @@ impl Engine {
             if let Err(e) = crate::command::cluster::save(self.cluster()) {
                 tracing::warn!("Could not save the cluster configuration file: {e}");
             }
+        }
+    }
+
+    /// This node's own announced address and flags, as the config says now
+    /// (`cluster-announce-*`, `cluster-replica-no-failover`).
+    fn announce(&self, st: &mut State) {
+        let (ip, host, port, bus_port, no_failover) = {
+            let c = self.server.config.read();
+            (
+                c.get("cluster-announce-ip").to_string(),
+                c.get("cluster-announce-hostname").to_string(),
+                c.get_u64("cluster-announce-port") as u16,
+                c.get_u64("cluster-announce-bus-port") as u16,
+                c.get_bool("cluster-replica-no-failover"),
+            )
+        };
+        let bound = self.server.process.port.load(Relaxed);
+        let me = st.me_mut();
+        let mut changed = false;
+        let mut set = |field: &mut u16, v: u16| {
+            if *field != v {
+                *field = v;
+                changed = true;
+            }
+        };
+        set(&mut me.port, if port != 0 { port } else { bound });
+        if bus_port != 0 {
+            set(&mut me.cport, bus_port);
+        }
+        if !ip.is_empty() && me.ip != ip {
+            me.ip = ip;
+            changed = true;
+        }
+        if me.hostname != host {
+            me.hostname = host;
+            changed = true;
+        }
+        let flags = if no_failover {
+            me.flags | flag::NOFAILOVER
+        } else {
+            me.flags & !flag::NOFAILOVER
+        };
+        if flags != me.flags {
+            me.flags = flags;
+            changed = true;
+        }
+        if changed {
+            st.save_pending = true;
         }
     }
 
@@ -1412,6 +1461,10 @@ impl Engine {
             return;
         };
         if !(p.failed() || manual_ready) || p.numslots == 0 {
+            return;
+        }
+        // `cluster-replica-no-failover`: only a manual failover promotes this replica.
+        if st.me().flags & flag::NOFAILOVER != 0 && !manual_ready {
             return;
         }
         let nt = self.node_timeout();
