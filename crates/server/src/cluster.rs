@@ -772,30 +772,35 @@ impl Cluster {
     /// so nothing takes a shard while holding the state.
     pub fn route(&self, q: &Query, exists: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), Redirect> {
         let s = &self.settings;
-        let open = q.keys.first().is_some_and(|k| {
-            let slot = key_slot(k);
-            let st = self.state.read();
-            st.migrating.contains_key(&slot) || st.importing.contains_key(&slot)
-        });
-        let found: Vec<bool> = if open {
-            q.keys.iter().map(|k| exists(k)).collect()
-        } else {
-            Vec::new()
+        let decide = |st: &State, exists: &mut dyn FnMut(&[u8]) -> bool| {
+            st.route(
+                q,
+                s.endpoint(),
+                s.allow_reads_when_down.load(Relaxed),
+                s.allow_pubsubshard_when_down.load(Relaxed),
+                exists,
+            )
         };
+        {
+            let st = self.state.read();
+            let open = q.keys.first().is_some_and(|k| {
+                let slot = key_slot(k);
+                st.migrating.contains_key(&slot) || st.importing.contains_key(&slot)
+            });
+            if !open {
+                // `exists` is asked only about an open slot's keys.
+                return decide(&st, &mut |_| true);
+            }
+        }
+        let found: Vec<bool> = q.keys.iter().map(|k| exists(k)).collect();
         let mut i = 0;
-        self.state.read().route(
-            q,
-            s.endpoint(),
-            s.allow_reads_when_down.load(Relaxed),
-            s.allow_pubsubshard_when_down.load(Relaxed),
-            &mut |_| {
-                // Asked in key order, only for an open slot (found above; a slot that
-                // opened meanwhile counts its keys as present).
-                let f = found.get(i).copied().unwrap_or(true);
-                i += 1;
-                f
-            },
-        )
+        let st = self.state.read();
+        decide(&st, &mut |_| {
+            // In key order (a slot that opened meanwhile counts its keys as present).
+            let f = found.get(i).copied().unwrap_or(true);
+            i += 1;
+            f
+        })
     }
 }
 

@@ -4,6 +4,8 @@
 //! changes to other nodes reads the same state.
 
 use std::fmt::Write as _;
+
+use smallvec::SmallVec;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::flags::*;
@@ -349,28 +351,25 @@ pub(super) fn route(cx: &mut Ctx, cmd: &Cmd, args: &[&[u8]]) -> Result<(), Redir
     let Some(cluster) = cx.server.cluster.as_ref() else {
         return Ok(());
     };
-    let mut keys: Vec<&[u8]> = Vec::new();
     let mut write = cmd.spec.flags & WRITE != 0;
-    let queued;
-    let mut migrate = cmd.spec.name == "migrate";
     if cmd.spec.name == "exec" {
         let Some(m) = cx.client.multi.as_ref() else {
             return Ok(());
         };
-        queued = m.queue.clone();
+        let queued = m.queue.clone();
+        let mut keys: Vec<&[u8]> = Vec::new();
         for argv in &queued {
             let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
             let Ok(c) = cx.server.commands.resolve(&argv) else {
                 continue;
             };
             write |= c.spec.flags & WRITE != 0;
-            migrate = false;
             push_keys(c, &argv, &mut |k| keys.push(k));
         }
-        // `keys` borrows `queued`, which lives to the end of this function.
-        let keys: Vec<&[u8]> = keys.to_vec();
-        return decide(cx, cluster, &keys, write, false, migrate, false);
+        return decide(cx, cluster, &keys, write, false, false, false);
     }
+    let migrate = cmd.spec.name == "migrate";
+    let mut keys: SmallVec<[&[u8]; 4]> = SmallVec::new();
     push_keys(cmd, args, &mut |k| keys.push(k));
     let shard = matches!(cmd.spec.name, "spublish" | "ssubscribe" | "sunsubscribe");
     // RESTORE-ASKING carries ASKING itself.
