@@ -71,6 +71,7 @@ fn parse<'a>(
     args: &[&'a [u8]],
     readonly: bool,
     reads_all: bool,
+    cluster: bool,
 ) -> Result<Options<'a>, CommandError> {
     let mut o = Options {
         desc: false,
@@ -100,6 +101,10 @@ fn parse<'a>(
             o.store = Some(args[j + 1]);
             j += 1;
         } else if is(b"by") && left >= 1 {
+            // In cluster mode the keys a pattern names may be anywhere.
+            if has_star(args[j + 1]) && cluster {
+                return Err(CommandError::err("BY option of SORT denied in Cluster mode."));
+            }
             if has_star(args[j + 1]) && !reads_all {
                 return Err(E(crate::error::SORT_BY_ACL));
             }
@@ -107,6 +112,9 @@ fn parse<'a>(
             o.dontsort = !has_star(args[j + 1]);
             j += 1;
         } else if is(b"get") && left >= 1 {
+            if cluster {
+                return Err(CommandError::err("GET option of SORT denied in Cluster mode."));
+            }
             if !reads_all {
                 return Err(E(crate::error::SORT_GET_ACL));
             }
@@ -122,7 +130,7 @@ fn parse<'a>(
 
 /// Whether the options read keys named by the data: a BY or GET pattern with a `*`.
 fn reads_keys(args: &[&[u8]], readonly: bool) -> bool {
-    parse(args, readonly, true)
+    parse(args, readonly, true, false)
         .is_ok_and(|o| o.by.is_some_and(has_star) || o.gets.iter().any(|g| has_star(g)))
 }
 
@@ -160,7 +168,7 @@ fn sort_keys(args: &[&[u8]], db: usize, push: &mut dyn FnMut(usize, &[u8])) {
         }
         i += 1;
     }
-    let handler = parse(args, false, true).ok().and_then(|o| o.store);
+    let handler = parse(args, false, true, false).ok().and_then(|o| o.store);
     if let Some(k) = getkeys {
         push(db, k);
     }
@@ -249,7 +257,7 @@ fn strcmp(a: &[u8], b: &[u8]) -> Ordering {
 
 fn sort_generic(cx: &mut Ctx, args: &[&[u8]], readonly: bool) -> CmdResult {
     let reads_all = super::acl::reads_every_key(cx, args);
-    let mut o = parse(args, readonly, reads_all)?;
+    let mut o = parse(args, readonly, reads_all, cx.server.cluster.is_some())?;
     let key = args[1];
     let (now, lru, server) = (cx.now, cx.lru(), cx.server);
     let from_script = cx.locks.is_exclusive();
