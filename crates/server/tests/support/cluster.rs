@@ -396,20 +396,32 @@ impl Cluster {
         None
     }
 
-    /// Waits until [`Cluster::unhealthy`] has nothing to say; returns the agreed slot map.
-    pub fn wait_ok(&self) -> SlotMap {
+    /// Calls `f` until it returns `Ok`, failing after [`super::PATIENCE`] with the last
+    /// reason `f` gave (the [`Cluster::label`] too).
+    pub fn wait<T>(&self, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
         let deadline = Instant::now() + super::PATIENCE;
         loop {
-            match self.unhealthy() {
-                None => return self.slot_map(self.live()[0]).unwrap(),
-                Some(why) => assert!(
+            match f() {
+                Ok(v) => return v,
+                Err(why) => assert!(
                     Instant::now() < deadline,
-                    "cluster not ok after {:?}: {why}",
+                    "[{}] timed out after {:?} waiting for {what}: {why}",
+                    self.label(),
                     super::PATIENCE
                 ),
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Waits until [`Cluster::unhealthy`] has nothing to say; returns the agreed slot map.
+    pub fn wait_ok(&self) -> SlotMap {
+        self.wait("the cluster to be ok", || match self.unhealthy() {
+            None => self
+                .slot_map(self.live()[0])
+                .ok_or_else(|| "no CLUSTER SLOTS".to_string()),
+            Some(why) => Err(why),
+        })
     }
 
     /// Joins the nodes with `redis-cli --cluster create ... --cluster-replicas <replicas>`
@@ -454,13 +466,19 @@ impl Cluster {
                 .unwrap();
         }
         // Everyone knows everyone before the replicas look up their primary's id.
-        super::poll("every node to know every other", || {
-            live.iter()
-                .all(|&i| {
-                    let nodes = self.nodes(i);
-                    nodes.len() == live.len() && nodes.iter().all(|n| n.connected)
-                })
-                .then_some(())
+        self.wait("every node to know every other", || {
+            for &i in &live {
+                let nodes = self.nodes(i);
+                let linked = nodes.iter().filter(|n| n.connected).count();
+                if nodes.len() != live.len() || linked != live.len() {
+                    return Err(format!(
+                        "node {i} knows {} nodes, {linked} connected, of {}",
+                        nodes.len(),
+                        live.len()
+                    ));
+                }
+            }
+            Ok(())
         });
         for (n, &i) in live[primaries..].iter().enumerate() {
             let primary = self.id(live[n % primaries]);
@@ -516,7 +534,8 @@ impl Cluster {
         let (ok, text) = self.cli(args);
         assert!(
             ok && !text.contains("[ERR]"),
-            "redis-cli {} failed:\n{text}",
+            "[{}] redis-cli {} failed:\n{text}",
+            self.label(),
             args.join(" ")
         );
         text
@@ -605,11 +624,17 @@ impl Cluster {
         }
         self.cli_ok(&args);
         let port = self.port(i);
-        super::poll("every node to know the added node", || {
-            self.live()
-                .iter()
-                .all(|&j| self.nodes(j).iter().any(|n| n.port == port && !n.failed()))
-                .then_some(())
+        self.wait("every node to know the added node", || {
+            match self
+                .live()
+                .into_iter()
+                .find(|&j| !self.nodes(j).iter().any(|n| n.port == port && !n.failed()))
+            {
+                Some(j) => Err(format!(
+                    "node {j} does not know port {port} (or sees it fail)"
+                )),
+                None => Ok(()),
+            }
         });
         self.wait_ok();
         i
