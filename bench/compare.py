@@ -518,6 +518,17 @@ def _on_signal(signum, _frame):
     sys.exit(128 + signum)
 
 
+def prepare(tools=("redis-server", "redis-cli", "redis-benchmark")):
+    """Checks that the Redis tools are on the PATH, and stops every server started here on
+    exit, on Ctrl-C and on SIGTERM."""
+    for tool in tools:
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} not found (apt-get install redis-server redis-tools)")
+    atexit.register(cleanup)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -1307,13 +1318,7 @@ def main():
     args.keys = args.keys or (100000 if args.quick else 1000000)
     args.members = args.members or (100000 if args.quick else 1000000)
 
-    for tool in ("redis-server", "redis-cli", "redis-benchmark"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} not found (apt-get install redis-server redis-tools)")
-
-    atexit.register(cleanup)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _on_signal)
+    prepare()
 
     kiln_bin = release_binary(args.no_build)
     kiln_extra = ["--threads", str(args.threads)]

@@ -2,6 +2,7 @@
 //! scripts against kiln-server and redis-server.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod examples;
 
 use std::io::{Read, Write};
@@ -128,6 +129,14 @@ impl Node {
             .unwrap()
             .get_connection()
             .unwrap()
+    }
+
+    /// A connection with a 10-second read timeout, or None if the server does not answer.
+    pub fn try_client(&self) -> Option<redis::Connection> {
+        let c = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).ok()?;
+        let conn = c.get_connection_with_timeout(Duration::from_secs(5)).ok()?;
+        conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        Some(conn)
     }
 }
 

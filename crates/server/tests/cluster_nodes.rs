@@ -1,0 +1,475 @@
+//! Clusters of several real nodes: `redis-cli --cluster` create/check/reshard/add-node/
+//! del-node/rebalance, cluster clients (the `redis` crate's and redis-py's), failover (a
+//! primary SIGKILLed, CLUSTER FAILOVER, FAILOVER TAKEOVER), a full restart from nodes.conf,
+//! READONLY replicas, and pub/sub (PUBLISH and SPUBLISH) across nodes.
+//!
+//! Every test runs once per *mode*: a list of node binaries cycled over the test's nodes.
+//! By default only the all-redis-server mode runs (Kiln's cluster bus is not there yet).
+//!
+//! * `KILN_CLUSTER_KILN=1` adds the modes of [`KILN_MODES`] (all Kiln; Kiln and Redis
+//!   alternating);
+//! * `KILN_CLUSTER_MODES='kiln;kiln,redis'` replaces the modes: `;` between modes, `,`
+//!   between the binaries of one mode (`kiln`, `redis`, or a path).
+
+mod support;
+
+use redis::Commands;
+use std::time::{Duration, Instant};
+use support::cluster::{binary, Cluster};
+use support::redis_tools;
+
+/// The modes that run by default: each a pattern of binaries, cycled over the nodes.
+const MODES: &[&[&str]] = &[&["redis"]];
+/// The modes `KILN_CLUSTER_KILN=1` adds.
+const KILN_MODES: &[&[&str]] = &[&["kiln"], &["kiln", "redis"]];
+/// A bound on one test in one mode; past it the watchdog ends the process.
+const BOUND: Duration = Duration::from_secs(300);
+
+fn modes() -> Vec<Vec<String>> {
+    if let Ok(spec) = std::env::var("KILN_CLUSTER_MODES") {
+        return spec
+            .split(';')
+            .filter(|m| !m.trim().is_empty())
+            .map(|m| m.split(',').map(binary).collect())
+            .collect();
+    }
+    let mut all: Vec<&[&str]> = MODES.to_vec();
+    if std::env::var("KILN_CLUSTER_KILN").is_ok_and(|v| v != "0") {
+        all.extend(KILN_MODES);
+    }
+    all.iter()
+        .map(|m| m.iter().map(|w| binary(w)).collect())
+        .collect()
+}
+
+/// Runs `body` with `n` binaries for each mode (skipping where the Redis tools it needs are
+/// missing and `KILN_REQUIRE_REDIS` is not set).
+fn for_modes(name: &str, n: usize, body: fn(&[String])) {
+    for mode in modes() {
+        let bins: Vec<String> = mode.iter().cycle().take(n).cloned().collect();
+        let mut tools = vec!["redis-cli"];
+        if bins.iter().any(|b| b == "redis-server") {
+            tools.push("redis-server");
+        }
+        if !redis_tools(&tools) {
+            return;
+        }
+        let label: Vec<&str> = bins.iter().map(|b| support::cluster::short(b)).collect();
+        let t = Instant::now();
+        body(&bins);
+        eprintln!("{name} [{}]: {:.1?}", label.join(","), t.elapsed());
+    }
+}
+
+/// Six nodes joined by `redis-cli --cluster create --cluster-replicas 1`.
+fn six(what: &str, bins: &[String]) -> Cluster {
+    let c = Cluster::start(what, bins, BOUND);
+    c.create_with_cli(1);
+    assert_eq!(c.primaries().len(), 3, "{}", c.label());
+    c
+}
+
+/// Writes `key:<i>` = i for i in `range` through a cluster connection.
+fn write_keys(cc: &mut redis::cluster::ClusterConnection, range: std::ops::Range<usize>) {
+    for i in range {
+        let _: () = cc.set(format!("key:{i}"), i).unwrap();
+    }
+}
+
+/// Checks `key:<i>` = i for i in `range` through a cluster connection.
+fn read_keys(cc: &mut redis::cluster::ClusterConnection, range: std::ops::Range<usize>) {
+    for i in range {
+        let v: Option<usize> = cc.get(format!("key:{i}")).unwrap();
+        assert_eq!(v, Some(i), "key:{i}");
+    }
+}
+
+/// The sum of DBSIZE over the primaries.
+fn total_keys(c: &Cluster) -> i64 {
+    c.primaries()
+        .iter()
+        .map(|&i| match c.cmd(i, &["DBSIZE"]) {
+            Ok(redis::Value::Int(n)) => n,
+            other => panic!("DBSIZE: {other:?}"),
+        })
+        .sum()
+}
+
+const PY_WORKLOAD: &str = r#"
+import sys
+from redis.cluster import RedisCluster
+rc = RedisCluster(host="127.0.0.1", port=int(sys.argv[1]), decode_responses=True)
+n = int(sys.argv[2])
+for i in range(0, n, 7):
+    assert rc.get(f"key:{i}") == str(i), i
+p = rc.pipeline()
+for i in range(n):
+    p.set(f"py:{i}", i)
+    if i % 3 == 0:
+        p.hset(f"h:{i}", mapping={"a": i, "b": "x"})
+    if i % 5 == 0:
+        p.rpush(f"l:{i}", i, i + 1)
+    if i % 7 == 0:
+        p.incrby(f"c:{i % 100}", 1)
+p.execute()
+p = rc.pipeline()
+for i in range(n):
+    p.get(f"py:{i}")
+assert p.execute() == [str(i) for i in range(n)]
+assert rc.hgetall("h:9") == {"a": "9", "b": "x"}
+assert rc.lrange("l:10", 0, -1) == ["10", "11"]
+assert sum(int(rc.get(f"c:{j}")) for j in range(100)) == len(range(0, n, 7))
+rc.mset_nonatomic({"{t}a": "1", "{t}b": "2", "x": "3"})
+assert rc.mget_nonatomic("{t}a", "{t}b", "x") == ["1", "2", "3"]
+assert rc.mget("{t}a", "{t}b") == ["1", "2"]
+expect = n + n + len(range(0, n, 3)) + len(range(0, n, 5)) + 100 + 3
+size = rc.dbsize(target_nodes=RedisCluster.PRIMARIES)
+assert size == expect, (size, expect)
+print("ok", expect)
+"#;
+
+fn python_cluster_client() -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import redis.cluster"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            !kiln_testkit::redis_required(),
+            "redis-py not installed and KILN_REQUIRE_REDIS is set"
+        );
+        eprintln!("redis-py not installed: skipping its half");
+    }
+    ok
+}
+
+fn six_nodes_clients_in(bins: &[String]) {
+    const N: usize = 10_000;
+    let c = six("six nodes, clients", bins);
+    let mut cc = c.client();
+    write_keys(&mut cc, 0..N);
+    read_keys(&mut cc, 0..N);
+    // Every primary got a share.
+    for &p in &c.primaries() {
+        let n: i64 = redis::cmd("DBSIZE").query(&mut c.conn(p)).unwrap();
+        assert!(n > N as i64 / 5, "primary {p} holds only {n} keys");
+    }
+    assert_eq!(total_keys(&c), N as i64);
+    if python_cluster_client() {
+        let out = std::process::Command::new("python3")
+            .args(["-c", PY_WORKLOAD, &c.port(0).to_string(), &N.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "redis-py workload failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Each primary's replica caught up, and the cluster is consistent.
+    c.wait_replicas();
+    c.check();
+}
+
+#[test]
+fn six_nodes_clients() {
+    for_modes("six_nodes_clients", 6, six_nodes_clients_in);
+}
+
+fn reshard_under_load_in(bins: &[String]) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let c = six("reshard under load", bins);
+    let primaries = c.primaries();
+    let (from, to) = (primaries[0], primaries[1]);
+    let before = (c.me(from).slot_count(), c.me(to).slot_count());
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicUsize::new(0));
+    let mut cc = c.client();
+    let writer = {
+        let (stop, written) = (stop.clone(), written.clone());
+        std::thread::spawn(move || {
+            let mut retries = 0;
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                // A write either is acknowledged or is retried (the same key and value).
+                let mut tries = 0;
+                loop {
+                    match cc.set::<_, _, ()>(format!("key:{i}"), i) {
+                        Ok(()) => break,
+                        Err(e) => {
+                            tries += 1;
+                            retries += 1;
+                            assert!(tries < 100, "SET key:{i} keeps failing: {e}");
+                        }
+                    }
+                }
+                i += 1;
+                written.store(i, Ordering::Relaxed);
+            }
+            retries
+        })
+    };
+    support::poll("the writer to get going", || {
+        (written.load(Ordering::Relaxed) >= 2000).then_some(())
+    });
+    let at_start = written.load(Ordering::Relaxed);
+    c.reshard(from, to, 1000);
+    let at_end = written.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    let retries = writer.join().unwrap();
+    let n = written.load(Ordering::Relaxed);
+    eprintln!(
+        "reshard: {} writes during the migration, {n} in all, {retries} retried",
+        at_end - at_start
+    );
+    assert!(
+        at_end > at_start,
+        "no write went through during the reshard"
+    );
+    c.wait_ok();
+    assert_eq!(c.me(from).slot_count(), before.0 - 1000);
+    assert_eq!(c.me(to).slot_count(), before.1 + 1000);
+    read_keys(&mut c.client(), 0..n);
+    assert_eq!(total_keys(&c), n as i64);
+    c.check();
+}
+
+#[test]
+fn reshard_under_load() {
+    for_modes("reshard_under_load", 6, reshard_under_load_in);
+}
+
+/// Up to `n` keys `fo:<i>` that hash to a slot of node `p`.
+fn keys_of(c: &Cluster, p: usize, n: usize) -> Vec<String> {
+    let map = c.slot_map(p).unwrap();
+    let port = c.port(p);
+    let mut conn = c.conn(p);
+    (0..)
+        .map(|i| format!("fo:{i}"))
+        .filter(|k| {
+            let slot: u16 = redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(k)
+                .query(&mut conn)
+                .unwrap();
+            map.iter()
+                .any(|r| r.0 <= slot && slot <= r.1 && r.2 == port)
+        })
+        .take(n)
+        .collect()
+}
+
+fn failover_in(bins: &[String]) {
+    let mut c = six("failover", bins);
+    let p = c.primaries()[0];
+    let r = c.replicas_of(p)[0];
+    c.wait_replica_of(r, p);
+    let keys = keys_of(&c, p, 500);
+    let mut conn = c.conn(p);
+    for k in &keys {
+        let _: () = conn.set(k, k).unwrap();
+    }
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(1000)
+        .query(&mut conn)
+        .unwrap();
+    assert!(acked >= 1, "WAIT 1 1000 answered {acked}");
+    drop(conn);
+    c.kill(p);
+    let took = c.wait_master(r);
+    let bound = Duration::from_millis(10 * c.timeout_ms);
+    eprintln!(
+        "failover: replica primary after {took:.1?} (node timeout {} ms)",
+        c.timeout_ms
+    );
+    assert!(took < bound, "failover took {took:?}, over {bound:?}");
+    c.wait_ok();
+    let mut cc = c.client();
+    for k in &keys {
+        let v: Option<String> = cc.get(k).unwrap();
+        assert_eq!(v.as_deref(), Some(k.as_str()), "{k} lost in the failover");
+    }
+    // The old primary comes back as a replica of the new one.
+    c.restart(p);
+    c.wait_replica_of(p, r);
+    c.wait_ok();
+    c.check();
+}
+
+#[test]
+fn failover() {
+    for_modes("failover", 6, failover_in);
+}
+
+fn manual_failover_in(bins: &[String]) {
+    let c = six("manual failover", bins);
+    let p = c.primaries()[0];
+    let r = c.replicas_of(p)[0];
+    c.wait_replica_of(r, p);
+    let mut cc = c.client();
+    write_keys(&mut cc, 0..2000);
+    // CLUSTER FAILOVER: a coordinated switch, no write lost.
+    assert_eq!(
+        c.cmd(r, &["CLUSTER", "FAILOVER"]),
+        Ok(redis::Value::Okay),
+        "CLUSTER FAILOVER"
+    );
+    c.wait_master(r);
+    c.wait_replica_of(p, r);
+    c.wait_ok();
+    read_keys(&mut c.client(), 0..2000);
+    // TAKEOVER: the replica takes over without asking anyone.
+    assert_eq!(
+        c.cmd(p, &["CLUSTER", "FAILOVER", "TAKEOVER"]),
+        Ok(redis::Value::Okay),
+        "CLUSTER FAILOVER TAKEOVER"
+    );
+    c.wait_master(p);
+    c.wait_replica_of(r, p);
+    c.wait_ok();
+    let mut cc = c.client();
+    read_keys(&mut cc, 0..2000);
+    write_keys(&mut cc, 2000..2100);
+    c.check();
+}
+
+#[test]
+fn manual_failover() {
+    for_modes("manual_failover", 6, manual_failover_in);
+}
+
+fn restart_all_in(bins: &[String]) {
+    let mut c = six("restart all", bins);
+    let mut cc = c.client();
+    write_keys(&mut cc, 0..1000);
+    drop(cc);
+    c.wait_replicas();
+    let map = c.slot_map(0).unwrap();
+    let ids: Vec<String> = (0..6).map(|i| c.id(i)).collect();
+    let roles: Vec<Option<String>> = (0..6).map(|i| c.me(i).master).collect();
+    for i in 0..6 {
+        // A BGSAVE for a replica's sync may be running: SAVE once it is done.
+        support::poll("SAVE", || c.cmd(i, &["SAVE"]).ok());
+    }
+    for i in 0..6 {
+        c.shutdown(i);
+    }
+    for i in 0..6 {
+        c.restart(i);
+    }
+    assert_eq!(c.wait_ok(), map, "the slot map changed across the restart");
+    let after: Vec<String> = (0..6).map(|i| c.id(i)).collect();
+    assert_eq!(after, ids, "node ids changed across the restart");
+    let roles_after: Vec<Option<String>> = (0..6).map(|i| c.me(i).master).collect();
+    assert_eq!(roles_after, roles, "roles changed across the restart");
+    read_keys(&mut c.client(), 0..1000);
+    c.check();
+}
+
+#[test]
+fn restart_all() {
+    for_modes("restart_all", 6, restart_all_in);
+}
+
+fn add_del_node_in(bins: &[String]) {
+    let mut c = Cluster::start("add/del node", &bins[..3], BOUND);
+    c.create_direct(3);
+    let mut cc = c.client();
+    write_keys(&mut cc, 0..3000);
+    // A new empty primary, given its share by rebalance.
+    let n = c.add_node(&bins[3], None);
+    c.rebalance(true);
+    c.wait_ok();
+    let share = c.me(n).slot_count();
+    assert!(
+        (4000..=4200).contains(&share),
+        "the new primary got {share} slots"
+    );
+    // Its replica, and READONLY reads there.
+    let r = c.add_node(&bins[4], Some(n));
+    c.wait_replica_of(r, n);
+    c.wait_ok();
+    let key = (0..)
+        .map(|i| format!("ro:{i}"))
+        .find(|k| c.node_of_key(k) == n)
+        .unwrap();
+    let mut pc = c.conn(n);
+    let _: () = pc.set(&key, "v").unwrap();
+    let acked: i64 = redis::cmd("WAIT").arg(1).arg(1000).query(&mut pc).unwrap();
+    assert_eq!(acked, 1);
+    let mut rc = c.conn(r);
+    let moved = rc.get::<_, Option<String>>(&key).unwrap_err();
+    assert!(
+        moved.kind() == redis::ErrorKind::Moved,
+        "GET on a replica without READONLY: {moved}"
+    );
+    let _: () = redis::cmd("READONLY").query(&mut rc).unwrap();
+    let v: Option<String> = rc.get(&key).unwrap();
+    assert_eq!(v.as_deref(), Some("v"));
+    let _: () = redis::cmd("READWRITE").query(&mut rc).unwrap();
+    assert!(rc.get::<_, Option<String>>(&key).is_err());
+    // Empty the new primary, then remove both.
+    c.del_node(r);
+    c.reshard(n, 0, share);
+    c.wait_ok();
+    assert_eq!(c.me(n).slot_count(), 0);
+    c.del_node(n);
+    c.wait_ok();
+    assert_eq!(c.nodes(0).len(), 3);
+    read_keys(&mut c.client(), 0..3000);
+    c.check();
+}
+
+#[test]
+fn add_del_node() {
+    for_modes("add_del_node", 5, add_del_node_in);
+}
+
+/// Reads replies on `sub` until one contains `text`.
+fn expect_message(sub: &mut support::Raw, text: &str) {
+    let reply = sub.read_reply().expect("subscriber connection closed");
+    let reply = String::from_utf8_lossy(&reply).to_string();
+    assert!(reply.contains(text), "expected {text:?}, got {reply:?}");
+}
+
+fn pubsub_in(bins: &[String]) {
+    let c = six("pub/sub", bins);
+    // PUBLISH reaches subscribers on every node, over the bus.
+    let mut subs: Vec<support::Raw> = (1..6).map(|i| c.raw(i)).collect();
+    for s in subs.iter_mut() {
+        s.send_cmd(&["SUBSCRIBE", "news"]);
+        expect_message(s, "subscribe");
+    }
+    c.cmd(0, &["PUBLISH", "news", "hello"]).unwrap();
+    for s in subs.iter_mut() {
+        expect_message(s, "hello");
+    }
+    // SPUBLISH reaches the shard's nodes (a replica included), not the others.
+    let p = c.node_of_key("orders");
+    let r = c.replicas_of(p)[0];
+    c.wait_replica_of(r, p);
+    let mut on_p = c.raw(p);
+    let mut on_r = c.raw(r);
+    for s in [&mut on_p, &mut on_r] {
+        s.send_cmd(&["SSUBSCRIBE", "orders"]);
+        expect_message(s, "ssubscribe");
+    }
+    let other = c.primaries().into_iter().find(|&i| i != p).unwrap();
+    let mut elsewhere = c.raw(other);
+    elsewhere.send_cmd(&["SSUBSCRIBE", "orders"]);
+    expect_message(&mut elsewhere, "MOVED");
+    c.cmd(p, &["SPUBLISH", "orders", "o-1"]).unwrap();
+    expect_message(&mut on_p, "o-1");
+    expect_message(&mut on_r, "o-1");
+    // SPUBLISH on a node outside the shard is redirected.
+    let err = c.cmd(other, &["SPUBLISH", "orders", "o-2"]).unwrap_err();
+    assert!(err.to_lowercase().contains("moved"), "{err}");
+}
+
+#[test]
+fn pubsub() {
+    for_modes("pubsub", 6, pubsub_in);
+}
