@@ -72,6 +72,8 @@ pub struct Repl {
     link_up: AtomicBool,
     /// The primary's snapshot is replacing the dataset: only `loading` commands run.
     loading: AtomicBool,
+    /// Signalled when a load ends, for the commands waiting it out.
+    loaded: (parking_lot::Mutex<()>, parking_lot::Condvar),
     /// `min-replicas-to-write` and `min-replicas-max-lag`.
     min_to_write: AtomicU64,
     min_max_lag: AtomicU64,
@@ -310,6 +312,7 @@ impl Repl {
             serve_stale: AtomicBool::new(true),
             link_up: AtomicBool::new(false),
             loading: AtomicBool::new(false),
+            loaded: (parking_lot::Mutex::new(()), parking_lot::Condvar::new()),
             min_to_write: AtomicU64::new(0),
             min_max_lag: AtomicU64::new(10),
             good: AtomicU64::new(0),
@@ -359,7 +362,11 @@ impl Repl {
 
     /// Marks the dataset as being replaced (clients get `-LOADING` meanwhile).
     pub fn set_loading(&self, on: bool) {
+        let _g = self.loaded.0.lock();
         self.loading.store(on, Relaxed);
+        if !on {
+            self.loaded.1.notify_all();
+        }
     }
 
     /// Whether the link to the primary is up (a replica following its stream).
@@ -423,7 +430,17 @@ impl Repl {
             return Some(MASTERDOWN);
         }
         if cmd_flags & flags::LOADING == 0 && self.loading.load(Relaxed) {
-            return Some(LOADING);
+            // Redis loads a primary's snapshot on its one thread: a client's command waits
+            // for a short load and meets -LOADING only once the load takes long enough for
+            // Redis to serve clients in between. Wait as long, up to a second, before
+            // answering it. (No shard is held here: the gate comes before locking.)
+            let deadline = std::time::Duration::from_secs(1);
+            let mut g = self.loaded.0.lock();
+            while self.loading.load(Relaxed) {
+                if self.loaded.1.wait_for(&mut g, deadline).timed_out() {
+                    return self.loading.load(Relaxed).then_some(LOADING);
+                }
+            }
         }
         None
     }
