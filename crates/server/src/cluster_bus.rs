@@ -226,6 +226,8 @@ struct Engine {
     handover: Option<PrimaryHandover>,
     /// A manual failover's MFSTART went to the primary.
     mf_started: bool,
+    /// The primary this replica was last told to follow.
+    following: Option<(String, u16)>,
 }
 
 /// Where a message goes.
@@ -301,6 +303,7 @@ async fn run(
         election: Election::default(),
         handover: None,
         mf_started: false,
+        following: None,
     };
     let mut tick = tokio::time::interval(TICK);
     loop {
@@ -1342,6 +1345,20 @@ impl Engine {
             effects.push(Effect::HoldWrites(false));
         }
         self.announce(&mut st);
+        // A replica (after a restart from nodes.conf, say) replicates its primary.
+        let me = st.me();
+        if let Some(p) = me.master.filter(|_| me.is_replica()).and_then(|m| st.nodes.get(&m)) {
+            let target = (p.ip.clone(), p.port);
+            if !p.ip.is_empty()
+                && !crate::repl::follows(&self.server, &target.0, target.1)
+                && self.following.as_ref() != Some(&target)
+            {
+                self.following = Some(target.clone());
+                effects.push(Effect::Follow(target.0, target.1));
+            }
+        } else {
+            self.following = None;
+        }
         self.replica_cron(&mut st, now, &mut out, &mut effects);
         let s = &cluster.settings;
         st.update_state(now, s.require_full_coverage.load(Relaxed), nt);
