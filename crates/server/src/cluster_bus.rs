@@ -1347,7 +1347,11 @@ impl Engine {
         self.announce(&mut st);
         // A replica (after a restart from nodes.conf, say) replicates its primary.
         let me = st.me();
-        if let Some(p) = me.master.filter(|_| me.is_replica()).and_then(|m| st.nodes.get(&m)) {
+        if let Some(p) = me
+            .master
+            .filter(|_| me.is_replica())
+            .and_then(|m| st.nodes.get(&m))
+        {
             let target = (p.ip.clone(), p.port);
             if !p.ip.is_empty()
                 && !crate::repl::follows(&self.server, &target.0, target.1)

@@ -344,7 +344,12 @@ pub struct Raw {
 
 impl Raw {
     pub fn connect(port: u16) -> Self {
-        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        Self::connect_to("127.0.0.1", port)
+    }
+
+    /// A connection to `host:port` (a server bound elsewhere than loopback).
+    pub fn connect_to(host: &str, port: u16) -> Self {
+        let stream = TcpStream::connect((host, port)).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();

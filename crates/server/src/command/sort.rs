@@ -103,7 +103,9 @@ fn parse<'a>(
         } else if is(b"by") && left >= 1 {
             // In cluster mode the keys a pattern names may be anywhere.
             if has_star(args[j + 1]) && cluster {
-                return Err(CommandError::err("BY option of SORT denied in Cluster mode."));
+                return Err(CommandError::err(
+                    "BY option of SORT denied in Cluster mode.",
+                ));
             }
             if has_star(args[j + 1]) && !reads_all {
                 return Err(E(crate::error::SORT_BY_ACL));
@@ -113,7 +115,9 @@ fn parse<'a>(
             j += 1;
         } else if is(b"get") && left >= 1 {
             if cluster {
-                return Err(CommandError::err("GET option of SORT denied in Cluster mode."));
+                return Err(CommandError::err(
+                    "GET option of SORT denied in Cluster mode.",
+                ));
             }
             if !reads_all {
                 return Err(E(crate::error::SORT_GET_ACL));
