@@ -228,6 +228,8 @@ struct Engine {
     mf_started: bool,
     /// The primary this replica was last told to follow.
     following: Option<(String, u16)>,
+    /// Primaries left without a working replica, and since when (replica migration).
+    orphaned: HashMap<Name, u64>,
 }
 
 /// Where a message goes.
@@ -304,6 +306,7 @@ async fn run(
         handover: None,
         mf_started: false,
         following: None,
+        orphaned: HashMap::new(),
     };
     let mut tick = tokio::time::interval(TICK);
     loop {
@@ -1364,6 +1367,7 @@ impl Engine {
             self.following = None;
         }
         self.replica_cron(&mut st, now, &mut out, &mut effects);
+        self.replica_migration(&mut st, now, &mut effects);
         let s = &cluster.settings;
         st.update_state(now, s.require_full_coverage.load(Relaxed), nt);
         let save = st.save_pending;
@@ -1376,6 +1380,87 @@ impl Engine {
                 tracing::warn!("Could not save the cluster configuration file: {e}");
             }
         }
+    }
+
+    /// Replica migration (Redis's `clusterHandleSlaveMigration`): a primary that had
+    /// replicas and has no working one left is orphaned; after 5 s, a replica of the
+    /// primary with the most working replicas (if that is more than
+    /// `cluster-migration-barrier`) moves over to it: the one with the smallest name, so
+    /// that only one does.
+    fn replica_migration(&mut self, st: &mut State, now: u64, effects: &mut Vec<Effect>) {
+        // A primary that ever had a replica may receive one (Redis's MIGRATE_TO flag).
+        let primaries: Vec<Name> = st
+            .nodes
+            .values()
+            .filter(|n| n.is_replica())
+            .filter_map(|n| n.master)
+            .collect();
+        for p in primaries {
+            if let Some(n) = st.nodes.get_mut(&p) {
+                n.flags |= flag::MIGRATE_TO;
+            }
+        }
+        let (allow, barrier) = {
+            let c = self.server.config.read();
+            (
+                c.get_bool("cluster-allow-replica-migration"),
+                c.get_u64("cluster-migration-barrier") as usize,
+            )
+        };
+        let me = st.me();
+        let Some(mine) = me.master.filter(|_| me.is_replica()) else {
+            self.orphaned.clear();
+            return;
+        };
+        let working = |st: &State, p: &Name| {
+            st.replicas_of(p)
+                .iter()
+                .filter(|r| !r.failed() && !r.timed_out())
+                .count()
+        };
+        let mut names: Vec<Name> = st
+            .nodes
+            .values()
+            .filter(|n| n.is_master())
+            .map(|n| n.name)
+            .collect();
+        names.sort();
+        let max = names.iter().map(|n| working(st, n)).max().unwrap_or(0);
+        let (mut target, mut candidate) = (None, st.myself);
+        for name in &names {
+            let n = &st.nodes[name];
+            let ok = working(st, name);
+            let orphaned = !n.failed() && n.flags & flag::MIGRATE_TO != 0 && ok == 0;
+            if orphaned {
+                if target.is_none() && n.numslots > 0 {
+                    target = Some(*name);
+                }
+                self.orphaned.entry(*name).or_insert(now);
+            } else {
+                self.orphaned.remove(name);
+            }
+            if ok == max {
+                for r in st.replicas_of(name) {
+                    if r.name < candidate {
+                        candidate = r.name;
+                    }
+                }
+            }
+        }
+        let this = working(st, &mine);
+        if !allow || !st.ok || max < 2 || this != max || this <= barrier {
+            return;
+        }
+        let Some(t) = target else { return };
+        if candidate != st.myself || now.saturating_sub(self.orphaned[&t]) <= 5000 {
+            return;
+        }
+        tracing::info!("Migrating to orphaned master {}", name_str(&t));
+        crate::command::cluster::set_primary(st, t);
+        let n = &st.nodes[&t];
+        effects.push(Effect::Follow(n.ip.clone(), n.port));
+        st.save_pending = true;
+        self.orphaned.clear();
     }
 
     /// This node's own announced address and flags, as the config says now

@@ -472,3 +472,35 @@ fn pubsub_in(bins: &[String]) {
 fn pubsub() {
     for_modes("pubsub", 6, pubsub_in);
 }
+
+fn replica_migration_in(bins: &[String]) {
+    let mut c = Cluster::start("replica migration", &bins[..3], BOUND);
+    c.create_direct(3);
+    // Primary 0 gets two replicas, primary 1 one.
+    let r0a = c.add_node(&bins[3], Some(0));
+    let r0b = c.add_node(&bins[4], Some(0));
+    let r1 = c.add_node(&bins[5], Some(1));
+    for (r, p) in [(r0a, 0), (r0b, 0), (r1, 1)] {
+        c.wait_replica_of(r, p);
+    }
+    c.wait_ok();
+    // Primary 1 loses its only replica: one of primary 0's moves over to it.
+    c.kill(r1);
+    let id1 = c.id(1);
+    c.wait("a replica to migrate to the orphaned primary", || {
+        let moved = [r0a, r0b]
+            .into_iter()
+            .filter(|&r| c.me(r).master.as_deref() == Some(id1.as_str()))
+            .count();
+        if moved == 1 {
+            Ok(())
+        } else {
+            Err(format!("{moved} replicas follow primary 1"))
+        }
+    });
+}
+
+#[test]
+fn replica_migration() {
+    for_modes("replica_migration", 6, replica_migration_in);
+}
