@@ -136,12 +136,13 @@ pub(super) fn follow_from_cluster(cx: &mut Ctx, host: &str, port: u16) {
     });
 }
 
-/// A replica's CLUSTER RESET, or its promotion by a failover: stop replicating (as
-/// REPLICAOF NO ONE) once the command's locks are released.
+/// A replica's CLUSTER RESET: stop replicating (as REPLICAOF NO ONE) and empty the
+/// dataset, as Redis does, once the command's locks are released.
 pub(super) fn unfollow_from_cluster(cx: &mut Ctx) {
     let server = cx.server.arc();
     cx.after_unlock(move || {
         crate::repl::replicaof(&server, None);
+        super::run_internal(&server, &[b"FLUSHALL"]);
     });
 }
 
