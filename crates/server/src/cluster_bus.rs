@@ -681,7 +681,9 @@ impl Engine {
         }
         let h = &msg.header;
         let sender = h.sender;
-        let known = st.nodes.get(&sender).is_some_and(|n| !n.in_handshake());
+        // A message in this node's own name (it met itself, or a confused peer) changes
+        // nothing about it.
+        let known = sender != st.myself && st.nodes.get(&sender).is_some_and(|n| !n.in_handshake());
         if known {
             if h.current_epoch > st.current_epoch {
                 st.current_epoch = h.current_epoch;
@@ -739,8 +741,9 @@ impl Engine {
             if let Some(name) = link {
                 let in_handshake = st.nodes.get(&name).is_some_and(|n| n.in_handshake());
                 if in_handshake {
-                    if known {
-                        // Met under its real name already: forget the handshake node.
+                    if known || sender == st.myself {
+                        // Met under its real name already (or it is this node): forget the
+                        // handshake node.
                         st.remove_node(&name);
                         self.unlink(&name);
                         drop(st);
@@ -775,7 +778,8 @@ impl Engine {
                     return;
                 }
             }
-            let known = st.nodes.get(&sender).is_some_and(|n| !n.in_handshake());
+            let known =
+                sender != st.myself && st.nodes.get(&sender).is_some_and(|n| !n.in_handshake());
             if known && inbound && t == bus::TYPE_PING {
                 // An inbound PING tells the node's current address.
                 let ip = ip_of(h, peer_ip);
