@@ -1127,8 +1127,13 @@ fn replicate(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         }
         (n.name, n.ip.clone(), n.port)
     };
-    let me_master = c.state.read().me().is_master();
-    if me_master && (c.state.read().me().numslots != 0 || db_keys(cx)? != 0) {
+    // The state is read in statements of their own: `db_keys` takes shards, which come
+    // before the cluster state in the lock order.
+    let (me_master, my_slots) = {
+        let st = c.state.read();
+        (st.me().is_master(), st.me().numslots)
+    };
+    if me_master && (my_slots != 0 || db_keys(cx)? != 0) {
         return Err(CommandError::err(
             "To set a master the node must be empty and without assigned slots.",
         ));
