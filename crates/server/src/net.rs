@@ -1202,7 +1202,15 @@ async fn connection(server: Arc<Server>, mut stream: Conn, peer: String, laddr: 
             };
             blocking::unregister(&server, &w);
             match state {
-                WaitState::Served(reply) | WaitState::Unblocked(reply) => out.buf.extend(reply),
+                WaitState::Served(reply) => {
+                    // Its command ran on the serving client's thread and fed its effects
+                    // before this wake-up: a WAIT from this client covers them.
+                    if server.feed.is_active() {
+                        client.repl.woff = server.feed.repl_offset();
+                    }
+                    out.buf.extend(reply);
+                }
+                WaitState::Unblocked(reply) => out.buf.extend(reply),
                 WaitState::TimedOut => out
                     .buf
                     .extend_from_slice(blocking::timeout_reply(client.resp3)),

@@ -159,11 +159,15 @@ impl Limits {
     /// the soft one once it has been so for more than `soft_secs` seconds. `soft_since`
     /// keeps when the soft limit was first reached (unix ms; 0 while under it).
     pub fn exceeded(&self, bytes: u64, soft_since: &mut u64) -> bool {
+        self.exceeded_at(bytes, soft_since, crate::clock::now_ms())
+    }
+
+    /// [`Limits::exceeded`] at the time `now` (unix ms).
+    pub fn exceeded_at(&self, bytes: u64, soft_since: &mut u64, now: u64) -> bool {
         if self.hard > 0 && bytes >= self.hard {
             return true;
         }
         if self.soft > 0 && bytes >= self.soft {
-            let now = crate::clock::now_ms();
             if *soft_since == 0 {
                 *soft_since = now;
                 return false;

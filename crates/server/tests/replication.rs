@@ -1076,6 +1076,36 @@ fn the_primary_sends_fullresync_an_eof_marked_snapshot_and_the_effects_of_comman
     assert!(text.ends_with("*4 $3 SET $1 f $3 1.5 $7 "), "{text}");
 }
 
+/// A client served by another's push (its BLPOP's pop fed by the pusher's command) waits,
+/// in WAIT, for its pop to be acknowledged, not only for its own earlier writes.
+#[test]
+fn wait_after_a_served_blocking_pop_covers_the_pop() {
+    let primary = kiln(&[]);
+    let (mut w, offset, _) = raw_full_sync(primary.port, &["eof", "psync2"]);
+    // The replica acknowledges everything up to the full sync, and nothing after.
+    w.s.write_all(&resp(&["REPLCONF", "ACK", &offset.to_string()]))
+        .unwrap();
+    let mut popper = primary.raw();
+    let mut pusher = primary.raw();
+    wait_for("the raw replica's acknowledgement", || {
+        pusher.cmd(&["WAIT", "1", "1"]) == ":1\r\n"
+    });
+    popper.send_cmd(&["BLPOP", "list", "0"]);
+    pusher.wait_info("clients", "blocked_clients", "1");
+    assert_eq!(pusher.cmd(&["RPUSH", "list", "a"]), ":1\r\n");
+    assert_eq!(
+        popper.read_reply().unwrap(),
+        b"*2\r\n$4\r\nlist\r\n$1\r\na\r\n"
+    );
+    // The pop is not acknowledged: WAIT times out with no replica.
+    assert_eq!(popper.cmd(&["WAIT", "1", "100"]), ":0\r\n");
+    let now = pusher
+        .info_field("replication", "master_repl_offset")
+        .unwrap();
+    w.s.write_all(&resp(&["REPLCONF", "ACK", &now])).unwrap();
+    assert_eq!(popper.cmd(&["WAIT", "1", "0"]), ":1\r\n");
+}
+
 #[test]
 fn the_replication_stream_matches_redis_for_commands_propagated_as_effects() {
     let Some(redis) = redis_server(&[]) else {

@@ -521,11 +521,9 @@ fn upgrade_legacy(server: &Server, dir: &Path, name: &str, m: &mut Manifest) -> 
     Ok(())
 }
 
-/// After CONFIG SET: applies `appendfsync`, and turns the AOF on (with a first rewrite, as
-/// Redis does) or off when `appendonly` changed. `Err` carries the CONFIG SET reason.
-/// `in_exec`: inside EXEC, whose shard locks a snapshot point would wait for, the change
-/// happens on another thread once the transaction is over.
-pub fn config_changed(server: &Server, in_exec: bool) -> Result<(), String> {
+/// Applies `appendfsync` from the configuration at once; returns whether `appendonly` is
+/// set.
+pub fn apply_policy(server: &Server) -> bool {
     let (on, policy) = {
         let c = server.config.read();
         (
@@ -533,22 +531,17 @@ pub fn config_changed(server: &Server, in_exec: bool) -> Result<(), String> {
             Policy::parse(c.get("appendfsync")),
         )
     };
+    server.aof.set_policy(policy);
+    on
+}
+
+/// After CONFIG SET: applies `appendfsync`, and turns the AOF on (with a first rewrite, as
+/// Redis does) or off when `appendonly` changed. `Err` carries the CONFIG SET reason.
+/// Takes a snapshot point when it turns the AOF on: the caller holds no shard lock (CONFIG
+/// SET inside EXEC runs it once the transaction released its locks).
+pub fn config_changed(server: &Server) -> Result<(), String> {
+    let on = apply_policy(server);
     let aof = &server.aof;
-    aof.set_policy(policy);
-    if in_exec {
-        if on != (aof.status.lock().mode != Mode::Off) {
-            let srv = server.arc();
-            std::thread::Builder::new()
-                .name("kiln-aof-config".into())
-                .spawn(move || {
-                    if let Err(e) = config_changed(&srv, false) {
-                        tracing::warn!("Turning the AOF on failed: {e}");
-                    }
-                })
-                .map_err(|e| e.to_string())?;
-        }
-        return Ok(());
-    }
     let mut st = aof.state.lock();
     match (on, st.mode) {
         (true, Mode::Off) => {

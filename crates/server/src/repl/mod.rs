@@ -46,6 +46,7 @@ use crate::client::Client;
 use crate::command::flags;
 use crate::config::Config;
 use crate::error::{LOADING, MASTERDOWN, NOREPLICAS, READONLY_REPLICA};
+use crate::pubsub::Limits;
 use crate::reply::Out;
 use crate::server::{ClientHandle, Server};
 
@@ -864,7 +865,7 @@ async fn cron(server: Arc<Server>) {
                 c.get_u64("repl-ping-replica-period").max(1),
                 c.get_u64("repl-backlog-size").max(1),
                 c.get_u64("repl-timeout").max(1),
-                replica_limits(c.get("client-output-buffer-limit")),
+                crate::server::class_limits(c.get("client-output-buffer-limit"), "slave"),
             )
         };
         let repl = &server.repl;
@@ -923,42 +924,13 @@ async fn cron(server: Arc<Server>) {
     }
 }
 
-/// `client-output-buffer-limit replica`: (hard, soft, soft seconds); 0 disables a limit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Limits {
-    hard: u64,
-    soft: u64,
-    soft_secs: u64,
-}
-
-/// The `slave` class of a normalised `client-output-buffer-limit` value.
-fn replica_limits(v: &str) -> Limits {
-    let w: Vec<&str> = v.split_whitespace().collect();
-    w.chunks(4)
-        .find(|c| c.len() == 4 && c[0] == "slave")
-        .map(|c| Limits {
-            hard: c[1].parse().unwrap_or(0),
-            soft: c[2].parse().unwrap_or(0),
-            soft_secs: c[3].parse().unwrap_or(0),
-        })
-        .unwrap_or_default()
-}
-
-/// Whether a replica with `pending` unsent stream bytes must be cut off.
+/// Whether a replica with `pending` unsent stream bytes must be cut off: the `slave` class
+/// of `client-output-buffer-limit`, judged as every other client's output is.
 fn over_limit(r: &ReplicaLink, pending: u64, l: &Limits, now: u64) -> bool {
-    if l.hard > 0 && pending >= l.hard {
-        return true;
-    }
-    if l.soft > 0 && pending >= l.soft {
-        let since = r.soft_since.load(Relaxed);
-        if since == 0 {
-            r.soft_since.store(now, Relaxed);
-            return false;
-        }
-        return now.saturating_sub(since) / 1000 >= l.soft_secs;
-    }
-    r.soft_since.store(0, Relaxed);
-    false
+    let mut since = r.soft_since.load(Relaxed);
+    let over = l.exceeded_at(pending, &mut since, now);
+    r.soft_since.store(since, Relaxed);
+    over
 }
 
 /// Appends `INFO replication`'s fields (Redis 7.0's, in its order).
@@ -1122,7 +1094,10 @@ mod tests {
 
     #[test]
     fn the_replica_class_of_the_output_limits_is_parsed() {
-        let l = replica_limits("normal 0 0 0 slave 268435456 67108864 60 pubsub 1 2 3");
+        let l = crate::server::class_limits(
+            "normal 0 0 0 slave 268435456 67108864 60 pubsub 1 2 3",
+            "slave",
+        );
         assert_eq!(
             l,
             Limits {
@@ -1146,7 +1121,9 @@ mod tests {
         assert!(!over_limit(&r, 50, &l, 10_000));
         assert!(!over_limit(&r, 150, &l, 10_000));
         assert!(!over_limit(&r, 150, &l, 11_000));
-        assert!(over_limit(&r, 150, &l, 12_000));
+        // Cut off once over the soft limit for more than the soft seconds, as Redis does.
+        assert!(!over_limit(&r, 150, &l, 12_000));
+        assert!(over_limit(&r, 150, &l, 12_001));
         // Back under the soft limit: the clock restarts.
         assert!(!over_limit(&r, 10, &l, 12_500));
         assert!(!over_limit(&r, 150, &l, 13_000));

@@ -709,7 +709,9 @@ fn apply_loop(
 ) -> Result<(), End> {
     let repl = &server.repl;
     let limits = wire::stream_limits();
-    let mut ranges = Vec::new();
+    // Resumable: a long command that arrives over many reads is scanned once, not again
+    // from its first byte after every read.
+    let mut parser = kiln_resp::RequestParser::new();
     let mut out = Vec::new();
     let mut applied = Applied::default();
     let mut last_io = crate::clock::instant();
@@ -736,9 +738,10 @@ fn apply_loop(
             cx.set_replaying();
             loop {
                 let buf = &c.buf[c.pos..];
-                match kiln_resp::parse_request(buf, &mut ranges, &limits) {
+                match parser.parse(buf, &limits) {
                     Ok(kiln_resp::Parsed::Complete { consumed }) => {
-                        let args: Vec<&[u8]> = ranges.iter().map(|r| &buf[r.clone()]).collect();
+                        let args: Vec<&[u8]> =
+                            parser.args().iter().map(|r| &buf[r.clone()]).collect();
                         if wire::is_getack(&args) {
                             // The offset before this GETACK: everything applied so far.
                             acks.push(server.feed.repl_offset());

@@ -198,9 +198,21 @@ fn config_set(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if let Some((_, _, pass)) = checked.iter().find(|(p, _, _)| p.name == "requirepass") {
         cx.server.acl.set_default_password(pass.as_bytes());
     }
-    // Turning the AOF on or off, and its fsync policy, take effect now.
-    crate::aof::config_changed(cx.server, cx.in_exec())
-        .map_err(|reason| CommandError::config_set_failed("appendonly", &reason))?;
+    // Turning the AOF on or off, and its fsync policy, take effect now; inside EXEC the
+    // switch waits until the transaction released its shards (turning the AOF on takes a
+    // snapshot point, which waits for every shard), and a failure is only logged.
+    if cx.in_exec() {
+        crate::aof::apply_policy(cx.server);
+        let server = cx.server.arc();
+        cx.after_unlock(move || {
+            if let Err(e) = crate::aof::config_changed(&server) {
+                tracing::warn!("Turning the AOF on failed: {e}");
+            }
+        });
+    } else {
+        crate::aof::config_changed(cx.server)
+            .map_err(|reason| CommandError::config_set_failed("appendonly", &reason))?;
+    }
     cx.out.ok();
     Ok(())
 }
