@@ -1282,6 +1282,41 @@ fn acks_until(s: &mut TcpStream, buf: &mut Vec<u8>, want: u64) -> Vec<u64> {
     }
 }
 
+/// After a full sync in the `$<length>` form the replica sends no ACK of its own accord
+/// until its once-a-second tick (as Redis): a GETACK sent right after the load gets the
+/// first ACK. Only an EOF-marked snapshot is acknowledged at once.
+#[test]
+fn after_a_length_prefixed_sync_the_first_ack_answers_getack() {
+    let fake = FakePrimary::new();
+    let replica = kiln(&["--replicaof", &format!("127.0.0.1 {}", fake.port())]);
+    let (mut s, _) = fake.handshake();
+    let mut out = format!(
+        "+FULLRESYNC {} 100\r\n${}\r\n",
+        "a".repeat(40),
+        EMPTY_RDB.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(EMPTY_RDB);
+    let sent = Instant::now();
+    s.write_all(&out).unwrap();
+    let mut r = replica.client();
+    wait_for("the replica to load the snapshot", || {
+        info_field(&mut r, "replication", "master_link_status") == "up"
+    });
+    let getack = resp(&["REPLCONF", "GETACK", "*"]);
+    s.write_all(&getack).unwrap();
+    let mut buf = Vec::new();
+    // The GETACK's answer, then the tick's (which counts the GETACK): the second cannot
+    // come before a second has passed since the link started (which was after `sent`).
+    assert_eq!(acks_until(&mut s, &mut buf, 100), vec![100]);
+    let after = 100 + getack.len() as u64;
+    assert_eq!(acks_until(&mut s, &mut buf, after), vec![after]);
+    assert!(
+        sent.elapsed() >= Duration::from_millis(990),
+        "two ACKs within the first second after a `$<length>` sync"
+    );
+}
+
 #[test]
 fn the_replica_handshakes_step_by_step_and_acknowledges_exact_offsets() {
     let fake = FakePrimary::new();

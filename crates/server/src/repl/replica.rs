@@ -430,18 +430,22 @@ fn session(server: &Arc<Server>, host: &str, port: u16, gen: u64) -> Result<(), 
             return Err(End::Stopped);
         }
     }
-    match parsed.map_err(End::Failed)? {
+    // As in Redis, only a snapshot that came EOF-marked (diskless) is acknowledged at once:
+    // such a primary starts the stream on that first ACK. Otherwise the first ACK is the
+    // once-a-second one, or the answer to a GETACK.
+    let ack_now = match parsed.map_err(End::Failed)? {
         PsyncReply::FullResync { replid, offset } => {
             tracing::info!("Full resync from master: {replid}:{offset}");
-            full_sync(server, &mut c, gen, &p, replid, offset)?;
+            full_sync(server, &mut c, gen, &p, replid, offset)?
         }
         PsyncReply::Continue { replid } => {
             tracing::info!("Successful partial resynchronization with master.");
             continue_sync(server, gen, replid)?;
             tracing::info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
+            false
         }
-    }
-    follow_stream(server, &mut c, gen, host, port, &p)
+    };
+    follow_stream(server, &mut c, gen, host, port, &p, ack_now)
 }
 
 /// After `+CONTINUE [<replid>]`: adopt the primary's id if it changed (keeping ours as
@@ -465,7 +469,8 @@ fn continue_sync(server: &Server, gen: u64, new_id: &str) -> Result<(), End> {
     Ok(())
 }
 
-/// Receives the RDB after `+FULLRESYNC` and replaces the dataset with it.
+/// Receives the RDB after `+FULLRESYNC` and replaces the dataset with it. `Ok(true)` when
+/// the snapshot came in the EOF-marker form.
 fn full_sync(
     server: &Server,
     c: &mut Conn,
@@ -473,7 +478,7 @@ fn full_sync(
     p: &Params,
     replid: &str,
     offset: u64,
-) -> Result<(), End> {
+) -> Result<bool, End> {
     let repl = &server.repl;
     repl.with_master(gen, |m| {
         m.link = LinkState::Transfer;
@@ -482,7 +487,9 @@ fn full_sync(
         m.transfer_last_io_ms = crate::clock::now_ms();
     });
     let head = c.line(server, gen, p.timeout)?;
-    let data = match wire::parse_rdb_preamble(&head).map_err(End::Failed)? {
+    let preamble = wire::parse_rdb_preamble(&head).map_err(End::Failed)?;
+    let marked = matches!(preamble, RdbPreamble::EofMark(_));
+    let data = match preamble {
         RdbPreamble::EofMark(mark) => {
             tracing::info!(
                 "MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF to memory"
@@ -552,7 +559,7 @@ fn full_sync(
         stats.expired_skipped
     );
     tracing::info!("MASTER <-> REPLICA sync: Finished with success");
-    Ok(())
+    Ok(marked)
 }
 
 /// Empties every database and the function libraries (before loading the primary's
@@ -651,6 +658,7 @@ fn follow_stream(
     host: &str,
     port: u16,
     p: &Params,
+    ack_now: bool,
 ) -> Result<(), End> {
     let repl = &server.repl;
     // The primary's client, as CLIENT LIST shows it (`flags=M`); CLIENT KILL TYPE master
@@ -684,7 +692,7 @@ fn follow_stream(
         m.link = LinkState::Connected;
         m.last_io_ms = now;
     });
-    let result = apply_loop(server, c, gen, &handle, &mut client, p);
+    let result = apply_loop(server, c, gen, &handle, &mut client, p, ack_now);
     server.clients.lock().remove(&id);
     repl.link_up.store(false, Relaxed);
     let lost = crate::clock::now_ms();
@@ -706,6 +714,7 @@ fn apply_loop(
     handle: &ClientHandle,
     client: &mut Client,
     p: &Params,
+    ack_now: bool,
 ) -> Result<(), End> {
     let repl = &server.repl;
     let limits = wire::stream_limits();
@@ -715,7 +724,10 @@ fn apply_loop(
     let mut out = Vec::new();
     let mut applied = Applied::default();
     let mut last_io = crate::clock::instant();
-    let mut last_ack = crate::clock::instant() - Duration::from_secs(2);
+    let mut last_ack = crate::clock::instant();
+    if ack_now {
+        last_ack -= Duration::from_secs(2);
+    }
     loop {
         if !live(server, gen) {
             return Err(End::Stopped);
