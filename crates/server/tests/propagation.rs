@@ -247,9 +247,9 @@ struct Owed {
 }
 
 /// A key found expired is deleted, and fed as a DEL, by whichever command first meets it,
-/// and that is not always the same command in both servers: Redis's RANDOMKEY deletes
-/// the expired keys it samples, Kiln's passes over them, so the key's DEL comes with the
-/// next command that looks it up. A single-key DEL that one side fed and the other did not
+/// and that is not always the same command in both servers: RANDOMKEY deletes the expired
+/// keys it happens to pick, and each server picks its own, so a key's DEL can come with
+/// RANDOMKEY on one side and with the next command that looks it up on the other. A single-key DEL that one side fed and the other did not
 /// is therefore owed by the other side and settles a later line's extra DEL; what is still
 /// owed at the end of the script fails it.
 fn settle_deferred_dels(owed: &mut Owed, k: &mut Vec<String>, r: &mut Vec<String>) {

@@ -766,20 +766,24 @@ impl Shard {
     }
 
     /// A uniformly random live key of this shard, if any (RANDOMKEY).
-    pub fn random_key(&self, now: u64) -> Option<Vec<u8>> {
+    pub fn random_key(&mut self, now: u64) -> Option<Vec<u8>> {
         use rand::Rng;
-        let n = self.table.len();
-        if n == 0 {
-            return None;
-        }
         let mut rng = rand::thread_rng();
-        // A few uniform picks (O(1) each: entries are stored densely); then fall back to
-        // any live key.
+        // A few uniform picks (O(1) each: entries are stored densely). An expired key
+        // picked is deleted as a lookup would delete it (Redis's RANDOMKEY does the same,
+        // so its DEL reaches the AOF and replicas); then fall back to any live key.
         for _ in 0..8 {
+            let n = self.table.len();
+            if n == 0 {
+                return None;
+            }
             let e = self.table.at(rng.gen_range(0..n));
             if !self.is_expired(e, now) {
                 return Some(e.key().to_vec());
             }
+            let key = e.key().to_vec();
+            // Does nothing on a replica, which waits for its primary's DEL.
+            self.get(self.hash(&key), &key, now);
         }
         self.table
             .iter()
