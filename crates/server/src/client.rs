@@ -42,8 +42,8 @@ pub struct Client {
     pub multi: Option<crate::command::transaction::Multi>,
     /// Set when a WATCHed key is modified.
     pub watch_flag: Arc<AtomicBool>,
-    /// WATCHed keys: (db, key, deadline the key had when watched).
-    pub watched: Vec<(usize, Vec<u8>, Option<u64>)>,
+    /// WATCHed keys.
+    pub watched: Vec<crate::command::transaction::Watched>,
     /// The message queue, once the client subscribed to anything.
     pub subscriber: Option<Arc<crate::pubsub::Subscriber>>,
     /// Subscribed channels, patterns and shard channels.

@@ -412,9 +412,7 @@ impl Shard {
         };
         if expired {
             if self.delete_expired.load(Ordering::Relaxed) {
-                self.remove(h, key);
-                self.touch_watched(key);
-                self.expired.push(key.into());
+                self.delete_expired_key(h, key.into());
             }
             return None;
         }
@@ -422,6 +420,18 @@ impl Shard {
             self.preserve(h, key);
         }
         self.table.find_mut(th, key)
+    }
+
+    /// Deletes `key`, found past its deadline, and records it in `self.expired` (whose
+    /// owner feeds its DEL and raises its event). The one way an expired key leaves.
+    ///
+    /// Watchers are not touched: a transaction judges expiry itself at EXEC, by the
+    /// deadline it saw at WATCH. As in Redis 7.0, a key that was already expired when
+    /// watched and is then deleted is no change, and one that was live when watched aborts
+    /// the transaction once its deadline passed, deleted yet or not.
+    fn delete_expired_key(&mut self, h: u64, key: Box<[u8]>) {
+        self.remove(h, &key);
+        self.expired.push(key);
     }
 
     /// Looks a key up without expiring it (DEBUG, persistence).
@@ -684,10 +694,7 @@ impl Shard {
         }
         drop(page);
         for k in dead {
-            let h = self.hash(&k);
-            self.remove(h, &k);
-            self.touch_watched(&k);
-            self.expired.push(k);
+            self.delete_expired_key(self.hash(&k), k);
         }
         resume
     }
@@ -712,10 +719,7 @@ impl Shard {
         }
         let deleted = dead.len();
         for k in dead {
-            let h = self.hash(&k);
-            self.remove(h, &k);
-            self.touch_watched(&k);
-            self.expired.push(k);
+            self.delete_expired_key(self.hash(&k), k);
         }
         // Removing entries does not move the others, so the unexamined ones now start
         // `deleted` places earlier (a shrink rehashes; the sweep then just restarts unevenly).

@@ -147,6 +147,27 @@ fn end_multi(cx: &mut Ctx) -> Option<Multi> {
     m
 }
 
+/// A WATCHed key, with what EXEC needs to judge its expiry.
+#[derive(Clone, Debug)]
+pub struct Watched {
+    pub db: usize,
+    pub key: Vec<u8>,
+    /// The deadline the key had when watched.
+    pub deadline: Option<u64>,
+    /// It was already past that deadline (logically expired) when watched: its expiry is
+    /// then no change (Redis 7.0), only a write to it is.
+    pub expired: bool,
+}
+
+impl Watched {
+    /// Whether this key's expiry since WATCH aborts a transaction at `now`: it was live
+    /// when watched, and its deadline then, or the one it has now, has passed.
+    fn expired_since(&self, current: Option<u64>, now: u64) -> bool {
+        !self.expired
+            && (self.deadline.is_some_and(|d| d <= now) || current.is_some_and(|d| d <= now))
+    }
+}
+
 /// `WATCH key [key ...]`
 fn watch(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if cx.client.multi.is_some() {
@@ -159,14 +180,20 @@ fn watch(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             .client
             .watched
             .iter()
-            .any(|(d, k, _)| *d == db && k == key)
+            .any(|w| w.db == db && w.key == *key)
         {
             continue;
         }
+        let now = cx.now;
         let (sh, h) = cx.shard(key)?;
         let deadline = sh.peek(h, key).and_then(|_| sh.expire_of(h, key));
         sh.watch(key, &flag);
-        cx.client.watched.push((db, key.to_vec(), deadline));
+        cx.client.watched.push(Watched {
+            db,
+            key: key.to_vec(),
+            deadline,
+            expired: deadline.is_some_and(|d| d <= now),
+        });
         cx.server.watching.fetch_add(1, Relaxed);
     }
     cx.out.ok();
@@ -189,11 +216,11 @@ pub fn unwatch_all(cx: &mut Ctx) {
     }
     let flag = cx.client.watch_flag.clone();
     let ks = &cx.server.keyspace;
-    for (db, key, _) in &watched {
+    for w in &watched {
         // Inside EXEC every watched key's shard is held; otherwise nothing is, and taking
         // one lock at a time cannot deadlock.
-        let id = shard_id(*db, shard_of(ks.hash(key)));
-        cx.locks.with(id, |sh| sh.unwatch(key, &flag));
+        let id = shard_id(w.db, shard_of(ks.hash(&w.key)));
+        cx.locks.with(id, |sh| sh.unwatch(&w.key, &flag));
     }
     cx.server.watching.fetch_sub(watched.len(), Relaxed);
     flag.store(false, Relaxed);
@@ -206,8 +233,8 @@ fn lock_plan(cx: &Ctx, queue: &[Vec<Vec<u8>>]) -> SmallVec<[u32; 8]> {
     let ks = &cx.server.keyspace;
     let mut db = cx.client.db;
     let mut ids = SmallVec::new();
-    for (d, key, _) in &cx.client.watched {
-        ids.push(shard_id(*d, shard_of(ks.hash(key))));
+    for w in &cx.client.watched {
+        ids.push(shard_id(w.db, shard_of(ks.hash(&w.key))));
     }
     for argv in queue {
         let args: SmallVec<[&[u8]; 8]> = argv.iter().map(|a| &a[..]).collect();
@@ -261,10 +288,9 @@ fn exec(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     let now = cx.now;
     let mut dirty = cx.client.watch_flag.load(Relaxed);
     if !dirty {
-        for (db, key, deadline) in cx.client.watched.clone() {
-            if let Ok((sh, h)) = cx.shard_in(db, &key) {
-                let live = sh.expire_of(h, &key);
-                if deadline.is_some_and(|d| d <= now) || live.is_some_and(|d| d <= now) {
+        for w in cx.client.watched.clone() {
+            if let Ok((sh, h)) = cx.shard_in(w.db, &w.key) {
+                if w.expired_since(sh.expire_of(h, &w.key), now) {
                     dirty = true;
                     break;
                 }
