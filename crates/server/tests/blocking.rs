@@ -337,3 +337,54 @@ fn a_served_or_unblocked_client_stops_counting_as_blocked_at_once() {
         assert_eq!(run(&redis), expected, "redis-server");
     }
 }
+
+/// A waiter on several keys is served from the key that became ready alone, as Redis does:
+/// another of its keys that became another type meanwhile is not looked at, and a
+/// multi-stream XREAD answers with the ready stream only.
+#[test]
+fn a_waiter_on_several_keys_is_served_from_the_ready_key_alone() {
+    check(
+        "&1 BLPOP k1 k2 0
+         SET k1 str
+         RPUSH k2 a
+         <1",
+        &["+OK\r\n", ":1\r\n", "*2\r\n$2\r\nk2\r\n$1\r\na\r\n"],
+    );
+    check(
+        "&1 BLMPOP 0 2 k1 k2 LEFT COUNT 2
+         SET k1 str
+         RPUSH k2 a b c
+         <1",
+        &[
+            "+OK\r\n",
+            ":3\r\n",
+            "*2\r\n$2\r\nk2\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n",
+        ],
+    );
+    check(
+        "&1 BZPOPMIN z1 z2 0
+         SET z1 str
+         ZADD z2 1 m
+         <1",
+        &[
+            "+OK\r\n",
+            ":1\r\n",
+            "*3\r\n$2\r\nz2\r\n$1\r\nm\r\n$1\r\n1\r\n",
+        ],
+    );
+    check(
+        "&1 XREAD BLOCK 0 STREAMS s1 s2 $ $
+         MULTI
+         XADD s1 1-1 f v
+         XADD s2 1-1 f v
+         EXEC
+         <1",
+        &[
+            "+OK\r\n",
+            "+QUEUED\r\n",
+            "+QUEUED\r\n",
+            "*2\r\n$3\r\n1-1\r\n$3\r\n1-1\r\n",
+            "*1\r\n*2\r\n$2\r\ns1\r\n*1\r\n*2\r\n$3\r\n1-1\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n",
+        ],
+    );
+}

@@ -162,6 +162,14 @@ struct Expire {
     at: u64,
 }
 
+/// The server-wide order in which keys with waiters were signalled ready. Only a key that
+/// has waiters draws a number, so commands on keys nobody waits for never touch it.
+static READY_ORDER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn next_ready() -> u64 {
+    READY_ORDER.fetch_add(1, Ordering::Relaxed)
+}
+
 /// Bytes of one bucket of a shard's expires table (an [`Expire`] and its control byte); a
 /// key with a TTL also owns a copy of its name on the heap.
 pub const EXPIRE_BUCKET: usize = std::mem::size_of::<Expire>() + 1;
@@ -184,9 +192,10 @@ pub struct Shard {
     delete_expired: Arc<AtomicBool>,
     /// Blocked clients (by waiter id) per key of this shard, first come first served.
     blocked: HashMap<Box<[u8]>, VecDeque<u64>>,
-    /// Keys with waiters that received data during the current command; the dispatcher
-    /// serves their waiters before the command's locks are released.
-    ready: Vec<Box<[u8]>>,
+    /// Keys with waiters that received data during the current command, each with its
+    /// place in the server-wide order of signals ([`READY_ORDER`]); the dispatcher serves
+    /// their waiters, in that order, before the command's locks are released.
+    ready: Vec<(u64, Box<[u8]>)>,
     /// WATCHed keys of this shard: each watcher's "transaction is dirty" flag.
     watched: HashMap<Box<[u8]>, Vec<Arc<AtomicBool>>>,
     /// The database this shard belongs to (keyspace events name it).
@@ -826,17 +835,17 @@ impl Shard {
     pub fn signal_ready(&mut self, key: &[u8]) {
         if !self.blocked.is_empty()
             && self.blocked.contains_key(key)
-            && !self.ready.iter().any(|k| &**k == key)
+            && !self.ready.iter().any(|(_, k)| &**k == key)
         {
-            self.ready.push(key.into());
+            self.ready.push((next_ready(), key.into()));
         }
     }
 
     /// Marks every key with waiters ready: the whole shard changed (FLUSHDB, SWAPDB).
     fn signal_all_waited(&mut self) {
         for key in self.blocked.keys() {
-            if !self.ready.iter().any(|k| k == key) {
-                self.ready.push(key.clone());
+            if !self.ready.iter().any(|(_, k)| k == key) {
+                self.ready.push((next_ready(), key.clone()));
             }
         }
     }
@@ -854,8 +863,10 @@ impl Shard {
         !self.ready.is_empty()
     }
 
-    /// Takes the keys signalled ready since the last call.
-    pub fn take_ready(&mut self) -> Vec<Box<[u8]>> {
+    /// Takes the keys signalled ready since the last call, each with its place in the
+    /// order of signals (a command that readies keys in several shards serves them in the
+    /// order it readied them, as Redis does).
+    pub fn take_ready(&mut self) -> Vec<(u64, Box<[u8]>)> {
         std::mem::take(&mut self.ready)
     }
 

@@ -196,17 +196,19 @@ impl Ctx<'_> {
 pub(super) fn serve_ready(cx: &mut Ctx) {
     // Serving can make more keys ready (BLMOVE pushes into its destination): loop.
     for _ in 0..1000 {
-        let mut ready: Vec<(usize, Box<[u8]>)> = Vec::new();
+        let mut ready: Vec<(u64, usize, Box<[u8]>)> = Vec::new();
         for (id, g) in cx.locks.iter_mut() {
             if g.has_ready() {
                 let db = id as usize / SHARDS;
-                ready.extend(g.take_ready().into_iter().map(|k| (db, k)));
+                ready.extend(g.take_ready().into_iter().map(|(at, k)| (at, db, k)));
             }
         }
         if ready.is_empty() {
             return;
         }
-        for (db, key) in ready {
+        // In the order the keys became ready, whichever shards hold them.
+        ready.sort_unstable_by_key(|r| r.0);
+        for (_, db, key) in ready {
             serve_key(cx, db, &key);
         }
     }
@@ -251,7 +253,7 @@ fn serve_key(cx: &mut Ctx, db: usize, key: &[u8]) {
         }
         // None: nothing for this one (its stream ID is ahead, the list was emptied by an
         // earlier waiter): it keeps waiting.
-        if let Some(reply) = run_as_waiter(cx, &w) {
+        if let Some(reply) = run_as_waiter(cx, &w, key) {
             if let Ok((sh, _)) = cx.shard_in(db, key) {
                 sh.remove_waiter(key, wid);
             }
@@ -318,7 +320,7 @@ fn error_reply(text: &str, resp3: bool) -> Vec<u8> {
 /// (active expiry deleted them): the only change such a key can have seen is its deletion,
 /// so nothing else is served here.
 pub fn answer_deleted(server: &Server, sh: &mut crate::storage::Shard, now: u64) {
-    for key in sh.take_ready() {
+    for (_, key) in sh.take_ready() {
         let h = server.keyspace.hash(&key);
         for wid in sh.waiter_ids(&key) {
             let waiter = server.blocked.by_id.lock().get(&wid).cloned();
@@ -334,9 +336,10 @@ pub fn answer_deleted(server: &Server, sh: &mut crate::storage::Shard, now: u64)
 
 /// Re-runs the waiter's command as the waiter. Returns its reply (an error included), or
 /// None if it would block again.
-fn run_as_waiter(cx: &mut Ctx, w: &Waiter) -> Option<Vec<u8>> {
+fn run_as_waiter(cx: &mut Ctx, w: &Waiter, ready: &[u8]) -> Option<Vec<u8>> {
     let server = cx.server;
-    let argv: Vec<&[u8]> = w.argv.iter().map(|a| &a[..]).collect();
+    let narrowed = narrow_to(&w.argv, ready);
+    let argv: Vec<&[u8]> = narrowed.iter().map(|a| &a[..]).collect();
     let cmd = server.commands.resolve(&argv).ok()?;
     let mut as_waiter = Client::new(w.handle.clone(), false);
     as_waiter.db = w.db;
@@ -347,7 +350,7 @@ fn run_as_waiter(cx: &mut Ctx, w: &Waiter) -> Option<Vec<u8>> {
     let resp3 = std::mem::replace(&mut cx.out.resp3, w.resp3);
     let mode = std::mem::replace(&mut cx.mode, Mode::Serving { reblocked: false });
     let saved_argv = std::mem::take(&mut cx.argv);
-    cx.argv = w.argv.clone();
+    cx.argv = narrowed.clone();
 
     let dirty_before = cx.cmd_dirty.replace(0);
     let result = (cmd.spec.handler)(cx, &argv);
@@ -372,6 +375,64 @@ fn run_as_waiter(cx: &mut Ctx, w: &Waiter) -> Option<Vec<u8>> {
         _ if again => None,
         Err(e) => Some(error_reply(e.text(), w.resp3)),
         Ok(()) => Some(out),
+    }
+}
+
+/// A waiter's command cut down to the key that became ready, as Redis serves a waiter from
+/// that key alone: the other keys it waits on are not looked at (one of them may have become
+/// another type meanwhile), and an XREAD answers with that stream only. Commands with one
+/// source key are unchanged.
+fn narrow_to(argv: &[Vec<u8>], ready: &[u8]) -> Vec<Vec<u8>> {
+    let name = argv[0].to_ascii_lowercase();
+    match &name[..] {
+        // NAME key [key ...] timeout
+        b"blpop" | b"brpop" | b"bzpopmin" | b"bzpopmax" if argv.len() > 3 => {
+            vec![
+                argv[0].clone(),
+                ready.to_vec(),
+                argv[argv.len() - 1].clone(),
+            ]
+        }
+        // NAME timeout numkeys key [key ...] rest
+        b"blmpop" | b"bzmpop" => {
+            let n = argv
+                .get(2)
+                .and_then(|n| crate::util::parse_u64(n))
+                .map_or(0, |n| n as usize);
+            if n <= 1 || argv.len() < 3 + n {
+                return argv.to_vec();
+            }
+            let mut out = vec![
+                argv[0].clone(),
+                argv[1].clone(),
+                b"1".to_vec(),
+                ready.to_vec(),
+            ];
+            out.extend(argv[3 + n..].iter().cloned());
+            out
+        }
+        // ... STREAMS key [key ...] id [id ...]
+        b"xread" | b"xreadgroup" => {
+            // XREADGROUP's group and consumer names come first and may read "STREAMS".
+            let from = if name == b"xreadgroup" { 4 } else { 1 };
+            let Some(at) = (from..argv.len()).find(|&i| argv[i].eq_ignore_ascii_case(b"streams"))
+            else {
+                return argv.to_vec();
+            };
+            let rest = &argv[at + 1..];
+            let n = rest.len() / 2;
+            let Some(j) = rest[..n].iter().position(|k| k == ready) else {
+                return argv.to_vec();
+            };
+            if n <= 1 {
+                return argv.to_vec();
+            }
+            let mut out = argv[..=at].to_vec();
+            out.push(ready.to_vec());
+            out.push(rest[n + j].clone());
+            out
+        }
+        _ => argv.to_vec(),
     }
 }
 
