@@ -587,12 +587,16 @@ impl Config {
             let merged = [self.get(p.name).to_string(), args.join(" ")];
             value = normalise(p, &merged)?;
         }
-        if p.name == "dir" && self.get("dir") != "." {
-            // Redis changes into `dir`, so a relative one is relative to the previous `dir`.
-            value = std::path::Path::new(self.get("dir"))
-                .join(&value)
-                .to_string_lossy()
-                .into_owned();
+        if p.name == "dir" {
+            if self.get("dir") != "." {
+                // Redis changes into `dir`, so a relative one is relative to the previous
+                // `dir`.
+                value = std::path::Path::new(self.get("dir"))
+                    .join(&value)
+                    .to_string_lossy()
+                    .into_owned();
+            }
+            enterable_dir(&value)?;
         }
         if p.name == "hz" {
             // Redis accepts any hz and stores it clamped to what the server loop supports.
@@ -1026,6 +1030,24 @@ fn notify_flags(v: &str) -> Result<String, String> {
         }
     }
     Ok(out)
+}
+
+/// Refuses a `dir` Redis's chdir would refuse, with its reason (strerror's text): one that
+/// does not exist or is not a directory. (Search permission is not checked.)
+fn enterable_dir(dir: &str) -> Result<(), String> {
+    let reason = |e: std::io::Error| {
+        let text = e.to_string();
+        // "No such file or directory (os error 2)": strerror's part.
+        match text.rfind(" (os error ") {
+            Some(at) => text[..at].to_string(),
+            None => text,
+        }
+    };
+    let meta = std::fs::metadata(dir).map_err(reason)?;
+    if !meta.is_dir() {
+        return Err(reason(std::io::Error::from_raw_os_error(libc::ENOTDIR)));
+    }
+    Ok(())
 }
 
 /// A stored value as CONFIG GET prints it: Redis does not show `n` in a
