@@ -466,7 +466,7 @@ pub const PARAMS: &[Param] = &[
     p("unixsocketperm", Kind::Special, "0", false),
     // TLS (see `tls`). The port is bound at start only; the rest applies to new
     // connections when changed.
-    p("tls-port", Kind::Int(0, 65535), "0", false),
+    p("tls-port", Kind::Int(0, 65535), "0", true),
     p("tls-cert-file", Kind::Str, "", true),
     p("tls-key-file", Kind::Str, "", true),
     p("tls-key-file-pass", Kind::Str, "", true),

@@ -137,22 +137,34 @@ fn bind_tcp(c: &Config, port: u16, tls: bool) -> std::io::Result<Vec<Listener>> 
     Ok(out)
 }
 
-/// The plain TCP accept loops, so CONFIG SET `port` / `bind` can stop them: each has a
-/// stop signal, and says when its listener is closed.
+/// The TCP accept loops (plain and TLS), so CONFIG SET `port` / `tls-port` / `bind` can
+/// stop them: each has a stop signal, and says when its listener is closed.
 #[derive(Default)]
-struct PlainLoops {
-    running: Mutex<Vec<Arc<Stop>>>,
+struct TcpLoops {
+    /// Each loop's stop signal, with whether it serves the `tls-port`.
+    running: Mutex<Vec<(bool, Arc<Stop>)>>,
 }
 
-impl PlainLoops {
-    /// Starts an accept loop for `l` (through `spawn`) that [`rebind_plain`] can stop.
+impl TcpLoops {
+    /// Starts an accept loop for `l` (through `spawn`) that [`rebind`] can stop.
     fn start(&self, l: Listener, spawn: &(dyn Fn(Listener, Arc<Stop>) + Send + Sync)) {
         let stop = Arc::new(Stop::default());
+        let tls = matches!(l, Listener::Tcp { tls: true, .. });
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(stop.clone());
+            .push((tls, stop.clone()));
         spawn(l, stop);
+    }
+
+    /// Takes the stop signals of the loops of one kind (TLS or plain).
+    fn take(&self, tls: bool) -> Vec<Arc<Stop>> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let (taken, kept) = std::mem::take(&mut *running)
+            .into_iter()
+            .partition(|(t, _)| *t == tls);
+        *running = kept;
+        taken.into_iter().map(|(_, s)| s).collect()
     }
 }
 
@@ -187,25 +199,37 @@ impl Stop {
     }
 }
 
-/// Rebinds the plain TCP listeners for `new` (CONFIG SET `port` / `bind`), as Redis does:
-/// the old ones close, the new ones open; when they cannot, the old ones come back and the
-/// error says which parameter failed.
-fn rebind_plain(
+/// Rebinds the TCP listeners for `new` (CONFIG SET `port`, `tls-port`, `bind`), as Redis
+/// does: the old ones of each kind whose port or address changed close, the new ones open;
+/// when they cannot, the old ones come back and the error says which parameter failed.
+fn rebind(
     server: &Server,
-    loops: &PlainLoops,
+    loops: &TcpLoops,
     spawn: &(dyn Fn(Listener, Arc<Stop>) + Send + Sync),
     new: &Config,
 ) -> Result<(), String> {
     let old = server.config.read().clone();
-    let port_changed = old.get("port") != new.get("port");
-    let running: Vec<Arc<Stop>> =
-        std::mem::take(&mut *loops.running.lock().unwrap_or_else(|e| e.into_inner()));
-    for s in &running {
-        s.stop_and_wait();
+    let changed = |n: &str| old.get(n) != new.get(n);
+    let port_changed = changed("port") || changed("tls-port");
+    // (kind is TLS, its port parameter)
+    let kinds: Vec<(bool, &str)> = [(false, "port"), (true, "tls-port")]
+        .into_iter()
+        .filter(|(_, p)| changed(p) || changed("bind"))
+        .collect();
+    for &(tls, _) in &kinds {
+        for s in loops.take(tls) {
+            s.stop_and_wait();
+        }
     }
     let start = |c: &Config| -> std::io::Result<()> {
-        let listeners = bind_tcp(c, c.get_u64("port") as u16, false)?;
-        if let Some(Listener::Tcp { listener, .. }) = listeners.first() {
+        let mut listeners = Vec::new();
+        for &(tls, port) in &kinds {
+            listeners.extend(bind_tcp(c, c.get_u64(port) as u16, tls)?);
+        }
+        if let Some(Listener::Tcp { listener, .. }) = listeners
+            .iter()
+            .find(|l| matches!(l, Listener::Tcp { tls: false, .. }))
+        {
             if let Ok(a) = listener.local_addr() {
                 server.process.port.store(a.port(), Relaxed);
             }
@@ -217,6 +241,12 @@ fn rebind_plain(
     };
     if let Err(e) = start(new) {
         tracing::warn!("{e}");
+        // What opened of the new ones closes again before the old ones come back.
+        for &(tls, _) in &kinds {
+            for s in loops.take(tls) {
+                s.stop_and_wait();
+            }
+        }
         if let Err(e) = start(&old) {
             tracing::warn!("Failed to restore the old listening sockets: {e}");
         }
@@ -305,9 +335,9 @@ pub fn serve(server: Arc<Server>, listeners: Vec<Listener>) -> std::io::Result<(
         .build()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     set_stats_slot(server.process.threads);
-    // Plain TCP accept loops run on this runtime from wherever they are started (at start,
-    // and by CONFIG SET `port` / `bind` from a worker thread).
-    let loops = Arc::new(PlainLoops::default());
+    // TCP accept loops run on this runtime from wherever they are started (at start, and
+    // by CONFIG SET `port` / `tls-port` / `bind` from a worker thread).
+    let loops = Arc::new(TcpLoops::default());
     let spawn: Arc<dyn Fn(Listener, Arc<Stop>) + Send + Sync> = {
         let (main, srv, workers) = (
             main_rt.handle().clone(),
@@ -337,7 +367,7 @@ pub fn serve(server: Arc<Server>, listeners: Vec<Listener>) -> std::io::Result<(
             .rebind
             .set(Box::new(move |new: &crate::config::Config| {
                 match srv.upgrade() {
-                    Some(s) => rebind_plain(&s, &loops, &*spawn, new),
+                    Some(s) => rebind(&s, &loops, &*spawn, new),
                     None => Ok(()),
                 }
             }));
@@ -346,12 +376,9 @@ pub fn serve(server: Arc<Server>, listeners: Vec<Listener>) -> std::io::Result<(
         let mut tasks = Vec::new();
         for l in listeners {
             let l = match l {
-                Listener::Tcp { tls: false, .. } => {
+                Listener::Tcp { .. } => {
                     loops.start(l, &*spawn);
                     continue;
-                }
-                Listener::Tcp { listener, tls } => {
-                    Listening::Tcp(TcpListener::from_std(listener).map_err(other)?, tls)
                 }
                 Listener::Unix { listener, path } => {
                     Listening::Unix(UnixListener::from_std(listener).map_err(other)?, path)

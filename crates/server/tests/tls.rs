@@ -385,3 +385,55 @@ fn a_kiln_replica_follows_a_kiln_primary_over_tls() {
     let list = p.cmd(&["CLIENT", "LIST"]);
     assert!(list.contains("flags=S"), "{list}");
 }
+
+/// CONFIG SET `tls-port` moves the TLS listener, and CONFIG SET `bind` rebinds it with the
+/// plain one, as in Redis; a TLS port already taken is refused and the old one kept.
+#[test]
+fn config_set_tls_port_and_bind_rebind_the_tls_listener() {
+    if !support::redis_tools(&["redis-cli"]) {
+        return;
+    }
+    let c = certs("rebind");
+    let mine = mine(&c);
+    let mut bins = vec![support::kiln_bin()];
+    if support::redis_tools(&["redis-server"]) {
+        bins.push("redis-server");
+    }
+    for bin in bins {
+        let (s, port) = tls_only(bin, &c, &["--enable-protected-configs", "yes"]);
+        let moved = support::free_port();
+        let set = |at: u16, args: &[&str]| cli(at, &c.ca, &mine, args);
+        assert_eq!(
+            set(port, &["CONFIG", "SET", "tls-port", &moved.to_string()]),
+            "OK",
+            "{bin}"
+        );
+        assert_eq!(set(moved, &["PING"]), "PONG", "{bin}");
+        assert_ne!(
+            set(port, &["PING"]),
+            "PONG",
+            "{bin}: the old TLS port still answers"
+        );
+        assert_eq!(
+            set(moved, &["CONFIG", "SET", "bind", "127.0.0.1 -::1"]),
+            "OK",
+            "{bin}"
+        );
+        assert_eq!(set(moved, &["PING"]), "PONG", "{bin}");
+        // A port taken by another listener: refused, the TLS port stays where it was.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken_port = taken.local_addr().unwrap().port().to_string();
+        assert_eq!(
+            set(moved, &["CONFIG", "SET", "tls-port", &taken_port]),
+            "ERR CONFIG SET failed (possibly related to argument 'tls-port') - Unable to listen on this port. Check server logs.",
+            "{bin}"
+        );
+        assert_eq!(set(moved, &["PING"]), "PONG", "{bin}");
+        assert_eq!(
+            set(moved, &["CONFIG", "GET", "tls-port"]),
+            format!("tls-port\n{moved}"),
+            "{bin}"
+        );
+        drop(s);
+    }
+}

@@ -157,20 +157,6 @@ fn config_set(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         set_value(&mut new, p, value)
             .map_err(|reason| CommandError::config_set_failed(name, &reason))?;
     }
-    // `port` / `bind`: listen where the new values say before they count (Redis's
-    // changeListenPort / changeBindAddr), the old listeners kept when that fails.
-    if new.get("port") != cfg.get("port") || new.get("bind") != cfg.get("bind") {
-        if let Some(rebind) = cx.server.process.rebind.get() {
-            let which = if new.get("port") != cfg.get("port") {
-                "port"
-            } else {
-                "bind"
-            };
-            drop(cfg);
-            rebind(&new).map_err(|reason| CommandError::config_set_failed(which, &reason))?;
-            cfg = cx.server.config.write();
-        }
-    }
     // TLS settings apply to connections accepted from now on; a configuration that does
     // not load fails the command and the old one stays (Redis's wording and log lines).
     let mut tls = None;
@@ -187,6 +173,20 @@ fn config_set(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
                     return Err(CommandError::config_set_failed(name, TLS_UPDATE_FAILED));
                 }
             }
+        }
+    }
+    // `port` / `tls-port` / `bind`: listen where the new values say before they count
+    // (Redis's changeListenPort / changeBindAddr), the old listeners kept when that fails.
+    let changed = |n: &str| new.get(n) != cfg.get(n);
+    if changed("port") || changed("tls-port") || changed("bind") {
+        if let Some(rebind) = cx.server.process.rebind.get() {
+            let which = ["port", "tls-port", "bind"]
+                .into_iter()
+                .find(|n| changed(n))
+                .unwrap_or("bind");
+            drop(cfg);
+            rebind(&new).map_err(|reason| CommandError::config_set_failed(which, &reason))?;
+            cfg = cx.server.config.write();
         }
     }
     *cfg = new;
