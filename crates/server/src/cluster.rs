@@ -279,6 +279,9 @@ pub struct State {
     pub save_pending: bool,
     /// A CLUSTER FAILOVER this replica is carrying out.
     pub manual_failover: Option<ManualFailover>,
+    /// Slots that left this node's shard (their owner was this node or its primary): their
+    /// shard channels' subscribers are to be unsubscribed ([`State::take_lost_slots`]).
+    lost_slots: Vec<u16>,
     /// When the state was first computed, and when this node last found itself in a
     /// minority partition (Redis waits before serving again).
     first_update: u64,
@@ -305,6 +308,7 @@ impl State {
             links_buffer_exceeded: 0,
             save_pending: true,
             manual_failover: None,
+            lost_slots: Vec::new(),
             first_update: 0,
             minority_since: 0,
         }
@@ -327,9 +331,30 @@ impl State {
         self.me().master.unwrap_or(self.myself)
     }
 
+    /// Notes that `slot` is leaving `old`: when `old` is this node or its primary, the
+    /// slot's shard channels lose their subscribers here (Redis's `clusterDelSlot` does so
+    /// whenever the slot's previous owner is served by this node, even when the slot is
+    /// given back to the same node).
+    fn leaving(&mut self, slot: usize, old: Name) {
+        let me = self.me();
+        if old == self.myself || (me.is_replica() && me.master == Some(old)) {
+            self.lost_slots.push(slot as u16);
+        }
+    }
+
+    /// The slots that left this node's shard since the last call, sorted, once each: the
+    /// caller ends their shard channels' subscriptions once the state is unlocked.
+    pub fn take_lost_slots(&mut self) -> Vec<u16> {
+        let mut v = std::mem::take(&mut self.lost_slots);
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
     /// Gives `slot` to `node` (taking it from its previous owner).
     pub fn assign(&mut self, slot: usize, node: Name) {
         if let Some(old) = self.owners[slot] {
+            self.leaving(slot, old);
             if let Some(n) = self.nodes.get_mut(&old) {
                 n.set_slot(slot, false);
             }
@@ -344,6 +369,7 @@ impl State {
     /// Leaves `slot` unassigned.
     pub fn unassign(&mut self, slot: usize) {
         if let Some(old) = self.owners[slot].take() {
+            self.leaving(slot, old);
             if let Some(n) = self.nodes.get_mut(&old) {
                 n.set_slot(slot, false);
             }
@@ -355,7 +381,7 @@ impl State {
     pub fn remove_node(&mut self, name: &Name) {
         for slot in 0..SLOTS {
             if self.owners[slot] == Some(*name) {
-                self.owners[slot] = None;
+                self.unassign(slot);
             }
         }
         self.migrating.retain(|_, n| n != name);

@@ -901,6 +901,7 @@ impl Engine {
             }
         }
         self.flush(out);
+        crate::command::cluster::end_lost_channels(&server, cluster);
         self.apply(effects);
     }
 
@@ -1377,6 +1378,7 @@ impl Engine {
         let save = st.save_pending;
         drop(st);
         redirect_blocked(&server, cluster);
+        crate::command::cluster::end_lost_channels(&server, cluster);
         self.flush(out);
         self.apply(effects);
         if save {
