@@ -230,7 +230,21 @@ struct Engine {
     following: Option<(String, u16)>,
     /// Primaries left without a working replica, and since when (replica migration).
     orphaned: HashMap<Name, u64>,
+    /// Why this replica last could not fail over, and when that was last logged (Redis's
+    /// `clusterLogCantFailover`).
+    cant_failover: Option<CantFailover>,
+    cant_failover_logged: u64,
 }
+
+/// Why a replica whose primary failed does not start an election.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum CantFailover {
+    /// Its data is older than `cluster-replica-validity-factor` allows.
+    DataAge,
+}
+
+/// How long a reason to not fail over goes unlogged once logged (Redis: 5 minutes).
+const CANT_FAILOVER_RELOG_MS: u64 = 5 * 60 * 1000;
 
 /// Where a message goes.
 enum To {
@@ -307,6 +321,8 @@ async fn run(
         mf_started: false,
         following: None,
         orphaned: HashMap::new(),
+        cant_failover: None,
+        cant_failover_logged: 0,
     };
     let mut tick = tokio::time::interval(TICK);
     loop {
@@ -1264,6 +1280,8 @@ impl Engine {
         let mut effects = Vec::new();
         let server = self.server.clone();
         let cluster = server.cluster.as_ref().expect("cluster mode");
+        // Read before the state is locked (a replica's election needs it).
+        let data_age = crate::repl::master_data_age_ms(&server, now);
         let mut st = cluster.state.write();
         // Handshakes that did not finish in time are dropped.
         let handshake_timeout = nt.max(1000);
@@ -1371,7 +1389,7 @@ impl Engine {
         } else {
             self.following = None;
         }
-        self.replica_cron(&mut st, now, &mut out, &mut effects);
+        self.replica_cron(&mut st, now, data_age, &mut out, &mut effects);
         self.replica_migration(&mut st, now, &mut effects);
         let s = &cluster.settings;
         st.update_state(now, s.require_full_coverage.load(Relaxed), nt);
@@ -1523,6 +1541,7 @@ impl Engine {
         &mut self,
         st: &mut State,
         now: u64,
+        data_age: Option<u64>,
         out: &mut Vec<(To, Message)>,
         effects: &mut Vec<Effect>,
     ) {
@@ -1573,13 +1592,37 @@ impl Engine {
             return;
         };
         if !(p.failed() || manual_ready) || p.numslots == 0 {
+            self.cant_failover = None;
             return;
         }
         // `cluster-replica-no-failover`: only a manual failover promotes this replica.
         if st.me().flags & flag::NOFAILOVER != 0 && !manual_ready {
+            self.cant_failover = None;
             return;
         }
         let nt = self.node_timeout();
+        // A replica whose data is too old does not ask for votes (but for a manual
+        // failover): disconnected for longer than the node timeout (the time it takes to
+        // flag the primary FAIL, which is fine) plus `cluster-replica-validity-factor`
+        // node timeouts and a replication ping period. A factor of 0 disables the check.
+        let (factor, ping_period) = {
+            let c = self.server.config.read();
+            (
+                c.get_u64("cluster-replica-validity-factor"),
+                c.get_u64("repl-ping-replica-period"),
+            )
+        };
+        let mut age = data_age.unwrap_or(now);
+        if age > nt {
+            age -= nt;
+        }
+        if factor != 0
+            && age > ping_period.saturating_mul(1000) + nt.saturating_mul(factor)
+            && !manual_ready
+        {
+            self.log_cant_failover(st, primary, now, CantFailover::DataAge);
+            return;
+        }
         let auth_timeout = (nt * 2).max(2000);
         let auth_retry = auth_timeout * 2;
         if self.election.time == 0 || now.saturating_sub(self.election.time) > auth_retry {
@@ -1636,6 +1679,34 @@ impl Engine {
             self.mf_started = false;
             self.replace_primary(st, primary, e, out, effects);
         }
+    }
+
+    /// Logs why this replica does not fail over (Redis's `clusterLogCantFailover`): once per
+    /// reason every 5 minutes, and not while its primary failed less than the node timeout
+    /// plus 5 s ago (only a replica stalled for long is worth a line).
+    fn log_cant_failover(&mut self, st: &State, primary: Name, now: u64, why: CantFailover) {
+        if self.cant_failover == Some(why)
+            && now.saturating_sub(self.cant_failover_logged) < CANT_FAILOVER_RELOG_MS
+        {
+            return;
+        }
+        self.cant_failover = Some(why);
+        let quiet = self.node_timeout() + 5000;
+        if st
+            .nodes
+            .get(&primary)
+            .is_some_and(|p| p.failed() && now.saturating_sub(p.fail_time) < quiet)
+        {
+            return;
+        }
+        let msg = match why {
+            CantFailover::DataAge => {
+                "Disconnected from master for longer than allowed. Please check the \
+                 'cluster-replica-validity-factor' configuration option."
+            }
+        };
+        self.cant_failover_logged = now;
+        tracing::warn!("Currently unable to failover: {msg}");
     }
 
     /// This replica takes its primary's slots at config epoch `epoch` and becomes a

@@ -504,3 +504,87 @@ fn replica_migration_in(bins: &[String]) {
 fn replica_migration() {
     for_modes("replica_migration", 6, replica_migration_in);
 }
+
+/// `cluster-replica-validity-factor`: a replica cut off from its primary for longer than
+/// the factor allows does not fail over when the primary dies (and says why in its log);
+/// with the factor set to 0 it does.
+fn replica_validity_in(bins: &[String]) {
+    // The replica is the mode's first binary (Kiln), the primaries the others.
+    let order = [&bins[1], &bins[2], &bins[3], &bins[0]].map(|b| b.to_string());
+    let mut c = Cluster::start("replica validity factor", &order, BOUND);
+    c.create_direct(3);
+    let (p, r) = (0, 3);
+    c.wait_replica_of(r, p);
+    for (k, v) in [
+        ("cluster-replica-validity-factor", "1"),
+        ("repl-ping-replica-period", "1"),
+    ] {
+        c.cmd(r, &["CONFIG", "SET", k, v]).unwrap();
+    }
+    let got = c.cmd(r, &["CONFIG", "GET", "cluster-slave-validity-factor"]);
+    assert_eq!(
+        got,
+        Ok(redis::Value::Array(vec![
+            redis::Value::BulkString(b"cluster-slave-validity-factor".to_vec()),
+            redis::Value::BulkString(b"1".to_vec()),
+        ]))
+    );
+    let err = c.cmd(
+        r,
+        &["CONFIG", "SET", "cluster-replica-validity-factor", "-1"],
+    );
+    assert!(
+        err.as_ref()
+            .is_err_and(|e| e.contains("argument must be between 0 and 2147483647 inclusive")),
+        "{err:?}"
+    );
+    // The replica loses its link to the primary (which now wants a password it does not
+    // have) while the cluster bus between them works on.
+    c.cmd(p, &["CONFIG", "SET", "requirepass", "secret"])
+        .unwrap();
+    c.cmd(r, &["CLIENT", "KILL", "TYPE", "master"]).unwrap();
+    // Allowed: node timeout (2 s) + 1 x node timeout + 1 s of ping period past it.
+    support::poll("the replica's link to be down for 6 s", || {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut c.conn(r))
+            .ok()?;
+        let down: u64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("master_link_down_since_seconds:"))?
+            .trim()
+            .parse()
+            .ok()?;
+        (down >= 6).then_some(())
+    });
+    let epoch = c.info_field(r, "cluster_current_epoch");
+    c.kill(p);
+    let log = c.members[r].node.log();
+    support::poll("the replica to log why it does not fail over", || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        text.contains(
+            "Currently unable to failover: Disconnected from master for longer than allowed. \
+             Please check the 'cluster-replica-validity-factor' configuration option.",
+        )
+        .then_some(())
+    });
+    assert!(!c.is_master(r), "the replica failed over with stale data");
+    assert_eq!(
+        c.info_field(r, "cluster_current_epoch"),
+        epoch,
+        "the replica held an election"
+    );
+    // Factor 0: data of any age will do.
+    c.cmd(
+        r,
+        &["CONFIG", "SET", "cluster-replica-validity-factor", "0"],
+    )
+    .unwrap();
+    c.wait_master(r);
+    c.wait_ok();
+}
+
+#[test]
+fn replica_validity_factor() {
+    for_modes("replica_validity_factor", 4, replica_validity_in);
+}
