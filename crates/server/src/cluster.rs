@@ -243,6 +243,46 @@ pub const MESSAGE_NAMES: [&str; 11] = [
     "publishshard",
 ];
 
+/// The send buffer of one cluster bus link: the bytes queued on it and not yet written
+/// (`used`), and the memory they hold (`allocated`). The bus adds a message as it queues
+/// it and the link's writer takes it off once the socket took all of it.
+#[derive(Default, Debug)]
+pub struct LinkBuffer {
+    used: AtomicU64,
+    allocated: AtomicU64,
+}
+
+impl LinkBuffer {
+    pub fn queued(&self, msg: &[u8], capacity: usize) {
+        self.used.fetch_add(msg.len() as u64, Relaxed);
+        self.allocated.fetch_add(capacity as u64, Relaxed);
+    }
+
+    pub fn written(&self, msg: &[u8], capacity: usize) {
+        self.used.fetch_sub(msg.len() as u64, Relaxed);
+        self.allocated.fetch_sub(capacity as u64, Relaxed);
+    }
+
+    pub fn used(&self) -> u64 {
+        self.used.load(Relaxed)
+    }
+
+    pub fn allocated(&self) -> u64 {
+        self.allocated.load(Relaxed)
+    }
+}
+
+/// A cluster bus link as CLUSTER LINKS shows it: one this node opened to `node` (`to`), or
+/// one `node` opened to this node (`from`).
+#[derive(Clone, Debug)]
+pub struct LinkView {
+    pub inbound: bool,
+    pub node: Name,
+    /// When the link was created (ms).
+    pub ctime: u64,
+    pub buffer: std::sync::Arc<LinkBuffer>,
+}
+
 /// A manual failover (CLUSTER FAILOVER) under way on a replica.
 #[derive(Clone, Debug)]
 pub struct ManualFailover {
@@ -274,7 +314,10 @@ pub struct State {
     /// Nodes removed by CLUSTER FORGET, not to be re-added by gossip until the time (ms).
     pub blacklist: HashMap<Name, u64>,
     pub stats: MessageStats,
+    /// Links freed for going over `cluster-link-sendbuf-limit`.
     pub links_buffer_exceeded: u64,
+    /// This node's bus links, as the bus last listed them (every cron step).
+    pub links: Vec<LinkView>,
     /// Something changed that nodes.conf must hold.
     pub save_pending: bool,
     /// A CLUSTER FAILOVER this replica is carrying out.
@@ -306,6 +349,7 @@ impl State {
             blacklist: HashMap::new(),
             stats: MessageStats::default(),
             links_buffer_exceeded: 0,
+            links: Vec::new(),
             save_pending: true,
             manual_failover: None,
             lost_slots: Vec::new(),

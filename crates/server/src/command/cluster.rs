@@ -839,30 +839,28 @@ enum Field {
     Int(i64),
 }
 
+/// CLUSTER LINKS: the bus's links, as its cron last listed them, with their send buffers
+/// as they are now (`events` is `rw` while the link has bytes to write, as Redis's write
+/// handler is installed only then).
 fn links(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     let c = cluster(cx)?;
-    let st = c.state.read();
-    let mut peers: Vec<&Node> = st
-        .nodes
-        .values()
-        .filter(|n| n.flags & flag::MYSELF == 0 && n.link)
-        .collect();
-    peers.sort_by_key(|n| n.name);
-    cx.out.array(peers.len());
-    for n in peers {
+    let links = c.state.read().links.clone();
+    cx.out.array(links.len());
+    for l in links {
+        let used = l.buffer.used();
         cx.out.map(6);
         cx.out.bulk(b"direction");
-        cx.out.bulk(b"to");
+        cx.out.bulk(if l.inbound { b"from" } else { b"to" });
         cx.out.bulk(b"node");
-        cx.out.bulk(&n.name);
+        cx.out.bulk(&l.node);
         cx.out.bulk(b"create-time");
-        cx.out.int(n.ctime as i64);
+        cx.out.int(l.ctime as i64);
         cx.out.bulk(b"events");
-        cx.out.bulk(b"rw");
+        cx.out.bulk(if used > 0 { b"rw" } else { b"r" });
         cx.out.bulk(b"send-buffer-allocated");
-        cx.out.int(0);
+        cx.out.int(l.buffer.allocated() as i64);
         cx.out.bulk(b"send-buffer-used");
-        cx.out.int(0);
+        cx.out.int(used as i64);
     }
     Ok(())
 }
