@@ -1006,6 +1006,26 @@ mod tests {
     }
 
     #[test]
+    fn slots_leaving_this_shard_are_noted_once() {
+        let (mut st, me, other) = two_nodes();
+        st.take_lost_slots();
+        st.assign(5, other);
+        st.assign(9000, me);
+        st.unassign(6);
+        st.unassign(6);
+        st.assign(7, me);
+        assert_eq!(st.take_lost_slots(), vec![5, 6, 7]);
+        assert!(st.take_lost_slots().is_empty());
+        // A replica loses the slots its primary loses.
+        let n = st.me_mut();
+        n.flags = flag::MYSELF | flag::SLAVE;
+        n.master = Some(other);
+        st.assign(9001, me);
+        st.unassign(9002);
+        assert_eq!(st.take_lost_slots(), vec![9001, 9002]);
+    }
+
+    #[test]
     fn node_lines_look_like_redis() {
         let (mut st, me, other) = two_nodes();
         st.nodes.get_mut(&me).unwrap().port = 7000;

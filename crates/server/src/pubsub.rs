@@ -553,6 +553,26 @@ mod tests {
     }
 
     #[test]
+    fn ended_shard_channels_lose_their_subscribers_who_are_told() {
+        let ps = PubSub::new();
+        let a = Arc::new(Subscriber::new(1, false));
+        let b = Arc::new(Subscriber::new(2, false));
+        for (ch, s) in [(&b"x1"[..], &a), (b"x1", &b), (b"y", &a)] {
+            ps.subscribe(Kind::Shard, ch, s);
+        }
+        ps.subscribe(Kind::Channel, b"x1", &a);
+        assert_eq!(ps.end_shard_channels(&|ch| ch.starts_with(b"x")), 1);
+        assert_eq!(a.take_revoked(), vec![b"x1".to_vec()]);
+        assert_eq!(a.take_revoked(), Vec::<Vec<u8>>::new());
+        assert_eq!(b.take_revoked(), vec![b"x1".to_vec()]);
+        assert_eq!(ps.numsub(true, b"x1"), 0);
+        assert_eq!(ps.numsub(true, b"y"), 1);
+        assert_eq!(ps.publish(true, b"x1", b"m"), 0);
+        // Plain channels of the same name are not shard channels.
+        assert_eq!(ps.publish(false, b"x1", b"m"), 1);
+    }
+
+    #[test]
     fn a_subscriber_over_the_hard_limit_overflows() {
         let ps = PubSub::new();
         ps.set_limits(Limits {

@@ -466,6 +466,23 @@ fn pubsub_in(bins: &[String]) {
     // SPUBLISH on a node outside the shard is redirected.
     let err = c.cmd(other, &["SPUBLISH", "orders", "o-2"]).unwrap_err();
     assert!(err.to_lowercase().contains("moved"), "{err}");
+    // The slot moves to another shard: its subscribers on the old shard's primary and
+    // replica are unsubscribed (the replica once it hears of the new owner).
+    let slot = c.keyslot("orders").to_string();
+    let to = c.id(other);
+    c.cmd(other, &["CLUSTER", "SETSLOT", &slot, "NODE", &to])
+        .unwrap();
+    c.cmd(other, &["CLUSTER", "BUMPEPOCH"]).unwrap();
+    c.cmd(p, &["CLUSTER", "SETSLOT", &slot, "NODE", &to])
+        .unwrap();
+    for s in [&mut on_p, &mut on_r] {
+        s.stream.set_read_timeout(Some(support::PATIENCE)).unwrap();
+        let reply = s.read_reply().expect("subscriber connection closed");
+        assert_eq!(
+            String::from_utf8_lossy(&reply),
+            "*3\r\n$12\r\nsunsubscribe\r\n$6\r\norders\r\n:0\r\n"
+        );
+    }
 }
 
 #[test]
