@@ -243,6 +243,46 @@ pub const MESSAGE_NAMES: [&str; 11] = [
     "publishshard",
 ];
 
+/// The send buffer of one cluster bus link: the bytes queued on it and not yet written
+/// (`used`), and the memory they hold (`allocated`). The bus adds a message as it queues
+/// it and the link's writer takes it off once the socket took all of it.
+#[derive(Default, Debug)]
+pub struct LinkBuffer {
+    used: AtomicU64,
+    allocated: AtomicU64,
+}
+
+impl LinkBuffer {
+    pub fn queued(&self, msg: &[u8], capacity: usize) {
+        self.used.fetch_add(msg.len() as u64, Relaxed);
+        self.allocated.fetch_add(capacity as u64, Relaxed);
+    }
+
+    pub fn written(&self, msg: &[u8], capacity: usize) {
+        self.used.fetch_sub(msg.len() as u64, Relaxed);
+        self.allocated.fetch_sub(capacity as u64, Relaxed);
+    }
+
+    pub fn used(&self) -> u64 {
+        self.used.load(Relaxed)
+    }
+
+    pub fn allocated(&self) -> u64 {
+        self.allocated.load(Relaxed)
+    }
+}
+
+/// A cluster bus link as CLUSTER LINKS shows it: one this node opened to `node` (`to`), or
+/// one `node` opened to this node (`from`).
+#[derive(Clone, Debug)]
+pub struct LinkView {
+    pub inbound: bool,
+    pub node: Name,
+    /// When the link was created (ms).
+    pub ctime: u64,
+    pub buffer: std::sync::Arc<LinkBuffer>,
+}
+
 /// A manual failover (CLUSTER FAILOVER) under way on a replica.
 #[derive(Clone, Debug)]
 pub struct ManualFailover {
@@ -274,11 +314,17 @@ pub struct State {
     /// Nodes removed by CLUSTER FORGET, not to be re-added by gossip until the time (ms).
     pub blacklist: HashMap<Name, u64>,
     pub stats: MessageStats,
+    /// Links freed for going over `cluster-link-sendbuf-limit`.
     pub links_buffer_exceeded: u64,
+    /// This node's bus links, as the bus last listed them (every cron step).
+    pub links: Vec<LinkView>,
     /// Something changed that nodes.conf must hold.
     pub save_pending: bool,
     /// A CLUSTER FAILOVER this replica is carrying out.
     pub manual_failover: Option<ManualFailover>,
+    /// Slots that left this node's shard (their owner was this node or its primary): their
+    /// shard channels' subscribers are to be unsubscribed ([`State::take_lost_slots`]).
+    lost_slots: Vec<u16>,
     /// When the state was first computed, and when this node last found itself in a
     /// minority partition (Redis waits before serving again).
     first_update: u64,
@@ -303,8 +349,10 @@ impl State {
             blacklist: HashMap::new(),
             stats: MessageStats::default(),
             links_buffer_exceeded: 0,
+            links: Vec::new(),
             save_pending: true,
             manual_failover: None,
+            lost_slots: Vec::new(),
             first_update: 0,
             minority_since: 0,
         }
@@ -327,9 +375,30 @@ impl State {
         self.me().master.unwrap_or(self.myself)
     }
 
+    /// Notes that `slot` is leaving `old`: when `old` is this node or its primary, the
+    /// slot's shard channels lose their subscribers here (Redis's `clusterDelSlot` does so
+    /// whenever the slot's previous owner is served by this node, even when the slot is
+    /// given back to the same node).
+    fn leaving(&mut self, slot: usize, old: Name) {
+        let me = self.me();
+        if old == self.myself || (me.is_replica() && me.master == Some(old)) {
+            self.lost_slots.push(slot as u16);
+        }
+    }
+
+    /// The slots that left this node's shard since the last call, sorted, once each: the
+    /// caller ends their shard channels' subscriptions once the state is unlocked.
+    pub fn take_lost_slots(&mut self) -> Vec<u16> {
+        let mut v = std::mem::take(&mut self.lost_slots);
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
     /// Gives `slot` to `node` (taking it from its previous owner).
     pub fn assign(&mut self, slot: usize, node: Name) {
         if let Some(old) = self.owners[slot] {
+            self.leaving(slot, old);
             if let Some(n) = self.nodes.get_mut(&old) {
                 n.set_slot(slot, false);
             }
@@ -344,6 +413,7 @@ impl State {
     /// Leaves `slot` unassigned.
     pub fn unassign(&mut self, slot: usize) {
         if let Some(old) = self.owners[slot].take() {
+            self.leaving(slot, old);
             if let Some(n) = self.nodes.get_mut(&old) {
                 n.set_slot(slot, false);
             }
@@ -355,7 +425,7 @@ impl State {
     pub fn remove_node(&mut self, name: &Name) {
         for slot in 0..SLOTS {
             if self.owners[slot] == Some(*name) {
-                self.owners[slot] = None;
+                self.unassign(slot);
             }
         }
         self.migrating.retain(|_, n| n != name);
@@ -933,6 +1003,26 @@ mod tests {
             st.route(&q(&[b"bar"]), Endpoint::Ip, true, true, &mut |_| true),
             Err(Redirect::DownReadOnly)
         );
+    }
+
+    #[test]
+    fn slots_leaving_this_shard_are_noted_once() {
+        let (mut st, me, other) = two_nodes();
+        st.take_lost_slots();
+        st.assign(5, other);
+        st.assign(9000, me);
+        st.unassign(6);
+        st.unassign(6);
+        st.assign(7, me);
+        assert_eq!(st.take_lost_slots(), vec![5, 6, 7]);
+        assert!(st.take_lost_slots().is_empty());
+        // A replica loses the slots its primary loses.
+        let n = st.me_mut();
+        n.flags = flag::MYSELF | flag::SLAVE;
+        n.master = Some(other);
+        st.assign(9001, me);
+        st.unassign(9002);
+        assert_eq!(st.take_lost_slots(), vec![9001, 9002]);
     }
 
     #[test]

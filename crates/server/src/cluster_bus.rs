@@ -26,7 +26,9 @@ use kiln_formats::cluster::nodes_conf::NodesConf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-use crate::cluster::{flag, name_str, Cluster, Name, Node, Outgoing, State, SLOTS};
+use crate::cluster::{
+    flag, name_str, Cluster, LinkBuffer, LinkView, Name, Node, Outgoing, State, SLOTS,
+};
 use crate::server::Server;
 
 /// How often the cron runs.
@@ -166,14 +168,62 @@ fn bind(server: &Server, cport: u16) -> Result<Vec<std::net::TcpListener>, Strin
     Ok(out)
 }
 
+/// The sending side of a link, either way: where its messages queue for its writer, its
+/// send buffer's figures, and the switch that closes it.
+#[derive(Clone)]
+struct Conn {
+    tx: UnboundedSender<Vec<u8>>,
+    buffer: Arc<LinkBuffer>,
+    close: Arc<tokio::sync::Notify>,
+}
+
+impl Conn {
+    fn new() -> (Self, UnboundedReceiver<Vec<u8>>) {
+        let (tx, rx) = unbounded_channel();
+        let conn = Conn {
+            tx,
+            buffer: Arc::default(),
+            close: Arc::default(),
+        };
+        (conn, rx)
+    }
+
+    /// Queues a message; false if the link is gone.
+    fn send(&self, bytes: Vec<u8>) -> bool {
+        self.buffer.queued(&bytes, bytes.capacity());
+        match self.tx.send(bytes) {
+            Ok(()) => true,
+            Err(e) => {
+                self.buffer.written(&e.0, e.0.capacity());
+                false
+            }
+        }
+    }
+
+    /// Ends the link: its task closes the connection, dropping what was not written.
+    fn close(&self) {
+        self.close.notify_one();
+    }
+}
+
+/// Ids of inbound links.
+static INBOUND_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Which connection a message came on.
 #[derive(Clone)]
 enum From {
     /// One of this node's links (it connected), by link id: the node it leads to can be
     /// renamed (a handshake ends) while the link stays.
     Outbound { id: u64 },
-    /// A connection the peer opened; replies go back on it.
-    Inbound { reply: UnboundedSender<Vec<u8>> },
+    /// A connection the peer opened, by id; replies go back on it.
+    Inbound { id: u64, conn: Conn },
+}
+
+/// How a link's task reports its end.
+#[derive(Clone, Copy)]
+enum End {
+    Outbound(u64),
+    Inbound(u64),
 }
 
 enum Event {
@@ -188,14 +238,35 @@ enum Event {
     Down {
         id: u64,
     },
+    /// A peer connected (before any message of the connection), and the connection closed.
+    Accepted {
+        id: u64,
+        conn: Conn,
+    },
+    InboundDown {
+        id: u64,
+    },
     Out(Outgoing),
 }
 
-/// An outbound link: where to queue bytes.
+/// An outbound link: where to queue bytes. Dropped, it closes.
 struct Link {
-    tx: UnboundedSender<Vec<u8>>,
+    conn: Conn,
     id: u64,
     ctime: u64,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.conn.close();
+    }
+}
+
+/// A connection a peer opened: the node it comes from once a message said so.
+struct Inbound {
+    conn: Conn,
+    ctime: u64,
+    node: Option<Name>,
 }
 
 /// A replica's election (Redis's `failover_auth_*`).
@@ -230,7 +301,23 @@ struct Engine {
     following: Option<(String, u16)>,
     /// Primaries left without a working replica, and since when (replica migration).
     orphaned: HashMap<Name, u64>,
+    /// The connections peers opened, by id.
+    inbound: HashMap<u64, Inbound>,
+    /// Why this replica last could not fail over, and when that was last logged (Redis's
+    /// `clusterLogCantFailover`).
+    cant_failover: Option<CantFailover>,
+    cant_failover_logged: u64,
 }
+
+/// Why a replica whose primary failed does not start an election.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum CantFailover {
+    /// Its data is older than `cluster-replica-validity-factor` allows.
+    DataAge,
+}
+
+/// How long a reason to not fail over goes unlogged once logged (Redis: 5 minutes).
+const CANT_FAILOVER_RELOG_MS: u64 = 5 * 60 * 1000;
 
 /// Where a message goes.
 enum To {
@@ -281,16 +368,27 @@ async fn run(
                     .local_addr()
                     .map(|a| a.ip().to_string())
                     .unwrap_or_default();
-                let (reply, out) = unbounded_channel();
-                let from = From::Inbound { reply };
+                let (conn, out) = Conn::new();
+                let id = INBOUND_IDS.fetch_add(1, Relaxed);
+                if events
+                    .send(Event::Accepted {
+                        id,
+                        conn: conn.clone(),
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+                let (buffer, close) = (conn.buffer.clone(), conn.close.clone());
+                let from = From::Inbound { id, conn };
                 tokio::spawn(serve_link(
                     sock,
                     from,
                     out,
                     events.clone(),
-                    local,
-                    peer.ip().to_string(),
-                    None,
+                    (local, peer.ip().to_string()),
+                    End::Inbound(id),
+                    (buffer, close),
                 ));
             }
         });
@@ -307,6 +405,9 @@ async fn run(
         mf_started: false,
         following: None,
         orphaned: HashMap::new(),
+        inbound: HashMap::new(),
+        cant_failover: None,
+        cant_failover_logged: 0,
     };
     let mut tick = tokio::time::interval(TICK);
     loop {
@@ -325,21 +426,24 @@ async fn run(
     }
 }
 
-/// Reads and writes one connection until it fails: bytes queued on `out` are written,
-/// whole messages read are handed to the engine. An outbound link reports its end.
+/// Reads and writes one connection until it fails or is closed (`close`): bytes queued on
+/// `out` are written (and counted off `buffer` once written), whole messages read are
+/// handed to the engine. The link reports its end.
 async fn serve_link(
     sock: tokio::net::TcpStream,
     from: From,
     mut out: UnboundedReceiver<Vec<u8>>,
     events: UnboundedSender<Event>,
-    local_ip: String,
-    peer_ip: String,
-    down: Option<u64>,
+    (local_ip, peer_ip): (String, String),
+    end: End,
+    (buffer, close): (Arc<LinkBuffer>, Arc<tokio::sync::Notify>),
 ) {
     let (mut r, mut w) = sock.into_split();
-    let writer = tokio::spawn(async move {
+    let mut writer = tokio::spawn(async move {
         while let Some(bytes) = out.recv().await {
-            if w.write_all(&bytes).await.is_err() {
+            let ok = w.write_all(&bytes).await.is_ok();
+            buffer.written(&bytes, bytes.capacity());
+            if !ok {
                 return;
             }
         }
@@ -372,15 +476,21 @@ async fn serve_link(
             }
         }
         let mut chunk = [0u8; 16 * 1024];
-        match r.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        tokio::select! {
+            r = r.read(&mut chunk) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            },
+            _ = close.notified() => break,
+            // The writer failed, or (an outbound link) its queue was dropped.
+            _ = &mut writer => break,
         }
     }
     writer.abort();
-    if let Some(id) = down {
-        let _ = events.send(Event::Down { id });
-    }
+    let _ = events.send(match end {
+        End::Outbound(id) => Event::Down { id },
+        End::Inbound(id) => Event::InboundDown { id },
+    });
 }
 
 impl Engine {
@@ -406,7 +516,13 @@ impl Engine {
                         // A link dropped meanwhile: what it still carried is stale.
                         None => return,
                     },
-                    From::Inbound { .. } => None,
+                    From::Inbound { id, .. } => {
+                        if !self.inbound.contains_key(id) {
+                            // Closed meanwhile.
+                            return;
+                        }
+                        None
+                    }
                 };
                 self.process(from, link, *msg, &local_ip, &peer_ip)
             }
@@ -419,6 +535,19 @@ impl Engine {
                         }
                     }
                 }
+            }
+            Event::Accepted { id, conn } => {
+                self.inbound.insert(
+                    id,
+                    Inbound {
+                        conn,
+                        ctime: now(),
+                        node: None,
+                    },
+                );
+            }
+            Event::InboundDown { id } => {
+                self.inbound.remove(&id);
             }
             Event::Out(Outgoing::Publish {
                 shard,
@@ -550,29 +679,29 @@ impl Engine {
         let t = msg.msg_type() as usize;
         let mut sent = 0u64;
         match to {
-            To::Reply(From::Inbound { reply }) => {
-                sent += u64::from(reply.send(bytes).is_ok());
+            To::Reply(From::Inbound { conn, .. }) => {
+                sent += u64::from(conn.send(bytes));
             }
             To::Reply(From::Outbound { id }) => {
                 let l = self.link_node.get(&id).and_then(|n| self.links.get(n));
                 if let Some(l) = l.filter(|l| l.id == id) {
-                    sent += u64::from(l.tx.send(bytes).is_ok());
+                    sent += u64::from(l.conn.send(bytes));
                 }
             }
             To::Node(name) => {
                 if let Some(l) = self.links.get(&name) {
-                    sent += u64::from(l.tx.send(bytes).is_ok());
+                    sent += u64::from(l.conn.send(bytes));
                 }
             }
             To::All => {
                 for l in self.links.values() {
-                    sent += u64::from(l.tx.send(bytes.clone()).is_ok());
+                    sent += u64::from(l.conn.send(bytes.clone()));
                 }
             }
             To::Nodes(names) => {
                 for n in names {
                     if let Some(l) = self.links.get(&n) {
-                        sent += u64::from(l.tx.send(bytes.clone()).is_ok());
+                        sent += u64::from(l.conn.send(bytes.clone()));
                     }
                 }
             }
@@ -589,7 +718,7 @@ impl Engine {
             return;
         };
         let addr = format!("{}:{}", n.ip, n.cport);
-        let (tx, out) = unbounded_channel();
+        let (conn, out) = Conn::new();
         let id = self.next_link;
         self.next_link += 1;
         self.unlink(&name);
@@ -597,7 +726,7 @@ impl Engine {
         self.links.insert(
             name,
             Link {
-                tx: tx.clone(),
+                conn: conn.clone(),
                 id,
                 ctime: now(),
             },
@@ -611,7 +740,9 @@ impl Engine {
         let first = bus::encode(&self.ping(st, if meet { bus::TYPE_MEET } else { bus::TYPE_PING }));
         let t = if meet { bus::TYPE_MEET } else { bus::TYPE_PING } as usize;
         st.stats.sent[t] += 1;
-        let _ = tx.send(first);
+        conn.send(first);
+        let (buffer, close) = (conn.buffer.clone(), conn.close.clone());
+        drop(conn);
         let events = self.events.clone();
         let timeout = Duration::from_millis(self.node_timeout().max(1000));
         tokio::spawn(async move {
@@ -637,9 +768,9 @@ impl Engine {
                 From::Outbound { id },
                 out,
                 events,
-                local,
-                peer,
-                Some(id),
+                (local, peer),
+                End::Outbound(id),
+                (buffer, close),
             )
             .await;
         });
@@ -694,6 +825,13 @@ impl Engine {
             if h.config_epoch > n.config_epoch && h.slaveof == [0; 40] {
                 n.config_epoch = h.config_epoch;
                 st.save_pending = true;
+            }
+            if let From::Inbound { id, .. } = &from {
+                // The connection is this node's inbound link from the sender (the latest
+                // one, when it has several, as Redis keeps it).
+                if let Some(l) = self.inbound.get_mut(id) {
+                    l.node = Some(sender);
+                }
             }
             let n = st.nodes.get_mut(&sender).expect("known");
             n.repl_offset = h.offset;
@@ -901,6 +1039,7 @@ impl Engine {
             }
         }
         self.flush(out);
+        crate::command::cluster::end_lost_channels(&server, cluster);
         self.apply(effects);
     }
 
@@ -1167,7 +1306,7 @@ impl Engine {
         let bytes = bus::encode(&msg);
         let mut sent = 0;
         for l in self.links.values() {
-            sent += u64::from(l.tx.send(bytes.clone()).is_ok());
+            sent += u64::from(l.conn.send(bytes.clone()));
         }
         st.stats.sent[bus::TYPE_FAIL as usize] += sent;
     }
@@ -1263,6 +1402,8 @@ impl Engine {
         let mut effects = Vec::new();
         let server = self.server.clone();
         let cluster = server.cluster.as_ref().expect("cluster mode");
+        // Read before the state is locked (a replica's election needs it).
+        let data_age = crate::repl::master_data_age_ms(&server, now);
         let mut st = cluster.state.write();
         // Handshakes that did not finish in time are dropped.
         let handshake_timeout = nt.max(1000);
@@ -1291,6 +1432,7 @@ impl Engine {
         for name in unlinked {
             self.connect(&mut st, name);
         }
+        self.free_links_over_limit(&mut st);
         // Once a second, a ping to one of five random nodes: the one heard from least
         // recently.
         if self.iteration.is_multiple_of(10) {
@@ -1370,13 +1512,15 @@ impl Engine {
         } else {
             self.following = None;
         }
-        self.replica_cron(&mut st, now, &mut out, &mut effects);
+        self.replica_cron(&mut st, now, data_age, &mut out, &mut effects);
         self.replica_migration(&mut st, now, &mut effects);
         let s = &cluster.settings;
         st.update_state(now, s.require_full_coverage.load(Relaxed), nt);
+        st.links = self.link_views(&st);
         let save = st.save_pending;
         drop(st);
         redirect_blocked(&server, cluster);
+        crate::command::cluster::end_lost_channels(&server, cluster);
         self.flush(out);
         self.apply(effects);
         if save {
@@ -1384,6 +1528,88 @@ impl Engine {
                 tracing::warn!("Could not save the cluster configuration file: {e}");
             }
         }
+    }
+
+    /// Frees the links whose send buffer holds more than `cluster-link-sendbuf-limit`
+    /// (Redis's `clusterNodeCronFreeLinkOnBufferLimitReached`): a peer that does not read
+    /// cannot grow this node's memory without bound. An outbound link is opened again by
+    /// the next cron step; the peer reopens its inbound one.
+    fn free_links_over_limit(&mut self, st: &mut State) {
+        let limit = self
+            .server
+            .config
+            .read()
+            .get_u64("cluster-link-sendbuf-limit");
+        if limit == 0 {
+            return;
+        }
+        let over = |b: &LinkBuffer| b.allocated() > limit;
+        let log = |dir: &str, node: Option<&Name>, mem: u64| {
+            tracing::warn!(
+                "Freeing cluster link({dir} node {}, used memory: {mem}) due to exceeding send buffer memory limit.",
+                node.map_or("", name_str)
+            );
+        };
+        let outbound: Vec<(Name, u64)> = self
+            .links
+            .iter()
+            .filter(|(_, l)| over(&l.conn.buffer))
+            .map(|(n, l)| (*n, l.conn.buffer.allocated()))
+            .collect();
+        for (name, mem) in outbound {
+            log("to", Some(&name), mem);
+            self.drop_link(st, &name);
+            st.links_buffer_exceeded += 1;
+        }
+        let inbound: Vec<u64> = self
+            .inbound
+            .iter()
+            .filter(|(_, l)| over(&l.conn.buffer))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in inbound {
+            if let Some(l) = self.inbound.remove(&id) {
+                log("from", l.node.as_ref(), l.conn.buffer.allocated());
+                l.conn.close();
+                st.links_buffer_exceeded += 1;
+            }
+        }
+    }
+
+    /// This node's links for CLUSTER LINKS: for each known node, the link to it and the
+    /// (latest) link from it.
+    fn link_views(&self, st: &State) -> Vec<LinkView> {
+        let mut latest_in: HashMap<Name, (u64, &Inbound)> = HashMap::new();
+        for (id, l) in &self.inbound {
+            if let Some(n) = l.node {
+                let e = latest_in.entry(n).or_insert((*id, l));
+                if *id > e.0 {
+                    *e = (*id, l);
+                }
+            }
+        }
+        let mut names: Vec<&Name> = st.nodes.keys().filter(|n| **n != st.myself).collect();
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            if let Some(l) = self.links.get(name) {
+                out.push(LinkView {
+                    inbound: false,
+                    node: *name,
+                    ctime: l.ctime,
+                    buffer: l.conn.buffer.clone(),
+                });
+            }
+            if let Some((_, l)) = latest_in.get(name) {
+                out.push(LinkView {
+                    inbound: true,
+                    node: *name,
+                    ctime: l.ctime,
+                    buffer: l.conn.buffer.clone(),
+                });
+            }
+        }
+        out
     }
 
     /// Replica migration (Redis's `clusterHandleSlaveMigration`): a primary that had
@@ -1521,6 +1747,7 @@ impl Engine {
         &mut self,
         st: &mut State,
         now: u64,
+        data_age: Option<u64>,
         out: &mut Vec<(To, Message)>,
         effects: &mut Vec<Effect>,
     ) {
@@ -1571,13 +1798,37 @@ impl Engine {
             return;
         };
         if !(p.failed() || manual_ready) || p.numslots == 0 {
+            self.cant_failover = None;
             return;
         }
         // `cluster-replica-no-failover`: only a manual failover promotes this replica.
         if st.me().flags & flag::NOFAILOVER != 0 && !manual_ready {
+            self.cant_failover = None;
             return;
         }
         let nt = self.node_timeout();
+        // A replica whose data is too old does not ask for votes (but for a manual
+        // failover): disconnected for longer than the node timeout (the time it takes to
+        // flag the primary FAIL, which is fine) plus `cluster-replica-validity-factor`
+        // node timeouts and a replication ping period. A factor of 0 disables the check.
+        let (factor, ping_period) = {
+            let c = self.server.config.read();
+            (
+                c.get_u64("cluster-replica-validity-factor"),
+                c.get_u64("repl-ping-replica-period"),
+            )
+        };
+        let mut age = data_age.unwrap_or(now);
+        if age > nt {
+            age -= nt;
+        }
+        if factor != 0
+            && age > ping_period.saturating_mul(1000) + nt.saturating_mul(factor)
+            && !manual_ready
+        {
+            self.log_cant_failover(st, primary, now, CantFailover::DataAge);
+            return;
+        }
         let auth_timeout = (nt * 2).max(2000);
         let auth_retry = auth_timeout * 2;
         if self.election.time == 0 || now.saturating_sub(self.election.time) > auth_retry {
@@ -1634,6 +1885,34 @@ impl Engine {
             self.mf_started = false;
             self.replace_primary(st, primary, e, out, effects);
         }
+    }
+
+    /// Logs why this replica does not fail over (Redis's `clusterLogCantFailover`): once per
+    /// reason every 5 minutes, and not while its primary failed less than the node timeout
+    /// plus 5 s ago (only a replica stalled for long is worth a line).
+    fn log_cant_failover(&mut self, st: &State, primary: Name, now: u64, why: CantFailover) {
+        if self.cant_failover == Some(why)
+            && now.saturating_sub(self.cant_failover_logged) < CANT_FAILOVER_RELOG_MS
+        {
+            return;
+        }
+        self.cant_failover = Some(why);
+        let quiet = self.node_timeout() + 5000;
+        if st
+            .nodes
+            .get(&primary)
+            .is_some_and(|p| p.failed() && now.saturating_sub(p.fail_time) < quiet)
+        {
+            return;
+        }
+        let msg = match why {
+            CantFailover::DataAge => {
+                "Disconnected from master for longer than allowed. Please check the \
+                 'cluster-replica-validity-factor' configuration option."
+            }
+        };
+        self.cant_failover_logged = now;
+        tracing::warn!("Currently unable to failover: {msg}");
     }
 
     /// This replica takes its primary's slots at config epoch `epoch` and becomes a

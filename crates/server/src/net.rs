@@ -929,7 +929,9 @@ async fn connection(server: Arc<Server>, mut stream: Conn, peer: String, laddr: 
                         None => std::future::pending().await,
                     }
                 }, if !writing => {
-                    // Published messages: write them and go back to waiting.
+                    // Published messages (and shard channels the server unsubscribed):
+                    // write them and go back to waiting.
+                    crate::command::pubsub::apply_revocations(&mut client, &mut out.buf);
                     let how = Flush { messages: sub.as_deref(), ..Flush::default() };
                     if !out.flush(&server, &mut stream, stats, &handle, how).await {
                         break;
@@ -1109,6 +1111,7 @@ async fn connection(server: Arc<Server>, mut stream: Conn, peer: String, laddr: 
                 break;
             }
         }
+        crate::command::pubsub::apply_revocations(&mut client, &mut out.buf);
         let how = Flush {
             durable: server.aof.fsync_always() && stats.dirty.load(Relaxed) != dirty_before,
             messages: client.subscriber.as_deref(),

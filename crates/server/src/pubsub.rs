@@ -37,6 +37,11 @@ pub struct Subscriber {
     pub notify: tokio::sync::Notify,
     /// The connection, closed when the subscriber overflows (even mid-write).
     handle: Option<Arc<crate::registry::ClientHandle>>,
+    /// Shard channels whose subscriptions the server ended (their slot left this node's
+    /// shard), for the connection to drop from its own list and announce with
+    /// `sunsubscribe`; `has_revoked` says whether there are any (one load per batch).
+    revoked: Mutex<Vec<Vec<u8>>>,
+    has_revoked: AtomicBool,
 }
 
 impl Subscriber {
@@ -63,7 +68,27 @@ impl Subscriber {
             soft_since: AtomicU64::new(0),
             overflowed: AtomicBool::new(false),
             notify: tokio::sync::Notify::new(),
+            revoked: Mutex::new(Vec::new()),
+            has_revoked: AtomicBool::new(false),
         }
+    }
+
+    /// The server ended this subscriber's subscription to shard channel `ch` (already out
+    /// of the registry): the connection is woken to tell its client.
+    fn revoke(&self, ch: &[u8]) {
+        self.revoked.lock().push(ch.to_vec());
+        self.has_revoked.store(true, Relaxed);
+        self.notify.notify_one();
+    }
+
+    /// The shard channels revoked since the last call (see [`PubSub::end_shard_channels`]).
+    pub fn take_revoked(&self) -> Vec<Vec<u8>> {
+        if !self.has_revoked.load(Relaxed) {
+            return Vec::new();
+        }
+        let mut r = self.revoked.lock();
+        self.has_revoked.store(false, Relaxed);
+        std::mem::take(&mut *r)
     }
 
     /// Queues a message; false if the subscriber is being disconnected for overflowing.
@@ -230,6 +255,22 @@ impl Channels {
         }
     }
 
+    /// Removes every channel `which` selects, with its subscribers (each given the channel
+    /// to `f`, under the channel's lock: no delivery to them is under way once this returns).
+    fn remove_where(&self, which: &dyn Fn(&[u8]) -> bool, f: &mut dyn FnMut(&[u8], &Subscriber)) {
+        for p in &self.parts {
+            let mut p = p.lock();
+            let names: Vec<Vec<u8>> = p.keys().filter(|n| which(n)).cloned().collect();
+            for name in names {
+                if let Some(subs) = p.remove(&name) {
+                    for s in subs.values() {
+                        f(&name, s);
+                    }
+                }
+            }
+        }
+    }
+
     /// The channels a client is subscribed to (a walk over every channel: for the rare
     /// callers that must know, like ACL changes).
     fn of_client(&self, id: u64) -> Vec<Vec<u8>> {
@@ -357,6 +398,23 @@ impl PubSub {
                 had
             }
         }
+    }
+
+    /// Ends every subscription to the shard channels `which` selects (cluster mode: their
+    /// slot left this node's shard, as Redis's `removeChannelsInSlot`). Each subscriber's
+    /// connection is told, and answers its client `sunsubscribe` (see
+    /// `command::pubsub::apply_revocations`). Returns how many channels were dropped.
+    pub fn end_shard_channels(&self, which: &dyn Fn(&[u8]) -> bool) -> usize {
+        let mut n = 0;
+        let mut last: Option<Vec<u8>> = None;
+        self.shard_channels.remove_where(which, &mut |ch, s| {
+            if last.as_deref() != Some(ch) {
+                n += 1;
+                last = Some(ch.to_vec());
+            }
+            s.revoke(ch);
+        });
+        n
     }
 
     /// PUBLISH / SPUBLISH: delivers to every subscriber, returns how many received it.
@@ -492,6 +550,26 @@ mod tests {
         assert!(ps.unsubscribe(Kind::Channel, b"news", 1));
         assert_eq!(ps.publish(false, b"news", b"hi"), 1);
         assert_eq!(ps.numpat(), 1);
+    }
+
+    #[test]
+    fn ended_shard_channels_lose_their_subscribers_who_are_told() {
+        let ps = PubSub::new();
+        let a = Arc::new(Subscriber::new(1, false));
+        let b = Arc::new(Subscriber::new(2, false));
+        for (ch, s) in [(&b"x1"[..], &a), (b"x1", &b), (b"y", &a)] {
+            ps.subscribe(Kind::Shard, ch, s);
+        }
+        ps.subscribe(Kind::Channel, b"x1", &a);
+        assert_eq!(ps.end_shard_channels(&|ch| ch.starts_with(b"x")), 1);
+        assert_eq!(a.take_revoked(), vec![b"x1".to_vec()]);
+        assert_eq!(a.take_revoked(), Vec::<Vec<u8>>::new());
+        assert_eq!(b.take_revoked(), vec![b"x1".to_vec()]);
+        assert_eq!(ps.numsub(true, b"x1"), 0);
+        assert_eq!(ps.numsub(true, b"y"), 1);
+        assert_eq!(ps.publish(true, b"x1", b"m"), 0);
+        // Plain channels of the same name are not shard channels.
+        assert_eq!(ps.publish(false, b"x1", b"m"), 1);
     }
 
     #[test]

@@ -338,3 +338,96 @@ fn nodes_gossip_publish_and_redirect_blocked_clients() {
         );
     }
 }
+
+/// The next reply or push on `c`, as text, waiting up to [`support::PATIENCE`] (a slot
+/// change that reaches the node by gossip takes a few pings).
+fn next_push(c: &mut Raw) -> String {
+    c.stream.set_read_timeout(Some(support::PATIENCE)).unwrap();
+    let r = c.read_reply().expect("connection closed");
+    String::from_utf8(r).unwrap()
+}
+
+#[test]
+fn shard_channel_subscribers_are_unsubscribed_when_the_slot_leaves() {
+    for kiln in [true, false] {
+        if !kiln && !redis_tools(&["redis-server"]) {
+            continue;
+        }
+        let (a, b) = pair(kiln);
+        let mut ca = a.raw();
+        let mut cb = b.raw();
+        // "bar" is slot 5061, "zap" 6469, "{bar}x" 5061 again: all on node a.
+        let mut s2 = a.raw();
+        s2.send_cmd(&["SSUBSCRIBE", "bar"]);
+        assert_eq!(
+            next_push(&mut s2),
+            "*3\r\n$10\r\nssubscribe\r\n$3\r\nbar\r\n:1\r\n"
+        );
+        s2.send_cmd(&["SSUBSCRIBE", "zap"]);
+        assert_eq!(
+            next_push(&mut s2),
+            "*3\r\n$10\r\nssubscribe\r\n$3\r\nzap\r\n:2\r\n"
+        );
+        s2.send_cmd(&["SUBSCRIBE", "news"]);
+        assert_eq!(
+            next_push(&mut s2),
+            "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n"
+        );
+        let mut s3 = a.raw();
+        assert!(s3.cmd(&["HELLO", "3"]).starts_with('%'));
+        s3.send_cmd(&["SSUBSCRIBE", "{bar}x"]);
+        assert_eq!(
+            next_push(&mut s3),
+            ">3\r\n$10\r\nssubscribe\r\n$6\r\n{bar}x\r\n:1\r\n"
+        );
+        // Node b takes slot 5061 with a newer config epoch; node a hears it by gossip.
+        let id_b = cb.cmd(&["CLUSTER", "MYID"]);
+        let id_b = id_b.lines().nth(1).unwrap().to_string();
+        assert_eq!(
+            cb.cmd(&["CLUSTER", "SETSLOT", "5061", "NODE", &id_b]),
+            "+OK\r\n"
+        );
+        assert!(cb.cmd(&["CLUSTER", "BUMPEPOCH"]).starts_with('+'));
+        assert_eq!(
+            next_push(&mut s2),
+            "*3\r\n$12\r\nsunsubscribe\r\n$3\r\nbar\r\n:1\r\n",
+            "kiln: {kiln}"
+        );
+        assert_eq!(
+            next_push(&mut s3),
+            ">3\r\n$12\r\nsunsubscribe\r\n$6\r\n{bar}x\r\n:0\r\n",
+            "kiln: {kiln}"
+        );
+        // CLUSTER DELSLOTS ends the subscriptions to the slot's channels at once.
+        assert_eq!(ca.cmd(&["CLUSTER", "DELSLOTS", "6469"]), "+OK\r\n");
+        assert_eq!(
+            next_push(&mut s2),
+            "*3\r\n$12\r\nsunsubscribe\r\n$3\r\nzap\r\n:0\r\n"
+        );
+        assert_eq!(
+            ca.cmd(&["PUBSUB", "SHARDNUMSUB", "bar", "zap", "{bar}x"]),
+            "*6\r\n$3\r\nbar\r\n:0\r\n$3\r\nzap\r\n:0\r\n$6\r\n{bar}x\r\n:0\r\n"
+        );
+        // The plain subscription is untouched; the RESP3 client may subscribe again.
+        assert_eq!(ca.cmd(&["PUBLISH", "news", "hi"]), ":1\r\n");
+        assert_eq!(
+            next_push(&mut s2),
+            "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
+        );
+        s3.send_cmd(&["SSUBSCRIBE", "{bar}x"]);
+        assert_eq!(
+            next_push(&mut s3),
+            format!("-MOVED 5061 127.0.0.1:{}\r\n", b.port)
+        );
+        // CLUSTER FLUSHSLOTS too (the node holds no keys).
+        let mut s4 = a.raw();
+        s4.send_cmd(&["SSUBSCRIBE", "b"]);
+        let sub = next_push(&mut s4);
+        assert!(sub.contains("ssubscribe"), "{sub}");
+        assert_eq!(ca.cmd(&["CLUSTER", "FLUSHSLOTS"]), "+OK\r\n");
+        assert_eq!(
+            next_push(&mut s4),
+            "*3\r\n$12\r\nsunsubscribe\r\n$1\r\nb\r\n:0\r\n"
+        );
+    }
+}

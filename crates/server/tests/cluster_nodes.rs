@@ -466,6 +466,23 @@ fn pubsub_in(bins: &[String]) {
     // SPUBLISH on a node outside the shard is redirected.
     let err = c.cmd(other, &["SPUBLISH", "orders", "o-2"]).unwrap_err();
     assert!(err.to_lowercase().contains("moved"), "{err}");
+    // The slot moves to another shard: its subscribers on the old shard's primary and
+    // replica are unsubscribed (the replica once it hears of the new owner).
+    let slot = c.keyslot("orders").to_string();
+    let to = c.id(other);
+    c.cmd(other, &["CLUSTER", "SETSLOT", &slot, "NODE", &to])
+        .unwrap();
+    c.cmd(other, &["CLUSTER", "BUMPEPOCH"]).unwrap();
+    c.cmd(p, &["CLUSTER", "SETSLOT", &slot, "NODE", &to])
+        .unwrap();
+    for s in [&mut on_p, &mut on_r] {
+        s.stream.set_read_timeout(Some(support::PATIENCE)).unwrap();
+        let reply = s.read_reply().expect("subscriber connection closed");
+        assert_eq!(
+            String::from_utf8_lossy(&reply),
+            "*3\r\n$12\r\nsunsubscribe\r\n$6\r\norders\r\n:0\r\n"
+        );
+    }
 }
 
 #[test]
@@ -503,4 +520,213 @@ fn replica_migration_in(bins: &[String]) {
 #[test]
 fn replica_migration() {
     for_modes("replica_migration", 6, replica_migration_in);
+}
+
+/// `cluster-replica-validity-factor`: a replica cut off from its primary for longer than
+/// the factor allows does not fail over when the primary dies (and says why in its log);
+/// with the factor set to 0 it does.
+fn replica_validity_in(bins: &[String]) {
+    // The replica is the mode's first binary (Kiln), the primaries the others.
+    let order = [&bins[1], &bins[2], &bins[3], &bins[0]].map(|b| b.to_string());
+    let mut c = Cluster::start("replica validity factor", &order, BOUND);
+    c.create_direct(3);
+    let (p, r) = (0, 3);
+    c.wait_replica_of(r, p);
+    for (k, v) in [
+        ("cluster-replica-validity-factor", "1"),
+        ("repl-ping-replica-period", "1"),
+    ] {
+        c.cmd(r, &["CONFIG", "SET", k, v]).unwrap();
+    }
+    let got = c.cmd(r, &["CONFIG", "GET", "cluster-slave-validity-factor"]);
+    assert_eq!(
+        got,
+        Ok(redis::Value::Array(vec![
+            redis::Value::BulkString(b"cluster-slave-validity-factor".to_vec()),
+            redis::Value::BulkString(b"1".to_vec()),
+        ]))
+    );
+    let err = c.cmd(
+        r,
+        &["CONFIG", "SET", "cluster-replica-validity-factor", "-1"],
+    );
+    assert!(
+        err.as_ref()
+            .is_err_and(|e| e.contains("argument must be between 0 and 2147483647 inclusive")),
+        "{err:?}"
+    );
+    // The replica loses its link to the primary (which now wants a password it does not
+    // have) while the cluster bus between them works on.
+    c.cmd(p, &["CONFIG", "SET", "requirepass", "secret"])
+        .unwrap();
+    c.cmd(r, &["CLIENT", "KILL", "TYPE", "master"]).unwrap();
+    // Allowed: node timeout (2 s) + 1 x node timeout + 1 s of ping period past it.
+    support::poll("the replica's link to be down for 6 s", || {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut c.conn(r))
+            .ok()?;
+        let down: u64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("master_link_down_since_seconds:"))?
+            .trim()
+            .parse()
+            .ok()?;
+        (down >= 6).then_some(())
+    });
+    let epoch = c.info_field(r, "cluster_current_epoch");
+    c.kill(p);
+    let log = c.members[r].node.log();
+    support::poll("the replica to log why it does not fail over", || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        text.contains(
+            "Currently unable to failover: Disconnected from master for longer than allowed. \
+             Please check the 'cluster-replica-validity-factor' configuration option.",
+        )
+        .then_some(())
+    });
+    assert!(!c.is_master(r), "the replica failed over with stale data");
+    assert_eq!(
+        c.info_field(r, "cluster_current_epoch"),
+        epoch,
+        "the replica held an election"
+    );
+    // Factor 0: data of any age will do.
+    c.cmd(
+        r,
+        &["CONFIG", "SET", "cluster-replica-validity-factor", "0"],
+    )
+    .unwrap();
+    c.wait_master(r);
+    c.wait_ok();
+}
+
+#[test]
+fn replica_validity_factor() {
+    for_modes("replica_validity_factor", 4, replica_validity_in);
+}
+
+/// CLUSTER LINKS of node `i`: each link's fields, values as text.
+fn links(c: &Cluster, i: usize) -> Vec<std::collections::HashMap<String, String>> {
+    use redis::Value;
+    let text = |v: &Value| match v {
+        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::Int(n) => n.to_string(),
+        other => format!("{other:?}"),
+    };
+    let Ok(Value::Array(links)) = c.cmd(i, &["CLUSTER", "LINKS"]) else {
+        return Vec::new();
+    };
+    links
+        .iter()
+        .map(|l| match l {
+            Value::Array(kv) => kv.chunks(2).map(|p| (text(&p[0]), text(&p[1]))).collect(),
+            Value::Map(kv) => kv.iter().map(|(k, v)| (text(k), text(v))).collect(),
+            _ => Default::default(),
+        })
+        .collect()
+}
+
+/// The link of `dir` (`to` or `from`) between node `i` and the node named `id`.
+fn link(
+    c: &Cluster,
+    i: usize,
+    dir: &str,
+    id: &str,
+) -> Option<std::collections::HashMap<String, String>> {
+    links(c, i)
+        .into_iter()
+        .find(|l| l.get("direction").map(String::as_str) == Some(dir) && l["node"] == id)
+}
+
+/// CLUSTER LINKS's send buffers and `cluster-link-sendbuf-limit`: a link to a node that
+/// stopped reading shows the bytes it holds; with a limit it is freed (counted in CLUSTER
+/// INFO) and opened again later.
+fn link_sendbuf_limit_in(bins: &[String]) {
+    let c = Cluster::start("cluster link send buffers", &bins[..3], BOUND);
+    c.create_direct(3);
+    let (a, b) = (0, 1);
+    let id_b = c.id(b);
+    let first = c.wait("node a to list its links to and from the others", || {
+        let l = links(&c, a);
+        if l.len() != 4 {
+            return Err(format!("{} links: {l:?}", l.len()));
+        }
+        for f in [
+            "direction",
+            "node",
+            "create-time",
+            "events",
+            "send-buffer-allocated",
+            "send-buffer-used",
+        ] {
+            if l.iter().any(|l| !l.contains_key(f)) {
+                return Err(format!("no {f}: {l:?}"));
+            }
+        }
+        match (link(&c, a, "to", &id_b), link(&c, a, "from", &id_b)) {
+            (Some(to), Some(_)) => Ok(to["create-time"].parse::<u64>().unwrap()),
+            _ => Err(format!("no link to and from node b: {l:?}")),
+        }
+    });
+    let mut pc = c.conn(a);
+    let big = vec![b'x'; 1 << 20];
+    let mut publish = || {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("ch")
+            .arg(&big)
+            .query(&mut pc)
+            .unwrap();
+    };
+    // Node b stops reading: what node a sends it piles up in the link's send buffer.
+    c.members[b].node.signal("STOP");
+    c.wait("the link to node b to hold unsent bytes", || {
+        publish();
+        let to = link(&c, a, "to", &id_b).ok_or("no link to node b")?;
+        let used: u64 = to["send-buffer-used"].parse().unwrap();
+        let alloc: u64 = to["send-buffer-allocated"].parse().unwrap();
+        if used > 0 && alloc >= used && to["events"] == "rw" {
+            Ok(())
+        } else {
+            Err(format!("{to:?}"))
+        }
+    });
+    c.cmd(a, &["CONFIG", "SET", "cluster-link-sendbuf-limit", "1mb"])
+        .unwrap();
+    assert_eq!(
+        c.cmd(a, &["CONFIG", "GET", "cluster-link-sendbuf-limit"]),
+        Ok(redis::Value::Array(vec![
+            redis::Value::BulkString(b"cluster-link-sendbuf-limit".to_vec()),
+            redis::Value::BulkString(b"1048576".to_vec()),
+        ]))
+    );
+    c.wait("a link over the limit to be freed", || {
+        publish();
+        match c.info_field(a, "total_cluster_links_buffer_limit_exceeded") {
+            Some(n) if n != "0" => Ok(()),
+            other => Err(format!(
+                "total_cluster_links_buffer_limit_exceeded {other:?}"
+            )),
+        }
+    });
+    let log = std::fs::read_to_string(c.members[a].node.log()).unwrap();
+    assert!(
+        log.contains("due to exceeding send buffer memory limit"),
+        "node a's log does not say it freed a link"
+    );
+    c.cmd(a, &["CONFIG", "SET", "cluster-link-sendbuf-limit", "0"])
+        .unwrap();
+    c.members[b].node.signal("CONT");
+    c.wait_ok();
+    c.wait("node a to link to node b again", || {
+        match (link(&c, a, "to", &id_b), link(&c, a, "from", &id_b)) {
+            (Some(to), Some(_)) if to["create-time"].parse::<u64>().unwrap() > first => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+}
+
+#[test]
+fn link_sendbuf_limit() {
+    for_modes("link_sendbuf_limit", 3, link_sendbuf_limit_in);
 }

@@ -480,6 +480,17 @@ fn changed(cluster: &cl::Cluster, st: &mut State) {
     st.save_pending = true;
 }
 
+/// Ends the subscriptions to shard channels of the slots that left this node's shard (see
+/// `State::take_lost_slots`): called with the state unlocked once it changed.
+pub fn end_lost_channels(server: &crate::server::Server, cluster: &cl::Cluster) {
+    let slots = cluster.state.write().take_lost_slots();
+    if !slots.is_empty() {
+        server
+            .pubsub
+            .end_shard_channels(&|ch| slots.binary_search(&cl::key_slot(ch)).is_ok());
+    }
+}
+
 fn addslots(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let c = cluster(cx)?;
     let slots = args[2..]
@@ -558,6 +569,8 @@ fn add_or_del(cx: &mut Ctx, c: &cl::Cluster, slots: &[usize], add: bool) -> CmdR
         }
     }
     changed(c, &mut st);
+    drop(st);
+    end_lost_channels(cx.server, c);
     cx.out.ok();
     Ok(())
 }
@@ -826,30 +839,28 @@ enum Field {
     Int(i64),
 }
 
+/// CLUSTER LINKS: the bus's links, as its cron last listed them, with their send buffers
+/// as they are now (`events` is `rw` while the link has bytes to write, as Redis's write
+/// handler is installed only then).
 fn links(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     let c = cluster(cx)?;
-    let st = c.state.read();
-    let mut peers: Vec<&Node> = st
-        .nodes
-        .values()
-        .filter(|n| n.flags & flag::MYSELF == 0 && n.link)
-        .collect();
-    peers.sort_by_key(|n| n.name);
-    cx.out.array(peers.len());
-    for n in peers {
+    let links = c.state.read().links.clone();
+    cx.out.array(links.len());
+    for l in links {
+        let used = l.buffer.used();
         cx.out.map(6);
         cx.out.bulk(b"direction");
-        cx.out.bulk(b"to");
+        cx.out.bulk(if l.inbound { b"from" } else { b"to" });
         cx.out.bulk(b"node");
-        cx.out.bulk(&n.name);
+        cx.out.bulk(&l.node);
         cx.out.bulk(b"create-time");
-        cx.out.int(n.ctime as i64);
+        cx.out.int(l.ctime as i64);
         cx.out.bulk(b"events");
-        cx.out.bulk(b"rw");
+        cx.out.bulk(if used > 0 { b"rw" } else { b"r" });
         cx.out.bulk(b"send-buffer-allocated");
-        cx.out.int(0);
+        cx.out.int(l.buffer.allocated() as i64);
         cx.out.bulk(b"send-buffer-used");
-        cx.out.int(0);
+        cx.out.int(used as i64);
     }
     Ok(())
 }
@@ -943,6 +954,8 @@ fn forget(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     st.blacklist.insert(name, now() + 60_000);
     st.remove_node(&name);
     changed(c, &mut st);
+    drop(st);
+    end_lost_channels(cx.server, c);
     cx.out.ok();
     Ok(())
 }
@@ -1028,6 +1041,8 @@ fn setslot(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         _ => return Err(bad()),
     }
     changed(c, &mut st);
+    drop(st);
+    end_lost_channels(cx.server, c);
     cx.out.ok();
     Ok(())
 }
@@ -1054,6 +1069,8 @@ fn set_config_epoch(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         st.current_epoch = epoch as u64;
     }
     changed(c, &mut st);
+    drop(st);
+    end_lost_channels(cx.server, c);
     cx.out.ok();
     Ok(())
 }
@@ -1099,6 +1116,8 @@ fn flushslots(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
         }
     }
     changed(c, &mut st);
+    drop(st);
+    end_lost_channels(cx.server, c);
     cx.out.ok();
     Ok(())
 }
@@ -1143,6 +1162,7 @@ fn replicate(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         set_primary(&mut st, name);
         changed(c, &mut st);
     }
+    end_lost_channels(cx.server, c);
     super::replication::follow_from_cluster(cx, &ip, port);
     cx.out.ok();
     Ok(())
@@ -1182,6 +1202,13 @@ fn reset(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     let mut st = c.state.write();
     let me = st.myself;
+    // A primary first (as Redis): a replica's primary's slots do not leave this node's
+    // shard here, only its own slots do.
+    {
+        let n = st.me_mut();
+        n.flags = flag::MYSELF | flag::MASTER;
+        n.master = None;
+    }
     let others: Vec<cl::Name> = st.nodes.keys().filter(|n| **n != me).copied().collect();
     for n in others {
         st.remove_node(&n);
@@ -1191,11 +1218,6 @@ fn reset(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     }
     st.migrating.clear();
     st.importing.clear();
-    {
-        let n = st.me_mut();
-        n.flags = flag::MYSELF | flag::MASTER;
-        n.master = None;
-    }
     if hard {
         st.current_epoch = 0;
         st.last_vote_epoch = 0;
@@ -1207,6 +1229,8 @@ fn reset(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         st.myself = new;
     }
     changed(c, &mut st);
+    drop(st);
+    end_lost_channels(cx.server, c);
     cx.out.ok();
     Ok(())
 }

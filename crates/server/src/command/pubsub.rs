@@ -165,6 +165,7 @@ fn sync_counters(c: &Client) {
 }
 
 fn do_subscribe(cx: &mut Ctx, kind: Kind, names: &[&[u8]]) -> CmdResult {
+    apply_revocations(cx.client, cx.out.buf);
     let server = cx.server;
     // The connection's queue, known to client tracking as a possible redirect target.
     let sub = super::tracking::own_queue(cx);
@@ -184,6 +185,7 @@ fn do_subscribe(cx: &mut Ctx, kind: Kind, names: &[&[u8]]) -> CmdResult {
 }
 
 fn do_unsubscribe(cx: &mut Ctx, kind: Kind, names: &[&[u8]]) -> CmdResult {
+    apply_revocations(cx.client, cx.out.buf);
     let names: Vec<Vec<u8>> = if names.is_empty() {
         cx.client.subscriptions[slot(kind)]
             .iter()
@@ -227,8 +229,41 @@ pub(super) fn flush_queued(cx: &mut Ctx) {
     }
 }
 
+/// Shard channel subscriptions the server ended (cluster mode: the channel's slot left this
+/// node's shard) leave the client's own list, each announced as SUNSUBSCRIBE would: a
+/// `sunsubscribe` push with the shard channels left. Messages already queued for the client
+/// come first. Called by the connection before it runs commands and when its subscriber is
+/// woken; a channel the client unsubscribed meanwhile is not announced twice.
+pub fn apply_revocations(c: &mut Client, out: &mut Vec<u8>) {
+    let Some(s) = c.subscriber.clone() else {
+        return;
+    };
+    let lost = s.take_revoked();
+    if lost.is_empty() {
+        return;
+    }
+    s.drain_into(out);
+    let mut o = crate::reply::Out::new(out, c.resp3);
+    let mut any = false;
+    for ch in lost {
+        if c.subscriptions[slot(Kind::Shard)].remove(&ch) {
+            any = true;
+            o.push(3);
+            o.bulk(event_name(Kind::Shard, false));
+            o.bulk(&ch);
+            o.int(count(c, Kind::Shard) as i64);
+        }
+    }
+    if any {
+        sync_counters(c);
+    }
+}
+
 /// Drops every subscription of a client (RESET, disconnect), without replies.
 pub fn unsubscribe_all(server: &crate::server::Server, c: &mut Client) {
+    if let Some(s) = &c.subscriber {
+        s.take_revoked();
+    }
     for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
         for name in std::mem::take(&mut c.subscriptions[slot(kind)]) {
             server.pubsub.unsubscribe(kind, &name, c.id);

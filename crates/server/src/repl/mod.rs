@@ -576,6 +576,20 @@ pub fn follows(server: &Server, host: &str, port: u16) -> bool {
         .is_some_and(|m| m.host.eq_ignore_ascii_case(host) && m.port == port)
 }
 
+/// How old a replica's data may be (ms, at `now`), as Redis's cluster failover measures
+/// it in whole seconds: since the last byte from the primary while the link is up,
+/// otherwise since the link went down (forever when it never came up). None on a primary.
+pub fn master_data_age_ms(server: &Server, now: u64) -> Option<u64> {
+    let st = server.repl.state.lock();
+    let m = st.master.as_ref()?;
+    let since = if m.link == LinkState::Connected && m.last_io_ms > 0 {
+        m.last_io_ms
+    } else {
+        m.down_since_ms
+    };
+    Some((now / 1000).saturating_sub(since / 1000) * 1000)
+}
+
 /// `REPLICAOF host port` (`Some`) or `REPLICAOF NO ONE` (`None`). Returns false when
 /// already following that primary (nothing changes). Takes the apply lock: never call it
 /// while holding shard locks (commands defer it with `Ctx::after_unlock`).

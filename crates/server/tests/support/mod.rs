@@ -141,6 +141,15 @@ impl Node {
 }
 
 impl Node {
+    /// Sends a signal (`STOP`, `CONT`, ...) to the running server.
+    pub fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args([format!("-{sig}"), c.id().to_string()])
+                .status();
+        }
+    }
+
     /// The server's output, across restarts.
     pub fn log(&self) -> std::path::PathBuf {
         self.dir.with_extension("log")
