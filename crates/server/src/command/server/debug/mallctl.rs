@@ -93,8 +93,8 @@ pub(super) fn debug_mallctl(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
 /// it (its old value is still the reply; a failed write is ignored, as in Redis). Only
 /// names jemalloc documents as strings are read as strings: another existing name is
 /// answered EINVAL (Redis would read its number as a pointer). `VOID` (Redis's way to
-/// write nothing to a name like `thread.tcache.flush`) is not supported: such names are
-/// refused with EPERM.
+/// write nothing, to a name like `thread.tcache.flush`) writes nothing here: a void name
+/// is refused with EPERM, a string one answers its value.
 pub(super) fn debug_mallctl_str(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     let name = c_name(args[0]);
     let name = name.name();
@@ -107,7 +107,9 @@ pub(super) fn debug_mallctl_str(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         return Err(e);
     }
     let old: Result<&'static [u8], _> = name.read();
-    if let Some(raw) = args.get(1) {
+    // `VOID` asks Redis to write nothing (a NULL value), which the safe interface cannot
+    // do: nothing is written, and the reply is what follows the read.
+    if let Some(raw) = args.get(1).filter(|v| **v != b"VOID") {
         // jemalloc may keep the pointer (a dss setting, a thread name), so the string lives
         // as long as the process: a few bytes per call of a test hook.
         let mut v = raw.split(|&c| c == 0).next().unwrap_or_default().to_vec();
