@@ -401,6 +401,22 @@ impl Feed {
         }
     }
 
+    /// Appends a command for replicas only, in database `db`, with the replication
+    /// stream's SELECT state (DEBUG REPLICATE, which Redis feeds to its replicas and
+    /// backlog without running it). Nothing on a replica, which proxies its primary's
+    /// stream, or while no replication stream exists.
+    pub fn append_repl_command(&self, db: usize, argv: &[&[u8]]) {
+        let mut g = self.inner.lock();
+        if g.repl_proxy {
+            return;
+        }
+        if let Some(l) = g.repl.as_mut() {
+            l.command(db, argv);
+            drop(g);
+            self.repl_wake.notify_waiters();
+        }
+    }
+
     /// On a replica: appends bytes of the primary's stream as received.
     pub fn append_repl_verbatim(&self, bytes: &[u8]) {
         let mut g = self.inner.lock();

@@ -946,3 +946,97 @@ fn with_appendfsync_everysec_kill_9_loses_little() {
         "lost {lost} acknowledged increments of {acked:?}"
     );
 }
+
+/// DEBUG LOADAOF empties the dataset and replays the AOF, as Redis does: what the AOF
+/// holds comes back, replayed commands are not written again (a second reload gives the
+/// same), and a command DEBUG REPLICATE sent to replicas only is not in it. Functions (in
+/// the base) come back too. Inside MULTI it is refused; with the AOF off it is an error
+/// that keeps the dataset (Redis exits).
+#[test]
+fn debug_loadaof_replays_the_aof_without_writing_it_again() {
+    let dir = temp_dir("loadaof");
+    let s = kiln_aof(&dir, &[]);
+    let mut c = s.client();
+    run(&mut c, "SET a 1");
+    run(&mut c, "INCR n");
+    run(&mut c, "RPUSH l x y");
+    run(&mut c, "DEBUG REPLICATE SET replicated 1");
+    let lib = "#!lua name=lib1\nredis.register_function('f1', function() return 7 end)";
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(lib)
+        .query(&mut c)
+        .unwrap();
+    // The function goes to the base: rewrite, then write more into the new incr file.
+    run(&mut c, "BGREWRITEAOF");
+    wait_rewrite_done(&mut c);
+    run(&mut c, "INCR n");
+    run(&mut c, "PEXPIRE a 100000");
+    let want = digest(&mut c);
+    for _ in 0..2 {
+        assert_eq!(run(&mut c, "DEBUG LOADAOF"), redis::Value::Okay);
+        assert_eq!(digest(&mut c), want);
+    }
+    let n: i64 = redis::cmd("GET").arg("n").query(&mut c).unwrap();
+    assert_eq!(n, 2);
+    let ttl: i64 = redis::cmd("PTTL").arg("a").query(&mut c).unwrap();
+    assert!(ttl > 90_000, "{ttl}");
+    let f: i64 = redis::cmd("FCALL").arg("f1").arg(0).query(&mut c).unwrap();
+    assert_eq!(f, 7);
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg("replicated")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(exists, 0);
+    // The replayed commands were not appended again.
+    let incr = std::fs::read(last_incr(&dir)).unwrap();
+    let incrs = incr.windows(4).filter(|w| w == b"INCR").count();
+    assert_eq!(incrs, 1, "{}", String::from_utf8_lossy(&incr));
+
+    let mut raw = s.raw();
+    raw.cmd(&["MULTI"]);
+    raw.cmd(&["DEBUG", "LOADAOF"]);
+    assert_eq!(
+        raw.cmd(&["EXEC"]),
+        "*1\r\n-ERR DEBUG LOADAOF can't run inside a transaction\r\n"
+    );
+
+    run(&mut c, "CONFIG SET appendonly no");
+    let e = redis::cmd("DEBUG")
+        .arg("LOADAOF")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(e.to_string().contains("needs the AOF on"), "{e}");
+    assert_eq!(digest(&mut c), want);
+}
+
+/// DEBUG AOF-FLUSH-SLEEP delays each write of the AOF file by the given microseconds.
+#[test]
+fn debug_aof_flush_sleep_delays_the_aof_writes() {
+    let dir = temp_dir("flushsleep");
+    let s = kiln_aof(&dir, &[]);
+    let mut c = s.client();
+    run(&mut c, "SET before 1");
+    let has = |key: &[u8]| {
+        std::fs::read(last_incr(&dir))
+            .unwrap()
+            .windows(key.len())
+            .any(|w| w == key)
+    };
+    eventually("the first write is in the AOF", || has(b"before"));
+    assert_eq!(
+        run(&mut c, "DEBUG AOF-FLUSH-SLEEP 2000000"),
+        redis::Value::Okay
+    );
+    let t = Instant::now();
+    run(&mut c, "SET during 1");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!has(b"during") || t.elapsed() >= Duration::from_secs(2));
+    eventually("the delayed write is in the AOF", || has(b"during"));
+    assert!(
+        t.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(run(&mut c, "DEBUG AOF-FLUSH-SLEEP 0"), redis::Value::Okay);
+}

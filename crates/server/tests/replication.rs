@@ -1556,3 +1556,55 @@ fn replicas_authenticate_as_an_acl_user_with_only_the_replication_commands() {
     let mut r = replica.client();
     wait_same_digest(&mut p, &mut r);
 }
+
+/// DEBUG REPLICATE sends a command to the replicas without running it on the primary (a
+/// test hook that makes them diverge on purpose); a replica's own DEBUG REPLICATE sends
+/// nothing down its chain, since it proxies its primary's stream.
+#[test]
+fn debug_replicate_reaches_the_replica_only() {
+    let primary = kiln(&[]);
+    let mut p = primary.client();
+    let replica = kiln_replica_of(primary.port, &[]);
+    let mut r = replica.client();
+    let sub = kiln_replica_of(replica.port, &[]);
+    let mut s = sub.client();
+    wait_synced(&mut p, &mut r);
+    wait_synced(&mut r, &mut s);
+    let ok: String = redis::cmd("DEBUG")
+        .arg("REPLICATE")
+        .arg("SET")
+        .arg("diverged")
+        .arg("yes")
+        .query(&mut p)
+        .unwrap();
+    assert_eq!(ok, "OK");
+    wait_for("the replicated command on the replica", || {
+        redis::cmd("EXISTS")
+            .arg("diverged")
+            .query::<i64>(&mut r)
+            .unwrap()
+            == 1
+    });
+    let on_primary: i64 = redis::cmd("EXISTS").arg("diverged").query(&mut p).unwrap();
+    assert_eq!(on_primary, 0);
+    // The replica passes its primary's stream on.
+    wait_synced(&mut r, &mut s);
+    let v: String = redis::cmd("GET").arg("diverged").query(&mut s).unwrap();
+    assert_eq!(v, "yes");
+    // The replica's own DEBUG REPLICATE adds nothing to that stream.
+    let _: String = redis::cmd("DEBUG")
+        .arg("REPLICATE")
+        .arg("SET")
+        .arg("from-replica")
+        .arg("1")
+        .query(&mut r)
+        .unwrap();
+    let _: () = redis::cmd("SET").arg("after").arg(1).query(&mut p).unwrap();
+    wait_synced(&mut p, &mut r);
+    wait_synced(&mut r, &mut s);
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg("from-replica")
+        .query(&mut s)
+        .unwrap();
+    assert_eq!(exists, 0);
+}

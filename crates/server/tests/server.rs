@@ -860,3 +860,95 @@ fn config_get_dir_is_the_resolved_directory() {
     );
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// The DEBUG subcommands whose effects are not in their replies: LISTPACK and QUICKLIST
+/// print the value's layout on standard output (the log file here), LEAK answers OK, and
+/// MALLCTL writes a jemalloc setting and answers the old value, which then reads back.
+#[test]
+fn debug_structure_dumps_leak_and_mallctl_act() {
+    let kiln = TestServer::kiln(DEBUG_ON);
+    let mut c = kiln.client();
+    let mut raw = kiln.raw();
+    assert_eq!(
+        raw.cmd(&["RPUSH", "mylist", "first", "second", "3"]),
+        ":3\r\n"
+    );
+    assert_eq!(raw.cmd(&["HSET", "myhash", "field1", "value1"]), ":1\r\n");
+    assert_eq!(raw.cmd(&["ZADD", "myzset", "1.5", "member1"]), ":1\r\n");
+    assert_eq!(
+        raw.cmd(&["DEBUG", "QUICKLIST", "mylist", "2"]),
+        "+Quicklist structure printed on stdout\r\n"
+    );
+    assert_eq!(
+        raw.cmd(&["DEBUG", "LISTPACK", "myhash"]),
+        "+Listpack structure printed on stdout\r\n"
+    );
+    assert_eq!(
+        raw.cmd(&["DEBUG", "LISTPACK", "myzset"]),
+        "+Listpack structure printed on stdout\r\n"
+    );
+    support::wait_until("the dumps are in the log", || {
+        let log = kiln.log_tail(200);
+        log.contains("{quicklist mylist} {elements 3}")
+            && log.contains("\"second\"")
+            && log.contains("field \"field1\" value \"value1\"")
+            && log.contains("member \"member1\" score 1.5")
+    });
+
+    assert_eq!(raw.cmd(&["DEBUG", "LEAK", "some bytes"]), "+OK\r\n");
+
+    // A 64-bit setting: written, the old value answered, the new one read back.
+    let old: i64 = redis::cmd("DEBUG")
+        .arg("MALLCTL")
+        .arg("arenas.dirty_decay_ms")
+        .query(&mut c)
+        .unwrap();
+    let prev: i64 = redis::cmd("DEBUG")
+        .arg("MALLCTL")
+        .arg("arenas.dirty_decay_ms")
+        .arg(old + 1000)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(prev, old);
+    let now: i64 = redis::cmd("DEBUG")
+        .arg("MALLCTL")
+        .arg("arenas.dirty_decay_ms")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(now, old + 1000);
+    // Read-only numbers of 64 bits read; narrower ones are EINVAL, as in Redis.
+    let allocated: i64 = redis::cmd("DEBUG")
+        .arg("MALLCTL")
+        .arg("stats.allocated")
+        .query(&mut c)
+        .unwrap();
+    assert!(allocated > 0);
+    assert_eq!(
+        raw.cmd(&["DEBUG", "MALLCTL", "arenas.narenas"]),
+        "-ERR Invalid argument\r\n"
+    );
+    // Strings: jemalloc's version, and a write to a read-only one keeps it.
+    let version: String = redis::cmd("DEBUG")
+        .arg("MALLCTL-STR")
+        .arg("version")
+        .query(&mut c)
+        .unwrap();
+    assert!(version.starts_with("5."), "{version}");
+    let thp: String = redis::cmd("DEBUG")
+        .arg("MALLCTL-STR")
+        .arg("opt.thp")
+        .arg("never")
+        .query(&mut c)
+        .unwrap();
+    let again: String = redis::cmd("DEBUG")
+        .arg("MALLCTL-STR")
+        .arg("opt.thp")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(thp, again);
+    // A number is not read as a string (Redis would follow it as a pointer).
+    assert_eq!(
+        raw.cmd(&["DEBUG", "MALLCTL-STR", "stats.allocated"]),
+        "-ERR Invalid argument\r\n"
+    );
+}

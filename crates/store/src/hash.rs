@@ -97,6 +97,14 @@ impl Hash {
         self.len() == 0
     }
 
+    /// (buckets, fields) of the hash table, None for a listpack (DEBUG HTSTATS-KEY).
+    pub fn table_stats(&self) -> Option<(usize, usize)> {
+        match &self.repr {
+            Repr::Pack(_) => None,
+            Repr::Table(t) => Some((crate::util::table_buckets(&t.index), t.pairs.len)),
+        }
+    }
+
     /// Every (field, value): insertion order for a listpack, storage order for a table.
     pub fn iter(&self) -> Iter<'_> {
         match &self.repr {

@@ -363,6 +363,18 @@ impl Shard {
         self.table.is_empty()
     }
 
+    /// (buckets, keys) of the key index and (buckets, deadlines) of the expires table
+    /// (DEBUG HTSTATS).
+    pub fn table_stats(&self) -> [(usize, usize); 2] {
+        [
+            (self.table.buckets(), self.table.len()),
+            (
+                crate::util::table_buckets(&self.expires),
+                self.expires.len(),
+            ),
+        ]
+    }
+
     /// Number of keys in hash slot `slot`, including logically expired ones, as Redis counts
     /// them (cluster mode, where the slot's keys all live in this shard; 0 otherwise).
     pub fn count_in_slot(&self, slot: u16) -> usize {

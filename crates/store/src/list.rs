@@ -610,6 +610,14 @@ impl List {
         self.len == 0
     }
 
+    /// Each chunk, head to tail: (elements, bytes used, bytes allocated) (DEBUG QUICKLIST).
+    pub fn chunk_shapes(&self) -> Vec<(usize, usize, usize)> {
+        (0..self.chunks.len())
+            .filter_map(|k| self.chunks.get(k))
+            .map(|c| (c.count as usize, c.used(), c.buf.len()))
+            .collect()
+    }
+
     /// Elements from head to tail.
     pub fn iter(&self) -> Iter<'_> {
         self.iter_from(0)

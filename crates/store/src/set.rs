@@ -141,6 +141,16 @@ impl Set {
         self.len() == 0
     }
 
+    /// (buckets, members) of the hash table, None for an intset (DEBUG HTSTATS-KEY). A
+    /// small set, packed without a table, counts one bucket per member.
+    pub fn table_stats(&self) -> Option<(usize, usize)> {
+        match &self.repr {
+            Repr::Ints(_) => None,
+            Repr::Small(s) => Some((s.len(), s.len())),
+            Repr::Table(t) => Some((crate::util::table_buckets(&t.index), t.members.len)),
+        }
+    }
+
     /// Every member, in unspecified order (integers of an intset are formatted).
     pub fn iter(&self) -> impl Iterator<Item = Cow<'_, [u8]>> {
         self.elems().map(|e| match e {

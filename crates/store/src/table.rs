@@ -160,6 +160,11 @@ impl Table {
         self.slab.len == 0
     }
 
+    /// Buckets of the index (DEBUG HTSTATS).
+    pub fn buckets(&self) -> usize {
+        crate::util::table_buckets(&self.index)
+    }
+
     #[inline]
     fn position(&self, th: u64, key: &[u8]) -> Option<u32> {
         let slab = &self.slab;

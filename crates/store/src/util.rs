@@ -367,3 +367,34 @@ mod tests {
         assert!(!glob_match(b"*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", &s, false));
     }
 }
+
+/// Buckets of a hashbrown table (DEBUG HTSTATS): what its capacity implies, as hashbrown
+/// keeps 1/8 of a table of 8 buckets or more free, and one bucket of a smaller one. 0 for a
+/// table that never allocated.
+pub fn table_buckets<T>(t: &hashbrown::HashTable<T>) -> usize {
+    match t.capacity() {
+        0 => 0,
+        c if c < 7 => c + 1,
+        c => c / 7 * 8,
+    }
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::table_buckets;
+
+    #[test]
+    fn table_buckets_are_the_powers_of_two_hashbrown_allocates() {
+        let mut t = hashbrown::HashTable::new();
+        assert_eq!(table_buckets(&t), 0);
+        let hasher = |v: &u64| *v;
+        for n in 1..=2000u64 {
+            t.insert_unique(n, n, hasher);
+            let b = table_buckets(&t);
+            assert!(b.is_power_of_two() && b as u64 > n, "{n} in {b}");
+            // At most 7/8 full, and no more than twice as large as needed.
+            assert!(n as usize <= b - b / 8 || b <= 8, "{n} in {b}");
+            assert!(b <= 8 || (n as usize) * 8 / 7 > b / 2 - 1, "{n} in {b}");
+        }
+    }
+}

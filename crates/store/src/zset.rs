@@ -208,6 +208,15 @@ impl ZSet {
         }
     }
 
+    /// (buckets, members) of the skiplist encoding's member table, None for a listpack
+    /// (DEBUG HTSTATS-KEY).
+    pub fn table_stats(&self) -> Option<(usize, usize)> {
+        match &self.0 {
+            Repr::Pack(_) => None,
+            Repr::Tree(t) => Some((crate::util::table_buckets(&t.index), t.order.len)),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

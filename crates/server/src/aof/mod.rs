@@ -91,6 +91,9 @@ pub struct Aof {
     last_write_ok: AtomicBool,
     /// A rewrite is being written (the writer may skip fsyncs, `no-appendfsync-on-rewrite`).
     rewriting: AtomicBool,
+    /// Microseconds the writer sleeps before each write to the file (DEBUG
+    /// AOF-FLUSH-SLEEP, a test hook; 0: none).
+    pub flush_sleep_us: AtomicU64,
     /// An automatic rewrite was handed to a thread and has not started yet.
     auto_pending: AtomicBool,
 }
@@ -159,6 +162,7 @@ impl Aof {
             rewrite_base_size: AtomicU64::new(0),
             last_write_ok: AtomicBool::new(true),
             rewriting: AtomicBool::new(false),
+            flush_sleep_us: AtomicU64::new(0),
             auto_pending: AtomicBool::new(false),
         }
     }
@@ -425,6 +429,62 @@ pub fn startup(server: &Arc<Server>) -> Result<bool, String> {
     start_writing(server, &mut st, file, incr, incr_len);
     aof.set_mode(&mut st, Mode::On);
     Ok(true)
+}
+
+/// Why DEBUG LOADAOF could not reload the AOF.
+pub enum ReloadError {
+    /// No complete AOF to load: it is off, or on since a moment and its first rewrite has
+    /// not written a base yet. Nothing was changed.
+    NotOn,
+    /// The writer did not catch up with the feed in time (a rewrite holding bytes back).
+    /// Nothing was changed.
+    Busy,
+    /// Loading failed (logged): the dataset holds what was loaded up to the error.
+    Load(String),
+}
+
+/// DEBUG LOADAOF: waits until the writer has written everything the feed holds, runs
+/// `empty` (the caller empties the dataset), then loads the AOF's files in order as start-up
+/// does. The replayed commands are not fed again (see `Ctx::replaying`). Not atomic with
+/// respect to other clients' writes meanwhile; the caller must hold no shard lock.
+pub fn reload(server: &Server, empty: impl FnOnce()) -> Result<(), ReloadError> {
+    let aof = &server.aof;
+    let (dir, name, files, truncate_ok) = {
+        let st = aof.state.lock();
+        if st.mode != Mode::On {
+            return Err(ReloadError::NotOn);
+        }
+        let files: Vec<manifest::FileInfo> = st.manifest.data_files().cloned().collect();
+        (
+            aof_dir(server),
+            appendfilename(server),
+            files,
+            server.config.read().get_bool("aof-load-truncated"),
+        )
+    };
+    let end = server.feed.aof_end();
+    let deadline = crate::clock::instant() + std::time::Duration::from_secs(10);
+    while aof.written.load(Acquire) < end {
+        if crate::clock::instant() >= deadline {
+            return Err(ReloadError::Busy);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    empty();
+    for (i, f) in files.iter().enumerate() {
+        let last = i + 1 == files.len();
+        load::load_file(
+            server,
+            &dir.join(&f.name),
+            &f.name,
+            f.name == name,
+            last,
+            truncate_ok,
+        )
+        .map_err(ReloadError::Load)?;
+    }
+    tracing::warn!("Append Only File loaded by DEBUG LOADAOF");
+    Ok(())
 }
 
 /// `appendfilename` and `appenddirname` name a file and a directory inside `dir`, as

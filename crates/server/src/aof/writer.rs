@@ -226,6 +226,10 @@ impl Loop {
     fn write_out(&mut self, n: usize) -> bool {
         let aof = &self.server.aof;
         let latency = &self.server.latency;
+        let sleep = aof.flush_sleep_us.load(Relaxed);
+        if sleep > 0 {
+            std::thread::sleep(Duration::from_micros(sleep));
+        }
         let t = (latency.threshold() != 0).then(crate::clock::instant);
         let result = self.file.write_all(&self.pending[..n]);
         if let Some(t) = t {

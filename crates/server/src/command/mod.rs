@@ -792,7 +792,8 @@ impl<'a> Ctx<'a> {
     /// of keys it found expired, then its effects, or its arguments if it changed something.
     fn propagate_effects(&mut self, args: &[&[u8]], dirty: bool) {
         let effects = self.effects.take();
-        if !self.server.feed.is_active() {
+        // A replayed AOF is not fed again (DEBUG LOADAOF replays while the AOF is on).
+        if !self.server.feed.is_active() || self.replaying {
             return;
         }
         let db = self.client.db;

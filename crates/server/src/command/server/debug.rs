@@ -1,6 +1,8 @@
 //! `DEBUG` and its subcommands, refused unless `enable-debug-command` allows the client, as
 //! in Redis 7. DEBUG OBJECT's model of Redis's encodings is in [`object`].
 
+mod inspect;
+mod mallctl;
 mod object;
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -28,8 +30,10 @@ pub(super) const DEBUG: CommandSpec = CommandSpec::new(
 .summary("A container for debugging commands")
 .complexity("Depends on subcommand.");
 
-/// `DEBUG <subcommand> [arg ...]`: OBJECT, DIGEST, DIGEST-VALUE, POPULATE, SLEEP,
-/// SET-ACTIVE-EXPIRE, HELP. Refused unless `enable-debug-command` allows this client.
+/// `DEBUG <subcommand> [arg ...]`: OBJECT, DIGEST, DIGEST-VALUE, POPULATE, SLEEP, RELOAD,
+/// LOADAOF, the structure reports (LISTPACK, QUICKLIST, SDSLEN, HTSTATS, HTSTATS-KEY,
+/// CLIENT-EVICTION), MALLCTL, REPLICATE, LEAK, test switches, HELP. Refused unless
+/// `enable-debug-command` allows this client.
 fn debug(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if !enabled_for(cx, "enable-debug-command") {
         return Err(E(DEBUG_NOT_ALLOWED));
@@ -38,6 +42,35 @@ fn debug(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     match (&sub[..], args.len()) {
         (b"help", 2) => debug_help(cx),
         (b"object", 3) => debug_object(cx, args[2]),
+        (b"listpack", 3) => inspect::debug_listpack(cx, args[2]),
+        (b"quicklist", 3 | 4) => inspect::debug_quicklist(cx, args[2], args.get(3).copied()),
+        (b"sdslen", 3) => inspect::debug_sdslen(cx, args[2]),
+        (b"htstats", 3) => inspect::debug_htstats(cx, args[2]),
+        (b"htstats-key", 3) => inspect::debug_htstats_key(cx, args[2]),
+        (b"client-eviction", 2) => inspect::debug_client_eviction(cx),
+        (b"mallctl", 3..) => mallctl::debug_mallctl(cx, &args[2..]),
+        (b"mallctl-str", 3..) => mallctl::debug_mallctl_str(cx, &args[2..]),
+        (b"aof-flush-sleep", 3) => {
+            // Redis reads it with atoi: anything unparsable is 0, a negative value too.
+            let us = u64::try_from(atoi(args[2])).unwrap_or(0);
+            cx.server.aof.flush_sleep_us.store(us, Relaxed);
+            cx.out.ok();
+            Ok(())
+        }
+        (b"replicate", 3..) => {
+            // To the replicas (and the backlog) only, unexecuted: Redis 7.0 feeds neither
+            // the AOF nor a transaction's MULTI ... EXEC with it.
+            cx.server.feed.append_repl_command(cx.client.db, &args[2..]);
+            cx.out.ok();
+            Ok(())
+        }
+        (b"leak", 3) => {
+            // A deliberate leak (for leak checkers' tests): a copy nobody frees.
+            std::mem::forget(args[2].to_vec());
+            cx.out.ok();
+            Ok(())
+        }
+        (b"loadaof", _) => debug_loadaof(cx),
         (b"digest", 2) => debug_digest(cx),
         (b"digest-value", _) => debug_digest_value(cx, &args[2..]),
         // What any bug would do (see `crate::crash`): the report, then abort.
@@ -174,12 +207,50 @@ fn debug_reload(cx: &mut Ctx, opts: &[&[u8]]) -> CmdResult {
     }
 }
 
+/// `DEBUG LOADAOF`: waits until the AOF writer has written everything, empties the
+/// dataset (and the function libraries, which the AOF's base holds) and loads the AOF
+/// back, as Redis does. Where Redis exits (no AOF, or a file that does not load), Kiln
+/// answers an error: with the dataset untouched when there is no complete AOF to load.
+/// Inside MULTI/EXEC, which holds every shard, it is refused.
+fn debug_loadaof(cx: &mut Ctx) -> CmdResult {
+    if cx.mode != crate::command::Mode::Direct {
+        return Err(CommandError::err(
+            "DEBUG LOADAOF can't run inside a transaction",
+        ));
+    }
+    let server = cx.server.arc();
+    let reloaded = crate::aof::reload(&server, || {
+        cx.lock_set().each(|sh| sh.clear());
+        cx.server.scripts.libraries.write().clear();
+    });
+    match reloaded {
+        Ok(()) => {
+            cx.out.ok();
+            Ok(())
+        }
+        Err(crate::aof::ReloadError::NotOn) => Err(CommandError::err(
+            "DEBUG LOADAOF needs the AOF on and its base written (appendonly yes)",
+        )),
+        Err(crate::aof::ReloadError::Busy) => Err(CommandError::err(
+            "DEBUG LOADAOF: the AOF writer did not catch up, try again",
+        )),
+        Err(crate::aof::ReloadError::Load(e)) => {
+            tracing::warn!("DEBUG LOADAOF failed: {e}");
+            Err(CommandError::err(
+                "Error trying to load the AOF files, check server logs.",
+            ))
+        }
+    }
+}
+
 /// `DEBUG HELP`
 fn debug_help(cx: &mut Ctx) -> CmdResult {
     help_reply(
         &mut cx.out,
         "DEBUG",
         &[
+            "AOF-FLUSH-SLEEP <microsec>",
+            "    Make the AOF writer sleep <microsec> before each write to the file (0: never).",
             "DIGEST",
             "    Output a hex signature representing the current DB content.",
             "DIGEST-VALUE <key> [<key> ...]",
@@ -188,8 +259,22 @@ fn debug_help(cx: &mut Ctx) -> CmdResult {
             "    Change the replication IDs of the instance.",
             "ERROR <string>",
             "    Return a Redis protocol error with <string> as message.",
+            "LEAK <string>",
+            "    Leak a copy of <string> on purpose (for memory leak checkers).",
             "LOG <message>",
             "    Write <message> to the server log.",
+            "HTSTATS <dbid>",
+            "    Statistics of the key and expires tables of database <dbid>.",
+            "HTSTATS-KEY <key>",
+            "    Statistics of the hash table holding the hash, set or sorted set at <key>.",
+            "REPLICATE <command> [<arg> ...]",
+            "    Send <command> to the replicas without running it here (they may diverge).",
+            "MALLCTL <name> [<value>]",
+            "    Read, or write and return the old value of, a 64-bit jemalloc setting.",
+            "MALLCTL-STR <name> [<value>]",
+            "    Read, or write and return the old value of, a jemalloc string setting.",
+            "LOADAOF",
+            "    Write out the AOF, empty the dataset and load the AOF back (AOF on only).",
             "OBJECT <key>",
             "    Show low level info about `key` and associated value.",
             "PANIC",
@@ -211,11 +296,20 @@ fn debug_help(cx: &mut Ctx) -> CmdResult {
             "    Allow (1) commands flagged noscript inside scripts.",
             "SET-SKIP-CHECKSUM-VALIDATION <0|1>",
             "    Skip the checksum of DUMP payloads in RESTORE.",
+            "SDSLEN <key>",
+            "    Lengths, spare room and allocation sizes of a string key's key and value.",
             "SET-ACTIVE-EXPIRE <0|1>",
             "    0 stops deleting expired keys in the background (they still expire when",
             "    accessed); 1 restores the default.",
             "SLEEP <seconds>",
             "    Block the connection's worker thread for <seconds>. Decimals allowed.",
+            "LISTPACK <key>",
+            "    Print the compact encoding of the small hash or sorted set at <key> on stdout.",
+            "QUICKLIST <key> [<0|1|2>]",
+            "    Print the chunks of the list at <key> on stdout: totals (0), each chunk (1),",
+            "    each element (2).",
+            "CLIENT-EVICTION",
+            "    Memory held by the clients maxmemory-clients may evict, by size bucket.",
         ],
     );
     Ok(())
