@@ -730,3 +730,85 @@ fn link_sendbuf_limit_in(bins: &[String]) {
 fn link_sendbuf_limit() {
     for_modes("link_sendbuf_limit", 3, link_sendbuf_limit_in);
 }
+
+/// `redis-cli --cluster fix` repairs what a crashed resharding or an operator leaves: a slot
+/// left MIGRATING on its owner and IMPORTING on another (its keys then move, the slot with
+/// them), and a slot no node serves (given to the node that holds its keys). Each is fixed
+/// on its own, as an uncovered slot takes the cluster down, and then no key moves (in Redis
+/// too). Afterwards `--cluster check` is clean and every key reads back.
+fn fix_in(bins: &[String]) {
+    let c = Cluster::start("fix", bins, BOUND);
+    c.create_direct(3);
+    let mut cc = c.client();
+    write_keys(&mut cc, 0..2000);
+    // (Its report quotes the damage it found as `[ERR]` lines: only its exit status and
+    // the check afterwards judge it.)
+    let fix = || {
+        let args = ["--cluster", "fix", &c.addr(0), "--cluster-yes"].map(String::from);
+        let (ok, text) = c.cli_with_input(&args, Some("yes\nyes\n"));
+        assert!(
+            ok,
+            "[{}] redis-cli --cluster fix failed:\n{text}",
+            c.label()
+        );
+    };
+    let damaged = || {
+        let (ok, report) = c.cli(&["--cluster".into(), "check".into(), c.addr(0)]);
+        assert!(
+            !ok || report.contains("[WARNING]") || report.contains("[ERR]"),
+            "check did not see the damage:\n{report}"
+        );
+    };
+    // A half-done move of a slot with keys, from its owner to another primary.
+    let slot = c.keyslot("key:7");
+    let owner = c.node_of_slot(slot);
+    let target = (owner + 1) % 3;
+    let s = slot.to_string();
+    c.cmd(
+        owner,
+        &["CLUSTER", "SETSLOT", &s, "MIGRATING", &c.id(target)],
+    )
+    .unwrap();
+    c.cmd(
+        target,
+        &["CLUSTER", "SETSLOT", &s, "IMPORTING", &c.id(owner)],
+    )
+    .unwrap();
+    damaged();
+    fix();
+    c.wait_ok();
+    c.check();
+    assert_eq!(
+        c.node_of_slot(slot),
+        target,
+        "the open slot went to its importer"
+    );
+    // A slot that no node serves any more (its owner keeps the keys): forgotten by every
+    // node, as DELSLOTS only drops a node's own view.
+    let lost_key = (0..2000)
+        .map(|i| format!("key:{i}"))
+        .find(|k| c.keyslot(k) != slot)
+        .unwrap();
+    let lost = c.keyslot(&lost_key);
+    let keeper = c.node_of_slot(lost);
+    for i in 0..3 {
+        c.cmd(i, &["CLUSTER", "DELSLOTS", &lost.to_string()])
+            .unwrap();
+    }
+    damaged();
+    fix();
+    c.wait_ok();
+    c.check();
+    assert_eq!(
+        c.node_of_slot(lost),
+        keeper,
+        "the lost slot went to its keys' node"
+    );
+    read_keys(&mut c.client(), 0..2000);
+    assert_eq!(total_keys(&c), 2000);
+}
+
+#[test]
+fn fix() {
+    for_modes("fix", 3, fix_in);
+}

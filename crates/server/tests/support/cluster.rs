@@ -493,13 +493,28 @@ impl Cluster {
     /// [`CLI_BOUND`] (`--cluster create` waits forever for a cluster that never joins) is
     /// killed and fails.
     pub fn cli(&self, args: &[String]) -> (bool, String) {
-        let child = Command::new("redis-cli")
+        self.cli_with_input(args, None)
+    }
+
+    /// [`Cluster::cli`] with `input` on redis-cli's standard input (answers to the
+    /// questions `--cluster-yes` does not cover, such as `fix`'s slot coverage).
+    pub fn cli_with_input(&self, args: &[String], input: Option<&str>) -> (bool, String) {
+        let mut child = Command::new("redis-cli")
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("running redis-cli");
+        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+            use std::io::Write as _;
+            // A question it never asks leaves the answers unread: not an error.
+            let _ = stdin.write_all(text.as_bytes());
+        }
         let pid = child.id();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
