@@ -9,6 +9,9 @@ Usage:
     python3 bench/compare.py --scripting     # only the scripting rows
     python3 bench/compare.py --bits          # only the bitmap and HyperLogLog rows
     python3 bench/compare.py --geo-sort      # only the geo and SORT rows
+    python3 bench/compare.py --hot-keys      # only the hot-key rows
+    python3 bench/compare.py --syscalls      # syscalls per request, GET and SET rows
+    python3 bench/compare.py --syscalls --hot-keys   # ... and the hot-key rows too
 
 What it does:
   1. builds Kiln (`cargo build --release -p kiln-server`, skip with --no-build);
@@ -79,6 +82,35 @@ What it does:
                       (a hundredth of the requests).
      A server that rejects the probe reads n/a.
 
+  7c. measures hot keys (skip with --skip-hot-keys, or run only these rows with --hot-keys),
+     on the servers of step 3, each row without pipelining and with -P 16:
+       INCR 1 key     `INCR hotcounter`: every request writes the same key;
+       ZADD 1 key     `ZADD hotz __rand_int__ m:__rand_int__` (-r 100000): one sorted set
+                      takes every write (the ZADD row of step 3 with its own key);
+       GET/SET skewed a skewed GET/SET mix. redis-benchmark has no Zipf option, so six
+                      redis-benchmark processes run at once against the server, the 50
+                      clients split between them: GET and SET (3:1) over `key:__rand_int__`
+                      with -r 10 (60% of the load), -r 1000 (30%) and -r 100000 (10%). The
+                      ranges overlap (key:0..9 lie in all three), so about 60% of the
+                      requests go to 10 keys, 30% to the next 990 and 10% to the other 99,000
+                      (the SKEW table). Each process gets a share of the clients by weight
+                      (largest remainder, at least one) and of the requests in proportion to
+                      its clients, so all finish at about the same time; the row's req/s is
+                      all the requests over the wall time from the first process's start to
+                      the last one's exit (which includes their connection set-up, a few ms).
+                      The keys key:0..99999 are set (3-byte values) before the first run.
+  7d. with --syscalls: syscalls per request. Around each run of the GET and SET rows (and,
+     with --hot-keys, of the hot-key rows), `perf stat -e syscalls:sys_enter_<name>,... -p
+     <server pid>` counts, over all the server's threads, recvfrom, sendto, read, write,
+     writev, epoll_wait, epoll_pwait, io_uring_enter and futex calls (SYSCALLS); the count
+     over the run divided by its requests is printed per server, with each syscall's share.
+     perf starts half a second before the load and stops right after it, so an idle
+     server's own ticks (Redis's serverCron at hz 10, Kiln's cron) add a few calls to runs
+     of 10,000+ requests. Where the syscall tracepoints are unavailable (no perf, no
+     tracefs, not root), `strace -c -f -p <pid>` counts instead, which the report says: it
+     slows the server many times over, so its req/s are then not comparable. The req/s of
+     these rows are measured under perf (a counting probe on each syscall: a few percent).
+
   8. with --replication (and only then): replication, Kiln to Kiln against Redis to Redis.
      Full sync time: a primary loaded with DEBUG POPULATE --keys, then a replica started
      with --replicaof; the time from its start until its link is up with every key loaded
@@ -92,7 +124,8 @@ What it does:
 Needs Python 3 (standard library only), cargo, and redis-server, redis-cli and
 redis-benchmark on the PATH (Debian: apt-get install redis-server redis-tools). Every server
 it starts is stopped on exit, on Ctrl-C and on SIGTERM. A copy of the report is written to
-bench/out/ (ignored by git).
+bench/out/ (ignored by git). Servers listen on free loopback ports; KILN_BENCH_PORTS=LO-HI
+(e.g. 7800-7899) restricts them to that range.
 """
 
 import argparse
@@ -442,6 +475,214 @@ def build_geo_sort_tests(_args):
     ]
 
 
+# --- hot keys --------------------------------------------------------------------------
+
+# The skewed key distribution: (redis-benchmark -r, share of the load). The ranges overlap
+# (key:0..9 are in all three), so ~60% of requests hit 10 keys, ~30% the next 990 and ~10%
+# the other 99,000.
+SKEW = [(10, 0.6), (1000, 0.3), (100000, 0.1)]
+# The command mix of a skewed row: (redis-benchmark arguments, share of the load).
+SKEW_MIX = [(("-t", "get"), 0.75), (("-t", "set"), 0.25)]
+FILL_KEYS = 100000
+
+
+def split_by_weight(total, weights, minimum=1):
+    """Integers proportional to `weights` summing to `total` (largest remainder), each at
+    least `minimum` (so `total` must be at least minimum * len(weights))."""
+    total = max(total, minimum * len(weights))
+    wsum = sum(weights)
+    exact = [total * w / wsum for w in weights]
+    out = [max(minimum, int(x)) for x in exact]
+    order = sorted(range(len(weights)), key=lambda i: exact[i] - int(exact[i]), reverse=True)
+    i = 0
+    while sum(out) < total:
+        out[order[i % len(order)]] += 1
+        i += 1
+    while sum(out) > total:
+        j = max(range(len(out)), key=lambda k: out[k])
+        out[j] -= 1
+    return out
+
+
+def skewed_jobs(requests, clients, mix=SKEW_MIX, skew=SKEW, extra=()):
+    """The redis-benchmark processes of a skewed row: a list of (arguments, requests,
+    clients, keyspace), one per (command, key range), clients split by weight and requests
+    in proportion to clients."""
+    specs = [(cmd, r, share * w) for cmd, share in mix for r, w in skew]
+    cl = split_by_weight(clients, [w for _, _, w in specs])
+    req = split_by_weight(requests, cl)
+    return [(list(cmd) + list(extra), n, c, r) for (cmd, r, _), n, c in zip(specs, req, cl)]
+
+
+def run_concurrent(server, jobs, pipeline):
+    """Runs redis-benchmark processes at once against `server`, one per job (arguments,
+    requests, clients, keyspace): (requests per second over the wall time from the first
+    start to the last exit, server CPU µs per request)."""
+    procs = []
+    total = sum(n for _, n, _, _ in jobs)
+    before = cpu_ticks(server.pid)
+    start = time.monotonic()
+    for argv_tail, n, clients, keyspace in jobs:
+        argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(server.port), "-n", str(n),
+                "-c", str(clients), "-P", str(pipeline), "-r", str(keyspace), "-q",
+                "--csv"] + list(argv_tail)
+        procs.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True))
+    failed = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=900)
+        if proc.returncode != 0 or "," not in out:
+            failed.append((err or out).strip())
+    elapsed = time.monotonic() - start
+    after = cpu_ticks(server.pid)
+    if failed:
+        raise SystemExit(f"redis-benchmark failed on {server.name}: {failed[0]}")
+    return total / elapsed, (after - before) / CLK_TCK * 1e6 / total
+
+
+def skewed_runner(mix=SKEW_MIX, skew=SKEW):
+    """A Bench runner for a skewed row (see skewed_jobs)."""
+    def runner(server, requests, pipeline, clients):
+        return run_concurrent(server, skewed_jobs(requests, clients, mix, skew), pipeline)
+    return runner
+
+
+def fill_keys(server, _requests=None, _args=None, n=FILL_KEYS):
+    """key:<12 digits> for 0..n-1 (3-byte values, redis-benchmark's SET), unless the last
+    one exists already."""
+    if server.call("EXISTS", "key:%012d" % (n - 1)):
+        return
+    c = Conn(server.port)
+    try:
+        batch = []
+        for lo in range(0, n, 1000):
+            flat = ["MSET"]
+            for i in range(lo, min(n, lo + 1000)):
+                flat += ["key:%012d" % i, "xxx"]
+            batch.append(flat)
+            if len(batch) == 10:
+                c.pipeline(batch)
+                batch = []
+        if batch:
+            c.pipeline(batch)
+    finally:
+        c.close()
+
+
+def build_hot_key_tests(_args):
+    return [
+        Bench("INCR 1 key", command=("INCR", "hotcounter")),
+        Bench("ZADD 1 key", command=("ZADD", "hotz", "__rand_int__", "m:__rand_int__"),
+              probe=("ZCARD", "hotz")),
+        Bench("GET/SET skewed", runner=skewed_runner(), setup=fill_keys),
+    ]
+
+
+def build_syscall_tests(_args):
+    return [Bench("GET", test="get", setup=fill_keys), Bench("SET", test="set")]
+
+
+# --- syscalls per request ------------------------------------------------------------
+
+SYSCALLS = ["recvfrom", "sendto", "read", "write", "writev", "epoll_wait", "epoll_pwait",
+            "io_uring_enter", "futex"]
+_syscall_tool = []
+
+
+def syscall_tool():
+    """"perf" when the syscall tracepoints can be counted, else "strace" when strace is on
+    the PATH, else None (checked once)."""
+    if not _syscall_tool:
+        tool = None
+        if shutil.which("perf"):
+            events = ",".join(f"syscalls:sys_enter_{n}" for n in SYSCALLS)
+            try:
+                r = subprocess.run(["perf", "stat", "-x", ",", "-e", events, "--", "true"],
+                                   capture_output=True, text=True, timeout=30)
+                if r.returncode == 0 and "<not supported>" not in r.stderr:
+                    tool = "perf"
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        if tool is None and shutil.which("strace"):
+            tool = "strace"
+        _syscall_tool.append(tool)
+    return _syscall_tool[0]
+
+
+class SyscallCounter:
+    """Counts the SYSCALLS of process `pid` (all its threads) while the `with` block runs:
+    `counts` maps each name to its count afterwards."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.counts = {}
+        self.tool = syscall_tool()
+
+    def __enter__(self):
+        fd, self.out = tempfile.mkstemp(prefix="kiln-bench-syscalls-")
+        os.close(fd)
+        if self.tool == "perf":
+            events = ",".join(f"syscalls:sys_enter_{n}" for n in SYSCALLS)
+            argv = ["perf", "stat", "-x", ",", "-o", self.out, "-e", events,
+                    "-p", str(self.pid)]
+        elif self.tool == "strace":
+            argv = ["strace", "-c", "-f", "-o", self.out, "-p", str(self.pid)]
+        else:
+            raise SystemExit("--syscalls needs perf (syscall tracepoints) or strace")
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        # Neither tool says when it is attached: give it time before the load starts.
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        with open(self.out) as f:
+            text = f.read()
+        os.remove(self.out)
+        if self.tool == "perf":
+            for line in text.splitlines():
+                cols = line.split(",")
+                if len(cols) > 2 and cols[2].startswith("syscalls:sys_enter_"):
+                    name = cols[2][len("syscalls:sys_enter_"):]
+                    self.counts[name] = int(cols[0]) if cols[0].isdigit() else 0
+        else:
+            # strace -c: "% time  seconds  usecs/call  calls  errors  syscall".
+            for line in text.splitlines():
+                cols = line.split()
+                if cols and cols[-1] in SYSCALLS:
+                    nums = [c for c in cols[:-1] if c.isdigit()]
+                    if len(cols) >= 5 and nums:
+                        self.counts[cols[-1]] = int(cols[3])
+        return False
+
+
+def syscall_table(title, rows):
+    """A table of (label, kiln counts per request, redis counts per request): the total of
+    SYSCALLS per request and, per server, the syscalls that make it up."""
+    def total(c):
+        return None if c is None else sum(c.values())
+
+    def parts(c):
+        if c is None:
+            return "n/a"
+        return " ".join(f"{n} {v:.2f}" for n, v in sorted(c.items(), key=lambda x: -x[1])
+                        if v >= 0.005) or "-"
+
+    return table(
+        title,
+        ["test", "kiln sys/req", "redis sys/req", "kiln/redis", "kiln: per request",
+         "redis: per request"],
+        [(label, fmt(total(k), ".2f"), fmt(total(r), ".2f"), fmt(ratio(total(k), total(r)),
+          ".2f"), parts(k), parts(r)) for label, k, r in rows],
+    )
+
+
 def top_up_stream(server, _requests, _args):
     """`mystream` gets at least 100 entries (the XADD row normally filled it already)."""
     have = server.call("XLEN", "mystream")
@@ -529,10 +770,29 @@ def prepare(tools=("redis-server", "redis-cli", "redis-benchmark")):
         signal.signal(sig, _on_signal)
 
 
+_next_port = [None]
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port: any (port 0), or the next free one in KILN_BENCH_PORTS=LO-HI."""
+    span = os.environ.get("KILN_BENCH_PORTS")
+    if not span:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    lo, _, hi = span.partition("-")
+    lo, hi = int(lo), int(hi or lo)
+    start = _next_port[0] if _next_port[0] is not None else lo
+    for i in range(hi - lo + 1):
+        port = lo + (start - lo + i) % (hi - lo + 1)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _next_port[0] = port + 1 if port < hi else lo
+        return port
+    raise SystemExit(f"no free port in KILN_BENCH_PORTS={span}")
 
 
 def cpu_ticks(pid):
@@ -820,15 +1080,22 @@ def geo_sort_throughput(kiln, redis, args):
     return run_rows(kiln, redis, build_geo_sort_tests(args), args)
 
 
-def run_rows(kiln, redis, tests, args):
-    """Runs each of `tests` on both servers, without pipelining then with -P 16."""
+def hot_key_throughput(kiln, redis, args, syscalls=None):
+    """Rows like throughput()'s for the hot-key rows."""
+    return run_rows(kiln, redis, build_hot_key_tests(args), args, syscalls)
+
+
+def run_rows(kiln, redis, tests, args, syscalls=None):
+    """Runs each of `tests` on both servers, without pipelining then with -P 16. With a
+    list as `syscalls`, every run is counted by a SyscallCounter and (label, kiln syscalls
+    per request, redis syscalls per request) is appended to it per row."""
     rows = []
     for pipeline in PIPELINES:
         base = args.requests if pipeline == 1 else args.requests * args.pipelined_factor
         for bench in tests:
             requests = max(1, int(base * bench.scale))
             keyspace = bench.keyspace or args.keyspace
-            acc = {s.name: {"rps": [], "cpu": 0.0, "n": 0} for s in (kiln, redis)}
+            acc = {s.name: {"rps": [], "cpu": 0.0, "n": 0, "sys": {}} for s in (kiln, redis)}
             for rep in range(args.reps):
                 order = (kiln, redis) if rep % 2 == 0 else (redis, kiln)
                 for server in order:
@@ -844,12 +1111,22 @@ def run_rows(kiln, redis, tests, args):
                         print(f"  {bench.label} P{pipeline}: {server.name}: {e}", flush=True)
                         a["skip"] = True
                         continue
-                    if bench.runner:
-                        rps, cpu = bench.runner(server, requests, pipeline, args.clients)
-                    else:
-                        rps, cpu = run_benchmark(
-                            server, bench, requests, pipeline, args.clients, keyspace
-                        )
+                    counter = SyscallCounter(server.pid) if syscalls is not None else None
+                    if counter:
+                        counter.__enter__()
+                    try:
+                        if bench.runner:
+                            rps, cpu = bench.runner(server, requests, pipeline, args.clients)
+                        else:
+                            rps, cpu = run_benchmark(
+                                server, bench, requests, pipeline, args.clients, keyspace
+                            )
+                    finally:
+                        if counter:
+                            counter.__exit__(None, None, None)
+                    if counter:
+                        for name, n in counter.counts.items():
+                            a["sys"][name] = a["sys"].get(name, 0) + n
                     if bench.teardown:
                         bench.teardown(server)
                     a["rps"].append(rps)
@@ -861,6 +1138,10 @@ def run_rows(kiln, redis, tests, args):
             rows.append(row)
             print(f"  {row[0]:<16} kiln {fmt(row[1], '>11,.0f')} req/s   "
                   f"redis {fmt(row[2], '>11,.0f')} req/s", flush=True)
+            if syscalls is not None:
+                per = [{n: c / x["n"] for n, c in x["sys"].items()} if x["n"] else None
+                       for x in (k, r)]
+                syscalls.append((row[0], per[0], per[1]))
     return rows
 
 
@@ -1294,6 +1575,14 @@ def main():
     p.add_argument("--skip-geo-sort", action="store_true", help="skip the geo and SORT rows")
     p.add_argument("--geo-sort", action="store_true",
                    help="run only the geo and SORT rows (GEOADD, GEOSEARCH, SORT BY GET)")
+    p.add_argument("--skip-hot-keys", action="store_true", help="skip the hot-key rows")
+    p.add_argument("--hot-keys", action="store_true",
+                   help="run only the hot-key rows (INCR and ZADD on one key, a skewed "
+                   "GET/SET mix)")
+    p.add_argument("--syscalls", action="store_true",
+                   help="run only the GET and SET rows (with --hot-keys: and the hot-key "
+                   "rows), counting the server's syscalls per request (perf stat, or "
+                   "strace -c where the syscall tracepoints are unavailable)")
     p.add_argument("--replication", action="store_true",
                    help="run only the replication rows (full sync time of --keys keys, SET "
                    "throughput with two replicas, replication lag under load)")
@@ -1311,8 +1600,16 @@ def main():
     if args.geo_sort:
         args.skip_throughput = args.skip_memory = args.skip_aof = args.skip_scripting = True
         args.skip_geo_sort = False
-    elif args.aof or args.scripting or args.replication or args.bits:
+    elif args.aof or args.scripting or args.replication or args.bits or args.hot_keys \
+            or args.syscalls:
         args.skip_geo_sort = True
+    if args.hot_keys or args.syscalls:
+        args.skip_throughput = args.skip_memory = args.skip_aof = args.skip_scripting = True
+    if args.hot_keys:
+        args.skip_hot_keys = False
+    elif args.aof or args.scripting or args.replication or args.bits or args.geo_sort \
+            or args.syscalls:
+        args.skip_hot_keys = True
     args.requests = args.requests or (10000 if args.quick else 100000)
     args.reps = args.reps or (1 if args.quick else 2)
     args.keys = args.keys or (100000 if args.quick else 1000000)
@@ -1334,10 +1631,29 @@ def main():
         "",
     ]
 
-    if not args.skip_throughput or not args.skip_scripting or not args.skip_geo_sort:
+    if (not args.skip_throughput or not args.skip_scripting or not args.skip_geo_sort
+            or not args.skip_hot_keys or args.syscalls):
         kiln = Server("kiln", kiln_bin, kiln_extra).start()
         redis = Server("redis", "redis-server").start()
         try:
+            if args.syscalls:
+                tool = syscall_tool()
+                how = ("perf stat on the syscalls:sys_enter_* tracepoints" if tool == "perf"
+                       else "strace -c -f (perf tracepoints unavailable; strace slows the "
+                       "server many times over: req/s not comparable)")
+                print(f"syscalls per request ({how})...", flush=True)
+                counts = []
+                rows = run_rows(kiln, redis, build_syscall_tests(args), args, counts)
+                if not args.skip_hot_keys:
+                    rows += hot_key_throughput(kiln, redis, args, counts)
+                report.append(throughput_table(
+                    f"Throughput and server CPU time per request, measured under {tool}",
+                    rows))
+                report.append("")
+                report.append(syscall_table(
+                    f"Server syscalls per request ({how}; counted: {', '.join(SYSCALLS)})",
+                    counts))
+                report.append("")
             if not args.skip_throughput:
                 print("throughput...", flush=True)
                 rows = throughput(kiln, redis, args)
@@ -1356,6 +1672,13 @@ def main():
                 rows = geo_sort_throughput(kiln, redis, args)
                 report.append(throughput_table(
                     "Geo and SORT: throughput and server CPU time per request", rows))
+                report.append("")
+            if not args.skip_hot_keys and not args.syscalls:
+                print("hot-key throughput...", flush=True)
+                rows = hot_key_throughput(kiln, redis, args)
+                report.append(throughput_table(
+                    "Hot keys: throughput and server CPU time per request (one key; a "
+                    "skewed GET/SET mix from six concurrent redis-benchmarks)", rows))
                 report.append("")
         finally:
             kiln.stop()
