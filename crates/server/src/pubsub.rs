@@ -109,18 +109,13 @@ impl Subscriber {
         if let Some(h) = &self.handle {
             h.set_queue_mem(queued);
         }
-        if limits.hard > 0 && queued > limits.hard {
+        // The one rule for every output limit (`Limits::exceeded`).
+        let mut since = self.soft_since.load(Relaxed);
+        let over = limits.exceeded(queued, &mut since);
+        self.soft_since.store(since, Relaxed);
+        if over {
             self.overflow();
             return false;
-        } else if limits.soft > 0 && queued > limits.soft {
-            let now = crate::clock::now_ms();
-            let since = self.soft_since.load(Relaxed);
-            if since == 0 {
-                self.soft_since.store(now, Relaxed);
-            } else if now.saturating_sub(since) >= limits.soft_secs * 1000 {
-                self.overflow();
-                return false;
-            }
         }
         self.notify.notify_one();
         true
@@ -139,7 +134,6 @@ impl Subscriber {
         }
     }
 
-    /// Moves every queued message into `out`.
     /// Whether the connection has any subscription (pub/sub mode, for RESP2).
     pub fn is_subscribed(&self) -> bool {
         self.handle
@@ -147,6 +141,7 @@ impl Subscriber {
             .is_some_and(|h| h.sub.load(Relaxed) + h.psub.load(Relaxed) + h.ssub.load(Relaxed) > 0)
     }
 
+    /// Moves every queued message into `out`.
     pub fn drain_into(&self, out: &mut Vec<u8>) {
         let mut q = self.queue.lock();
         let mut n = 0;

@@ -333,6 +333,8 @@ impl Server {
         let obuf = c.get("client-output-buffer-limit");
         self.hot.obuf_normal.set(class_limits(obuf, "normal"));
         self.pubsub.set_limits(class_limits(obuf, "pubsub"));
+        self.tracking
+            .set_limits(class_limits(obuf, "normal"), class_limits(obuf, "pubsub"));
         self.repl.refresh_config(&c);
         self.clients
             .mem

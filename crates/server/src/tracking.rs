@@ -67,6 +67,9 @@ pub struct Tracking {
     count: AtomicU64,
     /// `tracking-table-max-keys` (0: no limit).
     pub max_keys: AtomicU64,
+    /// `client-output-buffer-limit`'s normal and pubsub classes: an invalidation counts
+    /// against its receiver's output like any reply.
+    limits: RwLock<[Limits; 2]>,
 }
 
 impl Default for Tracking {
@@ -79,6 +82,7 @@ impl Default for Tracking {
             trackers: RwLock::new(HashMap::new()),
             prefixes: RwLock::new(BTreeMap::new()),
             queues: RwLock::new(HashMap::new()),
+            limits: RwLock::new([Limits::default(); 2]),
             count: AtomicU64::new(0),
             max_keys: AtomicU64::new(1_000_000),
         }
@@ -322,6 +326,17 @@ impl Tracking {
         }
     }
 
+    /// The output limits invalidations are held to: the `normal` class's, and for a
+    /// receiver with subscriptions the `pubsub` class's (CONFIG SET, start-up).
+    pub fn set_limits(&self, normal: Limits, pubsub: Limits) {
+        *self.limits.write() = [normal, pubsub];
+    }
+
+    /// The limits of `q`'s class.
+    fn limits_for(&self, q: &Subscriber) -> Limits {
+        self.limits.read()[usize::from(q.is_subscribed())]
+    }
+
     /// Sends one invalidation to tracking client `id` (or its redirect target).
     fn send(&self, id: u64, t: &Tracker, keys: Option<&[&[u8]]>) {
         let null: &[u8] = if t.resp3 { b"_\r\n" } else { b"$-1\r\n" };
@@ -340,7 +355,7 @@ impl Tracking {
                         let mut m = b">2\r\n$21\r\ntracking-redir-broken\r\n:".to_vec();
                         m.extend_from_slice(itoa::Buffer::new().format(t.opts.redirect).as_bytes());
                         m.extend_from_slice(b"\r\n");
-                        own.push_frame(m.into(), &Limits::default());
+                        own.push_frame(m.into(), &self.limits_for(&own));
                     }
                 }
             }
@@ -351,9 +366,12 @@ impl Tracking {
             // RESP2 has no pushes: only a subscribed redirect target can receive them.
             return;
         }
-        // Invalidations count against the target's output buffer like any reply; Kiln's
-        // normal class has no limit by default, as Redis's.
-        q.push_frame(message(target_resp3, keys, null).into(), &Limits::default());
+        // Invalidations count against the target's output buffer like any reply (the
+        // normal class has no limit by default, as in Redis).
+        q.push_frame(
+            message(target_resp3, keys, null).into(),
+            &self.limits_for(&q),
+        );
     }
 
     /// INFO figures: tracking clients, keys, items, prefixes.

@@ -199,3 +199,39 @@ fn keys_that_expire_are_invalidated() {
         assert_eq!(read(&mut a), invalidate(&["t"]), "{name}");
     }
 }
+
+/// Invalidations count against the receiver's output limit like any reply: a tracking
+/// client that stops reading while its keys change is disconnected once what waits for it
+/// passes `client-output-buffer-limit normal` (the kernel's socket buffers take the first
+/// megabytes, hence the long keys).
+#[test]
+fn invalidations_count_against_the_output_limit() {
+    let limit = ["--client-output-buffer-limit", "normal 1mb 0 0"];
+    for (name, s) in servers(&limit) {
+        let mut a = resp3(&s);
+        let mut b = s.raw();
+        assert_eq!(a.cmd(&["CLIENT", "SETNAME", "reader"]), "+OK\r\n");
+        assert_eq!(a.cmd(&["CLIENT", "TRACKING", "ON"]), "+OK\r\n");
+        let pad = "x".repeat(2000);
+        let keys: Vec<String> = (0..8000).map(|i| format!("k:{i}:{pad}")).collect();
+        for chunk in keys.chunks(100) {
+            let mut mget = vec!["MGET"];
+            mget.extend(chunk.iter().map(String::as_str));
+            a.cmd(&mget);
+        }
+        // `a` reads no more; each SET below sends it a 2 KB invalidation.
+        for chunk in keys.chunks(100) {
+            for k in chunk {
+                b.send_cmd(&["SET", k, "v"]);
+            }
+            for _ in chunk {
+                assert_eq!(b.read_reply().unwrap(), b"+OK\r\n");
+            }
+        }
+        poll(&format!("{name}: the reader to be disconnected"), || {
+            support::client_line(&mut b, "reader")
+                .is_none()
+                .then_some(())
+        });
+    }
+}
