@@ -10,7 +10,10 @@
 //! or, for a RESP2 client redirecting to a subscribed connection, a message on
 //! `__redis__:invalidate`. Reads are recorded and changes are signalled while the key's
 //! shard is locked, so a change on another thread cannot slip between a read and its
-//! record. Depends on nothing else of the server but the message queues.
+//! record. BCAST invalidations are gathered while a command runs ([`Tracking::batch`]) and
+//! go out once it is over, one message per prefix with its keys in order, as Redis sends
+//! them once per event-loop turn. Depends on nothing else of the server but the message
+//! queues.
 
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
@@ -148,7 +151,73 @@ fn message(target_resp3: bool, keys: Option<&[&[u8]]>, null: &[u8]) -> Vec<u8> {
     m
 }
 
+/// BCAST invalidations gathered on this thread while a command runs: per prefix, each key
+/// with the client that changed it (None when several did, or the server did).
+#[derive(Default)]
+struct Gathered {
+    depth: u32,
+    keys: BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, Option<u64>>>,
+}
+
+thread_local! {
+    static GATHERED: std::cell::RefCell<Gathered> = std::cell::RefCell::default();
+}
+
+/// An open [`Tracking::batch`]: its BCAST invalidations go out when the outermost one ends.
+pub struct Batch<'a>(&'a Tracking);
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        let done = GATHERED.with(|g| {
+            let mut g = g.borrow_mut();
+            g.depth -= 1;
+            if g.depth == 0 {
+                std::mem::take(&mut g.keys)
+            } else {
+                BTreeMap::new()
+            }
+        });
+        if !done.is_empty() {
+            self.0.send_gathered(done);
+        }
+    }
+}
+
 impl Tracking {
+    /// Gathers the BCAST invalidations of what runs until the guard is dropped (a command,
+    /// with the transaction, script or served waiters it runs), to send each prefix's keys
+    /// in one message then. None when no client tracks.
+    pub fn batch(&self) -> Option<Batch<'_>> {
+        if !self.active() {
+            return None;
+        }
+        GATHERED.with(|g| g.borrow_mut().depth += 1);
+        Some(Batch(self))
+    }
+
+    /// Sends what a batch gathered: per prefix, to each of its clients, the keys in order
+    /// (without a NOLOOP client's own changes).
+    fn send_gathered(&self, gathered: BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, Option<u64>>>) {
+        let trackers = self.trackers.read();
+        let prefixes = self.prefixes.read();
+        for (pre, keys) in &gathered {
+            let Some(ids) = prefixes.get(pre) else {
+                continue;
+            };
+            for &id in ids {
+                let Some(t) = trackers.get(&id) else { continue };
+                let list: Vec<&[u8]> = keys
+                    .iter()
+                    .filter(|(_, w)| !(t.opts.noloop && **w == Some(id)))
+                    .map(|(k, _)| &k[..])
+                    .collect();
+                if !list.is_empty() {
+                    self.send(id, t, Some(&list));
+                }
+            }
+        }
+    }
+
     /// Whether any client tracks: when not, the write path does nothing more.
     #[inline]
     pub fn active(&self) -> bool {
@@ -299,6 +368,24 @@ impl Tracking {
         }
         for (pre, ids) in prefixes.iter() {
             if !key.starts_with(pre) {
+                continue;
+            }
+            let gathered = GATHERED.with(|g| {
+                let mut g = g.borrow_mut();
+                if g.depth == 0 {
+                    return false;
+                }
+                let keys = g.keys.entry(pre.clone()).or_default();
+                keys.entry(key.to_vec())
+                    .and_modify(|w| {
+                        if *w != writer {
+                            *w = None;
+                        }
+                    })
+                    .or_insert(writer);
+                true
+            });
+            if gathered {
                 continue;
             }
             for &id in ids {

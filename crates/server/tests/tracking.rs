@@ -167,6 +167,45 @@ fn bcast_clients_hear_of_every_change_under_their_prefixes() {
     }
 }
 
+/// A command's changes under one prefix reach a BCAST client in one message, keys in
+/// order (Redis sends them once per event-loop turn); a NOLOOP client hears only of the
+/// others' changes.
+#[test]
+fn bcast_changes_of_one_command_come_in_one_message_per_prefix() {
+    for (name, s) in servers(&[]) {
+        let mut a = resp3(&s);
+        let mut b = s.raw();
+        assert_eq!(
+            a.cmd(&["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "k", "PREFIX", "j"]),
+            "+OK\r\n"
+        );
+        assert_eq!(
+            b.cmd(&["MSET", "k2", "v", "x", "v", "k1", "v", "j9", "v"]),
+            "+OK\r\n"
+        );
+        let mut got = [read(&mut a), read(&mut a)];
+        got.sort();
+        assert_eq!(
+            got,
+            [invalidate(&["j9"]), invalidate(&["k1", "k2"])],
+            "{name}"
+        );
+        assert_eq!(b.cmd(&["DEL", "k2", "k1", "k3"]), ":2\r\n");
+        assert_eq!(read(&mut a), invalidate(&["k1", "k2"]), "{name}");
+        // NOLOOP: its own changes are left out of the same message.
+        let mut n = resp3(&s);
+        assert_eq!(
+            n.cmd(&["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "k", "NOLOOP"]),
+            "+OK\r\n"
+        );
+        assert_eq!(n.cmd(&["MSET", "k5", "v", "k4", "v"]), "+OK\r\n");
+        assert_eq!(read(&mut a), invalidate(&["k4", "k5"]), "{name}");
+        assert_eq!(b.cmd(&["SET", "k6", "v"]), "+OK\r\n");
+        assert_eq!(read(&mut n), invalidate(&["k6"]), "{name}");
+        assert_eq!(read(&mut a), invalidate(&["k6"]), "{name}");
+    }
+}
+
 #[test]
 fn optin_tracks_only_reads_after_client_caching_yes() {
     for (name, s) in servers(&[]) {

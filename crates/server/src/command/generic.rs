@@ -225,9 +225,15 @@ fn del_generic(cx: &mut Ctx, args: &[&[u8]], unlink: bool) -> CmdResult {
     let mut n = 0;
     // Read only when a big value shows up: DEL of small keys never takes the config lock.
     let mut lazy = unlink.then_some(true);
-    for key in &args[1..] {
+    for (i, key) in args.iter().enumerate().skip(1) {
         let (sh, h) = cx.shard(key)?;
-        if sh.contains(h, key, now) {
+        if !sh.contains(h, key, now) {
+            // Nothing changed there: its WATCHes and trackers hear nothing (Redis signals
+            // only the keys it deleted).
+            cx.keep_watches(i);
+            continue;
+        }
+        {
             if let Some(e) = sh.remove(h, key) {
                 if free_effort(&e) > LAZYFREE_THRESHOLD
                     && *lazy.get_or_insert_with(|| {

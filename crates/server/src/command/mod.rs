@@ -1051,7 +1051,10 @@ pub fn dispatch(cx: &mut Ctx, args: &[&[u8]]) {
     cx.client.reply_skip = std::mem::take(&mut cx.client.reply_skip_next);
     let mark = cx.out.buf.len();
     cx.pushes_only = false;
+    let server = cx.server;
+    let bcast = server.tracking.batch();
     execute(cx, args);
+    drop(bcast);
     if cx.client.asking && cx.client.multi.is_none() && !args[0].eq_ignore_ascii_case(b"asking") {
         // ASKING lets one command (or one transaction) through.
         cx.client.asking = false;
