@@ -1196,6 +1196,7 @@ async fn connection(server: Arc<Server>, mut stream: Conn, peer: String, laddr: 
         // kill or a disconnect. Requests sent meanwhile stay buffered until it is over.
         while let Some(blocked) = client.blocked.take() {
             let w = blocked.waiter;
+            let mut close_after = false;
             let state = loop {
                 let timeout = async {
                     match blocked.deadline {
@@ -1241,6 +1242,10 @@ async fn connection(server: Arc<Server>, mut stream: Conn, peer: String, laddr: 
                     out.buf.extend(reply);
                 }
                 WaitState::Unblocked(reply) => out.buf.extend(reply),
+                WaitState::Closing(reply) => {
+                    out.buf.extend(reply);
+                    close_after = true;
+                }
                 WaitState::TimedOut => out
                     .buf
                     .extend_from_slice(blocking::timeout_reply(client.resp3)),
@@ -1259,7 +1264,7 @@ async fn connection(server: Arc<Server>, mut stream: Conn, peer: String, laddr: 
                 messages: None,
                 all: true,
             };
-            if !out.flush(&server, &mut stream, stats, &handle, how).await {
+            if !out.flush(&server, &mut stream, stats, &handle, how).await || close_after {
                 break 'conn;
             }
             need_read = false;

@@ -547,11 +547,17 @@ fn fail_over(primary: &TestServer, replica: &TestServer, to: bool, round: usize)
     let (mut p, mut r) = (primary.client(), replica.client());
     write_load(&mut p, round);
     wait_same_digest(&mut p, &mut r);
-    // A client blocked on a key is answered as the primary turns into a replica.
+    // A client blocked on a key, and one in WAIT, are answered as the primary turns into a
+    // replica, and their connections close (Redis's disconnectAllBlockedClients).
     let mut blocked = primary.raw();
     blocked.send_cmd(&["BLPOP", "failover-nolist", "0"]);
     wait_for("the client to block", || {
         info_field(&mut p, "clients", "blocked_clients") == "1"
+    });
+    let mut waiting = primary.raw();
+    waiting.send_cmd(&["WAIT", "5", "0"]);
+    wait_for("WAIT to count as blocked", || {
+        info_field(&mut p, "clients", "blocked_clients") == "2"
     });
     let port = replica.port.to_string();
     let mut args = vec!["FAILOVER"];
@@ -560,10 +566,13 @@ fn fail_over(primary: &TestServer, replica: &TestServer, to: bool, round: usize)
     }
     assert_eq!(primary.raw().cmd(&args), "+OK\r\n");
     wait_swapped(&mut r, &mut p);
-    assert_eq!(
-        String::from_utf8(blocked.read_reply().unwrap()).unwrap(),
-        "-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n"
-    );
+    for c in [&mut blocked, &mut waiting] {
+        assert_eq!(
+            String::from_utf8(c.read_reply().unwrap()).unwrap(),
+            "-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n"
+        );
+        assert!(c.read_reply().is_none(), "the connection stays open");
+    }
     wait_same_digest(&mut r, &mut p);
     write_load(&mut r, round + 1);
     wait_same_digest(&mut r, &mut p);

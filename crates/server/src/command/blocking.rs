@@ -51,6 +51,9 @@ pub enum WaitState {
     TimedOut,
     /// CLIENT UNBLOCK: the reply to send.
     Unblocked(Vec<u8>),
+    /// The server became a replica: the reply to send, then the connection closes
+    /// (Redis's `disconnectAllBlockedClients`).
+    Closing(Vec<u8>),
 }
 
 /// Every blocked client by waiter id, and the ids to hand out.

@@ -82,6 +82,8 @@ pub struct Repl {
     good: AtomicU64,
     /// Woken when a replica acknowledges an offset (WAIT).
     pub acks: tokio::sync::Notify,
+    /// Clients in WAIT now (INFO `blocked_clients` counts them, as Redis does).
+    pub waiting: AtomicU64,
     /// Held by the replica link while it applies one command of its primary's stream and
     /// appends it to its own backlog; a snapshot point on a replica takes it first, so the
     /// offset it records matches the data exactly.
@@ -318,6 +320,7 @@ impl Repl {
             min_max_lag: AtomicU64::new(10),
             good: AtomicU64::new(0),
             acks: tokio::sync::Notify::new(),
+            waiting: AtomicU64::new(0),
             apply_lock: Mutex::new(()),
             generation: AtomicU64::new(0),
             failover_lock: Mutex::new(()),
@@ -842,15 +845,17 @@ fn update_failover(server: &Arc<Server>) {
     }
 }
 
-/// Answers every client blocked on keys with Redis's error for a role change (Redis's
-/// `disconnectAllBlockedClients`, which also closes their connections after the reply).
+/// Answers every client blocked on keys, and every client in WAIT, with Redis's error for
+/// a role change, then closes their connections (Redis's `disconnectAllBlockedClients`).
 fn unblock_all(server: &Server) {
     let waiters: Vec<_> = server.blocked.by_id.lock().values().cloned().collect();
     for w in waiters {
-        w.finish(crate::command::blocking::WaitState::Unblocked(
+        w.finish(crate::command::blocking::WaitState::Closing(
             crate::error::UNBLOCKED_ROLE_CHANGE.as_bytes().to_vec(),
         ));
     }
+    // WAITs look at the role when woken (`primary::wait`).
+    server.repl.acks.notify_waiters();
 }
 
 /// Closes the registered primary link client(s) (CLIENT LIST shows it as `flags=M`).

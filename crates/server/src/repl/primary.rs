@@ -76,10 +76,28 @@ async fn wait(
     rbuf: &mut Vec<u8>,
 ) -> bool {
     let repl = &server.repl;
+    // Blocked while it waits: INFO `blocked_clients` and CLIENT LIST's `b` flag show it,
+    // on every way out.
+    struct Blocked<'a>(&'a Server, &'a ClientHandle);
+    impl Drop for Blocked<'_> {
+        fn drop(&mut self) {
+            self.0.repl.waiting.fetch_sub(1, Relaxed);
+            crate::command::client::set_flag(&mut self.1.info.lock().flags, 'b', false);
+        }
+    }
+    repl.waiting.fetch_add(1, Relaxed);
+    crate::command::client::set_flag(&mut handle.info.lock().flags, 'b', true);
+    let _blocked = Blocked(server, handle);
     loop {
         let notified = repl.acks.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
+        if repl.is_replica() {
+            // The server became a replica: WAIT is answered as a blocked client is, and
+            // the connection closes (Redis's `disconnectAllBlockedClients`).
+            let _ = send(stream, crate::error::UNBLOCKED_ROLE_CHANGE.as_bytes()).await;
+            return false;
+        }
         let n = repl.count_acks(offset);
         let timed_out = deadline.is_some_and(|d| crate::clock::instant() >= d);
         if n >= replicas || timed_out {

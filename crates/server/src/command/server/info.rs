@@ -254,7 +254,8 @@ fn info_clients(cx: &mut Ctx, s: &mut String) {
         .values()
         .filter(|w| *w.state.lock() == crate::command::blocking::WaitState::Waiting)
         .count()
-        + server.pause.waiting.load(Relaxed) as usize;
+        + server.pause.waiting.load(Relaxed) as usize
+        + server.repl.waiting.load(Relaxed) as usize;
     field!(s, "blocked_clients", "{}", blocked);
     field!(s, "tracking_clients", "{}", server.tracking.figures().0);
     field!(s, "clients_in_timeout_table", "{}", blocked);
