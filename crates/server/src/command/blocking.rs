@@ -319,19 +319,25 @@ fn error_reply(text: &str, resp3: bool) -> Vec<u8> {
     out
 }
 
-/// Answers the XREADGROUP waiters of keys that became ready in `sh` outside any command
-/// (active expiry deleted them): the only change such a key can have seen is its deletion,
-/// so nothing else is served here.
+/// Answers the waiters of keys that became ready in `sh` outside any command (active expiry
+/// or eviction deleted them): XREADGROUP waiters whose stream or group is gone get their
+/// error. A readiness is never dropped unexamined: a waiter whose key holds data of its type
+/// (made ready by a command that did not serve it) is sent to run its command again.
 pub fn answer_deleted(server: &Server, sh: &mut crate::storage::Shard, now: u64) {
     for (_, key) in sh.take_ready() {
         let h = server.keyspace.hash(&key);
         for wid in sh.waiter_ids(&key) {
             let waiter = server.blocked.by_id.lock().get(&wid).cloned();
             let Some(w) = waiter else { continue };
-            if let Verdict::Answer(text) = verdict(&w, sh, h, &key, now) {
-                if w.finish(WaitState::Served(error_reply(text, w.resp3))) {
-                    sh.remove_waiter(&key, wid);
-                }
+            let done = match verdict(&w, sh, h, &key, now) {
+                Verdict::Answer(text) => w.finish(WaitState::Served(error_reply(text, w.resp3))),
+                // Its key holds data of its type: no command here to serve it from, so it
+                // runs its own command again rather than lose this readiness.
+                Verdict::Run => w.finish(WaitState::Retry),
+                Verdict::Wait => false,
+            };
+            if done {
+                sh.remove_waiter(&key, wid);
             }
         }
     }
