@@ -1028,6 +1028,7 @@ impl Engine {
                 _ => {}
             }
         }
+        let lost = st.take_lost_slots();
         drop(st);
         // With the state released: a handover stamped in the header now.
         let fix_paused = effects
@@ -1039,7 +1040,7 @@ impl Engine {
             }
         }
         self.flush(out);
-        crate::command::cluster::end_lost_channels(&server, cluster);
+        crate::command::cluster::end_channels_of(&server, &lost);
         self.apply(effects);
     }
 
@@ -1518,9 +1519,10 @@ impl Engine {
         st.update_state(now, s.require_full_coverage.load(Relaxed), nt);
         st.links = self.link_views(&st);
         let save = st.save_pending;
+        let lost = st.take_lost_slots();
         drop(st);
         redirect_blocked(&server, cluster);
-        crate::command::cluster::end_lost_channels(&server, cluster);
+        crate::command::cluster::end_channels_of(&server, &lost);
         self.flush(out);
         self.apply(effects);
         if save {

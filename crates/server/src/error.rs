@@ -113,6 +113,24 @@ pub const NO_SHUTDOWN_IN_PROGRESS: &str = "ERR No shutdown in progress.";
 pub const NO_CONFIG_FILE: &str = "ERR The server is running without a config file";
 /// DEBUG while `enable-debug-command` does not allow it for this connection.
 pub const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
+/// DEBUG LISTPACK / QUICKLIST / SDSLEN / HTSTATS-KEY on a value of another encoding.
+pub const DEBUG_NOT_LISTPACK: &str = "ERR Not a listpack encoded object.";
+pub const DEBUG_NOT_QUICKLIST: &str = "ERR Not a quicklist encoded object.";
+pub const DEBUG_NOT_SDS: &str = "ERR Not an sds encoded string.";
+pub const DEBUG_NOT_HASH_TABLE: &str =
+    "ERR The value stored at the specified key is not represented using an hash table";
+/// DEBUG HTSTATS of a database that does not exist.
+pub const DEBUG_DB_OUT_OF_RANGE: &str = "ERR Out of range database";
+/// DEBUG CLIENT-EVICTION while `maxmemory-clients` is 0.
+pub const DEBUG_NO_CLIENT_EVICTION: &str = "ERR maxmemory-clients is disabled.";
+/// DEBUG LOADAOF: inside MULTI (Kiln's), with no complete AOF to load (where Redis
+/// exits), when the writer does not catch up (Kiln's), and a file that does not load.
+pub const DEBUG_LOADAOF_IN_MULTI: &str = "ERR DEBUG LOADAOF can't run inside a transaction";
+pub const DEBUG_LOADAOF_NOT_ON: &str =
+    "ERR DEBUG LOADAOF needs the AOF on and its base written (appendonly yes)";
+pub const DEBUG_LOADAOF_BUSY: &str =
+    "ERR DEBUG LOADAOF: the AOF writer did not catch up, try again";
+pub const DEBUG_LOADAOF_FAILED: &str = "ERR Error trying to load the AOF files, check server logs.";
 /// HINCRBY on a field whose value is not an integer.
 pub const HASH_NOT_INTEGER: &str = "ERR hash value is not an integer";
 /// HINCRBYFLOAT on a field whose value is not a float.

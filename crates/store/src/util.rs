@@ -287,6 +287,17 @@ pub fn upper(s: &[u8]) -> String {
     String::from_utf8_lossy(s).to_ascii_uppercase()
 }
 
+/// Buckets of a hashbrown table (DEBUG HTSTATS): what its capacity implies, as hashbrown
+/// keeps 1/8 of a table of 8 buckets or more free, and one bucket of a smaller one. 0 for a
+/// table that never allocated.
+pub fn table_buckets<T>(t: &hashbrown::HashTable<T>) -> usize {
+    match t.capacity() {
+        0 => 0,
+        c if c < 7 => c + 1,
+        c => c / 7 * 8,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,22 +377,6 @@ mod tests {
         let s = [b'a'; 60];
         assert!(!glob_match(b"*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", &s, false));
     }
-}
-
-/// Buckets of a hashbrown table (DEBUG HTSTATS): what its capacity implies, as hashbrown
-/// keeps 1/8 of a table of 8 buckets or more free, and one bucket of a smaller one. 0 for a
-/// table that never allocated.
-pub fn table_buckets<T>(t: &hashbrown::HashTable<T>) -> usize {
-    match t.capacity() {
-        0 => 0,
-        c if c < 7 => c + 1,
-        c => c / 7 * 8,
-    }
-}
-
-#[cfg(test)]
-mod table_tests {
-    use super::table_buckets;
 
     #[test]
     fn table_buckets_are_the_powers_of_two_hashbrown_allocates() {

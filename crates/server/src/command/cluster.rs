@@ -480,10 +480,23 @@ fn changed(cluster: &cl::Cluster, st: &mut State) {
     st.save_pending = true;
 }
 
-/// Ends the subscriptions to shard channels of the slots that left this node's shard (see
-/// `State::take_lost_slots`): called with the state unlocked once it changed.
-pub fn end_lost_channels(server: &crate::server::Server, cluster: &cl::Cluster) {
-    let slots = cluster.state.write().take_lost_slots();
+/// [`changed`], then the state unlocked, then the end of the subscriptions to the shard
+/// channels of the slots that left this node's shard: what every CLUSTER command that
+/// changes the state ends with.
+fn commit(
+    server: &crate::server::Server,
+    cluster: &cl::Cluster,
+    mut st: parking_lot::RwLockWriteGuard<'_, State>,
+) {
+    changed(cluster, &mut st);
+    let lost = st.take_lost_slots();
+    drop(st);
+    end_channels_of(server, &lost);
+}
+
+/// Ends the subscriptions to the shard channels of `slots` (sorted: what
+/// `State::take_lost_slots` gives), with the cluster state unlocked.
+pub fn end_channels_of(server: &crate::server::Server, slots: &[u16]) {
     if !slots.is_empty() {
         server
             .pubsub
@@ -568,9 +581,7 @@ fn add_or_del(cx: &mut Ctx, c: &cl::Cluster, slots: &[usize], add: bool) -> CmdR
             st.unassign(s);
         }
     }
-    changed(c, &mut st);
-    drop(st);
-    end_lost_channels(cx.server, c);
+    commit(cx.server, c, st);
     cx.out.ok();
     Ok(())
 }
@@ -580,7 +591,7 @@ fn bumpepoch(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
     let mut st = c.state.write();
     let bumped = st.bump_epoch();
     let epoch = st.me().config_epoch;
-    changed(c, &mut st);
+    commit(cx.server, c, st);
     cx.out.simple(&format!(
         "{} {epoch}",
         if bumped { "BUMPED" } else { "STILL" }
@@ -953,9 +964,7 @@ fn forget(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     // Gossip may not re-add it for a minute.
     st.blacklist.insert(name, now() + 60_000);
     st.remove_node(&name);
-    changed(c, &mut st);
-    drop(st);
-    end_lost_channels(cx.server, c);
+    commit(cx.server, c, st);
     cx.out.ok();
     Ok(())
 }
@@ -1040,9 +1049,7 @@ fn setslot(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         }
         _ => return Err(bad()),
     }
-    changed(c, &mut st);
-    drop(st);
-    end_lost_channels(cx.server, c);
+    commit(cx.server, c, st);
     cx.out.ok();
     Ok(())
 }
@@ -1068,9 +1075,7 @@ fn set_config_epoch(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
     if st.current_epoch < epoch as u64 {
         st.current_epoch = epoch as u64;
     }
-    changed(c, &mut st);
-    drop(st);
-    end_lost_channels(cx.server, c);
+    commit(cx.server, c, st);
     cx.out.ok();
     Ok(())
 }
@@ -1115,9 +1120,7 @@ fn flushslots(cx: &mut Ctx, _args: &[&[u8]]) -> CmdResult {
             st.unassign(s);
         }
     }
-    changed(c, &mut st);
-    drop(st);
-    end_lost_channels(cx.server, c);
+    commit(cx.server, c, st);
     cx.out.ok();
     Ok(())
 }
@@ -1157,12 +1160,9 @@ fn replicate(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
             "To set a master the node must be empty and without assigned slots.",
         ));
     }
-    {
-        let mut st = c.state.write();
-        set_primary(&mut st, name);
-        changed(c, &mut st);
-    }
-    end_lost_channels(cx.server, c);
+    let mut st = c.state.write();
+    set_primary(&mut st, name);
+    commit(cx.server, c, st);
     super::replication::follow_from_cluster(cx, &ip, port);
     cx.out.ok();
     Ok(())
@@ -1228,9 +1228,7 @@ fn reset(cx: &mut Ctx, args: &[&[u8]]) -> CmdResult {
         st.nodes.insert(new, node);
         st.myself = new;
     }
-    changed(c, &mut st);
-    drop(st);
-    end_lost_channels(cx.server, c);
+    commit(cx.server, c, st);
     cx.out.ok();
     Ok(())
 }

@@ -235,14 +235,17 @@ pub(super) fn flush_queued(cx: &mut Ctx) {
 /// come first. Called by the connection before it runs commands and when its subscriber is
 /// woken; a channel the client unsubscribed meanwhile is not announced twice.
 pub fn apply_revocations(c: &mut Client, out: &mut Vec<u8>) {
-    let Some(s) = c.subscriber.clone() else {
-        return;
+    // One load per batch for a client with a message queue; nothing for one without.
+    let lost = match &c.subscriber {
+        Some(s) => s.take_revoked(),
+        None => return,
     };
-    let lost = s.take_revoked();
     if lost.is_empty() {
         return;
     }
-    s.drain_into(out);
+    if let Some(s) = &c.subscriber {
+        s.drain_into(out);
+    }
     let mut o = crate::reply::Out::new(out, c.resp3);
     let mut any = false;
     for ch in lost {

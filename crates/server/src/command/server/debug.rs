@@ -214,9 +214,7 @@ fn debug_reload(cx: &mut Ctx, opts: &[&[u8]]) -> CmdResult {
 /// Inside MULTI/EXEC, which holds every shard, it is refused.
 fn debug_loadaof(cx: &mut Ctx) -> CmdResult {
     if cx.mode != crate::command::Mode::Direct {
-        return Err(CommandError::err(
-            "DEBUG LOADAOF can't run inside a transaction",
-        ));
+        return Err(E(crate::error::DEBUG_LOADAOF_IN_MULTI));
     }
     let server = cx.server.arc();
     let reloaded = crate::aof::reload(&server, || {
@@ -228,17 +226,11 @@ fn debug_loadaof(cx: &mut Ctx) -> CmdResult {
             cx.out.ok();
             Ok(())
         }
-        Err(crate::aof::ReloadError::NotOn) => Err(CommandError::err(
-            "DEBUG LOADAOF needs the AOF on and its base written (appendonly yes)",
-        )),
-        Err(crate::aof::ReloadError::Busy) => Err(CommandError::err(
-            "DEBUG LOADAOF: the AOF writer did not catch up, try again",
-        )),
+        Err(crate::aof::ReloadError::NotOn) => Err(E(crate::error::DEBUG_LOADAOF_NOT_ON)),
+        Err(crate::aof::ReloadError::Busy) => Err(E(crate::error::DEBUG_LOADAOF_BUSY)),
         Err(crate::aof::ReloadError::Load(e)) => {
             tracing::warn!("DEBUG LOADAOF failed: {e}");
-            Err(CommandError::err(
-                "Error trying to load the AOF files, check server logs.",
-            ))
+            Err(E(crate::error::DEBUG_LOADAOF_FAILED))
         }
     }
 }

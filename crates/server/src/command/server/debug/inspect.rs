@@ -8,7 +8,10 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::atoi;
 use crate::command::Ctx;
-use crate::error::{CmdResult, CommandError, E, NOT_INTEGER, NO_SUCH_KEY};
+use crate::error::{
+    CmdResult, DEBUG_DB_OUT_OF_RANGE, DEBUG_NOT_HASH_TABLE, DEBUG_NOT_LISTPACK,
+    DEBUG_NOT_QUICKLIST, DEBUG_NOT_SDS, DEBUG_NO_CLIENT_EVICTION, E, NOT_INTEGER, NO_SUCH_KEY,
+};
 use crate::storage::entry::{Entry, ValueRef};
 use crate::storage::value::Value;
 use crate::storage::SHARDS;
@@ -43,7 +46,7 @@ pub(super) fn debug_listpack(cx: &mut Ctx, key: &[u8]) -> CmdResult {
                 );
             }
         }
-        _ => return Err(CommandError::err("Not a listpack encoded object.")),
+        _ => return Err(E(DEBUG_NOT_LISTPACK)),
     }
     dump.push_str("{end}\n");
     print_stdout(&dump);
@@ -59,7 +62,7 @@ pub(super) fn debug_quicklist(cx: &mut Ctx, key: &[u8], level: Option<&[u8]>) ->
     let (sh, h, out) = cx.shard_out(key)?;
     let e = sh.peek(h, key).ok_or(E(NO_SUCH_KEY))?;
     let ValueRef::Other(Value::List(l)) = e.value() else {
-        return Err(CommandError::err("Not a quicklist encoded object."));
+        return Err(E(DEBUG_NOT_QUICKLIST));
     };
     let chunks = l.chunk_shapes();
     let mut dump = format!(
@@ -107,7 +110,7 @@ fn print_stdout(text: &str) {
 pub(super) fn debug_sdslen(cx: &mut Ctx, key: &[u8]) -> CmdResult {
     let (sh, h, out) = cx.shard_out(key)?;
     let e = sh.peek(h, key).ok_or(E(NO_SUCH_KEY))?;
-    let not_sds = || CommandError::err("Not an sds encoded string.");
+    let not_sds = || E(DEBUG_NOT_SDS);
     let enc = e.encoding();
     if enc != "embstr" && enc != "raw" {
         return Err(not_sds());
@@ -162,7 +165,7 @@ pub(super) fn debug_htstats(cx: &mut Ctx, dbid: &[u8]) -> CmdResult {
     let db = usize::try_from(db)
         .ok()
         .filter(|&d| d < cx.server.keyspace.dbs.len())
-        .ok_or_else(|| CommandError::err("Out of range database"))?;
+        .ok_or(E(DEBUG_DB_OUT_OF_RANGE))?;
     let mut sums = [(0, 0); 2];
     for idx in 0..SHARDS {
         let st = cx.shard_at(db, idx)?.table_stats();
@@ -191,9 +194,7 @@ pub(super) fn debug_htstats_key(cx: &mut Ctx, key: &[u8]) -> CmdResult {
         _ => None,
     };
     let Some((buckets, elements)) = stats else {
-        return Err(CommandError::err(
-            "The value stored at the specified key is not represented using an hash table",
-        ));
+        return Err(E(DEBUG_NOT_HASH_TABLE));
     };
     let mut s = String::new();
     table_stats(&mut s, buckets, elements);
@@ -218,7 +219,7 @@ fn bucket_of(mem: u64) -> usize {
 /// same per-client figures eviction compares. O(clients).
 pub(super) fn debug_client_eviction(cx: &mut Ctx) -> CmdResult {
     if cx.server.clients.mem.limit() == 0 {
-        return Err(CommandError::err("maxmemory-clients is disabled."));
+        return Err(E(DEBUG_NO_CLIENT_EVICTION));
     }
     let mut buckets = [(0u64, 0u64); BUCKETS];
     for h in cx.server.clients.lock().values() {
